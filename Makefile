@@ -1,0 +1,46 @@
+# callqa — `make demo` runs the main job, `make test` runs the tests. Both create .venv when it is missing.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CALLQA := $(VENV)/bin/callqa
+# The CPU build of torch; installed before the project so nothing pulls a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+SHARED ?= ../shared
+DEMO   ?= runs/demo
+
+.PHONY: install test demo lint sample stc3 clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e ".[train,serve,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check callqa training serving tests datasets
+
+# Rewrite the committed sample set from its seeded generator.
+sample: install
+	$(PY) datasets/make_sample.py
+	$(CALLQA) data json-schema -o datasets/call.schema.json
+
+# The shared STC-3 data in the project format, split 80/20 by call id (validation/test halves of the 20%).
+data/stc3.jsonl: install
+	$(CALLQA) data import-stc3 $(SHARED)/data/stc3/train_cn.json -o $@
+	$(CALLQA) data validate $@ --schema stc3
+	$(CALLQA) data stats $@ --tokenizer $(SHARED)/models/multilingual-e5-small-zh --prefix "query: "
+
+stc3: data/stc3.jsonl
+	$(CALLQA) data split data/stc3.jsonl -o data/stc3 --ratios 0.8,0.1,0.1 --seed 13 --stratify A
+
+demo: install
+	$(CALLQA) data validate datasets/sample/calls.jsonl --schema callcenter
+	$(CALLQA) data stats datasets/sample/calls.jsonl
+	$(CALLQA) data split datasets/sample/calls.jsonl -o data/sample --seed 0 --stratify attitude --group-by-agent
+
+clean:
+	rm -rf data/sample runs bundles .pytest_cache

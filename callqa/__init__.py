@@ -1,0 +1,21 @@
+"""callqa core: the call format, label schemas, rendering calls into model input, redaction. Torch-free."""
+
+from callqa.calls import Call, Turn, Votes
+from callqa.render import CallEncoder, EncodedCall, RenderSpec, aggregate_windows, render_call
+from callqa.schema import Head, LabelSchema, load_schema
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Call",
+    "CallEncoder",
+    "EncodedCall",
+    "Head",
+    "LabelSchema",
+    "RenderSpec",
+    "Turn",
+    "Votes",
+    "aggregate_windows",
+    "load_schema",
+    "render_call",
+]

@@ -1,0 +1,201 @@
+"""Label schemas: which heads a model has, of which kind, with which classes.
+
+A schema is data (``configs/schemas/*.yaml``), not code: a new label dimension is a YAML edit plus retraining.
+Class ids are kept as strings everywhere (YAML ``1`` and JSON ``"1"`` name the same level), in the order the
+YAML lists them; for ordinal heads that order is the scale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from callqa.calls import Label, Votes
+
+HeadKind = Literal["ordinal", "multiclass", "multilabel"]
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "configs" / "schemas"
+
+
+class SchemaError(ValueError):
+    """A schema file that cannot be used; the message names the file and the field."""
+
+
+class LabelError(ValueError):
+    """A call's label that does not fit its head (unknown class, wrong shape)."""
+
+
+class Head(BaseModel):
+    """One prediction head: a label dimension and its classes (id → Chinese display name)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    kind: HeadKind
+    display: str = Field(description="Chinese display name shown to reviewers, e.g. 服务态度")
+    classes: dict[str, str] = Field(description="class id → display name, in order (the scale, for ordinal heads)")
+    description: str = ""
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _ids_as_strings(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {str(k): ("" if v is None else str(v)) for k, v in value.items()}
+        if isinstance(value, list):  # a bare list of ids: display name = id
+            return {str(k): str(k) for k in value}
+        return value
+
+    @model_validator(mode="after")
+    def _enough_classes(self) -> Head:
+        minimum = 1 if self.kind == "multilabel" else 2
+        if len(self.classes) < minimum:
+            raise ValueError(f"a {self.kind} head needs at least {minimum} classes, got {len(self.classes)}")
+        return self
+
+    @property
+    def class_ids(self) -> list[str]:
+        return list(self.classes)
+
+    @property
+    def size(self) -> int:
+        return len(self.classes)
+
+    @property
+    def values(self) -> np.ndarray:
+        """Numeric value of each ordinal level: the ids themselves where they are numbers (1..5, −2..2), else 0..L−1."""
+        try:
+            return np.array([float(c) for c in self.classes], dtype=np.float64)
+        except ValueError:
+            return np.arange(self.size, dtype=np.float64)
+
+    def index(self, class_id: object) -> int:
+        key = str(class_id)
+        try:
+            return self.class_ids.index(key)
+        except ValueError:
+            raise LabelError(f"{key!r} is not a class of head {self.name!r} (classes: {', '.join(self.class_ids)})") from None
+
+    def target(self, label: Label | None) -> np.ndarray | None:
+        """The training target for a label: a distribution (ordinal/multiclass) or a 0/1 vector (multilabel).
+
+        One value → one-hot; annotator votes → the normalised vote distribution; missing → None (the loss masks it).
+        """
+        if label is None:
+            return None
+        out = np.zeros(self.size, dtype=np.float32)
+        if self.kind == "multilabel":
+            if isinstance(label, Votes):
+                raise LabelError(f"head {self.name!r} is multilabel: give a list of classes, not votes")
+            if not isinstance(label, list):
+                raise LabelError(f"head {self.name!r} is multilabel: give a list of classes, got {label!r}")
+            for class_id in label:
+                out[self.index(class_id)] = 1.0
+            return out
+        if isinstance(label, list):
+            raise LabelError(f"head {self.name!r} is {self.kind}: give one class or votes, not a list")
+        if isinstance(label, Votes):
+            for class_id, count in label.votes.items():
+                out[self.index(class_id)] += count
+            return out / out.sum()
+        out[self.index(label)] = 1.0
+        return out
+
+
+class LabelSchema(BaseModel):
+    """The heads a model predicts. Travels inside the model bundle so serving and the UI render exactly these."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    heads: tuple[Head, ...]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _heads_from_mapping(cls, data: object) -> object:
+        # YAML writes heads as a mapping name → spec; JSON round-trips write them as a list.
+        if isinstance(data, dict) and isinstance(data.get("heads"), dict):
+            data = dict(data)
+            data["heads"] = [
+                {"name": name, **(spec or {})} if isinstance(spec, dict) or spec is None else spec
+                for name, spec in data["heads"].items()
+            ]
+        return data
+
+    @model_validator(mode="after")
+    def _unique_heads(self) -> LabelSchema:
+        names = [h.name for h in self.heads]
+        if not names:
+            raise ValueError("a schema needs at least one head")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate head names: {', '.join(dupes)}")
+        return self
+
+    def __getitem__(self, name: str) -> Head:
+        for head in self.heads:
+            if head.name == name:
+                return head
+        raise KeyError(f"schema {self.name!r} has no head {name!r} (heads: {', '.join(self.head_names)})")
+
+    @property
+    def head_names(self) -> list[str]:
+        return [h.name for h in self.heads]
+
+    def check_labels(self, labels: dict[str, Label | None]) -> list[tuple[str, str]]:
+        """(field, message) for every label that does not fit this schema; empty when all fit."""
+        problems: list[tuple[str, str]] = []
+        for name, label in labels.items():
+            if name not in self.head_names:
+                problems.append((f"labels.{name}", f"unknown head (schema {self.name!r} has {', '.join(self.head_names)})"))
+                continue
+            try:
+                self[name].target(label)
+            except LabelError as err:
+                problems.append((f"labels.{name}", str(err)))
+        return problems
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> LabelSchema:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SchemaError(f"{path}: no such schema file") from None
+        except yaml.YAMLError as err:
+            raise SchemaError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise SchemaError(f"{path}: a schema is a mapping with 'name' and 'heads', got {type(data).__name__}")
+        data.setdefault("name", path.stem)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise SchemaError(f"{path}: {_describe(err, data)}") from None
+
+
+def _describe(err: ValidationError, data: dict) -> str:
+    """Pydantic's error locations name list positions; say the head name instead (heads.empathy.kind)."""
+    names = list(data["heads"]) if isinstance(data.get("heads"), dict) else []
+    lines = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"]]
+        if len(loc) >= 2 and loc[0] == "heads" and loc[1].isdigit() and int(loc[1]) < len(names):
+            loc[1] = names[int(loc[1])]
+        lines.append(f"{'.'.join(loc) or '(top level)'}: {e['msg']}")
+    return "; ".join(lines)
+
+
+def load_schema(name_or_path: str | Path) -> LabelSchema:
+    """A schema by file path, or by the name of one shipped in configs/schemas (``callcenter``, ``stc3``)."""
+    path = Path(name_or_path)
+    if path.suffix in {".yaml", ".yml"} or path.exists():
+        return LabelSchema.from_yaml(path)
+    shipped = SCHEMA_DIR / f"{name_or_path}.yaml"
+    if shipped.exists():
+        return LabelSchema.from_yaml(shipped)
+    known = ", ".join(sorted(p.stem for p in SCHEMA_DIR.glob("*.yaml")))
+    raise SchemaError(f"no schema {str(name_or_path)!r}: not a file, and not a shipped schema ({known})")

@@ -1,0 +1,1 @@
+"""callqa.serving: the BentoML scoring service on onnxruntime, the review store and UI. Never imports torch."""

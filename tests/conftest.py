@@ -1,0 +1,52 @@
+"""Shared fixtures: the repo's sample data, a tiny tokenizer built here, and ../shared where it exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "datasets" / "sample" / "calls.jsonl"
+SHARED = REPO.parent / "shared"
+SHARED_ENCODER = SHARED / "models" / "multilingual-e5-small-zh"
+SHARED_STC3 = SHARED / "data" / "stc3" / "train_cn.json"
+
+
+def need(path: Path) -> Path:
+    """The path, or skip the test saying what is missing (../shared is absent on a user's machine)."""
+    if not path.exists():
+        pytest.skip(f"needs {path} (../shared is not on this machine)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_encoder() -> Path:
+    return need(SHARED_ENCODER)
+
+
+@pytest.fixture(scope="session")
+def shared_stc3() -> Path:
+    return need(SHARED_STC3)
+
+
+def build_char_tokenizer(texts: list[str]) -> Tokenizer:
+    """A BERT-style character tokenizer over the characters of ``texts``: small, fast, built in the test."""
+    chars = sorted({ch for t in texts for ch in t if not ch.isspace()})
+    vocab = {tok: i for i, tok in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars])}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(handle_chinese_chars=True, lowercase=False)
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.BertPreTokenizer(), pre_tokenizers.Split("", "isolated")])
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    return tok
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_file(tmp_path_factory) -> Path:
+    texts = SAMPLE.read_text(encoding="utf-8").splitlines() + ["query: 0123456789abcdefghijklmnopqrstuvwxyz 客服：客户："]
+    path = tmp_path_factory.mktemp("tokenizer") / "tokenizer.json"
+    build_char_tokenizer(texts).save(str(path))
+    return path

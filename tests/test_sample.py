@@ -1,0 +1,59 @@
+"""The committed sample set: reproducible from its generator, and as varied as the issue asks."""
+
+import json
+import subprocess
+import sys
+
+import jsonschema
+from conftest import REPO, SAMPLE
+
+from callqa.calls import Votes
+from callqa.jsonl import load_calls
+from callqa.render import CallEncoder, RenderSpec
+from callqa.schema import load_schema
+
+
+def test_committed_sample_matches_its_seeded_generator():
+    res = subprocess.run([sys.executable, str(REPO / "datasets" / "make_sample.py"), "--check"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_sample_is_varied():
+    schema = load_schema("callcenter")
+    calls = load_calls(SAMPLE, schema)
+    assert len(calls) >= 300
+    assert len({c.agent_id for c in calls}) >= 5 and len({c.started_at.strftime("%Y-%m") for c in calls}) >= 4
+    for head in schema.heads:
+        seen = set()
+        for c in calls:
+            label = c.labels.get(head.name)
+            if isinstance(label, Votes):
+                seen.update(label.votes)
+            elif isinstance(label, list):
+                seen.update(label)
+            elif label is not None:
+                seen.add(str(label))
+        assert seen == set(head.class_ids), head.name
+        assert any(head.name not in c.labels for c in calls) or head.name == "attitude"
+    assert sum(isinstance(c.labels.get("attitude"), Votes) for c in calls) >= 20
+
+
+def test_some_sample_calls_are_longer_than_512_tokens(tiny_tokenizer_file):
+    enc = CallEncoder.from_file(tiny_tokenizer_file, RenderSpec())
+    lengths = [enc.encode(c).n_tokens for c in load_calls(SAMPLE)]
+    assert sum(n > 512 for n in lengths) >= 10
+
+
+def test_json_schema_file_is_current_and_accepts_the_sample():
+    from callqa.calls import Call
+
+    committed = json.loads((REPO / "datasets" / "call.schema.json").read_text(encoding="utf-8"))
+    assert committed == Call.model_json_schema(), "regenerate: callqa data json-schema -o datasets/call.schema.json"
+    for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:50]:
+        jsonschema.validate(json.loads(line), committed)
+    try:
+        jsonschema.validate({"call_id": "x", "turns": []}, committed)
+    except jsonschema.ValidationError:
+        pass
+    else:
+        raise AssertionError("empty turns must be invalid")

@@ -1,0 +1,1 @@
+"""callqa.training: datasets, encoder + heads, the training loop, evaluation and export. Imports torch."""
