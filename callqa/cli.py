@@ -259,3 +259,65 @@ def json_schema(
         console.print(f"written to {out}")
     else:
         print(text, end="")
+
+
+@app.command("train")
+def train_cmd(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Training recipe YAML (configs/train/*.yaml).", exists=True, dir_okay=False)],
+    data: Annotated[list[Path], typer.Option("--data", "-d", help="Labeled JSONL; repeat to combine files (base + reviews).", exists=True, dir_okay=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; an unfinished run there is resumed.")],
+    validation: Annotated[list[Path] | None, typer.Option("--validation", "-v", help="Validation JSONL for early "
+                          "stopping and thresholds; default: a stratified share of --data.", exists=True, dir_okay=False)] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 … (default: cuda when present).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Fine-tune an encoder with one head per schema head on labeled calls; writes model, tokenizer and run.json."""
+    from callqa.jsonl import CallFileError
+    from callqa.training.config import ConfigError, TrainConfig
+    from callqa.training.encoder import EncoderNotFound
+    from callqa.training.trainer import train
+
+    try:
+        cfg = TrainConfig.from_yaml(config)
+        info = train(cfg, data, out, validation=validation or None, device=device, progress=not quiet, log=console.print)
+    except (ConfigError, CallFileError, EncoderNotFound, ValueError) as err:
+        raise _fail(str(err)) from None
+    _print_metrics({"validation": info["validation_metrics"]})
+    console.print(f"run written to {out}/ ({info['steps']} steps, best at step {info['best_step']}, "
+                  f"{info['train_seconds']:.0f} s); next: callqa evaluate --run {out} --data TEST.jsonl")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Annotated[Path, typer.Option("--run", "-r", help="A run folder written by `callqa train`.", exists=True, file_okay=False)],
+    data: Annotated[list[Path], typer.Option("--data", "-d", help="Labeled JSONL to evaluate on (a held-out split).", exists=True, dir_okay=False)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Where metrics.json and report.html go (default RUN/eval).")] = None,
+    baselines: Annotated[bool, typer.Option(help="Also score the prior and TF-IDF + LR baselines.")] = True,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda … (default: cuda when present).")] = None,
+) -> None:
+    """Per-head metrics (NMD, RSNOD, QWK, MAE, accuracy, F1, ECE) next to the baselines; metrics.json + report.html."""
+    from callqa.jsonl import CallFileError
+    from callqa.schema import LabelError
+    from callqa.training.evaluate import evaluate_run
+
+    try:
+        result = evaluate_run(run, data, out, device=device, with_baselines=baselines, log=console.print)
+    except (FileNotFoundError, CallFileError, LabelError) as err:
+        raise _fail(str(err)) from None
+    _print_metrics(result["metrics"])
+    console.print(f"written to {(out or run / 'eval')}/metrics.json and report.html")
+
+
+def _print_metrics(by_system: dict[str, dict[str, dict]]) -> None:
+    keys = ["n", "nmd", "rsnod", "qwk", "mae", "accuracy", "micro_f1", "macro_f1", "ece"]
+    table = Table(title="metrics per head (NMD, RSNOD, MAE, ECE: lower is better)")
+    table.add_column("head")
+    table.add_column("system")
+    for k in keys:
+        table.add_column(k, justify="right")
+    heads = next(iter(by_system.values())).keys()
+    for head in heads:
+        for system, metrics in by_system.items():
+            m = metrics[head]
+            table.add_row(head, system, *(("-" if k not in m else f"{m[k]}" if k == "n" else f"{m[k]:.3f}") for k in keys))
+    console.print(table)

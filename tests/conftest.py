@@ -50,3 +50,23 @@ def tiny_tokenizer_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tokenizer") / "tokenizer.json"
     build_char_tokenizer(texts).save(str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory, tiny_tokenizer_file) -> Path:
+    """A tiny randomly initialised BERT with the character tokenizer, saved like a Hugging Face checkpoint."""
+    pytest.importorskip("torch")
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    tok = Tokenizer.from_file(str(tiny_tokenizer_file))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]")
+    fast.save_pretrained(directory)
+    import torch
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=256, pad_token_id=0)
+    BertModel(config, add_pooling_layer=False).save_pretrained(directory)
+    return directory

@@ -1,0 +1,104 @@
+"""Training recipes as data: configs/train/*.yaml parsed into a checked :class:`TrainConfig`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from callqa.render import RenderSpec
+from callqa.schema import LabelSchema, SchemaError, load_schema
+
+
+class ConfigError(ValueError):
+    """A training config that cannot be used; raised before any training starts."""
+
+
+class OptimConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: float = Field(default=5, gt=0)
+    max_steps: int | None = Field(default=None, gt=0, description="stop after this many optimizer steps")
+    batch_size: int = Field(default=16, ge=1, description="calls per forward pass")
+    grad_accum: int = Field(default=1, ge=1)
+    lr: float = Field(default=5e-5, gt=0, description="encoder learning rate")
+    head_lr: float = Field(default=1e-3, gt=0, description="learning rate of the linear heads")
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    freeze_layers: int = Field(default=0, ge=0, description="freeze embeddings and the lowest N encoder layers")
+
+
+class LossConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ordinal: Literal["ce", "ce+emd"] = Field(
+        default="ce+emd", description="soft-target cross-entropy, optionally plus squared EMD between CDFs"
+    )
+    emd_weight: float = Field(default=1.0, ge=0)
+    pos_weight: bool = Field(default=False, description="weight positive topics by their rarity (multilabel BCE)")
+    head_weights: dict[str, float] = Field(default_factory=dict, description="per-head loss weights (default 1)")
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(default="loss", description="validation metric for early stopping: loss, or HEAD.METRIC "
+                        "(e.g. A.nmd, attitude.qwk, topics.macro_f1); 'mean.nmd' averages over ordinal heads")
+    every_steps: int | None = Field(default=None, gt=0, description="evaluate every N steps (default: each epoch)")
+    patience: int = Field(default=3, ge=1, description="evaluations without improvement before stopping")
+    validation_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="held out when no --validation file")
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_: str = Field(default="callcenter", alias="schema", description="schema name or YAML path")
+    encoder: str | None = Field(default=None, description="hub id or local path; default: the shared e5 copy or the hub")
+    render: RenderSpec = Field(default_factory=RenderSpec)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    heads: list[str] | None = Field(default=None, description="train only these heads of the schema")
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _heads_exist(self) -> TrainConfig:
+        schema = self.label_schema()
+        unknown = [h for h in (self.heads or []) + list(self.loss.head_weights) if h not in schema.head_names]
+        if unknown:
+            raise ValueError(f"unknown head(s) {', '.join(unknown)}: schema {schema.name!r} has {', '.join(schema.head_names)}")
+        metric = self.eval.metric
+        if metric != "loss":
+            head, _, name = metric.partition(".")
+            if not name or (head != "mean" and head not in schema.head_names):
+                raise ValueError(f"eval.metric {metric!r}: use 'loss', 'mean.nmd' or HEAD.METRIC with a head of {schema.name!r}")
+        return self
+
+    def label_schema(self) -> LabelSchema:
+        """The schema, narrowed to ``heads`` when the config names some."""
+        try:
+            schema = load_schema(self.schema_)
+        except SchemaError as err:
+            raise ValueError(str(err)) from None
+        if self.heads:
+            schema = schema.model_copy(update={"heads": tuple(schema[h] for h in self.heads)})
+        return schema
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            details = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors())
+            raise ConfigError(f"{path}: {details}") from None

