@@ -309,15 +309,21 @@ def evaluate_cmd(
 
 
 def _print_metrics(by_system: dict[str, dict[str, dict]]) -> None:
-    keys = ["n", "nmd", "rsnod", "qwk", "mae", "accuracy", "micro_f1", "macro_f1", "ece"]
-    table = Table(title="metrics per head (NMD, RSNOD, MAE, ECE: lower is better)")
-    table.add_column("head")
-    table.add_column("system")
-    for k in keys:
-        table.add_column(k, justify="right")
-    heads = next(iter(by_system.values())).keys()
-    for head in heads:
-        for system, metrics in by_system.items():
-            m = metrics[head]
-            table.add_row(head, system, *(("-" if k not in m else f"{m[k]}" if k == "n" else f"{m[k]:.3f}") for k in keys))
-    console.print(table)
+    """One table per kind of head, so each fits a terminal: lower is better for NMD, RSNOD, MAE and ECE."""
+    columns = {"ordinal": ["nmd", "rsnod", "qwk", "mae", "accuracy", "ece"],
+               "multiclass": ["accuracy", "macro_f1", "ece"],
+               "multilabel": ["micro_f1", "macro_f1", "ece"]}
+    first = next(iter(by_system.values()))
+    for kind, keys in columns.items():
+        heads = [h for h, m in first.items() if m.get("n") and all(k in m for k in keys[:2])
+                 and (kind != "multiclass" or "nmd" not in m)]
+        if not heads:
+            continue
+        table = Table(title=f"{kind} heads")
+        for col in ["head", "system", "n", *keys]:
+            table.add_column(col, justify="left" if col in ("head", "system") else "right")
+        for head in heads:
+            for system, metrics in by_system.items():
+                m = metrics[head]
+                table.add_row(head, system, str(m.get("n", 0)), *(f"{m[k]:.4f}" if k in m else "-" for k in keys))
+        console.print(table)

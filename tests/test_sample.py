@@ -5,12 +5,13 @@ import subprocess
 import sys
 
 import jsonschema
-from conftest import REPO, SAMPLE
 
 from callqa.calls import Votes
 from callqa.jsonl import load_calls
 from callqa.render import CallEncoder, RenderSpec
 from callqa.schema import load_schema
+
+from conftest import REPO, SAMPLE
 
 
 def test_committed_sample_matches_its_seeded_generator():

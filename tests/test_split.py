@@ -2,12 +2,13 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import SAMPLE
 from typer.testing import CliRunner
 
 from callqa.cli import app
 from callqa.jsonl import load_calls
 from callqa.split import majority_class, split_calls
+
+from conftest import SAMPLE
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,10 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _heads_exist(self) -> TrainConfig:
-        schema = self.label_schema()
+        try:
+            schema = load_schema(self.schema_)
+        except SchemaError as err:
+            raise ValueError(str(err)) from None
         unknown = [h for h in (self.heads or []) + list(self.loss.head_weights) if h not in schema.head_names]
         if unknown:
             raise ValueError(f"unknown head(s) {', '.join(unknown)}: schema {schema.name!r} has {', '.join(schema.head_names)}")
