@@ -58,3 +58,28 @@ def test_json_schema_file_is_current_and_accepts_the_sample():
         pass
     else:
         raise AssertionError("empty turns must be invalid")
+
+
+def test_stats_cli_reports_labels_token_percentiles_agents_and_months(tiny_tokenizer_file):
+    from typer.testing import CliRunner
+
+    from callqa.cli import app
+
+    res = CliRunner().invoke(app, ["data", "stats", str(SAMPLE), "--tokenizer", str(tiny_tokenizer_file), "--max-length", "256"])
+    assert res.exit_code == 0, res.output
+    for expected in ("labels · attitude", "labels · topics", "tokens", "windows of 256", "calls per agent", "2026-03", "a-01"):
+        assert expected in res.output, expected
+
+
+def test_redact_cli_rewrites_turns_and_counts_findings(tmp_path):
+    from typer.testing import CliRunner
+
+    from callqa.cli import app
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"call_id": "c", "turns": [{"speaker": "customer", "text": "回电13812345678，邮箱a@b.cn"}]},
+                              ensure_ascii=False) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    res = CliRunner().invoke(app, ["data", "redact", str(src), "-o", str(out)])
+    assert res.exit_code == 0 and "[手机号] 1" in res.output
+    assert json.loads(out.read_text(encoding="utf-8"))["turns"][0]["text"] == "回电[手机号]，邮箱[邮箱]"
