@@ -40,9 +40,10 @@ def tfidf_lr(train: list[Call], test: list[Call], schema: LabelSchema, C: float 
     vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True, max_features=200_000)
     x_train = vec.fit_transform([render_call(c, spec) for c in train])
     x_test = vec.transform([render_call(c, spec) for c in test])
+    train_targets = targets(train, schema)
     out = {}
     for head in schema.heads:
-        q = targets(train, schema)[head.name]
+        q = train_targets[head.name]
         keep = np.flatnonzero(q.sum(-1) > 0)
         pred = np.zeros((len(test), head.size))
         if head.kind == "multilabel":

@@ -11,10 +11,10 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import datasets
 import numpy as np
 import torch
 
-import datasets
 from callqa.calls import Call
 from callqa.render import CallEncoder, pad_windows
 from callqa.schema import LabelSchema
@@ -92,6 +92,16 @@ def collate(rows: list[dict], schema: LabelSchema, pad_id: int) -> Batch:
         targets={h.name: torch.tensor([r[target_column(h.name)] for r in rows], dtype=torch.float32) for h in schema.heads},
         masks={h.name: torch.tensor([r[mask_column(h.name)] for r in rows], dtype=torch.float32) for h in schema.heads},
     )
+
+
+def row_targets(rows: list[dict], head: str) -> np.ndarray:
+    """[N, C] targets of one head; all-zero rows for calls that lack it (build_dataset writes zeros there)."""
+    return np.array([r[target_column(head)] for r in rows], dtype=np.float32)
+
+
+def row_mask(rows: list[dict], head: str) -> np.ndarray:
+    """[N] True where a call carries the head."""
+    return np.array([bool(r[mask_column(head)]) for r in rows])
 
 
 def call_lengths(rows: list[dict]) -> list[int]:

@@ -12,7 +12,7 @@ from callqa.render import CallEncoder, RenderSpec
 from callqa.schema import LabelSchema
 
 from . import baselines
-from .data import build_dataset
+from .data import build_dataset, row_targets
 from .metrics import head_metrics, nmd
 from .model import CallScorer
 from .report import write_report
@@ -55,7 +55,7 @@ def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, devic
     dev = pick_device(device)
     rows = build_dataset(calls, encoder, schema).to_list()
     probs, _ = predict_rows(model.to(dev), rows, schema, encoder.pad_id, 32, dev)
-    q = baselines.targets(calls, schema)
+    q = {h.name: row_targets(rows, h.name) for h in schema.heads}
     thresholds = {k: np.array(v) for k, v in info.get("thresholds", {}).items()}
 
     systems = {"model": probs}

@@ -36,7 +36,7 @@ from callqa.schema import LabelSchema, load_schema
 from callqa.split import split_calls
 
 from .config import TrainConfig
-from .data import bucketed_batches, build_dataset, call_lengths, iterate, mask_column, target_column
+from .data import bucketed_batches, build_dataset, call_lengths, iterate, row_mask, row_targets
 from .encoder import resolve_encoder
 from .metrics import head_metrics, pick_metric, tune_thresholds
 from .model import CallScorer, head_losses, load_encoder
@@ -113,15 +113,9 @@ def evaluate_rows(probs: dict[str, np.ndarray], rows: list[dict], schema: LabelS
                   thresholds: dict[str, list[float]] | None = None) -> dict[str, dict]:
     out = {}
     for head in schema.heads:
-        q = np.array([r[target_column(head.name)] for r in rows], dtype=np.float32)
-        q[np.array([r[mask_column(head.name)] for r in rows]) == 0] = 0
         t = np.array(thresholds[head.name]) if thresholds and head.name in thresholds else None
-        out[head.name] = head_metrics(head, probs[head.name], q, t)
+        out[head.name] = head_metrics(head, probs[head.name], row_targets(rows, head.name), t)
     return out
-
-
-def _targets(rows: list[dict], head: str) -> np.ndarray:
-    return np.array([r[target_column(head)] for r in rows], dtype=np.float32)
 
 
 def load_training_calls(config: TrainConfig, files: list[Path]) -> list[Call]:
@@ -180,7 +174,7 @@ def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pat
     if config.loss.pos_weight:
         for head in schema.heads:
             if head.kind == "multilabel":
-                t = _targets([r for r in train_rows if r[mask_column(head.name)]], head.name)
+                t = row_targets(train_rows, head.name)[row_mask(train_rows, head.name)]
                 pos = t.sum(0)
                 pos_weights[head.name] = torch.tensor(((len(t) - pos) / np.clip(pos, 1, None)).clip(1, 20), device=dev)
     head_weight = {h.name: config.loss.head_weights.get(h.name, 1.0) for h in schema.heads}
@@ -269,8 +263,11 @@ def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pat
     if best_weights is not None:
         model.load_state_dict(best_weights)
     probs, val_loss = predict_rows(model, val_rows, schema, call_encoder.pad_id, o.batch_size * 2, dev, config.loss)
-    thresholds = {h.name: tune_thresholds(probs[h.name][_has(val_rows, h.name)], _targets(val_rows, h.name)[_has(val_rows, h.name)] > 0.5).tolist()
-                  for h in schema.heads if h.kind == "multilabel"}
+    thresholds = {}
+    for h in schema.heads:
+        if h.kind == "multilabel":
+            has = row_mask(val_rows, h.name)
+            thresholds[h.name] = tune_thresholds(probs[h.name][has], row_targets(val_rows, h.name)[has] > 0.5).tolist()
     val_metrics = evaluate_rows(probs, val_rows, schema, thresholds)
 
     model.to("cpu").save(out / "model")
@@ -302,6 +299,3 @@ def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pat
         ckpt_dir.rmdir()
     return info
 
-
-def _has(rows: list[dict], head: str) -> np.ndarray:
-    return np.array([bool(r[mask_column(head)]) for r in rows])
