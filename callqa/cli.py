@@ -308,6 +308,200 @@ def evaluate_cmd(
     console.print(f"written to {(out or run / 'eval')}/metrics.json and report.html")
 
 
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[Path, typer.Option("--run", "-r", help="A run folder written by `callqa train`.", exists=True, file_okay=False)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Bundle folder (default bundles/RUN_NAME/VERSION).")] = None,
+    version: Annotated[str | None, typer.Option(help="Bundle version, also the BentoML tag version (default: a timestamp).")] = None,
+    validation: Annotated[list[Path] | None, typer.Option("--validation", "-v", help="Labeled calls for the gate "
+                          "(default: the run's own validation calls).", exists=True, dir_okay=False)] = None,
+    quantization: Annotated[str, typer.Option(help="int8 method: qint8, quint8, qint8-per-channel, fused-qint8 "
+                            "(docs/export.md compares them).")] = "qint8-per-channel",
+    max_nmd_increase: Annotated[float, typer.Option(help="Gate: largest allowed int8-vs-fp32 NMD increase per ordinal head.")] = 0.005,
+    max_macro_f1_drop: Annotated[float, typer.Option(help="Gate: largest allowed int8-vs-fp32 macro-F1 drop per multilabel head.")] = 0.01,
+    force: Annotated[bool, typer.Option(help="Export and store even if the gate fails; the override is recorded in "
+                     "bundle.json and shown by serving.")] = False,
+    store: Annotated[bool, typer.Option(help="Save the bundle to the BentoML model store as callqa-scorer:VERSION.")] = True,
+) -> None:
+    """Turn a run into a model bundle: ONNX fp32 + int8, parity and quality gate (parity.json), bundle.json, BentoML store."""
+    import time
+
+    from callqa.jsonl import CallFileError
+    from callqa.training.export import ExportError, GateConfig, export_run
+
+    version = version or time.strftime("%Y%m%d-%H%M%S")
+    out = out or Path("bundles") / run.name / version
+    gate = GateConfig(max_nmd_increase=max_nmd_increase, max_macro_f1_drop=max_macro_f1_drop)
+    try:
+        bundle = export_run(run, out, version=version, validation=validation, quantization=quantization, gate=gate,
+                            force=force, store=store, log=console.print)
+    except (ExportError, FileNotFoundError, CallFileError) as err:
+        raise _fail(str(err)) from None
+    if bundle.gate.forced:
+        err_console.print("[yellow]warning:[/yellow] gate failed, exported anyway (--force): "
+                          + "; ".join(bundle.gate.failures), highlight=False)
+    console.print(f"bundle written to {out}/ (gate {'passed' if bundle.gate.passed else 'FORCED'}); "
+                  f"serve it with `callqa serve --bundle {bundle.tag if store else out}`")
+
+
+bundles_app = typer.Typer(help="Model bundles in the BentoML model store.", no_args_is_help=True)
+app.add_typer(bundles_app, name="bundles")
+
+
+@bundles_app.command("list")
+def bundles_list() -> None:
+    """Bundles in the BentoML model store ($BENTOML_HOME), newest first, with their gate and validation NMD."""
+    import bentoml
+
+    from callqa.bundle import BENTO_MODEL_NAME, BundleError, read_bundle_info
+
+    models = sorted((m for m in bentoml.models.list() if m.tag.name == BENTO_MODEL_NAME),
+                    key=lambda m: m.info.creation_time, reverse=True)
+    if not models:
+        console.print("no bundles in the store; make one with `callqa export --run RUN`")
+        return
+    table = Table(title=f"{BENTO_MODEL_NAME} bundles")
+    table.add_column("tag", no_wrap=True)
+    for col in ("created", "run", "int8", "gate", "validation NMD (int8)", "MB"):
+        table.add_column(col)
+    for m in models:
+        try:
+            info = read_bundle_info(Path(m.path))
+        except BundleError as err:
+            table.add_row(str(m.tag), "", "", "", f"[red]unreadable: {err}[/red]", "", "")
+            continue
+        gate = "passed" if info.gate.passed else ("[yellow]forced[/yellow]" if info.gate.forced else "[red]failed[/red]")
+        int8 = info.metrics.get("validation", {}).get("int8", {})
+        nmd = "\n".join(f"{h} {m_['nmd']:.3f}" for h, m_ in int8.items() if "nmd" in m_)
+        size = sum(p.stat().st_size for p in Path(m.path).iterdir() if p.is_file()) / 1e6
+        table.add_row(str(m.tag), m.info.creation_time.strftime("%Y-%m-%d %H:%M"), Path(info.run).name, info.quantization, gate,
+                      nmd, f"{size:.0f}")
+    console.print(table)
+
+
+@app.command("bench")
+def bench_cmd(
+    bundle: Annotated[Path, typer.Option("--bundle", "-b", help="A bundle folder written by `callqa export`.", exists=True, file_okay=False)],
+    run: Annotated[Path | None, typer.Option("--run", "-r", help="The run it came from, for the PyTorch baseline "
+                   "(default: the run recorded in bundle.json).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Calls to score (default: the run's validation calls).",
+                    exists=True, dir_okay=False)] = None,
+    quantization: Annotated[str | None, typer.Option(help="Also build and measure other int8 methods: a comma list or 'all'.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Threads per engine (default: all cores).")] = None,
+    repeats: Annotated[int, typer.Option(help="Passes over the calls per batch size.")] = 1,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Result JSON (default benchmarks/results/bench-DATE.json).")] = None,
+) -> None:
+    """PyTorch fp32 vs ONNX fp32 vs ONNX int8 on the same calls: calls/s and tokens/s at batch 1/8/32, latency, RSS."""
+    import json
+    import time
+
+    from callqa.training.bench import bench, markdown_table
+    from callqa.training.export import QUANTIZATIONS
+
+    methods = list(QUANTIZATIONS) if quantization == "all" else [q for q in (quantization or "").split(",") if q]
+    unknown = [m for m in methods if m not in QUANTIZATIONS]
+    if unknown:
+        raise _fail(f"unknown quantization {', '.join(unknown)}; choose from {', '.join(QUANTIZATIONS)} or all")
+    result = bench(bundle, run, data, methods, threads, repeats, log=console.print)
+    out = out or Path("benchmarks/results") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    m = result["machine"]
+    console.print(f"{m['cpu']}, {m['cores']} cores, {m['threads']} threads per engine, flags {' '.join(m['flags'])}")
+    console.print(markdown_table(result), markup=False)
+    console.print(f"written to {out}")
+
+
+@app.command("serve")
+def serve_cmd(
+    bundle: Annotated[str | None, typer.Option("--bundle", "-b", help="Bundle folder or BentoML tag "
+                      "(callqa-scorer:VERSION; default: the config's, callqa-scorer:latest).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback requires auth.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Serving settings YAML (default "
+                      "configs/serving/default.yaml).", exists=True, dir_okay=False)] = None,
+    db: Annotated[str | None, typer.Option(help="Database URL for API keys and reviews (default: the config's).")] = None,
+    auth: Annotated[bool, typer.Option(help="Require API keys. --no-auth is for a local demo and is refused "
+                    "unless --host is loopback.")] = True,
+) -> None:
+    """Serve a bundle: POST /score, GET /api/model, /healthz, /metrics, OpenAPI docs at /."""
+    import os
+    import sys
+
+    from callqa.bundle import BundleError, load_bundle
+    from callqa.serving.config import load_serving_config
+    from callqa.serving.middleware import is_loopback
+    from callqa.serving.scorer import resolve_bundle
+
+    if not auth and not is_loopback(host):
+        raise _fail(f"--no-auth serves without API keys, so it only binds loopback (127.0.0.1), not {host}")
+    try:
+        settings = load_serving_config(config)
+        folder = resolve_bundle(bundle or settings.bundle)
+        info, _ = load_bundle(folder)  # refuse a failed-gate or altered bundle here, with its reason
+    except (BundleError, FileNotFoundError, ValueError) as err:
+        raise _fail(str(err)) from None
+    if info.gate.forced:
+        err_console.print(f"[yellow]warning:[/yellow] {info.tag} was exported past a failed gate: "
+                          + "; ".join(info.gate.failures), highlight=False)
+    env = dict(os.environ, CALLQA_BUNDLE=str(folder), BENTOML_DO_NOT_TRACK="True")
+    if config:
+        env["CALLQA_SERVING_CONFIG"] = str(config.resolve())
+    if db:
+        env["CALLQA_DB"] = db
+    if not auth:
+        env["CALLQA_AUTH"] = "off"
+    console.print(f"serving {info.tag} on http://{host}:{port} (auth {'on' if auth else 'OFF: local demo'})")
+    os.execve(sys.executable, [sys.executable, "-m", "bentoml", "serve", "callqa.serving.service:ScoringAPI",
+                               "--host", host, "--port", str(port)], env)
+
+
+keys_app = typer.Typer(help="API keys for the scoring API and review UI (stored hashed; shown once).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+DbOption = Annotated[str | None, typer.Option(help="Database URL (default: the serving config's, sqlite:///var/callqa.db).")]
+
+
+def _key_store(db: str | None):
+    from callqa.serving.auth import KeyStore
+    from callqa.serving.config import load_serving_config
+
+    return KeyStore(db or load_serving_config().database)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="scorer (POST /score), reviewer (review UI), or admin (everything).")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key, for `keys list`.")] = "",
+    db: DbOption = None,
+) -> None:
+    """Create a key and print it once: only its SHA-256 is stored."""
+    try:
+        key, row = _key_store(db).create(role, name)
+    except ValueError as err:
+        raise _fail(str(err)) from None
+    err_console.print(f"created {row.role} key {row.id}… (shown once; store it now):", highlight=False)
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(db: DbOption = None) -> None:
+    """Keys by id (their first characters), role, name and state; never the keys themselves."""
+    table = Table("id", "role", "name", "created", "state")
+    for row in _key_store(db).list():
+        table.add_row(row.id + "…", row.role, row.name, row.created.strftime("%Y-%m-%d %H:%M"),
+                      "revoked" if row.revoked else "active")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id as `keys list` shows it.")], db: DbOption = None) -> None:
+    """Revoke a key; servers stop accepting it within 30 seconds."""
+    if not _key_store(db).revoke(key_id.rstrip("…")):
+        raise _fail(f"no key with id {key_id}")
+    console.print(f"revoked {key_id}")
+
 def _print_metrics(by_system: dict[str, dict[str, dict]]) -> None:
     """One table per kind of head, so each fits a terminal: lower is better for NMD, RSNOD, MAE and ECE."""
     columns = {"ordinal": ["nmd", "rsnod", "qwk", "mae", "accuracy", "ece"],
@@ -327,3 +521,5 @@ def _print_metrics(by_system: dict[str, dict[str, dict]]) -> None:
                 m = metrics[head]
                 table.add_row(head, system, str(m.get("n", 0)), *(f"{m[k]:.4f}" if k in m else "-" for k in keys))
         console.print(table)
+if __name__ == "__main__":
+    app()

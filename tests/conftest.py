@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,10 @@ SAMPLE = REPO / "datasets" / "sample" / "calls.jsonl"
 SHARED = REPO.parent / "shared"
 SHARED_ENCODER = SHARED / "models" / "multilingual-e5-small-zh"
 SHARED_STC3 = SHARED / "data" / "stc3" / "train_cn.json"
+
+# Tests keep their own BentoML model store, never the user's (set before anything imports bentoml).
+os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="callqa-test-bentoml-")
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 
 def need(path: Path) -> Path:
@@ -70,3 +76,42 @@ def tiny_encoder_dir(tmp_path_factory, tiny_tokenizer_file) -> Path:
                         intermediate_size=64, max_position_embeddings=256, pad_token_id=0)
     BertModel(config, add_pooling_layer=False).save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> tuple[Path, Path]:
+    """(train, validation) files: the first 48 sample calls and the next 24."""
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    directory = tmp_path_factory.mktemp("tiny-data")
+    (directory / "train.jsonl").write_text("\n".join(lines[:48]) + "\n", encoding="utf-8")
+    (directory / "validation.jsonl").write_text("\n".join(lines[48:72]) + "\n", encoding="utf-8")
+    return directory / "train.jsonl", directory / "validation.jsonl"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_encoder_dir, tiny_data) -> Path:
+    """A finished training run of the tiny BERT (a few steps: the weights only need to be non-trivial)."""
+    from callqa.training.config import TrainConfig
+    from callqa.training.trainer import train
+
+    config = TrainConfig.model_validate({
+        "encoder": str(tiny_encoder_dir),
+        "render": {"prefix": "query: ", "max_length": 64, "stride": 16, "max_windows": 6},
+        "optim": {"max_steps": 6, "batch_size": 8, "lr": 2e-3, "head_lr": 1e-2, "warmup_ratio": 0.0},
+        "seed": 0,
+    })
+    out = tmp_path_factory.mktemp("tiny-run") / "tiny"
+    train(config, [tiny_data[0]], out, validation=[tiny_data[1]], progress=False, log=lambda *_: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, tiny_run) -> Path:
+    """The tiny run exported and stored as callqa-scorer:tiny. Its gate is lenient: int8 on a random 32-wide
+    model moves metrics more than on a real encoder; the gate itself is tested with strict limits."""
+    from callqa.training.export import GateConfig, export_run
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    export_run(tiny_run, out, version="tiny", gate=GateConfig(max_nmd_increase=1.0, max_macro_f1_drop=1.0),
+               log=lambda *_: None)
+    return out

@@ -1,0 +1,69 @@
+"""What a call's predicted scores look like to the outside: the scoring API's response and the review store's record.
+
+Ordinal and multiclass heads report the whole distribution over levels, the expected score, the most likely level
+and its probability (the confidence); multilabel heads (topics) report each label's probability and whether it
+passes the threshold tuned on validation data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from callqa.schema import Head, LabelSchema
+
+
+class LevelScore(BaseModel):
+    """An ordinal or multiclass head."""
+
+    display: str = Field(description="the head's name as reviewers see it")
+    distribution: dict[str, float] = Field(description="class id → probability, in scale order")
+    expected: float | None = Field(description="Σ probability × level value (ordinal heads only)")
+    level: str = Field(description="the most likely class id")
+    level_name: str
+    confidence: float = Field(description="probability of the most likely class")
+
+
+class LabelScore(BaseModel):
+    id: str
+    name: str
+    probability: float
+    threshold: float
+    predicted: bool
+
+
+class TopicsScore(BaseModel):
+    """A multilabel head."""
+
+    display: str
+    labels: list[LabelScore] = Field(description="every label, most probable first")
+    predicted: list[str] = Field(description="ids of the labels over their threshold")
+
+
+class CallScores(BaseModel):
+    call_id: str
+    scores: dict[str, LevelScore | TopicsScore]
+    n_tokens: int = Field(description="tokens of the rendered call")
+    truncated: bool = Field(description="true when the call was longer than the model reads (max_windows)")
+
+
+def head_score(head: Head, probs: np.ndarray, thresholds: list[float] | None = None) -> LevelScore | TopicsScore:
+    p = [float(x) for x in probs]
+    if head.kind == "multilabel":
+        cut = thresholds or [0.5] * head.size
+        labels = [LabelScore(id=c, name=head.classes[c], probability=p[i], threshold=float(cut[i]), predicted=p[i] >= cut[i])
+                  for i, c in enumerate(head.class_ids)]
+        labels.sort(key=lambda s: -s.probability)
+        return TopicsScore(display=head.display, labels=labels, predicted=[s.id for s in labels if s.predicted])
+    best = int(np.argmax(probs))
+    level = head.class_ids[best]
+    expected = float(np.dot(probs, head.values)) if head.kind == "ordinal" else None
+    return LevelScore(display=head.display, distribution=dict(zip(head.class_ids, p)), expected=expected, level=level,
+                      level_name=head.classes[level], confidence=p[best])
+
+
+def call_scores(call_id: str, schema: LabelSchema, probs: dict[str, np.ndarray], n_tokens: int, truncated: bool,
+                thresholds: dict[str, list[float]] | None = None) -> CallScores:
+    thresholds = thresholds or {}
+    return CallScores(call_id=call_id, n_tokens=n_tokens, truncated=truncated,
+                      scores={h.name: head_score(h, probs[h.name], thresholds.get(h.name)) for h in schema.heads})

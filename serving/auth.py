@@ -1,0 +1,82 @@
+"""API keys: created once and shown once, stored only as a SHA-256 hash, each with one role.
+
+Roles: ``scorer`` (POST /score), ``reviewer`` (the review UI and its API), ``admin`` (everything). Keys are 32 random
+bytes, so a plain SHA-256 is enough (no password stretching needed for high-entropy secrets).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import Boolean, DateTime, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from .db import Base, make_engine
+
+Role = Literal["scorer", "reviewer", "admin"]
+ROLES: tuple[Role, ...] = ("scorer", "reviewer", "admin")
+PREFIX = "cqa_"
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # the key's first characters, safe to show
+    sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyStore:
+    def __init__(self, url: str, cache_seconds: float = 30.0):
+        self.engine = make_engine(url)
+        self.cache_seconds = cache_seconds  # a revoked key stops working within this many seconds
+        self._cache: dict[str, tuple[float, str | None]] = {}
+
+    def create(self, role: Role, name: str = "") -> tuple[str, ApiKey]:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        key = PREFIX + secrets.token_urlsafe(32)
+        row = ApiKey(id=key[: len(PREFIX) + 8], sha256=_hash(key), role=role, name=name, created=datetime.now(UTC))
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            session.add(row)
+        return key, row
+
+    def list(self) -> list[ApiKey]:
+        with Session(self.engine) as session:
+            return list(session.scalars(select(ApiKey).order_by(ApiKey.created)))
+
+    def revoke(self, key_id: str) -> bool:
+        with Session(self.engine) as session, session.begin():
+            row = session.get(ApiKey, key_id)
+            if row is None:
+                return False
+            row.revoked = True
+        self._cache.clear()
+        return True
+
+    def role_of(self, key: str) -> str | None:
+        """The key's role, or None for an unknown or revoked key."""
+        digest = _hash(key)
+        hit = self._cache.get(digest)
+        if hit and time.monotonic() - hit[0] < self.cache_seconds:
+            return hit[1]
+        with Session(self.engine) as session:
+            row = session.scalar(select(ApiKey).where(ApiKey.sha256 == digest))
+        role = row.role if row is not None and not row.revoked else None
+        self._cache[digest] = (time.monotonic(), role)
+        return role
+
+
+def allowed(role: str | None, needed: Role) -> bool:
+    return role == "admin" or role == needed

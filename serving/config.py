@@ -1,0 +1,56 @@
+"""The scoring service's settings: configs/serving/default.yaml, or the file CALLQA_SERVING_CONFIG names."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "serving" / "default.yaml"
+
+
+class Limits(BaseModel):
+    """Input limits: a request over any of them gets a 4xx naming the field, before it reaches the model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_calls: int = Field(default=64, ge=1)
+    max_turns: int = Field(default=400, ge=1)
+    max_turn_chars: int = Field(default=4000, ge=1)
+    max_call_chars: int = Field(default=40000, ge=1)
+    max_body_bytes: int = Field(default=4_000_000, ge=1024)
+
+
+class Batching(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_size: int = Field(default=64, ge=1)
+    max_latency_ms: int = Field(default=2000, ge=1)
+
+
+class ServingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bundle: str = "callqa-scorer:latest"
+    database: str = "sqlite:///var/callqa.db"
+    auth: bool = True
+    threads: int | None = Field(default=None, ge=1)
+    precision: Literal["int8", "fp32"] | None = Field(default=None, description="which graph to serve (default: the bundle's choice, int8)")
+    batching: Batching = Batching()
+    limits: Limits = Limits()
+
+
+def load_serving_config(path: str | Path | None = None) -> ServingConfig:
+    path = Path(path or os.environ.get("CALLQA_SERVING_CONFIG") or DEFAULT_CONFIG)
+    try:
+        config = ServingConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise ValueError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    overrides = {"bundle": os.environ.get("CALLQA_BUNDLE"), "database": os.environ.get("CALLQA_DB")}
+    if os.environ.get("CALLQA_AUTH", "").lower() in ("0", "off", "false"):
+        overrides["auth"] = False
+    return config.model_copy(update={k: v for k, v in overrides.items() if v is not None})

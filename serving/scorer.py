@@ -1,0 +1,124 @@
+"""Scores calls with a bundle's ONNX graph on onnxruntime: the torch-free twin of training's ``predict_rows``.
+
+Calls are rendered and windowed by the core :class:`callqa.render.CallEncoder` (the code training used), the
+windows of all calls in a batch are sorted by length and run in chunks padded only to their own longest window
+(short calls don't pay for long ones), and call-level logits are the weighted window mean of
+:func:`callqa.render.aggregate_windows`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from callqa.bundle import BENTO_MODEL_NAME, BundleInfo, load_bundle
+from callqa.calls import Call
+from callqa.render import CallEncoder, EncodedCall, aggregate_windows, pad_windows
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def make_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@dataclass(frozen=True)
+class CallPrediction:
+    """One call's outputs: per head, probabilities over the schema's classes (softmax, or sigmoid for multilabel)."""
+
+    probs: dict[str, np.ndarray]
+    n_tokens: int
+    n_windows: int
+    truncated: bool
+
+
+class OnnxScorer:
+    def __init__(self, session: ort.InferenceSession, encoder: CallEncoder, info: BundleInfo,
+                 max_batch_tokens: int = 8192):
+        self.session = session
+        self.encoder = encoder
+        self.info = info
+        self.schema = info.schema_
+        self.max_batch_tokens = max_batch_tokens
+        self._outputs = [f"logits.{h.name}" for h in self.schema.heads]
+
+    @classmethod
+    def from_bundle(cls, directory: str | Path, model_file: str | None = None, threads: int | None = None,
+                    verify: bool = True) -> OnnxScorer:
+        info, encoder = load_bundle(directory, verify=verify)
+        session = make_session(Path(directory) / (model_file or info.model_file), threads)
+        return cls(session, encoder, info)
+
+    def window_logits(self, windows: list[list[int]]) -> dict[str, np.ndarray]:
+        """Per head, logits [W, C] for each window, in the order given; runs length-sorted, tightly padded chunks."""
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        out = {h.name: np.zeros((len(windows), h.size), np.float32) for h in self.schema.heads}
+        start = 0
+        while start < len(order):
+            # Grow the chunk while (rows × longest row) stays within the token budget; the longest is the last.
+            end = start + 1
+            while end < len(order) and (end + 1 - start) * len(windows[order[end]]) <= self.max_batch_tokens:
+                end += 1
+            chunk = order[start:end]
+            ids, mask = pad_windows([windows[i] for i in chunk], self.encoder.pad_id)
+            results = self.session.run(self._outputs, {"input_ids": ids, "attention_mask": mask})
+            for head, logits in zip(self.schema.heads, results):
+                out[head.name][chunk] = logits
+            start = end
+        return out
+
+    def encode(self, calls: list[Call]) -> list[EncodedCall]:
+        return self.encoder.encode_batch(calls)
+
+    def predict_encoded(self, encoded: list[EncodedCall]) -> list[CallPrediction]:
+        windows = [w for e in encoded for w in e.windows]
+        logits = self.window_logits(windows) if windows else {}
+        predictions, offset = [], 0
+        for e in encoded:
+            span = slice(offset, offset + len(e.windows))
+            offset += len(e.windows)
+            probs = {}
+            for head in self.schema.heads:
+                z = aggregate_windows(logits[head.name][span], np.asarray(e.weights))
+                probs[head.name] = sigmoid(z) if head.kind == "multilabel" else softmax(z)
+            predictions.append(CallPrediction(probs, e.n_tokens, len(e.windows), e.truncated))
+        return predictions
+
+    def predict(self, calls: list[Call]) -> list[CallPrediction]:
+        return self.predict_encoded(self.encode(calls))
+
+    def predict_arrays(self, calls: list[Call]) -> dict[str, np.ndarray]:
+        """Per head, probabilities [N, C]: the shape training's ``predict_rows`` returns, for metrics."""
+        predictions = self.predict(calls)
+        return {h.name: np.stack([p.probs[h.name] for p in predictions]) for h in self.schema.heads}
+
+
+def resolve_bundle(ref: str | Path) -> Path:
+    """A bundle folder, or a tag in the BentoML model store (``callqa-scorer:VERSION``, ``VERSION`` or ``latest``)."""
+    path = Path(ref)
+    if path.exists():
+        return path
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    tag = str(ref) if ":" in str(ref) else f"{BENTO_MODEL_NAME}:{ref}"
+    try:
+        return Path(bentoml.models.get(tag).path)
+    except NotFound:
+        raise FileNotFoundError(f"{ref}: neither a bundle folder nor a model in the BentoML store "
+                                f"(`callqa bundles list` shows what is there)") from None

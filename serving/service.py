@@ -1,0 +1,145 @@
+"""The callqa scoring API (BentoML on onnxruntime; never imports torch).
+
+    POST /score       calls in the project's format (labels not needed) → per call and head: the distribution over
+                      levels, expected score, most likely level and confidence; topics with probabilities and the
+                      bundle's thresholds applied; the model tag. Needs a scorer key.
+    GET  /api/model   the served bundle: tag, schema (heads, Chinese display names), gate, validation metrics.
+    GET  /healthz /readyz /metrics /docs.json   BentoML's health, Prometheus metrics and OpenAPI spec.
+
+Run it with `callqa serve` (or `bentoml serve callqa.serving.service:ScoringAPI`). Settings: configs/serving/.
+
+Two services: ``ScoringAPI`` validates, authenticates (middleware) and formats; ``CallModel`` holds the ONNX
+session and batches adaptively across concurrent requests (``batchable``), running each batch's windows in
+length-sorted chunks so short calls are not padded to long ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated
+
+import bentoml
+from pydantic import AfterValidator, BaseModel, Field
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from callqa.bundle import read_bundle_info
+from callqa.calls import Call
+from callqa.redact import redact
+from callqa.scores import CallScores, LevelScore, call_scores
+from callqa.serving.config import Limits, load_serving_config
+from callqa.serving.middleware import GuardMiddleware
+from callqa.serving.scorer import OnnxScorer, resolve_bundle
+
+CONFIG = load_serving_config()
+# `callqa serve` resolves a tag like callqa-scorer:latest to a folder first, so both services load the same bundle.
+BUNDLE_DIR = resolve_bundle(CONFIG.bundle)
+BUNDLE_INFO = read_bundle_info(BUNDLE_DIR)
+# A child of the "bentoml" logger: BentoML configures its handlers and format in every worker.
+log = logging.getLogger("bentoml.callqa")
+
+predicted_levels = bentoml.metrics.Counter(
+    name="callqa_predicted_level", documentation="Calls scored, by head and predicted level (topics: per label)",
+    labelnames=["head", "level"],
+)
+
+
+class ScoreResponse(BaseModel):
+    model: str = Field(description="the bundle's tag, callqa-scorer:VERSION")
+    warning: str | None = Field(default=None, description="set when the bundle was exported past a failed gate")
+    results: list[CallScores]
+
+
+def check_limits(calls: list[Call], limits: Limits) -> list[Call]:
+    """The calls, or a ValueError naming the first field over a limit (a 400 like any other validation error)."""
+    if len(calls) > limits.max_calls:
+        raise ValueError(f"calls: {len(calls)} calls, more than the limit of {limits.max_calls} per request")
+    for i, call in enumerate(calls):
+        if len(call.turns) > limits.max_turns:
+            raise ValueError(f"calls[{i}].turns: {len(call.turns)} turns, more than the limit of {limits.max_turns}")
+        total = 0
+        for j, turn in enumerate(call.turns):
+            if len(turn.text) > limits.max_turn_chars:
+                raise ValueError(f"calls[{i}].turns[{j}].text: {len(turn.text)} characters, more than the "
+                                      f"limit of {limits.max_turn_chars}")
+            total += len(turn.text)
+        if total > limits.max_call_chars:
+            raise ValueError(f"calls[{i}].turns: {total} characters in all, more than the limit of "
+                                  f"{limits.max_call_chars}")
+    return calls
+
+
+# The request's calls: the project's call format, checked against the configured limits while parsing.
+ScoreCalls = Annotated[list[Call], Field(min_length=1), AfterValidator(lambda calls: check_limits(calls, CONFIG.limits))]
+
+
+def redacted(call: Call) -> Call:
+    turns = [t.model_copy(update={"text": redact(t.text)}) for t in call.turns]
+    return call.model_copy(update={"turns": turns})
+
+
+@bentoml.service(name="callqa-model", workers=1)
+class CallModel:
+    """The ONNX model of one bundle; batches calls from concurrent requests."""
+
+    def __init__(self) -> None:
+        self.scorer = OnnxScorer.from_bundle(
+            BUNDLE_DIR, model_file={"int8": "model.int8.onnx", "fp32": "model.onnx"}.get(CONFIG.precision),
+            threads=CONFIG.threads)
+
+    @bentoml.api(batchable=True, max_batch_size=CONFIG.batching.max_batch_size,
+                 max_latency_ms=CONFIG.batching.max_latency_ms)
+    def predict(self, calls: list[Call]) -> list[dict]:
+        return [{"probs": {k: v.tolist() for k, v in p.probs.items()}, "n_tokens": p.n_tokens, "truncated": p.truncated}
+                for p in self.scorer.predict(calls)]
+
+
+def model_info(_request) -> JSONResponse:
+    info = BUNDLE_INFO
+    return JSONResponse({"tag": info.tag, "schema": info.schema_.model_dump(mode="json"), "gate": info.gate.model_dump(),
+                         "quantization": info.quantization, "serve": info.serve, "created": info.created,
+                         "metrics": info.metrics.get("validation", {}).get(info.serve, {}),
+                         "limits": CONFIG.limits.model_dump()})
+
+
+info_app = Starlette(routes=[Route("/model", model_info)])
+
+
+@bentoml.asgi_app(info_app, path="/api")
+@bentoml.service(name="callqa", workers=1, traffic={"timeout": 120})
+class ScoringAPI:
+    model = bentoml.depends(CallModel)
+
+    def __init__(self) -> None:
+        info = BUNDLE_INFO
+        self.warning = None
+        if info.gate.forced:
+            self.warning = f"{info.tag} was exported past a failed gate: {'; '.join(info.gate.failures)}"
+            log.warning(self.warning)
+
+    @bentoml.api(route="/score")
+    async def score(
+        self,
+        calls: ScoreCalls = Field(description="calls in the project's JSONL format; labels are ignored"),
+        redact: bool = Field(default=False, description="mask phone, ID, bank card numbers and e-mails before scoring"),
+    ) -> ScoreResponse:
+        if redact:
+            calls = [redacted(c) for c in calls]
+        started = time.perf_counter()
+        raw = await self.model.to_async.predict(calls)
+        info = BUNDLE_INFO
+        results = [call_scores(c.call_id, info.schema_, r["probs"], r["n_tokens"], r["truncated"], info.thresholds)
+                   for c, r in zip(calls, raw)]
+        for result in results:
+            for head, score in result.scores.items():
+                for level in ([score.level] if isinstance(score, LevelScore) else score.predicted):
+                    predicted_levels.labels(head=head, level=level).inc()
+        # Counts and time only: transcript text, ids and numbers never reach the logs.
+        log.info("scored %d calls in %.0f ms", len(calls), 1000 * (time.perf_counter() - started))
+        return ScoreResponse(model=info.tag, warning=self.warning, results=results)
+
+
+ScoringAPI.add_asgi_middleware(GuardMiddleware, database=CONFIG.database, auth=CONFIG.auth,
+                               max_body_bytes=CONFIG.limits.max_body_bytes)

@@ -1,0 +1,116 @@
+"""Export of a tiny trained model: ONNX parity, the gate, bundle hashes, the BentoML store, and the benchmark."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from callqa.bundle import BundleError, load_bundle, read_bundle_info
+from callqa.cli import app
+from callqa.jsonl import load_calls
+from callqa.serving.scorer import OnnxScorer, resolve_bundle
+from callqa.training.data import build_dataset
+from callqa.training.evaluate import load_run
+from callqa.training.export import ExportError, GateConfig, export_run
+from callqa.training.trainer import predict_rows
+
+from conftest import SAMPLE
+
+
+def test_onnx_fp32_matches_pytorch_window_outputs(tiny_bundle):
+    parity = json.loads((tiny_bundle / "parity.json").read_text())
+    window = parity["pytorch_vs_onnx_fp32"]["max_abs_window_output"]
+    assert set(window) == {"pooled", "logits.attitude", "logits.empathy", "logits.resolution", "logits.topics"}
+    assert max(window.values()) <= 1e-4
+    assert parity["n_windows"] > parity["n_calls"] == 24  # some validation calls span several windows
+
+
+def test_numpy_aggregation_over_onnx_equals_pytorch_for_a_long_call(tiny_run, tiny_bundle):
+    info, schema, model, encoder = load_run(tiny_run)
+    calls = load_calls(SAMPLE)
+    long_call = max(calls, key=lambda c: sum(len(t.text) for t in c.turns))
+    assert len(encoder.encode(long_call).windows) >= 4
+    rows = build_dataset([long_call], encoder, schema).to_list()
+    expected, _ = predict_rows(model, rows, schema, encoder.pad_id, 8, torch.device("cpu"))
+    got = OnnxScorer.from_bundle(tiny_bundle, model_file="model.onnx").predict_arrays([long_call])
+    for head in schema.heads:
+        np.testing.assert_allclose(got[head.name], expected[head.name], atol=1e-5)
+
+
+def test_bundle_json_round_trips_schema_render_and_thresholds(tiny_run, tiny_bundle):
+    run = json.loads((tiny_run / "run.json").read_text(encoding="utf-8"))
+    info = read_bundle_info(tiny_bundle)
+    assert info.schema_.model_dump(mode="json") == run["schema"]
+    assert info.render.model_dump(mode="json") == run["render"]
+    assert info.thresholds == run["thresholds"] and len(info.thresholds["topics"]) == 11
+    assert info.gate.passed and not info.gate.forced
+    assert set(info.metrics["validation"]) == {"pytorch", "fp32", "int8"}
+    assert info.files["model.int8.onnx"] and (tiny_bundle / "model.int8.onnx").stat().st_size < (
+        tiny_bundle / "model.onnx").stat().st_size
+
+
+def test_loader_refuses_a_bundle_whose_file_changed(tiny_bundle, tmp_path):
+    copy = shutil.copytree(tiny_bundle, tmp_path / "copy")
+    load_bundle(copy)  # intact: loads
+    tok = copy / "tokenizer.json"
+    tok.write_text(tok.read_text(encoding="utf-8").replace("[UNK]", "[UNX]", 1), encoding="utf-8")
+    with pytest.raises(BundleError, match=r"tokenizer.json: sha256 .* does not match"):
+        load_bundle(copy)
+    (copy / "model.int8.onnx").unlink()
+    with pytest.raises(BundleError, match="model.int8.onnx: missing"):
+        load_bundle(copy)
+
+
+def test_failed_gate_fails_the_export_and_the_loader_refuses_it(tiny_run, tmp_path):
+    strict = GateConfig(max_nmd_increase=-1.0)  # no int8 model can improve NMD by a whole point: always fails
+    with pytest.raises(ExportError, match="export gate failed"):
+        export_run(tiny_run, tmp_path / "failed", version="failed", gate=strict, log=lambda *_: None)
+    info = read_bundle_info(tmp_path / "failed")
+    assert not info.gate.passed and not info.gate.forced and "attitude: int8 NMD" in info.gate.failures[0]
+    with pytest.raises(BundleError, match="gate failed"):
+        load_bundle(tmp_path / "failed")
+    with pytest.raises(FileNotFoundError):
+        resolve_bundle("failed")  # a failed export is not stored
+
+    forced = export_run(tiny_run, tmp_path / "forced", version="forced", gate=strict, force=True, log=lambda *_: None)
+    assert forced.gate.forced and not forced.gate.passed
+    info, _ = load_bundle(tmp_path / "forced")
+    assert info.gate.forced
+
+
+def test_bundle_is_in_the_bentoml_store_and_listed(tiny_bundle):
+    import bentoml
+
+    stored = bentoml.models.get("callqa-scorer:tiny")
+    assert stored.info.metadata["gate_passed"] is True
+    assert read_bundle_info(Path(stored.path)) == read_bundle_info(tiny_bundle)
+    assert resolve_bundle("tiny") == Path(stored.path)
+    result = CliRunner().invoke(app, ["bundles", "list"])
+    assert result.exit_code == 0, result.output
+    assert "callqa-scorer:tiny" in result.output and "passed" in result.output
+
+
+def test_export_cli_reports_a_missing_run_clearly(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(app, ["export", "--run", str(tmp_path / "empty"), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 1 and "not a finished run" in result.output
+
+
+def test_bench_measures_every_engine_on_the_same_calls(tiny_bundle, tiny_data, tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "--bundle", str(tiny_bundle), "--data", str(tiny_data[1]),
+                                      "--quantization", "quint8", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    bench = json.loads(out.read_text())
+    engines = [e["engine"] for e in bench["engines"]]
+    assert engines == ["pytorch-fp32", "ort-fp32", "ort-int8 (qint8-per-channel)", "ort-int8 (quint8)"]
+    for e in bench["engines"]:
+        assert e["calls"] == 24 and set(e["batch"]) == {"1", "8", "32"} and e["peak_rss_mb"] > 0
+        assert e["batch"]["1"]["p99_ms"] >= e["batch"]["1"]["p50_ms"] > 0
+    fp32 = bench["engines"][1]["quality_delta_vs_fp32"]
+    assert all(abs(v) < 1e-5 for d in fp32.values() for v in d.values())
+    assert "| ort-fp32 |" in result.output

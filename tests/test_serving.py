@@ -1,0 +1,303 @@
+"""The scoring API, served for real: `bentoml serve` on a free loopback port with the tiny bundle.
+
+Scores must equal the PyTorch scores of the same run; bad input gets a 4xx naming the field and the server keeps
+serving; keys and roles are enforced; logs carry no transcript text or numbers; serving never loads torch.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
+from typer.testing import CliRunner
+
+from callqa.cli import app
+from callqa.jsonl import load_calls
+from callqa.serving.auth import KeyStore
+from callqa.serving.middleware import GuardMiddleware
+from callqa.training.data import build_dataset
+from callqa.training.evaluate import load_run
+from callqa.training.trainer import predict_rows
+
+from conftest import REPO, SAMPLE
+
+SECRET_TEXT = "我的手机号是13812345678，身份证号11010519491231002X"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, base: str, log: Path, process: subprocess.Popen, keys: dict[str, str], store: KeyStore):
+        self.base, self.log, self.process, self.keys, self.store = base, log, process, keys, store
+
+    def post(self, path: str, body: bytes | dict, key: str | None = "scorer", headers: dict | None = None):
+        data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+        request = urllib.request.Request(self.base + path, data=data, method="POST",
+                                         headers={"content-type": "application/json", **(headers or {})})
+        if key:
+            request.add_header("Authorization", f"Bearer {self.keys.get(key, key)}")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    def get(self, path: str, key: str | None = None):
+        request = urllib.request.Request(self.base + path)
+        if key:
+            request.add_header("Authorization", f"Bearer {self.keys[key]}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+
+def start_server(bundle: Path, directory: Path, config: dict) -> tuple[subprocess.Popen, str, Path]:
+    port = free_port()
+    config_file = directory / "serving.yaml"
+    config_file.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
+    log = directory / "server.log"
+    env = dict(os.environ, CALLQA_SERVING_CONFIG=str(config_file), BENTOML_DO_NOT_TRACK="True")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "callqa.cli", "serve", "--bundle", str(bundle), "--port", str(port), "--config",
+         str(config_file)],
+        stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env, cwd=directory, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return process, base, log
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    stop(process)
+    raise RuntimeError(f"server not ready in 120 s: {log.read_text(errors='replace')[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_bundle, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("server")
+    database = f"sqlite:///{directory / 'callqa.db'}"
+    store = KeyStore(database)
+    keys = {role: store.create(role, f"test {role}")[0] for role in ("scorer", "reviewer", "admin")}
+    config = {"database": database, "precision": "fp32",
+              "batching": {"max_batch_size": 16, "max_latency_ms": 500},
+              "limits": {"max_calls": 8, "max_turns": 60, "max_turn_chars": 500, "max_call_chars": 3000,
+                         "max_body_bytes": 200_000}}
+    process, base, log = start_server(tiny_bundle, directory, config)
+    yield Server(base, log, process, keys, store)
+    stop(process)
+
+
+def sample_calls(n: int) -> list[dict]:
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()[100 : 100 + n]
+    return [json.loads(line) for line in lines]
+
+
+def test_served_scores_equal_pytorch_scores_of_the_run(server, tiny_run):
+    calls = sample_calls(6)
+    status, body = server.post("/score", {"calls": calls})
+    assert status == 200, body
+    assert body["model"] == "callqa-scorer:tiny" and body["warning"] is None
+    assert [r["call_id"] for r in body["results"]] == [c["call_id"] for c in calls]
+
+    _, schema, model, encoder = load_run(tiny_run)
+    rows = build_dataset(load_calls(SAMPLE)[100:106], encoder, schema).to_list()
+    expected, _ = predict_rows(model, rows, schema, encoder.pad_id, 8, torch.device("cpu"))
+    for i, result in enumerate(body["results"]):
+        for head in schema.heads:
+            score = result["scores"][head.name]
+            if head.kind == "multilabel":
+                got = [next(s["probability"] for s in score["labels"] if s["id"] == c) for c in head.class_ids]
+            else:
+                got = [score["distribution"][c] for c in head.class_ids]
+                assert score["level"] == head.class_ids[int(np.argmax(got))]
+                assert score["expected"] == pytest.approx(float(np.dot(got, head.values)))
+            np.testing.assert_allclose(got, expected[head.name][i], atol=1e-4)
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = sample_calls(12)
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda c: server.post("/score", {"calls": [c]}), calls))
+    assert all(status == 200 for status, _ in answers), [a for a in answers if a[0] != 200][:2]
+    assert [body["results"][0]["call_id"] for _, body in answers] == [c["call_id"] for c in calls]
+    alone = server.post("/score", {"calls": [calls[5]]})[1]["results"][0]["scores"]["attitude"]["distribution"]
+    batched = answers[5][1]["results"][0]["scores"]["attitude"]["distribution"]
+    assert batched == pytest.approx(alone, abs=1e-5)
+
+
+def _call(**changes) -> dict:
+    call = {"call_id": "bad-1", "turns": [{"speaker": "agent", "text": "您好"}, {"speaker": "customer", "text": "你好"}]}
+    call.update(changes)
+    return call
+
+
+BAD_INPUTS = [
+    ({"calls": []}, 400, "calls"),
+    ({}, 400, "calls"),
+    ({"calls": [_call(turns=[])]}, 400, "turns"),
+    ({"calls": [_call(turns=[{"speaker": "agent", "text": "  "}])]}, 400, "text"),
+    ({"calls": [_call(turns=[{"speaker": "robot", "text": "您好"}])]}, 400, "speaker"),
+    ({"calls": [_call(turns=[{"speaker": "agent"}])]}, 400, "text"),
+    ({"calls": [_call(call_id=7)]}, 400, "call_id"),
+    ({"calls": "not a list"}, 400, "calls"),
+    ({"calls": [_call(turns=[{"speaker": "agent", "text": "好" * 501}])]}, 400, "calls[0].turns[0].text"),
+    ({"calls": [_call(turns=[{"speaker": "agent", "text": "好"}] * 61)]}, 400, "calls[0].turns: 61 turns"),
+    ({"calls": [_call(turns=[{"speaker": "agent", "text": "好" * 400}] * 10)]}, 400, "4000 characters in all"),
+    ({"calls": [_call()] * 9}, 400, "9 calls"),
+    ({"calls": [_call(extra_field=1)]}, 400, "extra_field"),
+    ({"calls": [_call(turns=[{"speaker": "agent", "text": "您好", "start": -1}])]}, 400, "start"),
+    (b'{"calls": [', 400, "JSON"),
+    (b'{"calls": [{"call_id": "x", "turns": [{"speaker": "agent", "text": "\xff\xfe"}]}]}', 400, "JSON"),
+    (b"x" * 250_000, 413, "limit"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "mentions"), BAD_INPUTS)
+def test_bad_input_gets_a_4xx_naming_the_field_and_the_server_keeps_serving(server, body, status, mentions):
+    got, answer = server.post("/score", body)
+    assert got == status, answer
+    assert mentions in json.dumps(answer, ensure_ascii=False)
+    assert server.post("/score", {"calls": sample_calls(1)})[0] == 200
+
+
+def test_api_keys_and_roles(server):
+    calls = {"calls": sample_calls(1)}
+    assert server.post("/score", calls, key=None)[0] == 401
+    assert server.post("/score", calls, key="cqa_not-a-real-key")[0] == 401
+    status, body = server.post("/score", calls, key="reviewer")
+    assert status == 403 and "needs scorer" in body["error"]
+    assert server.post("/score", calls, key="admin")[0] == 200
+    assert server.post("/score", calls, headers={"X-API-Key": server.keys["scorer"]}, key=None)[0] == 200
+    assert server.get("/api/model")[0] == 401
+    status, info = server.get("/api/model", key="reviewer")
+    assert status == 200 and [h["display"] for h in json.loads(info)["schema"]["heads"]][0] == "服务态度"
+    # Public: health, metrics (with our per-level counter), the OpenAPI spec.
+    assert server.get("/healthz")[0] == 200
+    status, metrics = server.get("/metrics")
+    assert status == 200 and b'callqa_predicted_level_total{head="attitude"' in metrics
+
+
+def test_revoked_key_stops_working(server, tiny_bundle):
+    key, row = server.store.create("scorer", "short-lived")
+    calls = {"calls": sample_calls(1)}
+    assert server.post("/score", calls, key=key)[0] == 200
+    server.store.revoke(row.id)
+    deadline = time.time() + 40  # the server caches key lookups for 30 s
+    while server.post("/score", calls, key=key)[0] == 200 and time.time() < deadline:
+        time.sleep(2)
+    assert server.post("/score", calls, key=key)[0] == 401
+
+
+def test_logs_never_carry_transcript_text_or_numbers(server):
+    call = _call(call_id="pii-1", turns=[{"speaker": "customer", "text": SECRET_TEXT}])
+    assert server.post("/score", {"calls": [call], "redact": True})[0] == 200
+    assert server.post("/score", {"calls": [call]})[0] == 200
+    assert server.post("/score", {"calls": [_call(turns=[{"speaker": "robot", "text": SECRET_TEXT}])]})[0] == 400
+    time.sleep(1)
+    log = server.log.read_text(encoding="utf-8", errors="replace")
+    assert "scored 1 calls" in log  # the log is being written
+    for secret in ("13812345678", "11010519491231002X", "手机号是"):
+        assert secret not in log
+
+
+def test_serving_never_loads_torch(server):
+    import psutil  # a BentoML dependency
+
+    root = psutil.Process(server.process.pid)
+    pids = [root.pid, *(p.pid for p in root.children(recursive=True))]
+    assert len(pids) >= 3  # the supervisor, the API worker, the model worker
+    loaded_onnxruntime = False
+    for pid in pids:
+        try:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        assert "libtorch" not in maps, f"process {pid} has torch loaded"
+        loaded_onnxruntime |= "onnxruntime" in maps
+    assert loaded_onnxruntime  # the check looked at the process that scores
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzz_from_the_openapi_spec_never_gets_a_5xx(server, data):
+    spec = json.loads(server.get("/docs.json")[1])
+    schema = spec["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    # $refs point at #/components/…: carry the spec's components along so they resolve against this document.
+    valid_shape = from_schema({**schema, "components": spec.get("components", {})})
+    anything = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                            max_leaves=20)
+    body = data.draw(valid_shape | anything | st.fixed_dictionaries({"calls": anything}))
+    status, _ = server.post("/score", json.dumps(body).encode())
+    assert status in (200, 400, 413), (status, body)
+
+
+def test_no_auth_is_refused_off_loopback(tiny_bundle):
+    result = CliRunner().invoke(app, ["serve", "--bundle", str(tiny_bundle), "--no-auth", "--host", "0.0.0.0"])
+    assert result.exit_code == 1 and "only binds loopback" in result.output
+
+
+def test_middleware_with_auth_off_refuses_requests_to_a_non_loopback_address():
+    import asyncio
+
+    sent = []
+
+    async def app_(scope, receive, send):
+        sent.append("app")
+
+    async def send(message):
+        sent.append(message)
+
+    guard = GuardMiddleware(app_, database="sqlite:///:memory:", auth=False, max_body_bytes=10_000)
+    for host, reached in (("127.0.0.1", True), ("10.1.2.3", False)):
+        sent.clear()
+        scope = {"type": "http", "path": "/score", "method": "POST", "headers": [(b"content-length", b"2")],
+                 "server": (host, 3000)}
+        asyncio.run(guard(scope, None, send))
+        assert (sent == ["app"]) is reached
+        if not reached:
+            assert sent[0]["status"] == 403
+
+
+def test_serving_code_imports_without_torch(tiny_bundle):
+    code = ("import sys; import callqa.serving.service, callqa.serving.scorer, callqa.cli; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'datasets')]; "
+            "assert not bad, bad")
+    env = dict(os.environ, CALLQA_BUNDLE=str(tiny_bundle))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]

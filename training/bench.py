@@ -1,0 +1,191 @@
+"""`callqa bench`: PyTorch fp32 vs onnxruntime fp32 vs onnxruntime int8 on the same calls, end to end.
+
+Every engine scores through the same :class:`callqa.serving.scorer.OnnxScorer` path (render, window, length-sorted
+chunks, weighted window mean); only the thing that maps windows to logits differs. Each engine runs in its own
+process, so its peak RSS is its own. Quantization variants (``--quantization all``) are also checked for quality:
+their NMD / macro-F1 deltas against fp32 on the same labeled calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from callqa.bundle import read_bundle_info
+from callqa.jsonl import load_calls, write_calls
+
+BATCH_SIZES = (1, 8, 32)
+
+
+class TorchSession:
+    """Looks like an onnxruntime session (``run(names, feeds)``) but runs the PyTorch model of the run."""
+
+    def __init__(self, run_dir: Path, threads: int):
+        import torch
+
+        from .export import WindowGraph, output_names
+        from .model import CallScorer
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        model = CallScorer.load(Path(run_dir) / "model")
+        self.graph = WindowGraph(model).eval()
+        self.names = output_names(model.schema)
+
+    def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with self.torch.inference_mode():
+            outputs = self.graph(self.torch.from_numpy(feeds["input_ids"]), self.torch.from_numpy(feeds["attention_mask"]))
+        by_name = dict(zip(self.names, outputs))
+        return [by_name[n].numpy() for n in names]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def cpu_flags() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted(f for f in line.split(":", 1)[1].split() if "avx" in f or "vnni" in f or "amx" in f)
+    except OSError:
+        pass
+    return []
+
+
+def peak_rss_mb() -> float:
+    # VmHWM is this process's own high-water mark; ru_maxrss would carry the parent's over fork + exec.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_worker(engine: str, model_path: str, bundle: Path, data: Path, threads: int, repeats: int) -> dict:
+    """Runs in a child process: one engine, all batch sizes; returns throughput, latency, RSS and probabilities."""
+    from callqa.bundle import load_bundle
+    from callqa.serving.scorer import OnnxScorer, make_session
+
+    info, encoder = load_bundle(bundle, verify=False)
+    session = TorchSession(Path(model_path), threads) if engine == "pytorch-fp32" else make_session(Path(model_path), threads)
+    scorer = OnnxScorer(session, encoder, info)
+    calls = load_calls(data)
+    encoded = scorer.encode(calls)
+    tokens = sum(e.n_tokens for e in encoded)
+    scorer.predict_encoded(encoded[:8])  # warm-up: first-run allocations are not what a server sees
+    result: dict = {"engine": engine, "threads": threads, "calls": len(calls), "tokens": tokens,
+                    "windows": sum(len(e.windows) for e in encoded), "batch": {}}
+    for size in BATCH_SIZES:
+        latencies, elapsed = [], 0.0
+        for _ in range(repeats):
+            for start in range(0, len(encoded), size):
+                t0 = time.perf_counter()
+                scorer.predict_encoded(encoded[start : start + size])
+                latencies.append(time.perf_counter() - t0)
+            elapsed += sum(latencies[-((len(encoded) + size - 1) // size):])
+        entry = {"calls_per_s": repeats * len(calls) / elapsed, "tokens_per_s": repeats * tokens / elapsed}
+        if size == 1:
+            entry.update(p50_ms=1000 * float(np.percentile(latencies, 50)), p99_ms=1000 * float(np.percentile(latencies, 99)))
+        result["batch"][str(size)] = entry
+    probs = [p.probs for p in scorer.predict_encoded(encoded)]
+    result["probs"] = {h.name: [p[h.name].tolist() for p in probs] for h in info.schema_.heads}
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def _spawn(engine: str, model_path: Path, bundle: Path, data: Path, threads: int, repeats: int, log) -> dict:
+    log(f"bench: {engine} ({model_path.name}) …")
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        cmd = [sys.executable, "-m", "callqa.training.bench", engine, str(model_path), str(bundle), str(data),
+               str(threads), str(repeats), out.name]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"bench worker for {engine} failed:\n{done.stderr[-3000:]}")
+        return json.loads(Path(out.name).read_text())
+
+
+def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, quantization: list[str] | None = None,
+          threads: int | None = None, repeats: int = 1, log=print) -> dict:
+    from .export import quantize, validation_calls
+
+    bundle = Path(bundle)
+    info = read_bundle_info(bundle)
+    run_dir = Path(run_dir or info.run)
+    threads = threads or os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        if data is None:
+            run_info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+            data = Path(tmp) / "calls.jsonl"
+            write_calls(validation_calls(run_info), data)
+        engines = [("pytorch-fp32", run_dir), ("ort-fp32", bundle / "model.onnx"),
+                   (f"ort-int8 ({info.quantization})", bundle / "model.int8.onnx")]
+        for method in quantization or []:
+            if method == info.quantization:
+                continue
+            path = Path(tmp) / f"{method}.onnx"
+            config = json.loads((run_dir / "model" / "encoder" / "config.json").read_text(encoding="utf-8"))
+            quantize(bundle / "model.onnx", path, method, config["num_attention_heads"], config["hidden_size"])
+            engines.append((f"ort-int8 ({method})", path))
+        results = [_spawn(name, path, bundle, data, threads, repeats, log) for name, path in engines]
+        calls = load_calls(data)
+
+    from .baselines import targets as call_targets
+    from .metrics import head_metrics
+
+    targets = call_targets(calls, info.schema_)
+    thresholds = {k: np.array(v) for k, v in info.thresholds.items()}
+    quality = {}
+    for r in results:
+        probs = {h: np.array(v) for h, v in r.pop("probs").items()}
+        quality[r["engine"]] = {h.name: head_metrics(h, probs[h.name], targets[h.name], thresholds.get(h.name))
+                                for h in info.schema_.heads}
+    base = results[0]["batch"]
+    for r in results:
+        r["speedup_vs_pytorch"] = {b: r["batch"][b]["calls_per_s"] / base[b]["calls_per_s"] for b in base}
+        ref = quality["ort-fp32"]
+        r["quality_delta_vs_fp32"] = {
+            h.name: ({"nmd": quality[r["engine"]][h.name]["nmd"] - ref[h.name]["nmd"]} if h.kind == "ordinal"
+                     else {"macro_f1": quality[r["engine"]][h.name]["macro_f1"] - ref[h.name]["macro_f1"]})
+            for h in info.schema_.heads if ref[h.name].get("n")
+        }
+    import onnxruntime
+    import torch
+
+    return {
+        "bundle": str(bundle), "version": info.version, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "flags": cpu_flags(), "threads": threads,
+                    "torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+        "render": info.render.model_dump(), "repeats": repeats, "engines": results,
+    }
+
+
+def markdown_table(result: dict) -> str:
+    lines = ["| engine | calls/s b=1 | b=8 | b=32 | tokens/s b=32 | p50 ms b=1 | p99 ms b=1 | × PyTorch b=32 | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["engines"]:
+        b = r["batch"]
+        lines.append(f"| {r['engine']} | {b['1']['calls_per_s']:.1f} | {b['8']['calls_per_s']:.1f} | "
+                     f"{b['32']['calls_per_s']:.1f} | {b['32']['tokens_per_s']:.0f} | {b['1']['p50_ms']:.0f} | "
+                     f"{b['1']['p99_ms']:.0f} | {r['speedup_vs_pytorch']['32']:.2f} | {r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    engine, model_path, bundle_dir, data_file, n_threads, n_repeats, out_file = sys.argv[1:8]
+    outcome = run_worker(engine, model_path, Path(bundle_dir), Path(data_file), int(n_threads), int(n_repeats))
+    Path(out_file).write_text(json.dumps(outcome))

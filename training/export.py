@@ -1,0 +1,246 @@
+"""`callqa export`: a training run → a servable model bundle (ONNX fp32 + int8), checked by a parity and quality gate.
+
+The gate, recorded in parity.json and bundle.json:
+- parity: PyTorch vs ONNX fp32 window logits on the validation calls, max absolute difference ≤ ``parity_tolerance``;
+- quality: int8 vs fp32 call-level metrics on the same calls; an ordinal head's NMD may worsen by at most
+  ``max_nmd_increase``, a multilabel or multiclass head's macro-F1 may drop by at most ``max_macro_f1_drop``.
+A failed gate still writes the bundle (to inspect) but marks it failed: the export exits non-zero, the bundle is not
+stored, and serving refuses it, unless ``force`` records an override that serving shows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from callqa.bundle import BundleInfo, GateResult, sha256_file, write_bundle_info
+from callqa.calls import Call
+from callqa.jsonl import load_calls
+from callqa.schema import LabelSchema
+from callqa.serving.scorer import OnnxScorer, make_session
+
+from .data import build_dataset, row_targets
+from .evaluate import load_run
+from .metrics import head_metrics
+from .model import CallScorer
+from .trainer import code_version, file_sha256, predict_rows
+
+# How model.int8.onnx is made; `callqa bench --quantization all` measures every one (docs/export.md has the numbers).
+QUANTIZATIONS = ("qint8", "quint8", "qint8-per-channel", "fused-qint8")
+DEFAULT_QUANTIZATION = "qint8-per-channel"
+OPSET = 17
+
+
+class GateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    parity_tolerance: float = 1e-4
+    max_nmd_increase: float = 0.005
+    max_macro_f1_drop: float = 0.01
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+class WindowGraph(nn.Module):
+    """What model.onnx computes: one window batch → the pooled vector and each head's window logits."""
+
+    def __init__(self, scorer: CallScorer):
+        super().__init__()
+        self.scorer = scorer
+        self.heads = [h.name for h in scorer.schema.heads]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        pooled, logits = self.scorer.window_logits(input_ids, attention_mask)
+        return (pooled, *(logits[name] for name in self.heads))
+
+
+def output_names(schema: LabelSchema) -> list[str]:
+    return ["pooled", *(f"logits.{h.name}" for h in schema.heads)]
+
+
+def export_onnx(model: CallScorer, path: Path) -> None:
+    """Trace the window graph with dynamic batch and sequence axes (eager attention: a graph ORT's fusions know)."""
+    model = model.eval().to("cpu")
+    model.encoder.config._attn_implementation = "eager"
+    names = output_names(model.schema)
+    ids = torch.full((2, 16), 5, dtype=torch.long)
+    mask = torch.ones_like(ids)
+    mask[1, 10:] = 0
+    axes = {"input_ids": {0: "windows", 1: "tokens"}, "attention_mask": {0: "windows", 1: "tokens"}}
+    axes.update({name: {0: "windows"} for name in names})
+    with torch.no_grad():
+        torch.onnx.export(WindowGraph(model), (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
+                          output_names=names, dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    onnx.checker.check_model(str(path))
+
+
+def quantize(fp32: Path, out: Path, method: str, num_heads: int, hidden_size: int) -> None:
+    """int8 weights, activations quantized on the fly (dynamic): what suits an encoder on CPU without calibration data."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    if method not in QUANTIZATIONS:
+        raise ExportError(f"unknown quantization {method!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    source = fp32
+    with tempfile.TemporaryDirectory() as tmp:
+        if method.startswith("fused"):
+            # The transformer optimizer fuses attention, LayerNorm and GELU into single kernels before quantizing.
+            from onnxruntime.transformers.optimizer import optimize_model
+
+            fused = optimize_model(str(fp32), model_type="bert", num_heads=num_heads, hidden_size=hidden_size)
+            source = Path(tmp) / "fused.onnx"
+            fused.save_model_to_file(str(source))
+        quantize_dynamic(str(source), str(out), weight_type=QuantType.QUInt8 if method == "quint8" else QuantType.QInt8,
+                         per_channel=method == "qint8-per-channel",
+                         # Fused ops (com.microsoft domain) defeat shape inference; their outputs are float.
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def validation_calls(info: dict, override: list[Path] | None = None) -> list[Call]:
+    """The run's validation calls: the files it validated on, or its held-out share of the training files."""
+    if override:
+        return load_calls(override)
+    validation = info["validation"]
+    sources = validation if isinstance(validation, list) else info["data"]
+    for item in sources:
+        path = Path(item["path"])
+        if not path.exists() or file_sha256(path) != item["sha256"]:
+            raise ExportError(f"{path}: the run's validation data is missing or changed since training; "
+                              f"pass --validation FILE (labeled calls the model did not train on)")
+    calls = load_calls([Path(item["path"]) for item in sources])
+    if isinstance(validation, dict):
+        held_out = set(validation["call_ids"])
+        calls = [c for c in calls if c.call_id in held_out]
+    return calls
+
+
+def quality_deltas(schema: LabelSchema, fp32: dict, int8: dict, gate: GateConfig) -> tuple[dict, list[str]]:
+    deltas, failures = {}, []
+    for head in schema.heads:
+        a, b = fp32[head.name], int8[head.name]
+        if not a.get("n"):
+            continue
+        if head.kind == "ordinal":
+            d = b["nmd"] - a["nmd"]
+            deltas[head.name] = {"nmd": d}
+            if d > gate.max_nmd_increase:
+                failures.append(f"{head.name}: int8 NMD {b['nmd']:.4f} is {d:.4f} worse than fp32 "
+                                f"(allowed {gate.max_nmd_increase})")
+        else:
+            d = b["macro_f1"] - a["macro_f1"]
+            deltas[head.name] = {"macro_f1": d}
+            if -d > gate.max_macro_f1_drop:
+                failures.append(f"{head.name}: int8 macro-F1 {b['macro_f1']:.4f} is {-d:.4f} below fp32 "
+                                f"(allowed {gate.max_macro_f1_drop})")
+    return deltas, failures
+
+
+def window_parity(model: CallScorer, session, windows: list[list[int]], pad_id: int, batch: int = 16) -> dict[str, float]:
+    """Max |PyTorch − ONNX| per output over the given windows, batch by batch."""
+    names = output_names(model.schema)
+    worst = dict.fromkeys(names, 0.0)
+    graph = WindowGraph(model.eval())
+    from callqa.render import pad_windows
+
+    for start in range(0, len(windows), batch):
+        ids, mask = pad_windows(windows[start : start + batch], pad_id)
+        with torch.no_grad():
+            expected = graph(torch.from_numpy(ids), torch.from_numpy(mask))
+        got = session.run(names, {"input_ids": ids, "attention_mask": mask})
+        for name, e, g in zip(names, expected, got):
+            worst[name] = max(worst[name], float(np.abs(e.numpy() - g).max()))
+    return worst
+
+
+def export_run(run_dir: Path, out: Path, version: str | None = None, validation: list[Path] | None = None,
+               quantization: str = DEFAULT_QUANTIZATION, gate: GateConfig | None = None, force: bool = False,
+               store: bool = True, log=print) -> BundleInfo:
+    """Write the bundle to ``out``; raise :class:`ExportError` after writing it if the gate failed and not forced."""
+    gate = gate or GateConfig()
+    run_dir, out = Path(run_dir), Path(out)
+    info, schema, model, encoder = load_run(run_dir)
+    version = version or time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run_dir / "tokenizer.json", out / "tokenizer.json")
+
+    started = time.time()
+    log("exporting model.onnx (fp32)")
+    export_onnx(model, out / "model.onnx")
+    hidden = model.encoder.config
+    log(f"quantizing model.int8.onnx ({quantization})")
+    quantize(out / "model.onnx", out / "model.int8.onnx", quantization, hidden.num_attention_heads, hidden.hidden_size)
+
+    calls = validation_calls(info, validation)
+    log(f"gate: checking on {len(calls)} validation calls")
+    rows = build_dataset(calls, encoder, schema).to_list()
+    torch_probs, _ = predict_rows(model, rows, schema, encoder.pad_id, 16, torch.device("cpu"))
+    fp32_session = make_session(out / "model.onnx")
+    windows = [w for r in rows for w in r["windows"]]
+    parity = window_parity(model, fp32_session, windows, encoder.pad_id)
+
+    draft = BundleInfo.model_validate({
+        "name": run_dir.name, "version": version, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "callqa_version": code_version(), "run": str(run_dir), "encoder": info["encoder"], "schema": info["schema"],
+        "render": info["render"], "thresholds": info.get("thresholds", {}), "data": info["data"],
+        "quantization": quantization, "gate": {"passed": False}, "files": {},
+    })
+    probs = {"pytorch": torch_probs}
+    for label, session in (("fp32", fp32_session), ("int8", make_session(out / "model.int8.onnx"))):
+        probs[label] = OnnxScorer(session, encoder, draft).predict_arrays(calls)
+    targets = {h.name: row_targets(rows, h.name) for h in schema.heads}
+    thresholds = {k: np.array(v) for k, v in draft.thresholds.items()}
+    metrics = {label: {h.name: head_metrics(h, p[h.name], targets[h.name], thresholds.get(h.name)) for h in schema.heads}
+               for label, p in probs.items()}
+    call_parity = max(float(np.abs(probs["pytorch"][h] - probs["fp32"][h]).max()) for h in probs["fp32"])
+
+    failures = []
+    logit_gap = max(v for k, v in parity.items() if k != "pooled")
+    if logit_gap > gate.parity_tolerance:
+        failures.append(f"PyTorch vs ONNX fp32 window logits differ by {logit_gap:.2e} (allowed {gate.parity_tolerance:.0e})")
+    deltas, quality_failures = quality_deltas(schema, metrics["fp32"], metrics["int8"], gate)
+    failures += quality_failures
+    result = GateResult(passed=not failures, forced=bool(failures) and force, failures=failures)
+
+    parity_report = {
+        "n_calls": len(calls), "n_windows": len(windows), "gate": gate.model_dump(), "result": result.model_dump(),
+        "pytorch_vs_onnx_fp32": {"max_abs_window_output": parity, "max_abs_call_probability": call_parity},
+        "int8_vs_fp32": deltas, "quantization": quantization, "seconds": round(time.time() - started, 1),
+    }
+    (out / "parity.json").write_text(json.dumps(parity_report, indent=2) + "\n", encoding="utf-8")
+    report = run_dir / "eval" / "report.html"
+    if report.exists():
+        shutil.copyfile(report, out / "report.html")
+    files = {name: sha256_file(out / name) for name in ("model.onnx", "model.int8.onnx", "tokenizer.json", "parity.json")}
+    bundle = draft.model_copy(update={"metrics": {"validation": metrics}, "gate": result, "files": files})
+    write_bundle_info(out, bundle)
+
+    if failures and not force:
+        raise ExportError("export gate failed, bundle not stored:\n  " + "\n  ".join(failures)
+                          + f"\nInspect {out}/parity.json; --force exports anyway and records the override.")
+    if store:
+        save_to_store(out, bundle)
+        log(f"stored as {bundle.tag} in the BentoML model store")
+    return bundle
+
+
+def save_to_store(directory: Path, bundle: BundleInfo) -> None:
+    import bentoml
+
+    metadata = {"gate_passed": bundle.gate.passed, "forced": bundle.gate.forced, "run": bundle.run,
+                "encoder": bundle.encoder, "quantization": bundle.quantization, "callqa_version": bundle.callqa_version,
+                "heads": [h.name for h in bundle.schema_.heads]}
+    with bentoml.models.create(bundle.tag, labels={"schema": bundle.schema_.name}, metadata=metadata) as model:
+        for path in Path(directory).iterdir():
+            if path.is_file():
+                shutil.copyfile(path, Path(model.path) / path.name)
+
