@@ -6,8 +6,13 @@ CALLQA := $(VENV)/bin/callqa
 TORCH  ?= torch==2.13.0
 SHARED ?= ../shared
 DEMO   ?= runs/demo
+PORT   ?= 3000
+# The demo's BentoML model store and database stay inside the checkout (var/ is git-ignored).
+export BENTOML_HOME ?= $(CURDIR)/var/bentoml
+export BENTOML_DO_NOT_TRACK := True
+DB     ?= sqlite:///$(CURDIR)/var/callqa.db
 
-.PHONY: install test demo lint sample stc3 stc3-train clean
+.PHONY: install test demo bundle serve bench lint sample stc3 stc3-train clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,14 +42,41 @@ data/stc3.jsonl: install
 stc3: data/stc3.jsonl
 	$(CALLQA) data split data/stc3.jsonl -o data/stc3 --ratios 0.8,0.1,0.1 --seed 13 --stratify A
 
-# The main job: validate and split the bundled sample set, fine-tune the demo recipe on it, evaluate on its test split.
-# Export and serving join this target as they land (see the README's roadmap).
-demo: install
+# The main job: validate and split the bundled sample set, fine-tune the demo recipe on it, evaluate on its test
+# split, export the bundle (ONNX + int8, gated) into the BentoML store, and serve it on localhost with a scorer key.
+demo: bundle
+	@$(MAKE) --no-print-directory serve
+
+$(DEMO)/run.json: | install
 	$(CALLQA) data validate datasets/sample/calls.jsonl --schema callcenter
 	$(CALLQA) data split datasets/sample/calls.jsonl -o data/sample --seed 0 --stratify attitude --group-by-agent
 	$(CALLQA) train --config configs/train/demo.yaml --data data/sample/train.jsonl --validation data/sample/validation.jsonl --out $(DEMO)
 	$(CALLQA) evaluate --run $(DEMO) --data data/sample/test.jsonl
 	@echo "report: $(DEMO)/eval/report.html"
+
+bundles/demo/current/bundle.json: $(DEMO)/run.json
+	rm -rf bundles/demo/current
+	$(CALLQA) export --run $(DEMO) --out bundles/demo/current --version demo-$$(date +%Y%m%d-%H%M%S)
+
+bundle: bundles/demo/current/bundle.json
+
+# Serve the demo bundle on 127.0.0.1 with a fresh scorer key, printing a curl example that works as written.
+serve: bundle
+	@mkdir -p var
+	@KEY=$$($(CALLQA) keys create --role scorer --name demo --db $(DB) 2>/dev/null); \
+	echo; echo "Score a call (in another terminal):"; echo; \
+	echo "  curl -s http://127.0.0.1:$(PORT)/score -H 'Authorization: Bearer $$KEY' -H 'Content-Type: application/json' \\"; \
+	echo "       -d '{\"calls\": [$$(head -n 1 data/sample/test.jsonl)]}'"; echo; \
+	echo "OpenAPI docs: http://127.0.0.1:$(PORT)/  metrics: http://127.0.0.1:$(PORT)/metrics"; echo; \
+	exec $(CALLQA) serve --bundle bundles/demo/current --port $(PORT) --db $(DB)
+
+# Benchmarks (docs/export.md, docs/serving.md): PyTorch vs ONNX fp32 vs int8 variants on the demo bundle, then load
+# on a served copy at concurrency 1/8/32. Results: benchmarks/results/*.json.
+bench: bundle
+	$(CALLQA) bench --bundle bundles/demo/current --data data/sample/validation.jsonl --quantization all --repeats 2 \
+		--out benchmarks/results/bench-latest.json
+	$(PY) benchmarks/serve_load.py --bundle bundles/demo/current --data data/sample/test.jsonl \
+		--baseline benchmarks/results/bench-latest.json --out benchmarks/results/serve-latest.json
 
 # The real-data result: STC-3 split 80/10/10, fine-tuned (GPU recommended: ~2 min on an H100), evaluated on the test split.
 stc3-train: stc3
@@ -52,4 +84,4 @@ stc3-train: stc3
 	$(CALLQA) evaluate --run runs/stc3 --data data/stc3/test.jsonl --out runs/stc3/test
 
 clean:
-	rm -rf data/sample runs bundles .pytest_cache
+	rm -rf data/sample runs bundles var .pytest_cache

@@ -316,8 +316,9 @@ def export_cmd(
     version: Annotated[str | None, typer.Option(help="Bundle version, also the BentoML tag version (default: a timestamp).")] = None,
     validation: Annotated[list[Path] | None, typer.Option("--validation", "-v", help="Labeled calls for the gate "
                           "(default: the run's own validation calls).", exists=True, dir_okay=False)] = None,
-    quantization: Annotated[str, typer.Option(help="int8 method: qint8, quint8, qint8-per-channel, fused-qint8 "
-                            "(docs/export.md compares them).")] = "qint8-per-channel",
+    quantization: Annotated[str, typer.Option(help="int8 method: auto (the fastest that passes the gate), qint8, "
+                            "quint8, qint8-per-channel, qint8-per-channel-ffn-fp32, fused-qint8 (docs/export.md "
+                            "compares them).")] = "auto",
     max_nmd_increase: Annotated[float, typer.Option(help="Gate: largest allowed int8-vs-fp32 NMD increase per ordinal head.")] = 0.005,
     max_macro_f1_drop: Annotated[float, typer.Option(help="Gate: largest allowed int8-vs-fp32 macro-F1 drop per multilabel head.")] = 0.01,
     force: Annotated[bool, typer.Option(help="Export and store even if the gate fails; the override is recorded in "
@@ -456,6 +457,43 @@ def serve_cmd(
     os.execve(sys.executable, [sys.executable, "-m", "bentoml", "serve", "callqa.serving.service:ScoringAPI",
                                "--host", host, "--port", str(port)], env)
 
+
+
+@app.command("bench-serve")
+def bench_serve_cmd(
+    url: Annotated[str, typer.Option(help="A running scoring API, e.g. http://127.0.0.1:3000.")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="Calls to send, one per request.", exists=True, dir_okay=False)],
+    key: Annotated[str | None, typer.Option(envvar="CALLQA_KEY", help="A scorer key (or $CALLQA_KEY); none for --no-auth demos.")] = None,
+    concurrency: Annotated[str, typer.Option(help="Comma list of client counts.")] = "1,8,32",
+    requests: Annotated[int, typer.Option(help="Requests per concurrency level.")] = 96,
+    baseline: Annotated[Path | None, typer.Option(help="A `callqa bench` result: report served throughput as a "
+                        "share of raw onnxruntime batch-32 throughput.", exists=True, dir_okay=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Result JSON (default benchmarks/results/serve-DATE.json).")] = None,
+) -> None:
+    """Load a running scoring API at several concurrency levels: calls/s, p50/p99 latency, errors."""
+    import json
+    import time
+
+    from callqa.serving.loadtest import load_test
+
+    levels = tuple(int(x) for x in concurrency.split(","))
+    result = load_test(url, data, key, levels, requests, log=console.print)
+    if baseline:
+        bench = json.loads(baseline.read_text(encoding="utf-8"))
+        served = bench["engines"][2]  # the bundle's int8 graph, what the server runs
+        raw = served["batch"]["32"]["calls_per_s"]
+        result["baseline"] = {"file": str(baseline), "engine": served["engine"], "calls_per_s_batch32": raw}
+        for entry in result["levels"].values():
+            entry["ratio_to_raw_ort"] = entry["calls_per_s"] / raw
+    out = out or Path("benchmarks/results") / f"serve-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    table = Table("concurrency", "requests", "errors", "calls/s", "p50 ms", "p99 ms", "× raw ORT b=32")
+    for level, e in result["levels"].items():
+        table.add_row(level, str(e["requests"]), str(e["errors"]), f"{e['calls_per_s']:.1f}", f"{e['p50_ms']:.0f}",
+                      f"{e['p99_ms']:.0f}", f"{e['ratio_to_raw_ort']:.2f}" if "ratio_to_raw_ort" in e else "-")
+    console.print(table)
+    console.print(f"written to {out}")
 
 keys_app = typer.Typer(help="API keys for the scoring API and review UI (stored hashed; shown once).",
                        no_args_is_help=True)

@@ -28,7 +28,7 @@ class Batching(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_batch_size: int = Field(default=64, ge=1)
-    max_latency_ms: int = Field(default=2000, ge=1)
+    max_latency_ms: int = Field(default=20000, ge=1)
 
 
 class ServingConfig(BaseModel):

@@ -19,6 +19,7 @@ import logging
 import time
 from typing import Annotated
 
+import aiohttp
 import bentoml
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.applications import Starlette
@@ -119,6 +120,18 @@ class ScoringAPI:
             self.warning = f"{info.tag} was exported past a failed gate: {'; '.join(info.gate.failures)}"
             log.warning(self.warning)
 
+    async def predict_with_retry(self, calls: list[Call], attempts: int = 3) -> list[dict]:
+        # BentoML's client between services sometimes reuses a keep-alive connection the model worker has just
+        # closed (bentoml/BentoML#3669, #4238): "Server disconnected" under load. Scoring is idempotent, so retry.
+        for attempt in range(attempts):
+            try:
+                return await self.model.to_async.predict(calls)
+            except (aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError):
+                if attempt == attempts - 1:
+                    raise
+                log.warning("model worker connection dropped; retrying (%d/%d)", attempt + 1, attempts - 1)
+        raise AssertionError("unreachable")
+
     @bentoml.api(route="/score")
     async def score(
         self,
@@ -128,7 +141,7 @@ class ScoringAPI:
         if redact:
             calls = [redacted(c) for c in calls]
         started = time.perf_counter()
-        raw = await self.model.to_async.predict(calls)
+        raw = await self.predict_with_retry(calls)
         info = BUNDLE_INFO
         results = [call_scores(c.call_id, info.schema_, r["probs"], r["n_tokens"], r["truncated"], info.thresholds)
                    for c, r in zip(calls, raw)]

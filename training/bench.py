@@ -135,7 +135,7 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
         engines = [("pytorch-fp32", run_dir), ("ort-fp32", bundle / "model.onnx"),
                    (f"ort-int8 ({info.quantization})", bundle / "model.int8.onnx")]
         for method in quantization or []:
-            if method == info.quantization:
+            if method == info.quantization:  # already measured as the bundle's own int8 graph
                 continue
             path = Path(tmp) / f"{method}.onnx"
             config = json.loads((run_dir / "model" / "encoder" / "config.json").read_text(encoding="utf-8"))
