@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from callqa.bundle import sha256_file
 from callqa.jsonl import load_calls
 from callqa.render import CallEncoder, RenderSpec
 from callqa.schema import LabelSchema
@@ -16,7 +17,7 @@ from .data import build_dataset, row_targets
 from .metrics import head_metrics, nmd
 from .model import CallScorer
 from .report import write_report
-from .trainer import file_sha256, pick_device, predict_rows
+from .trainer import pick_device, predict_rows
 
 LENGTH_BUCKETS = (0, 128, 256, 512, 1024, 10**9)
 
@@ -37,7 +38,7 @@ def _training_calls(info: dict, log) -> list | None:
     paths = []
     for item in info["data"]:
         path = Path(item["path"])
-        if not path.exists() or file_sha256(path) != item["sha256"]:
+        if not path.exists() or sha256_file(path) != item["sha256"]:
             log(f"baselines skipped: training file {path} is missing or changed since the run")
             return None
         paths.append(path)
@@ -80,7 +81,7 @@ def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, devic
             for lo, hi in zip(LENGTH_BUCKETS, LENGTH_BUCKETS[1:])
             if (sel := has & (n_tokens >= lo) & (n_tokens < hi)).any()
         ]
-    result = {"run": str(run_dir), "data": [{"path": str(p), "sha256": file_sha256(p)} for p in data],
+    result = {"run": str(run_dir), "data": [{"path": str(p), "sha256": sha256_file(p)} for p in data],
               "n_calls": len(calls), "metrics": metrics, "nmd_by_length": by_length}
     (out / "metrics.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     with open(out / "predictions.jsonl", "w", encoding="utf-8") as f:

@@ -33,7 +33,7 @@ from .data import build_dataset, row_targets
 from .evaluate import load_run
 from .metrics import head_metrics
 from .model import CallScorer
-from .trainer import code_version, file_sha256, predict_rows
+from .trainer import code_version, predict_rows
 
 # How model.int8.onnx is made; `callqa bench --quantization all` measures every one (docs/export.md has the numbers).
 # "-ffn-fp32" leaves each layer's FFN output projection in fp32: its input (after GELU) has the outliers that cost
@@ -127,7 +127,7 @@ def validation_calls(info: dict, override: list[Path] | None = None) -> list[Cal
     sources = validation if isinstance(validation, list) else info["data"]
     for item in sources:
         path = Path(item["path"])
-        if not path.exists() or file_sha256(path) != item["sha256"]:
+        if not path.exists() or sha256_file(path) != item["sha256"]:
             raise ExportError(f"{path}: the run's validation data is missing or changed since training; "
                               f"pass --validation FILE (labeled calls the model did not train on)")
     calls = load_calls([Path(item["path"]) for item in sources])

@@ -8,7 +8,6 @@ training is unfinished.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -29,6 +28,7 @@ from rich.progress import (
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from callqa import __version__
+from callqa.bundle import sha256_file
 from callqa.calls import Call
 from callqa.jsonl import load_calls
 from callqa.render import CallEncoder
@@ -46,14 +46,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def code_version() -> str:
@@ -279,8 +271,8 @@ def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pat
         "config": config.model_dump(mode="json", by_alias=True),
         "schema": schema.model_dump(mode="json"),
         "render": config.render.model_dump(mode="json"),
-        "data": [{"path": str(p), "sha256": file_sha256(p)} for p in data],
-        "validation": [{"path": str(p), "sha256": file_sha256(p)} for p in validation] if validation else
+        "data": [{"path": str(p), "sha256": sha256_file(p)} for p in data],
+        "validation": [{"path": str(p), "sha256": sha256_file(p)} for p in validation] if validation else
         {"from_training_data": config.eval.validation_fraction, "call_ids": [c.call_id for c in val_calls]},
         "n_train": len(train_rows),
         "n_validation": len(val_rows),
