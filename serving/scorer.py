@@ -87,7 +87,10 @@ class OnnxScorer:
 
     def predict_encoded(self, encoded: list[EncodedCall]) -> list[CallPrediction]:
         windows = [w for e in encoded for w in e.windows]
-        logits = self.window_logits(windows) if windows else {}
+        return self.from_window_logits(encoded, self.window_logits(windows) if windows else {})
+
+    def from_window_logits(self, encoded: list[EncodedCall], logits: dict[str, np.ndarray]) -> list[CallPrediction]:
+        """Call predictions from the logits of all their windows, in order: weighted window mean, then softmax/sigmoid."""
         predictions, offset = [], 0
         for e in encoded:
             span = slice(offset, offset + len(e.windows))
@@ -104,8 +107,11 @@ class OnnxScorer:
 
     def predict_arrays(self, calls: list[Call]) -> dict[str, np.ndarray]:
         """Per head, probabilities [N, C]: the shape training's ``predict_rows`` returns, for metrics."""
-        predictions = self.predict(calls)
-        return {h.name: np.stack([p.probs[h.name] for p in predictions]) for h in self.schema.heads}
+        return stack_probs(self.predict(calls))
+
+
+def stack_probs(predictions: list[CallPrediction]) -> dict[str, np.ndarray]:
+    return {head: np.stack([p.probs[head] for p in predictions]) for head in predictions[0].probs}
 
 
 def resolve_bundle(ref: str | Path) -> Path:

@@ -33,18 +33,25 @@ def load_run(run_dir: Path) -> tuple[dict, LabelSchema, CallScorer, CallEncoder]
     return info, schema, model, encoder
 
 
+def changed_files(recorded: list[dict]) -> list[Path]:
+    """Of the files a run recorded (``{"path", "sha256"}``), those now missing or different."""
+    return [Path(item["path"]) for item in recorded
+            if not Path(item["path"]).exists() or sha256_file(Path(item["path"])) != item["sha256"]]
+
+
+def held_out_ids(info: dict) -> set[str]:
+    """Ids of the training-file calls the run held out for validation (none when it validated on its own files)."""
+    return set(info["validation"]["call_ids"]) if isinstance(info["validation"], dict) else set()
+
+
 def _training_calls(info: dict, log) -> list | None:
     """The run's training calls, if its data files are still there unchanged (baselines train on exactly those)."""
-    paths = []
-    for item in info["data"]:
-        path = Path(item["path"])
-        if not path.exists() or sha256_file(path) != item["sha256"]:
-            log(f"baselines skipped: training file {path} is missing or changed since the run")
-            return None
-        paths.append(path)
-    calls = load_calls(paths)
-    held_out = set(info["validation"].get("call_ids", [])) if isinstance(info["validation"], dict) else set()
-    return [c for c in calls if c.call_id not in held_out]
+    changed = changed_files(info["data"])
+    if changed:
+        log(f"baselines skipped: training file {changed[0]} is missing or changed since the run")
+        return None
+    held_out = held_out_ids(info)
+    return [c for c in load_calls([Path(item["path"]) for item in info["data"]]) if c.call_id not in held_out]
 
 
 def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, device: str | None = None,

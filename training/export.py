@@ -26,14 +26,15 @@ from torch import nn
 from callqa.bundle import BundleInfo, GateResult, sha256_file, write_bundle_info
 from callqa.calls import Call
 from callqa.jsonl import load_calls
+from callqa.render import pad_windows
 from callqa.schema import LabelSchema
-from callqa.serving.scorer import OnnxScorer, make_session
+from callqa.serving.scorer import OnnxScorer, make_session, stack_probs
 
-from .data import build_dataset, row_targets
-from .evaluate import load_run
+from .baselines import targets as call_targets
+from .evaluate import changed_files, held_out_ids, load_run
 from .metrics import head_metrics
 from .model import CallScorer
-from .trainer import code_version, predict_rows
+from .trainer import code_version
 
 # How model.int8.onnx is made; `callqa bench --quantization all` measures every one (docs/export.md has the numbers).
 # "-ffn-fp32" leaves each layer's FFN output projection in fp32: its input (after GELU) has the outliers that cost
@@ -99,9 +100,9 @@ def quantize(fp32: Path, out: Path, method: str, num_heads: int, hidden_size: in
 
     if method not in QUANTIZATIONS:
         raise ExportError(f"unknown quantization {method!r}; choose one of auto, {', '.join(QUANTIZATIONS)}")
-    graph = onnx.load(str(fp32), load_external_data=False)
     exclude = []
     if method.endswith("-ffn-fp32"):
+        graph = onnx.load(str(fp32), load_external_data=False)
         exclude = [n.name for n in graph.graph.node
                    if n.op_type == "MatMul" and "/output/dense/" in n.name and "/attention/" not in n.name]
     source = fp32
@@ -125,14 +126,13 @@ def validation_calls(info: dict, override: list[Path] | None = None) -> list[Cal
         return load_calls(override)
     validation = info["validation"]
     sources = validation if isinstance(validation, list) else info["data"]
-    for item in sources:
-        path = Path(item["path"])
-        if not path.exists() or sha256_file(path) != item["sha256"]:
-            raise ExportError(f"{path}: the run's validation data is missing or changed since training; "
-                              f"pass --validation FILE (labeled calls the model did not train on)")
+    changed = changed_files(sources)
+    if changed:
+        raise ExportError(f"{changed[0]}: the run's validation data is missing or changed since training; "
+                          f"pass --validation FILE (labeled calls the model did not train on)")
     calls = load_calls([Path(item["path"]) for item in sources])
     if isinstance(validation, dict):
-        held_out = set(validation["call_ids"])
+        held_out = held_out_ids(info)
         calls = [c for c in calls if c.call_id in held_out]
     return calls
 
@@ -158,21 +158,24 @@ def quality_deltas(schema: LabelSchema, fp32: dict, int8: dict, gate: GateConfig
     return deltas, failures
 
 
-def window_parity(model: CallScorer, session, windows: list[list[int]], pad_id: int, batch: int = 16) -> dict[str, float]:
-    """Max |PyTorch − ONNX| per output over the given windows, batch by batch."""
+def window_parity(model: CallScorer, session, windows: list[list[int]], pad_id: int,
+                  batch: int = 16) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Max |PyTorch − ONNX| per output over the given windows, batch by batch, and PyTorch's logits per head
+    (so the PyTorch call-level scores need no second forward pass)."""
     names = output_names(model.schema)
     worst = dict.fromkeys(names, 0.0)
+    torch_logits: dict[str, list[np.ndarray]] = {h.name: [] for h in model.schema.heads}
     graph = WindowGraph(model.eval())
-    from callqa.render import pad_windows
-
     for start in range(0, len(windows), batch):
         ids, mask = pad_windows(windows[start : start + batch], pad_id)
         with torch.no_grad():
-            expected = graph(torch.from_numpy(ids), torch.from_numpy(mask))
+            expected = [t.numpy() for t in graph(torch.from_numpy(ids), torch.from_numpy(mask))]
         got = session.run(names, {"input_ids": ids, "attention_mask": mask})
         for name, e, g in zip(names, expected, got):
-            worst[name] = max(worst[name], float(np.abs(e.numpy() - g).max()))
-    return worst
+            worst[name] = max(worst[name], float(np.abs(e - g).max()))
+        for head, e in zip(torch_logits, expected[1:]):
+            torch_logits[head].append(e)
+    return worst, {head: np.concatenate(parts) for head, parts in torch_logits.items()}
 
 
 def export_run(run_dir: Path, out: Path, version: str | None = None, validation: list[Path] | None = None,
@@ -191,11 +194,10 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
     export_onnx(model, out / "model.onnx")
     calls = validation_calls(info, validation)
     log(f"gate: checking on {len(calls)} validation calls")
-    rows = build_dataset(calls, encoder, schema).to_list()
-    torch_probs, _ = predict_rows(model, rows, schema, encoder.pad_id, 16, torch.device("cpu"))
+    encoded = encoder.encode_batch(calls)
+    windows = [w for e in encoded for w in e.windows]
     fp32_session = make_session(out / "model.onnx")
-    windows = [w for r in rows for w in r["windows"]]
-    parity = window_parity(model, fp32_session, windows, encoder.pad_id)
+    parity, torch_logits = window_parity(model, fp32_session, windows, encoder.pad_id)
 
     draft = BundleInfo.model_validate({
         "name": run_dir.name, "version": version, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -203,13 +205,16 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
         "render": info["render"], "thresholds": info.get("thresholds", {}), "data": info["data"],
         "quantization": quantization, "gate": {"passed": False}, "files": {},
     })
-    targets = {h.name: row_targets(rows, h.name) for h in schema.heads}
+    targets = call_targets(calls, schema)
     thresholds = {k: np.array(v) for k, v in draft.thresholds.items()}
 
     def metrics_of(probs: dict[str, np.ndarray]) -> dict:
         return {h.name: head_metrics(h, probs[h.name], targets[h.name], thresholds.get(h.name)) for h in schema.heads}
 
-    fp32_probs = OnnxScorer(fp32_session, encoder, draft).predict_arrays(calls)
+    fp32_scorer = OnnxScorer(fp32_session, encoder, draft)
+    # PyTorch's window logits go through the same aggregation as ONNX's, so the two differ only by the graphs.
+    torch_probs = stack_probs(fp32_scorer.from_window_logits(encoded, torch_logits))
+    fp32_probs = stack_probs(fp32_scorer.predict_encoded(encoded))
     metrics = {"pytorch": metrics_of(torch_probs), "fp32": metrics_of(fp32_probs)}
     call_parity = max(float(np.abs(torch_probs[h] - fp32_probs[h]).max()) for h in fp32_probs)
     parity_failures = []
@@ -223,8 +228,8 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
     for method in AUTO if quantization == "auto" else (quantization,):
         log(f"quantizing model.int8.onnx ({method})")
         quantize(out / "model.onnx", out / "model.int8.onnx", method, hidden.num_attention_heads, hidden.hidden_size)
-        int8_probs = OnnxScorer(make_session(out / "model.int8.onnx"), encoder, draft).predict_arrays(calls)
-        metrics["int8"] = metrics_of(int8_probs)
+        int8_probs = OnnxScorer(make_session(out / "model.int8.onnx"), encoder, draft).predict_encoded(encoded)
+        metrics["int8"] = metrics_of(stack_probs(int8_probs))
         deltas, quality_failures = quality_deltas(schema, metrics["fp32"], metrics["int8"], gate)
         tried[method] = {"int8_vs_fp32": deltas, "failures": quality_failures}
         if not quality_failures:
