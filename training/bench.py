@@ -121,7 +121,7 @@ def _spawn(engine: str, model_path: Path, bundle: Path, data: Path, threads: int
 
 def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, quantization: list[str] | None = None,
           threads: int | None = None, repeats: int = 1, log=print) -> dict:
-    from .export import quantize, validation_calls
+    from .export import GateConfig, quality_deltas, quantize, validation_calls
 
     bundle = Path(bundle)
     info = read_bundle_info(bundle)
@@ -157,12 +157,9 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
     base = results[0]["batch"]
     for r in results:
         r["speedup_vs_pytorch"] = {b: r["batch"][b]["calls_per_s"] / base[b]["calls_per_s"] for b in base}
-        ref = quality["ort-fp32"]
-        r["quality_delta_vs_fp32"] = {
-            h.name: ({"nmd": quality[r["engine"]][h.name]["nmd"] - ref[h.name]["nmd"]} if h.kind == "ordinal"
-                     else {"macro_f1": quality[r["engine"]][h.name]["macro_f1"] - ref[h.name]["macro_f1"]})
-            for h in info.schema_.heads if ref[h.name].get("n")
-        }
+        # The export gate's own comparison (NMD for ordinal heads, macro-F1 otherwise); its verdict is not needed here.
+        r["quality_delta_vs_fp32"], _ = quality_deltas(info.schema_, quality["ort-fp32"], quality[r["engine"]],
+                                                       GateConfig())
     import onnxruntime
     import torch
 
