@@ -228,17 +228,14 @@ def redact_file(
     from collections import Counter
 
     from callqa.jsonl import CallFileError, load_calls, write_calls
-    from callqa.redact import TAGS, find_pii, redact
+    from callqa.redact import TAGS, find_pii, redact_call
 
     try:
         calls = load_calls(file)
     except CallFileError as err:
         raise _fail(str(err)) from None
-    found: Counter = Counter()
-    for call in calls:
-        for turn in call.turns:
-            found.update(f.kind for f in find_pii(turn.text))
-            turn.text = redact(turn.text)
+    found: Counter = Counter(f.kind for call in calls for turn in call.turns for f in find_pii(turn.text))
+    calls = [redact_call(call) for call in calls]
     write_calls(out, calls)
     summary = ", ".join(f"{TAGS[k]} {n}" for k, n in found.most_common()) or "nothing found"
     console.print(f"{len(calls)} calls written to {out}; redacted: {summary}")

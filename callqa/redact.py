@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from callqa.calls import Call
+
 TAGS = {
     "email": "[邮箱]",
     "id_card": "[身份证号]",
@@ -101,3 +103,8 @@ def redact(text: str) -> str:
         last = f.end
     out.append(text[last:])
     return "".join(out)
+
+
+def redact_call(call: Call) -> Call:
+    """A copy of ``call`` with every turn's text redacted (the call itself is left as it is)."""
+    return call.model_copy(update={"turns": [t.model_copy(update={"text": redact(t.text)}) for t in call.turns]})

@@ -24,11 +24,11 @@ def needed_role(path: str) -> str | None:
 
 
 def is_loopback(host: str | None) -> bool:
-    if host in (None, "localhost"):
-        return host == "localhost"
+    if host == "localhost":
+        return True
     try:
         return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+    except ValueError:  # None, a hostname, or garbage: not provably loopback
         return False
 
 

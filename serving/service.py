@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from callqa.bundle import read_bundle_info
 from callqa.calls import Call
-from callqa.redact import redact
+from callqa.redact import redact_call
 from callqa.scores import CallScores, LevelScore, call_scores
 from callqa.serving.config import Limits, load_serving_config
 from callqa.serving.middleware import GuardMiddleware
@@ -76,11 +76,6 @@ def check_limits(calls: list[Call], limits: Limits) -> list[Call]:
 ScoreCalls = Annotated[list[Call], Field(min_length=1), AfterValidator(lambda calls: check_limits(calls, CONFIG.limits))]
 
 
-def redacted(call: Call) -> Call:
-    turns = [t.model_copy(update={"text": redact(t.text)}) for t in call.turns]
-    return call.model_copy(update={"turns": turns})
-
-
 @bentoml.service(name="callqa-model", workers=1)
 class CallModel:
     """The ONNX model of one bundle; batches calls from concurrent requests."""
@@ -123,14 +118,12 @@ class ScoringAPI:
     async def predict_with_retry(self, calls: list[Call], attempts: int = 3) -> list[dict]:
         # BentoML's client between services sometimes reuses a keep-alive connection the model worker has just
         # closed (bentoml/BentoML#3669, #4238): "Server disconnected" under load. Scoring is idempotent, so retry.
-        for attempt in range(attempts):
+        for attempt in range(1, attempts):
             try:
                 return await self.model.to_async.predict(calls)
             except (aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError):
-                if attempt == attempts - 1:
-                    raise
-                log.warning("model worker connection dropped; retrying (%d/%d)", attempt + 1, attempts - 1)
-        raise AssertionError("unreachable")
+                log.warning("model worker connection dropped; retrying (%d/%d)", attempt, attempts - 1)
+        return await self.model.to_async.predict(calls)
 
     @bentoml.api(route="/score")
     async def score(
@@ -139,7 +132,7 @@ class ScoringAPI:
         redact: bool = Field(default=False, description="mask phone, ID, bank card numbers and e-mails before scoring"),
     ) -> ScoreResponse:
         if redact:
-            calls = [redacted(c) for c in calls]
+            calls = [redact_call(c) for c in calls]
         started = time.perf_counter()
         raw = await self.predict_with_retry(calls)
         info = BUNDLE_INFO
