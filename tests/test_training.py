@@ -33,10 +33,9 @@ def tiny_config(encoder_dir: Path, **optim) -> TrainConfig:
 
 
 @pytest.fixture(scope="module")
-def small_train_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "train.jsonl"
-    path.write_text("\n".join(SAMPLE.read_text(encoding="utf-8").splitlines()[:48]) + "\n", encoding="utf-8")
-    return path
+def small_train_file(tiny_data) -> Path:
+    """The first 48 sample calls (conftest's tiny training file)."""
+    return tiny_data[0]
 
 
 def _train_loss(model, config, encoder_dir, data_file) -> float:
