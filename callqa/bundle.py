@@ -101,7 +101,7 @@ def verify_files(directory: Path, info: BundleInfo) -> None:
             )
 
 
-def load_bundle(directory: str | Path, verify: bool = True) -> tuple[BundleInfo, CallEncoder]:
+def load_bundle(directory: str | Path) -> tuple[BundleInfo, CallEncoder]:
     """The bundle's metadata and the call encoder it was trained with; raises :class:`BundleError` if unservable."""
     directory = Path(directory)
     info = read_bundle_info(directory)
@@ -110,8 +110,7 @@ def load_bundle(directory: str | Path, verify: bool = True) -> tuple[BundleInfo,
             f"{directory}: the export gate failed ({'; '.join(info.gate.failures)}). Serving refuses it; fix the "
             f"model or re-export with --force to accept the loss (the override is recorded and shown)."
         )
-    if verify:
-        verify_files(directory, info)
+    verify_files(directory, info)
     return info, CallEncoder.from_file(directory / "tokenizer.json", info.render)
 
 

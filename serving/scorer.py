@@ -58,9 +58,8 @@ class OnnxScorer:
         self._outputs = [f"logits.{h.name}" for h in self.schema.heads]
 
     @classmethod
-    def from_bundle(cls, directory: str | Path, model_file: str | None = None, threads: int | None = None,
-                    verify: bool = True) -> OnnxScorer:
-        info, encoder = load_bundle(directory, verify=verify)
+    def from_bundle(cls, directory: str | Path, model_file: str | None = None, threads: int | None = None) -> OnnxScorer:
+        info, encoder = load_bundle(directory)
         session = make_session(Path(directory) / (model_file or info.model_file), threads)
         return cls(session, encoder, info)
 

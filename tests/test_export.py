@@ -21,6 +21,13 @@ from callqa.training.trainer import predict_rows
 from conftest import SAMPLE
 
 
+@pytest.fixture(scope="module")
+def sample_head(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("calls") / "head.jsonl"
+    path.write_text("\n".join(SAMPLE.read_text(encoding="utf-8").splitlines()[:8]) + "\n", encoding="utf-8")
+    return path
+
+
 def test_onnx_fp32_matches_pytorch_window_outputs(tiny_bundle):
     parity = json.loads((tiny_bundle / "parity.json").read_text())
     window = parity["pytorch_vs_onnx_fp32"]["max_abs_window_output"]
@@ -65,7 +72,7 @@ def test_loader_refuses_a_bundle_whose_file_changed(tiny_bundle, tmp_path):
         load_bundle(copy)
 
 
-def test_failed_gate_fails_the_export_and_the_loader_refuses_it(tiny_run, tmp_path):
+def test_failed_gate_fails_the_export_and_the_loader_refuses_it(tiny_run, tmp_path, sample_head):
     strict = GateConfig(max_nmd_increase=-1.0)  # no int8 model can improve NMD by a whole point: always fails
     with pytest.raises(ExportError, match="export gate failed"):
         export_run(tiny_run, tmp_path / "failed", version="failed", gate=strict, log=lambda *_: None)
@@ -75,6 +82,13 @@ def test_failed_gate_fails_the_export_and_the_loader_refuses_it(tiny_run, tmp_pa
         load_bundle(tmp_path / "failed")
     with pytest.raises(FileNotFoundError):
         resolve_bundle("failed")  # a failed export is not stored
+
+    # The benchmark still measures it: comparing a failed bundle's speed and quality is how one chooses another.
+    from callqa.training.bench import run_worker
+
+    measured = run_worker("ort-int8", str(tmp_path / "failed" / "model.int8.onnx"), tmp_path / "failed", sample_head,
+                          threads=1, repeats=1)
+    assert measured["calls"] == 8 and measured["batch"]["8"]["calls_per_s"] > 0
 
     forced = export_run(tiny_run, tmp_path / "forced", version="forced", gate=strict, force=True, log=lambda *_: None)
     assert forced.gate.forced and not forced.gate.passed
