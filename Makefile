@@ -12,7 +12,7 @@ export BENTOML_HOME ?= $(CURDIR)/var/bentoml
 export BENTOML_DO_NOT_TRACK := True
 DB     ?= sqlite:///$(CURDIR)/var/callqa.db
 
-.PHONY: install test demo bundle serve bench lint sample stc3 stc3-train clean
+.PHONY: install test test-deps demo bundle serve bench lint sample stc3 stc3-train clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,7 +22,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-test: install
+# Debian's chromium (review UI test) and postgresql (review store test), installed when missing and possible.
+test-deps:
+	@scripts/install-test-deps.sh
+
+test: install test-deps
 	$(PY) -m pytest
 
 lint: install
@@ -60,23 +64,29 @@ bundles/demo/current/bundle.json: $(DEMO)/run.json
 
 bundle: bundles/demo/current/bundle.json
 
-# Serve the demo bundle on 127.0.0.1 with a fresh scorer key, printing a curl example that works as written.
+# Serve the demo bundle on 127.0.0.1 with a fresh scorer key, printing a curl example that works as written; the
+# sample's test calls are scored into the review queue, and a reviewer key opens the review UI.
 serve: bundle
 	@mkdir -p var
+	@$(CALLQA) reviews ingest data/sample/test.jsonl --bundle bundles/demo/current --db $(DB)
 	@KEY=$$($(CALLQA) keys create --role scorer --name demo --db $(DB) 2>/dev/null); \
+	REVIEWER=$$($(CALLQA) keys create --role reviewer --name demo-reviewer --db $(DB) 2>/dev/null); \
 	echo; echo "Score a call (in another terminal):"; echo; \
 	echo "  curl -s http://127.0.0.1:$(PORT)/score -H 'Authorization: Bearer $$KEY' -H 'Content-Type: application/json' \\"; \
-	echo "       -d '{\"calls\": [$$(head -n 1 data/sample/test.jsonl)]}'"; echo; \
+	echo "       -d '{\"calls\": [$$(head -n 1 data/sample/test.jsonl)], \"store\": true}'"; echo; \
+	echo "Review UI: http://127.0.0.1:$(PORT)/review/  reviewer key: $$REVIEWER"; \
 	echo "OpenAPI docs: http://127.0.0.1:$(PORT)/  metrics: http://127.0.0.1:$(PORT)/metrics"; echo; \
 	exec $(CALLQA) serve --bundle bundles/demo/current --port $(PORT) --db $(DB)
 
 # Benchmarks (docs/export.md, docs/serving.md): PyTorch vs ONNX fp32 vs int8 variants on the demo bundle, then load
-# on a served copy at concurrency 1/8/32. Results: benchmarks/results/*.json.
+# on a served copy at concurrency 1/8/32, then the review store with 20,000 calls (docs/reviews.md).
+# Results: benchmarks/results/*.json.
 bench: bundle
 	$(CALLQA) bench --bundle bundles/demo/current --data data/sample/validation.jsonl --quantization all --repeats 2 \
 		--out benchmarks/results/bench-latest.json
 	$(PY) benchmarks/serve_load.py --bundle bundles/demo/current --data data/sample/test.jsonl \
 		--baseline benchmarks/results/bench-latest.json --out benchmarks/results/serve-latest.json
+	$(PY) benchmarks/review_store.py --calls 20000 --out benchmarks/results/reviews-latest.json
 
 # The real-data result: STC-3 split 80/10/10, fine-tuned (GPU recommended: ~2 min on an H100), evaluated on the test split.
 stc3-train: stc3

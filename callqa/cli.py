@@ -537,6 +537,133 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id as `key
         raise _fail(f"no key with id {key_id}")
     console.print(f"revoked {key_id}")
 
+reviews_app = typer.Typer(help="The review store: add scored calls, export reviewers' labels, model–reviewer agreement.",
+                          no_args_is_help=True)
+app.add_typer(reviews_app, name="reviews")
+
+
+def _review_store(db: str | None):
+    from callqa.serving.config import load_serving_config
+    from callqa.serving.reviews import ReviewStore
+
+    settings = load_serving_config()
+    return ReviewStore(db or settings.database, settings.review)
+
+
+@reviews_app.command("ingest")
+def reviews_ingest(
+    file: Annotated[Path, typer.Argument(help="A JSONL call file (labels, if any, are ignored).", exists=True, dir_okay=False)],
+    bundle: Annotated[str | None, typer.Option("--bundle", "-b", help="Bundle folder or tag that scores the calls "
+                      "(default: the serving config's, callqa-scorer:latest).")] = None,
+    db: DbOption = None,
+    batch_size: Annotated[int, typer.Option(help="Calls scored and stored per transaction.", min=1)] = 32,
+    redact: Annotated[bool, typer.Option(help="Mask phone, ID, bank card numbers and e-mails before storing.")] = False,
+) -> None:
+    """Score a call file with a bundle (onnxruntime) and add the calls and predictions to the review queue.
+    Bad lines are reported as file:line:field and skipped; the valid calls are stored; exit 1 if any line was bad."""
+    from rich.progress import Progress
+
+    from callqa.bundle import BundleError
+    from callqa.jsonl import read_calls
+    from callqa.redact import redact_call
+    from callqa.scores import call_scores
+    from callqa.serving.config import load_serving_config
+    from callqa.serving.scorer import OnnxScorer, resolve_bundle
+
+    try:
+        scorer = OnnxScorer.from_bundle(resolve_bundle(bundle or load_serving_config().bundle))
+    except (BundleError, FileNotFoundError, ValueError) as err:
+        raise _fail(str(err)) from None
+    parsed = read_calls(file)
+    for error in parsed.errors:
+        err_console.print(str(error), highlight=False, markup=False)
+    store, info = _review_store(db), scorer.info
+    calls = [redact_call(line.call) if redact else line.call for line in parsed.calls]
+    added = 0
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task(f"scoring with {info.tag}", total=len(calls))
+        for start in range(0, len(calls), batch_size):
+            batch = calls[start : start + batch_size]
+            scores = [call_scores(c.call_id, info.schema_, p.probs, p.n_tokens, p.truncated, info.thresholds)
+                      for c, p in zip(batch, scorer.predict(batch))]
+            added += store.add_scored(batch, scores, info.tag, info.schema_)
+            progress.advance(task, len(batch))
+    counts = store.counts()
+    console.print(f"{len(calls)} calls scored by {info.tag}, {added} new predictions stored "
+                  f"({counts['calls']} calls in the store, {counts['reviewed']} reviewed)"
+                  + (f"; {len(parsed.errors)} bad line(s) skipped" if parsed.errors else ""))
+    if parsed.errors:
+        raise typer.Exit(1)
+
+
+def _date(value: str | None):
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2026-11-01") from None
+
+
+@reviews_app.command("export")
+def reviews_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Labeled JSONL to write (the project's call format).")],
+    since: Annotated[str | None, typer.Option(help="Only calls last reviewed on or after this date (YYYY-MM-DD, UTC).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Reviewed calls with their current labels (each head's latest correction) as labeled JSONL:
+    meta.source = review, meta.reviewer = the key id of the latest review. Retrain with
+    [bold]callqa train --data base.jsonl --data reviews.jsonl[/bold]."""
+    from callqa.jsonl import write_calls
+
+    def labeled():
+        for r in _review_store(db).reviewed(_date(since)):
+            meta = {**r.call.meta, "source": "review", "reviewer": r.reviewer,
+                    "reviewed_at": r.reviewed_at.isoformat(), "model": r.model}
+            yield r.call.model_copy(update={"labels": r.labels, "meta": meta})
+
+    n = write_calls(out, labeled())
+    console.print(f"{n} reviewed calls written to {out}")
+
+
+@reviews_app.command("agreement")
+def reviews_agreement(
+    schema: SchemaOption = "callcenter",
+    since: Annotated[str | None, typer.Option(help="Only calls last reviewed on or after this date (YYYY-MM-DD).")] = None,
+    html: Annotated[Path | None, typer.Option(help="Also write the report as an HTML page here.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Per head, how well the model agrees with reviewers, overall and per ISO week: QWK (ordinal heads) or kappa,
+    accuracy, and a confusion matrix (rows: reviewer, columns: model)."""
+    from callqa.serving.agreement import agreement, agreement_html
+
+    label_schema = _schema(schema)
+    report = agreement(_review_store(db).reviewed(_date(since)), label_schema)
+    if not report:
+        console.print("no reviewed calls yet")
+    for h in report:
+        table = Table(title=f"{h.display} ({h.head})")
+        for col in ("week", "n", "accuracy", h.metric):
+            table.add_column(col, justify="left" if col == "week" else "right")
+        for week, a in [*h.weeks.items(), ("all", h.overall)]:
+            table.add_row(week, str(a.n), f"{a.accuracy:.3f}", "–" if a.kappa is None else f"{a.kappa:.3f}")
+        console.print(table)
+        if h.confusion is not None:
+            matrix = Table(title="confusion (rows: reviewer, columns: model)", show_header=True)
+            matrix.add_column("")
+            for name in h.classes:
+                matrix.add_column(name, justify="right")
+            for name, row in zip(h.classes, h.confusion):
+                matrix.add_row(name, *map(str, row))
+            console.print(matrix)
+    if html:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(agreement_html(report, "callqa 模型与复核员一致性"), encoding="utf-8")
+        console.print(f"written to {html}")
+
+
 def _print_metrics(by_system: dict[str, dict[str, dict]]) -> None:
     """One table per kind of head, so each fits a terminal: lower is better for NMD, RSNOD, MAE and ECE."""
     columns = {"ordinal": ["nmd", "rsnod", "qwk", "mae", "accuracy", "ece"],

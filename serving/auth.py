@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -33,6 +34,19 @@ class ApiKey(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+@dataclass(frozen=True)
+class KeyHolder:
+    """The identity behind a request's key: reviews are recorded under ``id`` (safe to show, never the key)."""
+
+    id: str
+    role: str
+    name: str = ""
+
+
+# Who a request is from when auth is off (a local demo on loopback).
+LOCAL_DEMO = KeyHolder("local", "admin", "local demo")
+
+
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -41,7 +55,7 @@ class KeyStore:
     def __init__(self, url: str, cache_seconds: float = 30.0):
         self.engine = make_engine(url)
         self.cache_seconds = cache_seconds  # a revoked key stops working within this many seconds
-        self._cache: dict[str, tuple[float, str | None]] = {}
+        self._cache: dict[str, tuple[float, KeyHolder | None]] = {}
 
     def create(self, role: Role, name: str = "") -> tuple[str, ApiKey]:
         if role not in ROLES:
@@ -65,17 +79,17 @@ class KeyStore:
         self._cache.clear()
         return True
 
-    def role_of(self, key: str) -> str | None:
-        """The key's role, or None for an unknown or revoked key."""
+    def lookup(self, key: str) -> KeyHolder | None:
+        """Who holds the key (its id, role, name), or None for an unknown or revoked key."""
         digest = _hash(key)
         hit = self._cache.get(digest)
         if hit and time.monotonic() - hit[0] < self.cache_seconds:
             return hit[1]
         with Session(self.engine) as session:
             row = session.scalar(select(ApiKey).where(ApiKey.sha256 == digest))
-        role = row.role if row is not None and not row.revoked else None
-        self._cache[digest] = (time.monotonic(), role)
-        return role
+        holder = KeyHolder(row.id, row.role, row.name) if row is not None and not row.revoked else None
+        self._cache[digest] = (time.monotonic(), holder)
+        return holder
 
 
 def allowed(role: str | None, needed: Role) -> bool:

@@ -9,6 +9,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .reviews import QueuePolicy
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "serving" / "default.yaml"
 
 
@@ -41,6 +43,7 @@ class ServingConfig(BaseModel):
     precision: Literal["int8", "fp32"] | None = Field(default=None, description="which graph to serve (default: the bundle's choice, int8)")
     batching: Batching = Batching()
     limits: Limits = Limits()
+    review: QueuePolicy = QueuePolicy()
 
 
 def load_serving_config(path: str | Path | None = None) -> ServingConfig:

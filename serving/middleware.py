@@ -10,7 +10,10 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from .auth import KeyStore, allowed
+from .auth import LOCAL_DEMO, KeyStore, allowed
+
+# The scope entry where routes find who sent the request (a KeyHolder).
+KEY_HOLDER = "callqa.key_holder"
 
 # Path prefix → role needed ("any" = any valid key). Checked in order.
 ROUTE_ROLES: tuple[tuple[str, str], ...] = (("/score", "scorer"), ("/api/reviews", "reviewer"), ("/api/", "any"))
@@ -58,17 +61,19 @@ class GuardMiddleware:
                 if not is_loopback(host):
                     return await _reply(send, 403, f"auth is off (local demo mode) but the server listens on {host}; "
                                                     f"turn auth on or bind 127.0.0.1")
+                scope[KEY_HOLDER] = LOCAL_DEMO
             else:
                 key = _api_key(headers)
                 if not key:
                     return await _reply(send, 401, "missing API key: send 'Authorization: Bearer KEY' "
                                                     "(create one with `callqa keys create --role scorer`)",
                                         [(b"www-authenticate", b"Bearer")])
-                has = self.keys.role_of(key)
-                if has is None:
+                holder = self.keys.lookup(key)
+                if holder is None:
                     return await _reply(send, 401, "unknown or revoked API key", [(b"www-authenticate", b"Bearer")])
-                if role != "any" and not allowed(has, role):
-                    return await _reply(send, 403, f"this key's role is {has}; {scope['path']} needs {role}")
+                if role != "any" and not allowed(holder.role, role):
+                    return await _reply(send, 403, f"this key's role is {holder.role}; {scope['path']} needs {role}")
+                scope[KEY_HOLDER] = holder
 
         length = headers.get(b"content-length")
         if length is not None:

@@ -4,6 +4,8 @@
                       levels, expected score, most likely level and confidence; topics with probabilities and the
                       bundle's thresholds applied; the model tag. Needs a scorer key.
     GET  /api/model   the served bundle: tag, schema (heads, Chinese display names), gate, validation metrics.
+    /api/reviews/…    the review queue and reviews (serving/review_api.py). Needs a reviewer key.
+    GET  /review/     the review UI for QA reviewers (static files; it asks for a reviewer key).
     GET  /healthz /readyz /metrics /docs.json   BentoML's health, Prometheus metrics and OpenAPI spec.
 
 Run it with `callqa serve` (or `bentoml serve callqa.serving.service:ScoringAPI`). Settings: configs/serving/.
@@ -15,16 +17,20 @@ length-sorted chunks so short calls are not padded to long ones.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from pathlib import Path
 from typing import Annotated
 
 import aiohttp
 import bentoml
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from callqa.bundle import read_bundle_info
 from callqa.calls import Call
@@ -32,6 +38,8 @@ from callqa.redact import redact_call
 from callqa.scores import CallScores, LevelScore, call_scores
 from callqa.serving.config import Limits, load_serving_config
 from callqa.serving.middleware import GuardMiddleware
+from callqa.serving.review_api import review_routes
+from callqa.serving.reviews import ReviewStore
 from callqa.serving.scorer import OnnxScorer, resolve_bundle
 
 CONFIG = load_serving_config()
@@ -50,6 +58,8 @@ predicted_levels = bentoml.metrics.Counter(
 class ScoreResponse(BaseModel):
     model: str = Field(description="the bundle's tag, callqa-scorer:VERSION")
     warning: str | None = Field(default=None, description="set when the bundle was exported past a failed gate")
+    stored: int | None = Field(default=None, description="with store: calls added to the review store (a repeat of "
+                               "an identical call and prediction is not stored twice)")
     results: list[CallScores]
 
 
@@ -100,9 +110,19 @@ def model_info(_request) -> JSONResponse:
                          "limits": CONFIG.limits.model_dump()})
 
 
-info_app = Starlette(routes=[Route("/model", model_info)])
+@functools.cache
+def review_store() -> ReviewStore:
+    """The worker's review store, made on first use (the model worker never opens the database)."""
+    return ReviewStore(CONFIG.database, CONFIG.review)
 
 
+UI_DIR = Path(__file__).resolve().parent / "ui"
+info_app = Starlette(routes=[Route("/model", model_info),
+                             Mount("/reviews", routes=review_routes(review_store, BUNDLE_INFO.schema_))])
+ui_app = StaticFiles(directory=UI_DIR, html=True)
+
+
+@bentoml.asgi_app(ui_app, path="/review")
 @bentoml.asgi_app(info_app, path="/api")
 @bentoml.service(name="callqa", workers=1, traffic={"timeout": 120})
 class ScoringAPI:
@@ -129,7 +149,10 @@ class ScoringAPI:
     async def score(
         self,
         calls: ScoreCalls = Field(description="calls in the project's JSONL format; labels are ignored"),
-        redact: bool = Field(default=False, description="mask phone, ID, bank card numbers and e-mails before scoring"),
+        redact: bool = Field(default=False, description="mask phone, ID, bank card numbers and e-mails before scoring "
+                             "(and storing)"),
+        store: bool = Field(default=False, description="also store the calls and their scores for review (the "
+                            "review queue); a call stored again gets the new prediction, its reviews are kept"),
     ) -> ScoreResponse:
         if redact:
             calls = [redact_call(c) for c in calls]
@@ -142,9 +165,13 @@ class ScoringAPI:
             for head, score in result.scores.items():
                 for level in ([score.level] if isinstance(score, LevelScore) else score.predicted):
                     predicted_levels.labels(head=head, level=level).inc()
+        stored = None
+        if store:
+            stored = await run_in_threadpool(review_store().add_scored, calls, results, info.tag, info.schema_)
         # Counts and time only: transcript text, ids and numbers never reach the logs.
-        log.info("scored %d calls in %.0f ms", len(calls), 1000 * (time.perf_counter() - started))
-        return ScoreResponse(model=info.tag, warning=self.warning, results=results)
+        log.info("scored %d calls in %.0f ms%s", len(calls), 1000 * (time.perf_counter() - started),
+                 f", stored {stored}" if store else "")
+        return ScoreResponse(model=info.tag, warning=self.warning, results=results, stored=stored)
 
 
 ScoringAPI.add_asgi_middleware(GuardMiddleware, database=CONFIG.database, auth=CONFIG.auth,

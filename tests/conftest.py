@@ -115,3 +115,24 @@ def tiny_bundle(tmp_path_factory, tiny_run) -> Path:
     export_run(tiny_run, out, version="tiny", gate=GateConfig(max_nmd_increase=1.0, max_macro_f1_drop=1.0),
                log=lambda *_: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for this test session, or a skip saying why there is none."""
+    from servers import Postgres, Unavailable
+
+    try:
+        server = Postgres()
+    except Unavailable as err:
+        pytest.skip(f"PostgreSQL test: {err}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty database: a SQLite file, then (where a server can run here) a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'reviews.db'}"
+    return request.getfixturevalue("postgres").new_database()

@@ -6,12 +6,9 @@ serving; keys and roles are enforced; logs carry no transcript text or numbers; 
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
+from servers import Server, start_server, stop
 from typer.testing import CliRunner
 
 from callqa.cli import app
@@ -33,76 +31,6 @@ from callqa.training.trainer import predict_rows
 from conftest import REPO, SAMPLE
 
 SECRET_TEXT = "我的手机号是13812345678，身份证号11010519491231002X"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, base: str, log: Path, process: subprocess.Popen, keys: dict[str, str], store: KeyStore):
-        self.base, self.log, self.process, self.keys, self.store = base, log, process, keys, store
-
-    def post(self, path: str, body: bytes | dict, key: str | None = "scorer", headers: dict | None = None):
-        data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
-        request = urllib.request.Request(self.base + path, data=data, method="POST",
-                                         headers={"content-type": "application/json", **(headers or {})})
-        if key:
-            request.add_header("Authorization", f"Bearer {self.keys.get(key, key)}")
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
-
-    def get(self, path: str, key: str | None = None):
-        request = urllib.request.Request(self.base + path)
-        if key:
-            request.add_header("Authorization", f"Bearer {self.keys[key]}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read()
-
-
-def start_server(bundle: Path, directory: Path, config: dict) -> tuple[subprocess.Popen, str, Path]:
-    port = free_port()
-    config_file = directory / "serving.yaml"
-    config_file.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
-    log = directory / "server.log"
-    env = dict(os.environ, CALLQA_SERVING_CONFIG=str(config_file), BENTOML_DO_NOT_TRACK="True")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "callqa.cli", "serve", "--bundle", str(bundle), "--port", str(port), "--config",
-         str(config_file)],
-        stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env, cwd=directory, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return process, base, log
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    stop(process)
-    raise RuntimeError(f"server not ready in 120 s: {log.read_text(errors='replace')[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    import signal
-
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

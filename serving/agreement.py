@@ -1,0 +1,133 @@
+"""Model–reviewer agreement per head and per ISO week: how often reviewers keep what the model said.
+
+For each reviewed call the model's value is the prediction the latest review was made on, and the reviewer's value
+is the call's current label. Ordinal heads: quadratic-weighted kappa (QWK), accuracy, confusion matrix (rows:
+reviewer, columns: model). Multiclass: Cohen's kappa. Multilabel (topics): every (call, topic) pair is a yes/no
+decision — kappa and accuracy over those pairs, and per topic how often model and reviewer said yes.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable
+
+import numpy as np
+from pydantic import BaseModel
+from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+from callqa.schema import Head, LabelSchema
+
+from .reviews import ReviewedCall
+
+
+class Agreement(BaseModel):
+    n: int
+    accuracy: float
+    kappa: float | None  # QWK for ordinal heads, Cohen's kappa otherwise; None when undefined (one class only)
+
+
+class HeadAgreement(BaseModel):
+    head: str
+    display: str
+    kind: str
+    metric: str  # what `kappa` is: "QWK" or "kappa"
+    overall: Agreement
+    weeks: dict[str, Agreement]  # "2026-W47" → agreement of the reviews of that week
+    classes: list[str]  # class display names, the order of the confusion matrix
+    confusion: list[list[int]] | None  # level heads: rows reviewer, columns model
+    per_label: dict[str, dict[str, int]] | None  # topics: label → {model, reviewer, both}
+
+
+def _kappa(a: list, b: list, labels: list, weights: str | None) -> float | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns (and returns nan) when only one class occurs
+        value = cohen_kappa_score(a, b, labels=labels, weights=weights)
+    return None if math.isnan(value) else float(value)
+
+
+def _level_agreement(pairs: list[tuple[str, str]], head: Head) -> Agreement:
+    reviewer, model = [p[0] for p in pairs], [p[1] for p in pairs]
+    weights = "quadratic" if head.kind == "ordinal" else None
+    return Agreement(n=len(pairs), accuracy=float(np.mean([a == b for a, b in pairs])),
+                     kappa=_kappa(reviewer, model, head.class_ids, weights))
+
+
+def _label_agreement(pairs: list[tuple[list[str], list[str]]], head: Head) -> Agreement:
+    reviewer = [int(c in r) for r, _ in pairs for c in head.class_ids]
+    model = [int(c in m) for _, m in pairs for c in head.class_ids]
+    return Agreement(n=len(pairs), accuracy=float(np.mean(np.array(reviewer) == np.array(model))),
+                     kappa=_kappa(reviewer, model, [0, 1], None))
+
+
+def agreement(reviewed: Iterable[ReviewedCall], schema: LabelSchema) -> list[HeadAgreement]:
+    """Agreement per head of ``schema`` over the reviewed calls that carry a reviewer label for it."""
+    pairs: dict[str, list[tuple[str, object, object]]] = defaultdict(list)  # head → (week, reviewer, model)
+    for r in reviewed:
+        year, week, _ = r.reviewed_at.isocalendar()
+        for head in schema.heads:
+            if head.name in r.labels and head.name in r.predicted:
+                pairs[head.name].append((f"{year}-W{week:02d}", r.labels[head.name], r.predicted[head.name]))
+    out = []
+    for head in schema.heads:
+        rows = pairs.get(head.name)
+        if not rows:
+            continue
+        score = _label_agreement if head.kind == "multilabel" else _level_agreement
+        by_week: dict[str, list] = defaultdict(list)
+        for week, rev, mod in rows:
+            by_week[week].append((rev, mod))
+        everything = [(rev, mod) for _, rev, mod in rows]
+        confusion = per_label = None
+        if head.kind == "multilabel":
+            per_label = {head.classes[c]: {"model": sum(c in m for _, m in everything),
+                                           "reviewer": sum(c in r for r, _ in everything),
+                                           "both": sum(c in r and c in m for r, m in everything)}
+                         for c in head.class_ids}
+        else:
+            confusion = confusion_matrix([r for r, _ in everything], [m for _, m in everything],
+                                         labels=head.class_ids).tolist()
+        out.append(HeadAgreement(head=head.name, display=head.display, kind=head.kind,
+                                 metric="QWK" if head.kind == "ordinal" else "kappa",
+                                 overall=score(everything, head),
+                                 weeks={w: score(p, head) for w, p in sorted(by_week.items())},
+                                 classes=list(head.classes.values()), confusion=confusion, per_label=per_label))
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def agreement_html(report: list[HeadAgreement], title: str) -> str:
+    """A self-contained HTML page (no scripts, no external files) of the agreement report."""
+    e = html.escape
+    parts = [f"<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>{e(title)}</title><style>"
+             "body{font:14px system-ui,'Noto Sans CJK SC',sans-serif;margin:2em;max-width:70em}"
+             "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.2em .6em;"
+             "text-align:right}th:first-child,td:first-child{text-align:left}caption{text-align:left;font-weight:600}"
+             "</style></head><body>", f"<h1>{e(title)}</h1>",
+             "<p>模型预测与复核员标注的一致性（按周）。有序项目用二次加权 Kappa（QWK），主题按（通话, 主题）逐项比较。</p>"]
+    if not report:
+        parts.append("<p>尚无复核记录。</p>")
+    for h in report:
+        parts.append(f"<h2>{e(h.display)} <small>({e(h.head)}, {h.kind})</small></h2>")
+        parts.append(f"<table><caption>按周</caption><tr><th>周</th><th>通话数</th><th>准确率</th><th>{h.metric}</th></tr>")
+        for week, a in [*h.weeks.items(), ("全部", h.overall)]:
+            parts.append(f"<tr><td>{e(week)}</td><td>{a.n}</td><td>{a.accuracy:.3f}</td><td>{_fmt(a.kappa)}</td></tr>")
+        parts.append("</table>")
+        if h.confusion is not None:
+            head_row = "".join(f"<th>{e(c)}</th>" for c in h.classes)
+            parts.append(f"<table><caption>混淆矩阵（行：复核员，列：模型）</caption><tr><th></th>{head_row}</tr>")
+            for name, row in zip(h.classes, h.confusion):
+                parts.append(f"<tr><th>{e(name)}</th>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>")
+            parts.append("</table>")
+        if h.per_label is not None:
+            parts.append("<table><caption>各主题</caption><tr><th>主题</th><th>模型选中</th><th>复核员选中</th><th>两者都选</th></tr>")
+            for name, c in h.per_label.items():
+                parts.append(f"<tr><td>{e(name)}</td><td>{c['model']}</td><td>{c['reviewer']}</td><td>{c['both']}</td></tr>")
+            parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,487 @@
+"""The review store: scored calls, their predictions, and reviewers' corrections, append-only.
+
+Tables (SQLAlchemy; SQLite with WAL by default, PostgreSQL by URL — :func:`callqa.serving.db.make_engine`):
+
+- ``review_calls``: one row per call: the transcript, and the queue's sort keys taken from its latest prediction
+  (uncertainty, lowest expected score, a stable random key), its review ``revision`` and its lease.
+- ``predictions``: every prediction ever stored for a call (model tag, the API's per-head scores). Never updated.
+- ``reviews`` / ``corrections``: one review per submission (reviewer, time, comment, the prediction shown) and one
+  correction per head it set (previous value, new value). Never updated or deleted: a call's current label for a
+  head is the value of its latest correction.
+
+Two reviewers cannot silently overwrite each other: a submission names the revision it was made on, and is stored
+only by one conditional ``UPDATE … WHERE revision = :seen`` (atomic in SQLite and PostgreSQL); a stale one is a
+:class:`Conflict` (HTTP 409). Opening a call leases it to the reviewer for a while, so the queue hands it to no one else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from callqa.calls import Call, Label
+from callqa.schema import LabelError, LabelSchema
+from callqa.scores import CallScores, LevelScore, TopicsScore
+
+from .db import Base, make_engine
+
+QueueOrder = Literal["least_confident", "lowest_score", "random"]
+
+
+class QueuePolicy(BaseModel):
+    """Which calls reviewers see first (configs/serving/default.yaml, ``review:``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order: QueueOrder = Field(default="least_confident", description="least_confident: the most uncertain head first; "
+                              "lowest_score: the lowest expected score on any ordinal head first; random")
+    confidence: Literal["entropy", "margin"] = Field(default="entropy", description="how least_confident measures "
+                                                     "uncertainty: normalised entropy, or the top-two margin")
+    sample_rate: float = Field(default=0.05, ge=0, le=1, description="抽检: this share of calls, drawn at random "
+                               "(stably, by call id), goes to the front of the queue whatever the order")
+    agent_daily_quota: int | None = Field(default=None, ge=1, description="at most this many reviews per agent per "
+                                          "day (UTC); an agent's other calls leave the queue until tomorrow")
+    lease_minutes: float = Field(default=15, gt=0, description="an opened call is leased to its reviewer this long")
+
+
+class ReviewError(ValueError):
+    status = 400
+
+
+class NotFound(ReviewError):
+    status = 404
+
+
+class Conflict(ReviewError):
+    """The call changed since the reviewer loaded it (another review was saved): reload, then decide again."""
+
+    status = 409
+
+
+class Leased(ReviewError):
+    """Another reviewer holds the call's lease."""
+
+    status = 423
+
+
+class CallRow(Base):
+    __tablename__ = "review_calls"
+    # Covers the queue's filter and every sort key: choosing the next calls reads this index, not the table.
+    __table_args__ = (Index("ix_review_calls_queue", "revision", "sample_key", "entropy", "margin", "low_score",
+                            "lease_owner", "lease_until", "agent_id", "call_id"),
+                      # the export's `--since` and the agents' daily quota
+                      Index("ix_review_calls_reviewed", "reviewed_at", "agent_id"))
+
+    call_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    agent_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    turns: Mapped[int] = mapped_column(Integer)
+    added: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Queue keys from the latest prediction (higher uncertainty / lower margin / lower score = review first).
+    model: Mapped[str] = mapped_column(String(200))
+    entropy: Mapped[float] = mapped_column(Float)
+    margin: Mapped[float] = mapped_column(Float)
+    low_score: Mapped[float | None] = mapped_column(Float)
+    sample_key: Mapped[float] = mapped_column(Float, index=True)  # uniform in [0, 1), a hash of the call id
+    revision: Mapped[int] = mapped_column(Integer, default=0)  # number of reviews saved
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Last, so reading the small columns above never walks through a long transcript's overflow pages.
+    call: Mapped[dict] = mapped_column(JSON)  # the Call, without labels
+
+
+class PredictionRow(Base):
+    __tablename__ = "predictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("review_calls.call_id"), index=True)
+    model: Mapped[str] = mapped_column(String(200))
+    scores: Mapped[dict] = mapped_column(JSON)  # CallScores as the API returns it
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReviewRow(Base):
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("call_id", "revision"),)  # a second guard against two reviews of one state
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("review_calls.call_id"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    reviewer: Mapped[str] = mapped_column(String(64))
+    reviewer_name: Mapped[str] = mapped_column(String(200), default="")
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    prediction_id: Mapped[int | None] = mapped_column(ForeignKey("predictions.id"))
+
+
+class CorrectionRow(Base):
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), index=True)
+    call_id: Mapped[str] = mapped_column(String(200), index=True)
+    head: Mapped[str] = mapped_column(String(100))
+    previous: Mapped[Any] = mapped_column(JSON, nullable=True)  # the label before, or the model's value if none
+    value: Mapped[Any] = mapped_column(JSON)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything stored here is UTC.
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def sample_key(call_id: str) -> float:
+    """A stable uniform draw in [0, 1) per call id: the same calls are sampled on every server and every run."""
+    return int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big") / 2**64
+
+
+def predicted_value(score: LevelScore | TopicsScore) -> Label:
+    """What the model says for a head, in the label format: a class id, or the list of topics over threshold."""
+    return list(score.predicted) if isinstance(score, TopicsScore) else score.level
+
+
+def queue_keys(scores: CallScores, schema: LabelSchema) -> tuple[float, float, float | None]:
+    """(entropy, margin, low_score) of a call. Entropy: the most uncertain head's normalised entropy (topics: the
+    most uncertain label's); margin: the smallest top-two gap (topics: the smallest distance to a threshold);
+    low_score: the lowest ordinal expected score, scaled to 0..1 — None when the schema has no ordinal head."""
+    entropies, margins, lows = [0.0], [1.0], []
+    for name, score in scores.scores.items():
+        if isinstance(score, TopicsScore):
+            for label in score.labels:
+                p = min(max(label.probability, 1e-9), 1 - 1e-9)
+                entropies.append(-(p * math.log(p) + (1 - p) * math.log(1 - p)) / math.log(2))
+                margins.append(abs(label.probability - label.threshold))
+            continue
+        probs = sorted(score.distribution.values(), reverse=True)
+        entropies.append(-sum(p * math.log(p) for p in probs if p > 0) / math.log(len(probs)))
+        margins.append(probs[0] - probs[1])
+        if score.expected is not None and name in schema.head_names:
+            values = schema[name].values
+            span = float(values.max() - values.min()) or 1.0
+            lows.append((score.expected - float(values.min())) / span)
+    return max(entropies), min(margins), (min(lows) if lows else None)
+
+
+class QueueItem(BaseModel):
+    call_id: str
+    agent_id: str | None
+    started_at: datetime | None
+    model: str
+    turns: int
+    sampled: bool = Field(description="drawn for the random sample (抽检)")
+    entropy: float
+    margin: float
+    low_score: float | None
+    leased_to_me: bool
+
+
+class Change(BaseModel):
+    head: str
+    previous: Label | None
+    value: Label
+
+
+class ReviewRecord(BaseModel):
+    id: int
+    revision: int
+    reviewer: str
+    reviewer_name: str
+    created: datetime
+    comment: str
+    model: str | None
+    changes: list[Change]
+
+
+class CallView(BaseModel):
+    """Everything the review UI shows for one call."""
+
+    call: Call
+    model: str
+    prediction_id: int
+    scores: CallScores
+    labels: dict[str, Label] = Field(description="current label per head (latest correction), where reviewed")
+    revision: int = Field(description="send this back with a review; it changes when anyone saves one")
+    lease_owner: str | None
+    lease_until: datetime | None
+    history: list[ReviewRecord] = Field(description="every review of the call, newest first")
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    id: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ReviewedCall:
+    """A reviewed call with its current labels: what `reviews export` writes and `reviews agreement` compares."""
+
+    call: Call
+    labels: dict[str, Label]
+    reviewer: str
+    reviewed_at: datetime
+    model: str
+    predicted: dict[str, Label]  # the model's values in the prediction the latest review saw
+    scores: CallScores
+
+
+class ReviewStore:
+    def __init__(self, url: str, policy: QueuePolicy | None = None):
+        self.engine = make_engine(url)
+        self.policy = policy or QueuePolicy()
+
+    # --- calls and predictions in -------------------------------------------------------------------------------
+    def add_scored(self, calls: Iterable[Call], scores: Iterable[CallScores], model: str, schema: LabelSchema) -> int:
+        """Store calls with their predictions, in one transaction. A call stored before gets a new prediction (its
+        transcript is replaced by this one, its reviews kept); an identical repeat prediction is not stored twice."""
+        now, count = utcnow(), 0
+        with Session(self.engine) as session, session.begin():
+            for call, score in zip(calls, scores, strict=True):
+                entropy, margin, low = queue_keys(score, schema)
+                row = session.get(CallRow, call.call_id)
+                transcript = call.model_dump(mode="json", exclude={"labels"}, exclude_none=True)
+                if row is None:
+                    row = CallRow(call_id=call.call_id, added=now, sample_key=sample_key(call.call_id), revision=0)
+                    session.add(row)
+                else:
+                    last = session.scalar(select(PredictionRow).where(PredictionRow.call_id == call.call_id)
+                                          .order_by(PredictionRow.id.desc()).limit(1))
+                    if last is not None and last.model == model and last.scores == score.model_dump(mode="json") \
+                            and row.call == transcript:
+                        continue
+                # SQLite keeps no time zone: store UTC (a time without a zone is taken as UTC).
+                started = call.started_at.astimezone(UTC) if call.started_at and call.started_at.tzinfo else call.started_at
+                row.agent_id, row.started_at, row.turns, row.call = call.agent_id, started, len(call.turns), transcript
+                row.model, row.entropy, row.margin, row.low_score = model, entropy, margin, low
+                session.add(PredictionRow(call_id=call.call_id, model=model, scores=score.model_dump(mode="json"),
+                                          created=now))
+                count += 1
+        return count
+
+    # --- the queue ----------------------------------------------------------------------------------------------
+    def _available(self, session: Session, reviewer: str, now: datetime):
+        """Unreviewed calls not leased to someone else, without agents whose daily quota is used up."""
+        clauses = [CallRow.revision == 0,
+                   or_(CallRow.lease_owner.is_(None), CallRow.lease_owner == reviewer, CallRow.lease_until < now)]
+        if self.policy.agent_daily_quota:
+            # Today's reviewed calls by index, counted here: a GROUP BY agent_id lets SQLite's planner walk the
+            # agent_id index over every call instead.
+            midnight = datetime.combine(now.date(), datetime.min.time(), tzinfo=UTC)
+            today = Counter(session.scalars(select(CallRow.agent_id).where(CallRow.reviewed_at >= midnight)))
+            full = [agent for agent, n in today.items() if agent is not None and n >= self.policy.agent_daily_quota]
+            if full:
+                clauses.append(or_(CallRow.agent_id.is_(None), CallRow.agent_id.not_in(full)))
+        return and_(*clauses)
+
+    def _order(self) -> list:
+        policy = self.policy
+        sampled = (CallRow.sample_key < policy.sample_rate).desc()
+        by = {"least_confident": CallRow.entropy.desc() if policy.confidence == "entropy" else CallRow.margin.asc(),
+              "lowest_score": func.coalesce(CallRow.low_score, 2.0).asc(),
+              "random": CallRow.sample_key.asc()}[policy.order]
+        return [sampled, by, CallRow.call_id]
+
+    def queue(self, reviewer: str, limit: int = 50) -> tuple[list[QueueItem], int]:
+        """The next calls in queue order, and how many are waiting in all."""
+        now = utcnow()
+        with Session(self.engine) as session:
+            where = self._available(session, reviewer, now)
+            # Choose by the covering index, then read the chosen rows' columns (never a transcript).
+            chosen = session.scalars(select(CallRow.call_id).where(where).order_by(*self._order()).limit(limit)).all()
+            found = {r.call_id: r for r in session.execute(
+                select(CallRow.call_id, CallRow.agent_id, CallRow.started_at, CallRow.model, CallRow.turns,
+                       CallRow.sample_key, CallRow.entropy, CallRow.margin, CallRow.low_score, CallRow.lease_owner,
+                       CallRow.lease_until).where(CallRow.call_id.in_(chosen)))}
+            rows = [found[call_id] for call_id in chosen]
+            total = session.scalar(select(func.count()).select_from(CallRow).where(where))
+        items = [QueueItem(call_id=r.call_id, agent_id=r.agent_id, started_at=_utc(r.started_at), model=r.model,
+                           turns=r.turns, sampled=r.sample_key < self.policy.sample_rate, entropy=r.entropy,
+                           margin=r.margin, low_score=r.low_score,
+                           leased_to_me=r.lease_owner == reviewer and r.lease_until is not None
+                           and _utc(r.lease_until) > now)
+                 for r in rows]
+        return items, int(total or 0)
+
+    def lease(self, call_id: str, reviewer: Reviewer) -> datetime:
+        """Lease a call to a reviewer (renewing their own lease); :class:`Leased` if someone else holds it."""
+        now = utcnow()
+        until = now + timedelta(minutes=self.policy.lease_minutes)
+        with Session(self.engine) as session, session.begin():
+            # The conditional UPDATE is the first statement, so SQLite takes its write lock before reading anything.
+            done = session.execute(
+                update(CallRow).where(CallRow.call_id == call_id, or_(CallRow.lease_owner.is_(None),
+                                      CallRow.lease_owner == reviewer.id, CallRow.lease_until < now))
+                .values(lease_owner=reviewer.id, lease_until=until)).rowcount
+            if not done:
+                self._why_not(session, call_id, reviewer, now)
+        return until
+
+    def release(self, call_id: str, reviewer: Reviewer) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.execute(update(CallRow).where(CallRow.call_id == call_id, CallRow.lease_owner == reviewer.id)
+                            .values(lease_owner=None, lease_until=None))
+
+    def next_call(self, reviewer: Reviewer) -> str | None:
+        """Lease the first call of the queue; None when the queue is empty. Retries when another reviewer takes
+        the same call between reading the queue and leasing it."""
+        for _ in range(20):
+            items, _ = self.queue(reviewer.id, limit=1)
+            if not items:
+                return None
+            try:
+                self.lease(items[0].call_id, reviewer)
+                return items[0].call_id
+            except Leased:
+                continue
+        return None
+
+    # --- reading a call -----------------------------------------------------------------------------------------
+    def view(self, call_id: str) -> CallView:
+        with Session(self.engine) as session:
+            row = session.get(CallRow, call_id)
+            if row is None:
+                raise NotFound(f"no call {call_id!r} in the review store")
+            prediction = session.scalar(select(PredictionRow).where(PredictionRow.call_id == call_id)
+                                        .order_by(PredictionRow.id.desc()).limit(1))
+            history = self._history(session, call_id)
+            return CallView(call=Call.model_validate(row.call), model=prediction.model, prediction_id=prediction.id,
+                            scores=CallScores.model_validate(prediction.scores), labels=_current(history),
+                            revision=row.revision, lease_owner=row.lease_owner, lease_until=_utc(row.lease_until),
+                            history=history)
+
+    def _history(self, session: Session, call_id: str) -> list[ReviewRecord]:
+        reviews = session.execute(
+            select(ReviewRow, PredictionRow.model).outerjoin(PredictionRow, ReviewRow.prediction_id == PredictionRow.id)
+            .where(ReviewRow.call_id == call_id).order_by(ReviewRow.revision.desc())).all()
+        changes: dict[int, list[Change]] = {}
+        for c in session.scalars(select(CorrectionRow).where(CorrectionRow.call_id == call_id).order_by(CorrectionRow.id)):
+            changes.setdefault(c.review_id, []).append(Change(head=c.head, previous=c.previous, value=c.value))
+        return [ReviewRecord(id=r.id, revision=r.revision, reviewer=r.reviewer, reviewer_name=r.reviewer_name,
+                             created=_utc(r.created), comment=r.comment, model=model, changes=changes.get(r.id, []))
+                for r, model in reviews]
+
+    # --- saving a review ----------------------------------------------------------------------------------------
+    def submit(self, call_id: str, reviewer: Reviewer, revision: int, labels: dict[str, Label], schema: LabelSchema,
+               comment: str = "") -> ReviewRecord:
+        """Save a review made on ``revision`` of the call: one correction per head in ``labels``. Raises
+        :class:`Conflict` when the call has a newer review, :class:`Leased` when another reviewer holds it.
+        The review is committed (and on SQLite, synced to disk) before this returns."""
+        problems = schema.check_labels(labels)
+        if not labels:
+            problems.append(("labels", "no labels given: set at least one head"))
+        if problems:
+            raise ReviewError("; ".join(f"{field}: {message}" for field, message in problems))
+        now = utcnow()
+        with Session(self.engine) as session, session.begin():
+            done = session.execute(
+                update(CallRow).where(CallRow.call_id == call_id, CallRow.revision == revision,
+                                      or_(CallRow.lease_owner.is_(None), CallRow.lease_owner == reviewer.id,
+                                          CallRow.lease_until < now))
+                .values(revision=revision + 1, reviewed_at=now, lease_owner=None, lease_until=None)).rowcount
+            if not done:
+                self._why_not(session, call_id, reviewer, now, revision)
+            prediction = session.scalar(select(PredictionRow).where(PredictionRow.call_id == call_id)
+                                        .order_by(PredictionRow.id.desc()).limit(1))
+            before = _current(self._history(session, call_id))
+            model_says = {h: predicted_value(s) for h, s in CallScores.model_validate(prediction.scores).scores.items()}
+            review = ReviewRow(call_id=call_id, revision=revision + 1, reviewer=reviewer.id, reviewer_name=reviewer.name,
+                               created=now, comment=comment, prediction_id=prediction.id)
+            session.add(review)
+            session.flush()
+            for head in schema.head_names:
+                if head in labels:
+                    value = _canonical(labels[head])
+                    session.add(CorrectionRow(review_id=review.id, call_id=call_id, head=head, value=value,
+                                              previous=before.get(head, model_says.get(head))))
+            session.flush()
+            return self._history(session, call_id)[0]
+
+    def _why_not(self, session: Session, call_id: str, reviewer: Reviewer, now: datetime,
+                 revision: int | None = None) -> None:
+        row = session.get(CallRow, call_id)
+        if row is None:
+            raise NotFound(f"no call {call_id!r} in the review store")
+        if revision is not None and row.revision != revision:
+            last = session.scalar(select(ReviewRow).where(ReviewRow.call_id == call_id).order_by(ReviewRow.revision.desc()))
+            who = f" by {last.reviewer_name or last.reviewer} at {_utc(last.created):%H:%M:%S} UTC" if last else ""
+            raise Conflict(f"call {call_id} was reviewed{who} since you opened it (revision {row.revision}, yours "
+                           f"{revision}); reload it to see that review, then save again")
+        raise Leased(f"call {call_id} is being reviewed by {row.lease_owner} until "
+                     f"{_utc(row.lease_until):%H:%M:%S} UTC")
+
+    # --- reviewed calls out -------------------------------------------------------------------------------------
+    def reviewed(self, since: date | datetime | None = None) -> Iterator[ReviewedCall]:
+        """Every reviewed call (last reviewed on or after ``since``) with its current labels, oldest review first."""
+        with Session(self.engine) as session:
+            query = select(CallRow).where(CallRow.revision > 0).order_by(CallRow.reviewed_at, CallRow.call_id)
+            if since is not None:
+                if not isinstance(since, datetime):
+                    since = datetime.combine(since, datetime.min.time())
+                query = query.where(CallRow.reviewed_at >= (since if since.tzinfo else since.replace(tzinfo=UTC)))
+            # Ids first, then one call at a time: nothing holds every transcript in memory at once.
+            for call_id in session.scalars(query.with_only_columns(CallRow.call_id)).all():
+                row = session.get(CallRow, call_id)
+                history = self._history(session, row.call_id)
+                latest = history[0]
+                shown = session.get(PredictionRow, session.get(ReviewRow, latest.id).prediction_id)
+                scores = CallScores.model_validate(shown.scores)
+                yield ReviewedCall(call=Call.model_validate(row.call), labels=_current(history), reviewer=latest.reviewer,
+                                   reviewed_at=latest.created, model=shown.model, scores=scores,
+                                   predicted={h: predicted_value(s) for h, s in scores.scores.items()})
+                session.expunge_all()
+
+    def counts(self) -> dict[str, int]:
+        with Session(self.engine) as session:
+            return {"calls": session.scalar(select(func.count()).select_from(CallRow)) or 0,
+                    "reviewed": session.scalar(select(func.count()).select_from(CallRow).where(CallRow.revision > 0)) or 0,
+                    "reviews": session.scalar(select(func.count()).select_from(ReviewRow)) or 0}
+
+
+def _canonical(label: Label) -> Label:
+    """Labels stored in one spelling: class ids as strings, topic lists sorted and without repeats."""
+    if isinstance(label, list):
+        return sorted({str(x) for x in label})
+    if isinstance(label, int):
+        return str(label)
+    return label
+
+
+def _current(history: list[ReviewRecord]) -> dict[str, Label]:
+    labels: dict[str, Label] = {}
+    for review in history:  # newest first: the first value seen per head is the current one
+        for change in review.changes:
+            labels.setdefault(change.head, change.value)
+    return labels
+
+
+__all__ = ["CallView", "Conflict", "Leased", "LabelError", "NotFound", "QueueItem", "QueuePolicy", "ReviewError",
+           "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "predicted_value", "queue_keys", "sample_key"]

@@ -1,0 +1,327 @@
+// callqa review UI: plain JS over the review API (/api/reviews). Transcript text is only ever set as textContent.
+"use strict";
+
+const state = {
+  key: sessionStorage.getItem("callqa.key") || "",
+  schema: null,        // the served bundle's label schema (heads with Chinese display names)
+  view: null,          // the open call (GET /api/reviews/calls/{id})
+  edit: {},            // head → the value the reviewer is about to save
+  active: 0,           // index of the head the number keys act on
+  readOnly: false,     // leased to someone else
+  visited: [],         // call ids opened this session, for "p"
+};
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  for (const child of children) node.append(child);
+  return node;
+};
+
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${state.key}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let data = null;
+  if (response.status !== 204) {
+    try { data = await response.json(); } catch { data = null; }
+  }
+  return { status: response.status, ok: response.ok, data };
+}
+
+// --- log in ------------------------------------------------------------------------------------------------------
+async function login(key) {
+  state.key = key;
+  const model = await api("GET", "/api/model");
+  if (model.status === 401) return fail("密钥无效或已吊销");
+  if (!model.ok) return fail(`服务器错误 (${model.status})`);
+  const me = await api("GET", "/api/reviews/me");
+  if (me.status === 403) return fail("该密钥不是复核员密钥（需要 reviewer 角色）");
+  if (!me.ok) return fail(`服务器错误 (${me.status})`);
+  $("who").textContent = `复核员 ${me.data.name || me.data.id}`;
+  sessionStorage.setItem("callqa.key", key);
+  state.schema = model.data.schema;
+  $("model").textContent = `模型 ${model.data.tag}`;
+  $("login").hidden = true;
+  $("app").hidden = false;
+  $("logout").hidden = false;
+  await loadQueue();
+  return true;
+
+  function fail(message) {
+    state.key = "";
+    sessionStorage.removeItem("callqa.key");
+    $("login").hidden = false;
+    $("app").hidden = true;
+    $("login-error").textContent = message;
+    return false;
+  }
+}
+
+// --- queue -------------------------------------------------------------------------------------------------------
+const ORDER_NAMES = { least_confident: "置信度最低优先", lowest_score: "预测得分最低优先", random: "随机" };
+
+async function loadQueue() {
+  const { ok, data } = await api("GET", "/api/reviews/queue?limit=100");
+  if (!ok) return;
+  $("waiting").textContent = data.waiting;
+  const p = data.policy;
+  $("policy").textContent = `${ORDER_NAMES[p.order]} · 抽检 ${(p.sample_rate * 100).toFixed(0)}%`;
+  const list = $("queue");
+  list.replaceChildren();
+  for (const item of data.items) {
+    const li = el("li", { title: `不确定度 ${item.entropy.toFixed(2)}` },
+      el("span", { textContent: item.call_id }));
+    li.dataset.callId = item.call_id;
+    if (item.sampled) li.append(el("span", { className: "sampled", textContent: "抽检" }));
+    if (item.agent_id) li.append(el("div", { className: "muted small", textContent: `坐席 ${item.agent_id} · ${item.turns} 轮` }));
+    if (state.view && item.call_id === state.view.call.call_id) li.classList.add("current");
+    li.addEventListener("click", () => openCall(item.call_id));
+    list.append(li);
+  }
+}
+
+// --- one call ----------------------------------------------------------------------------------------------------
+async function openCall(callId, remember = true) {
+  await releaseCurrent();
+  let response = await api("POST", `/api/reviews/calls/${encodeURIComponent(callId)}/open`);
+  state.readOnly = false;
+  let banner = "";
+  if (response.status === 423) {  // someone else is on it: show it, but read-only
+    banner = response.data.error.replace(/^call \S+ is being reviewed by (\S+) until (.*)$/, "该通话正由 $1 复核（至 $2），只读");
+    response = await api("GET", `/api/reviews/calls/${encodeURIComponent(callId)}`);
+    state.readOnly = true;
+  }
+  if (!response.ok) return status(response.data?.error || `无法打开 (${response.status})`, "bad");
+  show(response.data, banner);
+  if (remember && state.visited.at(-1) !== callId) state.visited.push(callId);
+  await loadQueue();
+}
+
+async function nextCall() {
+  await releaseCurrent();
+  const response = await api("POST", "/api/reviews/next");
+  if (response.status === 204) { status("队列已空 🎉", "ok"); return; }
+  if (!response.ok) return status(response.data?.error || `错误 (${response.status})`, "bad");
+  show(response.data, "");
+  state.visited.push(response.data.call.call_id);
+  await loadQueue();
+}
+
+async function previousCall() {
+  const current = state.view?.call.call_id;
+  const stack = state.visited.filter((id) => id !== current);
+  if (!stack.length) return;
+  state.visited = stack;
+  await openCall(stack.at(-1), false);
+}
+
+async function releaseCurrent() {
+  if (state.view && !state.readOnly) {
+    await api("POST", `/api/reviews/calls/${encodeURIComponent(state.view.call.call_id)}/release`);
+  }
+}
+
+function show(view, banner) {
+  state.view = view;
+  state.active = 0;
+  state.edit = {};
+  for (const head of state.schema.heads) {
+    const current = view.labels[head.name];
+    state.edit[head.name] = current !== undefined ? current : modelValue(view, head);
+  }
+  $("empty").hidden = true;
+  $("call").hidden = false;
+  $("score-pane").hidden = false;
+  const call = view.call;
+  $("call-title").textContent = call.call_id;
+  const meta = [call.agent_id && `坐席 ${call.agent_id}`, call.started_at && new Date(call.started_at).toLocaleString("zh-CN"),
+    call.channel, `模型 ${view.model}`, view.revision ? `已复核 ${view.revision} 次` : "未复核"].filter(Boolean);
+  $("call-meta").textContent = meta.join(" · ");
+  $("banner").hidden = !banner;
+  $("banner").textContent = banner;
+  $("transcript").replaceChildren(...call.turns.map((turn) => {
+    const who = turn.speaker === "agent" ? "坐席" : "客户";
+    const when = turn.start != null ? ` ${clock(turn.start)}` : "";
+    const li = el("li", { className: turn.speaker }, el("div", { className: "who", textContent: who + when }),
+      el("div", { textContent: turn.text }));
+    return li;
+  }));
+  $("comment").value = "";
+  $("submit").disabled = state.readOnly;
+  status("", "");
+  renderHeads();
+  renderHistory();
+}
+
+function modelValue(view, head) {
+  const score = view.scores.scores[head.name];
+  if (!score) return head.kind === "multilabel" ? [] : null;
+  return head.kind === "multilabel" ? [...score.predicted] : score.level;
+}
+
+function classList(head) { return Object.entries(head.classes); }  // [id, 中文名] in scale order
+
+function renderHeads() {
+  const box = $("heads");
+  box.replaceChildren();
+  state.schema.heads.forEach((head, index) => {
+    const score = state.view.scores.scores[head.name];
+    const card = el("div", { className: "head" + (index === state.active ? " active" : "") });
+    card.dataset.head = head.name;
+    card.addEventListener("click", () => { state.active = index; markActive(); });
+    const value = state.edit[head.name];
+    const changed = JSON.stringify(value) !== JSON.stringify(modelValue(state.view, head));
+    const title = el("h4", {}, el("span", { textContent: head.display }),
+      el("span", { className: "changed", textContent: changed ? "已修改" : "" }));
+    card.append(title);
+    if (head.kind === "multilabel") {
+      const chips = el("div", { className: "chips" });
+      const probs = Object.fromEntries((score?.labels || []).map((l) => [l.id, l.probability]));
+      classList(head).forEach(([id, name], i) => {
+        const chosen = value.includes(id);
+        const predicted = score?.predicted.includes(id);
+        const chip = el("button", { type: "button", className: (chosen ? "chosen" : "") + (predicted ? " model" : ""),
+          title: `${i < 9 ? `按 ${i + 1} · ` : ""}模型概率 ${((probs[id] || 0) * 100).toFixed(0)}%` },
+          el("span", { textContent: name }), el("span", { className: "p", textContent: `${((probs[id] || 0) * 100).toFixed(0)}%` }));
+        chip.dataset.value = id;
+        chip.setAttribute("aria-pressed", String(chosen));
+        chip.addEventListener("click", (e) => { e.stopPropagation(); setValue(index, i); });
+        chips.append(chip);
+      });
+      card.append(chips);
+    } else {
+      if (score) {
+        const confidence = score.confidence;
+        card.append(el("div", { className: "muted small",
+          textContent: `模型：${score.level_name}${score.expected != null ? `（期望 ${score.expected.toFixed(2)}）` : ""} · 置信度 ${(confidence * 100).toFixed(0)}%` }));
+        const bar = el("div", { className: "bar", title: `置信度 ${(confidence * 100).toFixed(0)}%` },
+          el("span", { style: `width:${(confidence * 100).toFixed(1)}%` }));
+        card.append(bar);
+      }
+      const levels = el("div", { className: "levels" });
+      classList(head).forEach(([id, name], i) => {
+        const p = score ? score.distribution[id] : 0;
+        const button = el("button", { type: "button", className: (value === id ? "chosen" : "") + (score?.level === id ? " model" : ""),
+          title: `按 ${i + 1} · 模型概率 ${(p * 100).toFixed(0)}%`, textContent: `${i + 1} ${name}` });
+        button.dataset.value = id;
+        button.setAttribute("aria-pressed", String(value === id));
+        button.addEventListener("click", (e) => { e.stopPropagation(); setValue(index, i); });
+        levels.append(button);
+      });
+      card.append(levels);
+    }
+    box.append(card);
+  });
+}
+
+function markActive() {
+  document.querySelectorAll("#heads .head").forEach((card, i) => card.classList.toggle("active", i === state.active));
+}
+
+function setValue(headIndex, optionIndex) {
+  if (state.readOnly) return;
+  const head = state.schema.heads[headIndex];
+  const ids = Object.keys(head.classes);
+  if (optionIndex >= ids.length) return;
+  const id = ids[optionIndex];
+  if (head.kind === "multilabel") {
+    const set = new Set(state.edit[head.name]);
+    set.has(id) ? set.delete(id) : set.add(id);
+    state.edit[head.name] = ids.filter((x) => set.has(x));
+  } else {
+    state.edit[head.name] = id;
+  }
+  state.active = headIndex;
+  renderHeads();
+}
+
+function renderHistory() {
+  const list = $("history");
+  list.replaceChildren();
+  const names = Object.fromEntries(state.schema.heads.map((h) => [h.name, h]));
+  const show = (head, value) => {
+    if (value == null) return "—";
+    const h = names[head];
+    if (!h) return JSON.stringify(value);
+    return Array.isArray(value) ? (value.map((v) => h.classes[v] || v).join("、") || "无") : (h.classes[value] || value);
+  };
+  if (!state.view.history.length) list.append(el("li", { className: "muted", textContent: "尚无复核" }));
+  for (const review of state.view.history) {
+    const when = new Date(review.created).toLocaleString("zh-CN");
+    const li = el("li", {}, el("div", { textContent: `${when} · ${review.reviewer_name || review.reviewer}` }));
+    const changes = review.changes.filter((c) => JSON.stringify(c.previous) !== JSON.stringify(c.value));
+    for (const c of changes) {
+      li.append(el("div", { className: "small", textContent: `${names[c.head]?.display || c.head}：${show(c.head, c.previous)} → ${show(c.head, c.value)}` }));
+    }
+    if (!changes.length) li.append(el("div", { className: "small muted", textContent: "确认模型预测，无修改" }));
+    if (review.comment) li.append(el("div", { className: "small", textContent: `备注：${review.comment}` }));
+    list.append(li);
+  }
+}
+
+async function submit() {
+  if (!state.view || state.readOnly) return;
+  const labels = {};
+  for (const head of state.schema.heads) {
+    if (state.edit[head.name] != null) labels[head.name] = state.edit[head.name];
+  }
+  $("submit").disabled = true;
+  const callId = state.view.call.call_id;
+  const response = await api("POST", `/api/reviews/calls/${encodeURIComponent(callId)}/reviews`,
+    { revision: state.view.revision, labels, comment: $("comment").value });
+  $("submit").disabled = false;
+  if (response.status === 201) {
+    const fresh = await api("GET", `/api/reviews/calls/${encodeURIComponent(callId)}`);
+    if (fresh.ok) show(fresh.data, "");
+    status("已保存 ✓ 按 n 打开下一通", "ok");
+    await loadQueue();
+  } else if (response.status === 409) {
+    status("保存失败：该通话在您打开后已被他人复核。请重新打开查看最新结果后再提交。", "bad");
+  } else {
+    status(`保存失败：${response.data?.error || response.status}`, "bad");
+  }
+}
+
+function status(text, kind) {
+  const node = $("save-status");
+  node.textContent = text;
+  node.className = kind;
+}
+
+function clock(seconds) {
+  const s = Math.floor(seconds);
+  return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
+
+// --- keyboard ----------------------------------------------------------------------------------------------------
+document.addEventListener("keydown", (event) => {
+  if ($("app").hidden) return;
+  const typing = ["TEXTAREA", "INPUT"].includes(document.activeElement?.tagName);
+  if (typing) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); submit(); }
+    if (event.key === "Escape") document.activeElement.blur();
+    return;
+  }
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.key === "n") { event.preventDefault(); nextCall(); }
+  else if (event.key === "p") { event.preventDefault(); previousCall(); }
+  else if (event.key === "Enter") { event.preventDefault(); submit(); }
+  else if (!state.view) return;
+  else if (/^[1-9]$/.test(event.key)) { event.preventDefault(); setValue(state.active, Number(event.key) - 1); }
+  else if (event.key === "ArrowDown" || event.key === "j") {
+    event.preventDefault(); state.active = Math.min(state.active + 1, state.schema.heads.length - 1); markActive();
+  } else if (event.key === "ArrowUp" || event.key === "k") {
+    event.preventDefault(); state.active = Math.max(state.active - 1, 0); markActive();
+  }
+});
+
+$("login-form").addEventListener("submit", (event) => { event.preventDefault(); login($("key").value.trim()); });
+$("submit").addEventListener("click", submit);
+$("logout").addEventListener("click", async () => {
+  await releaseCurrent();
+  sessionStorage.removeItem("callqa.key");
+  location.reload();
+});
+
+if (state.key) login(state.key); else $("login").hidden = false;

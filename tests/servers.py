@@ -1,0 +1,141 @@
+"""Real servers for tests: `callqa serve` on a free loopback port, and a throwaway PostgreSQL cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from callqa.serving.auth import KeyStore
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, base: str, log: Path, process: subprocess.Popen, keys: dict[str, str], store: KeyStore):
+        self.base, self.log, self.process, self.keys, self.store = base, log, process, keys, store
+
+    def post(self, path: str, body: bytes | dict, key: str | None = "scorer", headers: dict | None = None):
+        data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+        request = urllib.request.Request(self.base + path, data=data, method="POST",
+                                         headers={"content-type": "application/json", **(headers or {})})
+        if key:
+            request.add_header("Authorization", f"Bearer {self.keys.get(key, key)}")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    def get(self, path: str, key: str | None = None):
+        request = urllib.request.Request(self.base + path)
+        if key:
+            request.add_header("Authorization", f"Bearer {self.keys[key]}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+
+def start_server(bundle: Path, directory: Path, config: dict) -> tuple[subprocess.Popen, str, Path]:
+    port = free_port()
+    config_file = directory / "serving.yaml"
+    config_file.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
+    log = directory / "server.log"
+    env = dict(os.environ, CALLQA_SERVING_CONFIG=str(config_file), BENTOML_DO_NOT_TRACK="True")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "callqa.cli", "serve", "--bundle", str(bundle), "--port", str(port), "--config",
+         str(config_file)],
+        stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env, cwd=directory, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return process, base, log
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    stop(process)
+    raise RuntimeError(f"server not ready in 120 s: {log.read_text(errors='replace')[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+
+
+class Unavailable(RuntimeError):
+    """A server a test needs cannot run on this machine; the message says why (the test skips with it)."""
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster from Debian's `postgresql` package, on a free loopback port."""
+
+    def __init__(self) -> None:
+        bindirs = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+        if not bindirs:
+            raise Unavailable("no PostgreSQL server (Debian package postgresql; scripts/install-test-deps.sh "
+                              "installs it when run as root)")
+        self.bindir = bindirs[-1].parent
+        # In /tmp itself: the server runs as `postgres` when we are root, and must reach its own directory.
+        self.directory = Path(__import__("tempfile").mkdtemp(prefix="callqa-pg-"))
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            if shutil.which("runuser") is None:
+                raise Unavailable("running as root without runuser: cannot start PostgreSQL as another user")
+            try:
+                shutil.chown(self.directory, "postgres")
+            except LookupError:
+                raise Unavailable("running as root and there is no `postgres` user to run the server as") from None
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.data = self.directory / "data"
+        self.port = free_port()
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        # -F (no fsync): these tests check SQL behaviour, not durability; the kill -9 test runs on SQLite.
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.directory / "server.log"), "-w", "-t", "60", "-o",
+                  f"-p {self.port} -h 127.0.0.1 -k {self.directory} -F", "start")
+        self._databases = 0
+
+    def _run(self, tool: str, *args: str) -> None:
+        done = subprocess.run([*self.as_user, str(self.bindir / tool), *args], capture_output=True, text=True)
+        if done.returncode:
+            raise Unavailable(f"{tool} failed: {(done.stderr or done.stdout)[-800:]}")
+
+    def new_database(self) -> str:
+        """A fresh, empty database; its SQLAlchemy URL."""
+        import psycopg
+
+        self._databases += 1
+        name = f"t{self._databases}"
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name}")
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        subprocess.run([*self.as_user, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(self.directory, ignore_errors=True)

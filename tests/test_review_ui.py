@@ -1,0 +1,183 @@
+"""The review loop served for real: /score with store, the review API, the web UI in headless Chromium, the
+JSONL export, a 409 for stale saves, and a review acknowledged just before `kill -9` of the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+from pathlib import Path
+
+import pytest
+from servers import Server, start_server, stop
+from typer.testing import CliRunner
+
+from callqa.cli import app
+from callqa.schema import load_schema
+from callqa.serving.auth import KeyStore
+from callqa.serving.reviews import QueuePolicy, ReviewStore
+
+from conftest import SAMPLE
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+def sample_calls(n: int, start: int = 200) -> list[dict]:
+    return [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[start : start + n]]
+
+
+def serve(bundle: Path, directory: Path) -> Server:
+    database = f"sqlite:///{directory / 'callqa.db'}"
+    keys = KeyStore(database)
+    names = {"scorer": ("scorer", "scoring service"), "anna": ("reviewer", "Anna"), "bo": ("reviewer", "Bo")}
+    created = {who: keys.create(role, name) for who, (role, name) in names.items()}
+    config = {"database": database, "precision": "fp32", "review": {"sample_rate": 0.0, "lease_minutes": 5}}
+    process, base, log = start_server(bundle, directory, config)
+    server = Server(base, log, process, {who: key for who, (key, _) in created.items()}, keys)
+    server.key_ids = {who: row.id for who, (_, row) in created.items()}
+    server.database = database
+    return server
+
+
+@pytest.fixture(scope="module")
+def server(tiny_bundle, tmp_path_factory):
+    server = serve(tiny_bundle, tmp_path_factory.mktemp("review-server"))
+    status, body = server.post("/score", {"calls": sample_calls(6), "store": True}, key="scorer")
+    assert status == 200 and body["stored"] == 6, body
+    yield server
+    stop(server.process)
+
+
+def test_score_with_store_fills_the_queue_and_a_repeat_adds_nothing(server):
+    status, body = server.post("/score", {"calls": sample_calls(2), "store": True}, key="scorer")
+    assert status == 200 and body["stored"] == 0
+    status, raw = server.get("/api/reviews/queue", key="anna")
+    queue = json.loads(raw)
+    assert status == 200 and queue["waiting"] >= 6
+    ids = {i["call_id"] for i in queue["items"]}
+    assert {c["call_id"] for c in sample_calls(6)} <= ids
+    entropies = [i["entropy"] for i in queue["items"]]
+    assert entropies == sorted(entropies, reverse=True)  # least confident first
+
+
+def test_review_routes_need_a_reviewer_key(server):
+    assert server.get("/api/reviews/queue")[0] == 401
+    assert server.get("/api/reviews/queue", key="scorer")[0] == 403
+    assert server.post("/score", {"calls": sample_calls(1)}, key="anna")[0] == 403
+
+
+@pytest.mark.parametrize(("body", "status", "mentions"), [
+    ({"revision": 0, "labels": {"attitude": "9"}}, 400, "labels.attitude"),
+    ({"revision": 0, "labels": {"attitude": 3}}, 400, "labels.attitude"),
+    ({"revision": -1, "labels": {"attitude": "3"}}, 400, "revision"),
+    ({"labels": {"attitude": "3"}}, 400, "revision"),
+    ({"revision": 0, "labels": {"attitude": "3"}, "extra": 1}, 400, "extra"),
+    (b"{not json", 400, "JSON"),
+])
+def test_bad_review_bodies_get_400_naming_the_field(server, body, status, mentions):
+    call_id = sample_calls(1, start=204)[0]["call_id"]
+    got, answer = server.post(f"/api/reviews/calls/{call_id}/reviews", body, key="anna")
+    assert got == status and mentions in json.dumps(answer, ensure_ascii=False), answer
+    assert server.post("/api/reviews/calls/no-such-call/reviews", {"revision": 0, "labels": {"attitude": "3"}},
+                       key="anna")[0] == 404
+
+
+def test_two_reviewers_saving_from_stale_views_get_a_409_not_an_overwrite(server):
+    call_id = sample_calls(1, start=205)[0]["call_id"]
+    _, raw = server.get(f"/api/reviews/calls/{call_id}", key="bo")  # Bo reads the call (no lease)
+    bo_view = json.loads(raw)
+    status, anna_view = server.post(f"/api/reviews/calls/{call_id}/open", {}, key="anna")
+    assert status == 200 and anna_view["revision"] == bo_view["revision"] == 0
+    # While Anna holds the lease, Bo cannot save; once she has saved, his view is stale.
+    assert server.post(f"/api/reviews/calls/{call_id}/reviews", {"revision": 0, "labels": {"attitude": "1"}},
+                       key="bo")[0] == 423
+    status, saved = server.post(f"/api/reviews/calls/{call_id}/reviews",
+                                {"revision": 0, "labels": {"attitude": "4"}, "comment": "ok"}, key="anna")
+    assert status == 201 and saved["revision"] == 1 and saved["reviewer"] == server.key_ids["anna"]
+    status, answer = server.post(f"/api/reviews/calls/{call_id}/reviews", {"revision": 0, "labels": {"attitude": "1"}},
+                                 key="bo")
+    assert status == 409 and "Anna" in answer["error"], answer
+    view = json.loads(server.get(f"/api/reviews/calls/{call_id}", key="bo")[1])
+    assert view["labels"] == {"attitude": "4"} and len(view["history"]) == 1
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                    "(scripts/install-test-deps.sh installs it)")
+def test_a_reviewer_corrects_a_call_in_the_browser_and_it_is_stored_and_exported(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    store = ReviewStore(server.database, QueuePolicy(sample_rate=0.0))
+    first = store.queue(server.key_ids["anna"], limit=1)[0][0].call_id
+    before = store.view(first)
+    schema = load_schema("callcenter")
+    new_attitude = next(c for c in schema["attitude"].class_ids if c != before.scores.scores["attitude"].level)
+    predicted_topics = set(before.scores.scores["topics"].predicted)
+    flipped = "billing"
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto(f"{server.base}/review/")
+        page.get_by_test_id("key").fill("cqa_wrong")
+        page.get_by_test_id("login").click()
+        expect(page.locator("#login-error")).to_contain_text("密钥无效")
+        page.get_by_test_id("key").fill(server.keys["anna"])
+        page.get_by_test_id("login").click()
+        expect(page.locator("#who")).to_contain_text("Anna")
+        page.locator("#queue li").first.click()
+        expect(page.get_by_test_id("call-id")).to_have_text(first)
+        expect(page.locator("#transcript li")).to_have_count(len(before.call.turns))
+        expect(page.locator(".head[data-head=attitude] h4")).to_contain_text("服务态度")
+        # attitude is the active head: its level's number key sets it; the topic chip is clicked
+        page.keyboard.press(str(schema["attitude"].class_ids.index(new_attitude) + 1))
+        expect(page.locator(f".head[data-head=attitude] button[data-value='{new_attitude}']")).to_have_class(
+            re.compile(r"\bchosen\b"))
+        page.locator(f".head[data-head=topics] button[data-value='{flipped}']").click()
+        page.get_by_test_id("comment").fill("开场白不规范")
+        page.get_by_test_id("submit").click()
+        expect(page.get_by_test_id("save-status")).to_contain_text("已保存")
+        expect(page.get_by_test_id("history")).to_contain_text("服务态度")
+        page.keyboard.press("n")  # the next call is another one
+        expect(page.get_by_test_id("call-id")).not_to_have_text(first)
+        browser.close()
+
+    after = store.view(first)
+    want_topics = sorted(predicted_topics ^ {flipped})
+    assert after.revision == 1
+    assert after.labels["attitude"] == new_attitude and after.labels["topics"] == want_topics
+    review = after.history[0]
+    assert review.reviewer == server.key_ids["anna"] and review.comment == "开场白不规范"
+    changed = {c.head: (c.previous, c.value) for c in review.changes}
+    assert changed["attitude"] == (before.scores.scores["attitude"].level, new_attitude)
+
+    out = tmp_path / "reviews.jsonl"
+    result = CliRunner().invoke(app, ["reviews", "export", "-o", str(out), "--db", server.database])
+    assert result.exit_code == 0, result.output
+    exported = {json.loads(line)["call_id"]: json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()}
+    line = exported[first]
+    assert line["labels"]["attitude"] == new_attitude and line["labels"]["topics"] == want_topics
+    assert line["meta"]["source"] == "review" and line["meta"]["reviewer"] == server.key_ids["anna"]
+    assert CliRunner().invoke(app, ["data", "validate", str(out), "--schema", "callcenter"]).exit_code == 0
+
+
+def test_a_review_acknowledged_before_kill_9_survives(tiny_bundle, tmp_path):
+    server = serve(tiny_bundle, tmp_path)
+    try:
+        calls = sample_calls(3, start=300)
+        assert server.post("/score", {"calls": calls, "store": True}, key="scorer")[1]["stored"] == 3
+        status, saved = server.post(f"/api/reviews/calls/{calls[0]['call_id']}/reviews",
+                                    {"revision": 0, "labels": {"attitude": "2", "resolution": "unresolved"}}, key="bo")
+        assert status == 201
+    finally:
+        os.killpg(server.process.pid, signal.SIGKILL)  # right after the acknowledgement: no shutdown, no flush
+        server.process.wait(timeout=10)
+    store = ReviewStore(server.database)
+    view = store.view(calls[0]["call_id"])
+    assert view.revision == 1 and view.labels == {"attitude": "2", "resolution": "unresolved"}
+    assert view.history[0].id == saved["id"]
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"

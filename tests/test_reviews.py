@@ -1,0 +1,253 @@
+"""The review store on a real database: SQLite, and PostgreSQL where a server can run here.
+
+History is append-only, a stale save is a Conflict, leases keep two reviewers off one call, and the queue follows
+its policy (uncertainty, lowest score, random sample first, agent quotas).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from callqa.calls import Call
+from callqa.schema import load_schema
+from callqa.scores import call_scores
+from callqa.serving.reviews import (
+    Conflict,
+    CorrectionRow,
+    Leased,
+    NotFound,
+    QueuePolicy,
+    Reviewer,
+    ReviewError,
+    ReviewStore,
+    sample_key,
+)
+
+SCHEMA = load_schema("callcenter")
+ANNA, BO = Reviewer("cqa_anna", "Anna"), Reviewer("cqa_bo", "Bo")
+
+
+def make_call(call_id: str, agent: str | None = "A1") -> Call:
+    return Call(call_id=call_id, agent_id=agent, turns=[{"speaker": "agent", "text": "您好，请问有什么可以帮您？", "start": 0.5},
+                                                        {"speaker": "customer", "text": "我的话费扣多了。", "start": 3.0}])
+
+
+def scores_for(call_id: str, attitude: list[float], topics: float = 0.9):
+    """Scores with the given attitude distribution; the other heads confident."""
+    probs = {"attitude": np.array(attitude), "empathy": np.array([0.0, 0.0, 0.02, 0.08, 0.9]),
+             "resolution": np.array([0.02, 0.03, 0.95]),
+             "topics": np.array([topics] + [0.01] * 10)}
+    return call_scores(call_id, SCHEMA, probs, n_tokens=40, truncated=False)
+
+
+CONFIDENT = [0.0, 0.0, 0.0, 0.02, 0.98]
+UNSURE = [0.2, 0.2, 0.2, 0.2, 0.2]
+LOW = [0.9, 0.1, 0.0, 0.0, 0.0]
+
+
+def fill(store: ReviewStore, attitudes: dict[str, list[float]], agent: str | None = "A1") -> None:
+    calls = [make_call(i, agent) for i in attitudes]
+    store.add_scored(calls, [scores_for(i, a) for i, a in attitudes.items()], "callqa-scorer:v1", SCHEMA)
+
+
+@pytest.fixture
+def store(database_url) -> ReviewStore:
+    return ReviewStore(database_url, QueuePolicy(sample_rate=0.0))
+
+
+def test_a_stored_call_reads_back_with_its_prediction(store):
+    fill(store, {"c1": CONFIDENT})
+    view = store.view("c1")
+    assert view.call.turns[1].text == "我的话费扣多了。" and view.call.labels == {}
+    assert view.model == "callqa-scorer:v1" and view.revision == 0 and view.history == [] and view.labels == {}
+    assert view.scores.scores["attitude"].level == "5"
+    with pytest.raises(NotFound):
+        store.view("nope")
+
+
+def test_an_identical_repeat_is_not_stored_twice_but_a_new_model_adds_a_prediction(store):
+    fill(store, {"c1": CONFIDENT})
+    fill(store, {"c1": CONFIDENT})
+    assert store.counts()["calls"] == 1
+    assert store.add_scored([make_call("c1")], [scores_for("c1", LOW)], "callqa-scorer:v2", SCHEMA) == 1
+    assert store.view("c1").model == "callqa-scorer:v2"
+    assert store.view("c1").scores.scores["attitude"].level == "1"
+
+
+def test_reviews_append_history_and_the_latest_correction_is_the_label(store):
+    fill(store, {"c1": CONFIDENT})
+    first = store.submit("c1", ANNA, 0, {"attitude": "3", "topics": ["network", "billing"]}, SCHEMA, "语气生硬")
+    assert first.revision == 1 and first.reviewer == "cqa_anna" and first.comment == "语气生硬"
+    # previous = what the model said, since nobody had labelled the call
+    assert {c.head: (c.previous, c.value) for c in first.changes} == {
+        "attitude": ("5", "3"), "topics": (["billing"], ["billing", "network"])}
+    second = store.submit("c1", BO, 1, {"attitude": "4"}, SCHEMA)
+    view = store.view("c1")
+    assert view.revision == 2 and [r.id for r in view.history] == [second.id, first.id]
+    assert view.labels == {"attitude": "4", "topics": ["billing", "network"]}
+    assert second.changes[0].previous == "3"
+    with Session(store.engine) as session:  # nothing overwritten: every correction is still there
+        assert session.scalar(select(func.count()).select_from(CorrectionRow)) == 3
+
+
+def test_a_save_on_a_stale_revision_is_a_conflict_naming_who_saved(store):
+    fill(store, {"c1": CONFIDENT})
+    store.submit("c1", ANNA, 0, {"attitude": "3"}, SCHEMA)
+    with pytest.raises(Conflict, match="reviewed by Anna"):
+        store.submit("c1", BO, 0, {"attitude": "1"}, SCHEMA)
+    assert store.view("c1").labels == {"attitude": "3"}
+
+
+def test_two_simultaneous_saves_of_one_revision_store_exactly_one(store):
+    fill(store, {"c1": CONFIDENT})
+    results: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def save(i: int) -> None:
+        barrier.wait()
+        try:
+            store.submit("c1", Reviewer(f"r{i}"), 0, {"attitude": str(1 + i % 5)}, SCHEMA)
+            results.append("saved")
+        except Conflict:
+            results.append("conflict")
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["conflict"] * 7 + ["saved"]
+    assert len(store.view("c1").history) == 1
+
+
+@pytest.mark.parametrize(("labels", "mentions"), [
+    ({"attitude": "6"}, "labels.attitude"), ({"mood": "1"}, "labels.mood: unknown head"),
+    ({"topics": "billing"}, "labels.topics"), ({"topics": ["nope"]}, "'nope'"), ({}, "no labels"),
+])
+def test_bad_labels_are_refused_naming_the_field(store, labels, mentions):
+    fill(store, {"c1": CONFIDENT})
+    with pytest.raises(ReviewError, match=mentions):
+        store.submit("c1", ANNA, 0, labels, SCHEMA)
+    assert store.view("c1").revision == 0
+
+
+def test_a_leased_call_is_nobody_elses_until_the_lease_ends(database_url):
+    store = ReviewStore(database_url, QueuePolicy(sample_rate=0.0, lease_minutes=0.02))  # 1.2 s
+    fill(store, {"c1": UNSURE, "c2": CONFIDENT})
+    assert store.next_call(ANNA) == "c1"
+    assert [i.call_id for i in store.queue(BO.id)[0]] == ["c2"]
+    assert store.queue(ANNA.id)[0][0].leased_to_me
+    with pytest.raises(Leased, match="cqa_anna"):
+        store.lease("c1", BO)
+    with pytest.raises(Leased):
+        store.submit("c1", BO, 0, {"attitude": "2"}, SCHEMA)
+    assert store.next_call(BO) == "c2"
+    time.sleep(1.5)
+    store.lease("c1", BO)  # Anna's lease ran out
+    store.release("c1", BO)
+    store.submit("c1", ANNA, 0, {"attitude": "2"}, SCHEMA)
+    assert store.view("c1").lease_owner is None  # a saved review gives the lease back
+
+
+def test_queue_orders(database_url):
+    attitudes = {"sure": CONFIDENT, "unsure": UNSURE, "low": LOW}
+    entropy = ReviewStore(database_url, QueuePolicy(sample_rate=0.0))
+    fill(entropy, attitudes)
+    assert [i.call_id for i in entropy.queue("r")[0]] == ["unsure", "low", "sure"]
+    margin = ReviewStore(database_url, QueuePolicy(sample_rate=0.0, confidence="margin"))
+    assert [i.call_id for i in margin.queue("r")[0]][0] == "unsure"
+    lowest = ReviewStore(database_url, QueuePolicy(sample_rate=0.0, order="lowest_score"))
+    assert [i.call_id for i in lowest.queue("r")[0]] == ["low", "unsure", "sure"]
+    rand = ReviewStore(database_url, QueuePolicy(sample_rate=0.0, order="random"))
+    assert [i.call_id for i in rand.queue("r")[0]] == sorted(attitudes, key=sample_key)
+
+
+def test_the_random_sample_goes_first_and_is_stable(database_url):
+    store = ReviewStore(database_url, QueuePolicy(sample_rate=0.3))
+    attitudes = {f"c{i}": (UNSURE if i % 2 else CONFIDENT) for i in range(40)}
+    fill(store, attitudes)
+    items, waiting = store.queue("r", limit=100)
+    assert waiting == 40
+    sampled = [i.call_id for i in items if i.sampled]
+    assert sampled == [i.call_id for i in items[: len(sampled)]]
+    assert set(sampled) == {c for c in attitudes if sample_key(c) < 0.3}
+    assert 4 <= len(sampled) <= 20  # 30 % of 40, give or take
+
+
+def test_an_agent_over_its_daily_quota_leaves_the_queue(database_url):
+    store = ReviewStore(database_url, QueuePolicy(sample_rate=0.0, agent_daily_quota=1))
+    fill(store, {"a1": UNSURE, "a2": UNSURE}, agent="A")
+    fill(store, {"b1": CONFIDENT}, agent="B")
+    store.submit("a1", ANNA, 0, {"attitude": "2"}, SCHEMA)
+    assert [i.call_id for i in store.queue("r")[0]] == ["b1"]
+
+
+def test_reviewed_calls_come_out_with_current_labels_since_a_date(store):
+    fill(store, {"c1": CONFIDENT, "c2": LOW, "c3": UNSURE})
+    store.submit("c1", ANNA, 0, {"attitude": "4", "resolution": "partly"}, SCHEMA)
+    store.submit("c2", BO, 0, {"attitude": "2"}, SCHEMA)
+    store.submit("c2", ANNA, 1, {"attitude": "1"}, SCHEMA)
+    out = {r.call.call_id: r for r in store.reviewed()}
+    assert set(out) == {"c1", "c2"}
+    assert out["c2"].labels == {"attitude": "1"} and out["c2"].reviewer == "cqa_anna"
+    assert out["c1"].predicted["attitude"] == "5" and out["c1"].labels["resolution"] == "partly"
+    assert list(store.reviewed(since=__import__("datetime").date(2999, 1, 1))) == []
+
+
+def test_agreement_counts_model_against_reviewer_per_head_and_week(store):
+    from callqa.serving.agreement import agreement, agreement_html
+
+    fill(store, {"c1": CONFIDENT, "c2": CONFIDENT, "c3": LOW, "c4": LOW})  # model: attitude 5, 5, 1, 1
+    for call_id, attitude in {"c1": "5", "c2": "4", "c3": "1", "c4": "1"}.items():
+        store.submit(call_id, ANNA, 0, {"attitude": attitude, "topics": ["billing"] if call_id != "c4" else []}, SCHEMA)
+    report = {h.head: h for h in agreement(store.reviewed(), SCHEMA)}
+    assert set(report) == {"attitude", "topics"}  # only heads someone labelled
+    attitude = report["attitude"]
+    assert attitude.metric == "QWK" and attitude.overall.n == 4 and attitude.overall.accuracy == 0.75
+    assert 0.5 < attitude.overall.kappa < 1
+    ids = SCHEMA["attitude"].class_ids
+    assert attitude.confusion[ids.index("4")][ids.index("5")] == 1  # reviewer said 4 where the model said 5
+    assert attitude.confusion[ids.index("1")][ids.index("1")] == 2
+    assert list(attitude.weeks.values())[0].n == 4 and len(attitude.weeks) == 1
+    topics = report["topics"]  # the model predicted billing on all four; the reviewer on three
+    assert topics.per_label["话费账单"] == {"model": 4, "reviewer": 3, "both": 3}
+    assert topics.overall.accuracy == pytest.approx(1 - 1 / 44)
+    page = agreement_html(list(report.values()), "t")
+    assert "服务态度" in page and "<script" not in page
+
+
+def test_reviews_ingest_scores_a_file_stores_the_good_lines_and_names_the_bad(tiny_bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from callqa.cli import app
+
+    from conftest import SAMPLE
+
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()[:5]
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text("\n".join([*lines[:3], '{"call_id": "x", "turns": []}', *lines[3:]]) + "\n", encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    result = CliRunner().invoke(app, ["reviews", "ingest", str(calls), "--bundle", str(tiny_bundle), "--db", db])
+    assert result.exit_code == 1
+    assert f"{calls}:4:turns" in result.output and "5 calls scored" in result.output
+    store = ReviewStore(db)
+    assert store.counts() == {"calls": 5, "reviewed": 0, "reviews": 0}
+    assert store.view(__import__("json").loads(lines[0])["call_id"]).model == "callqa-scorer:tiny"
+    html = tmp_path / "agreement.html"
+    result = CliRunner().invoke(app, ["reviews", "agreement", "--db", db, "--html", str(html)])
+    assert result.exit_code == 0 and "no reviewed calls yet" in result.output and html.exists()
+
+
+def test_a_start_time_with_a_zone_is_kept_as_the_same_moment(store):
+    from datetime import datetime
+
+    call = make_call("c1").model_copy(update={"started_at": datetime.fromisoformat("2026-01-11T13:16:00+08:00")})
+    store.add_scored([call], [scores_for("c1", CONFIDENT)], "callqa-scorer:v1", SCHEMA)
+    assert store.queue("r")[0][0].started_at == call.started_at
+    assert store.view("c1").call.started_at == call.started_at
