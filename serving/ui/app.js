@@ -324,4 +324,9 @@ $("logout").addEventListener("click", async () => {
   location.reload();
 });
 
+// Keep the lease of the open call while the reviewer works on it (leases run 15 minutes by default).
+setInterval(() => {
+  if (state.view && !state.readOnly) api("POST", `/api/reviews/calls/${encodeURIComponent(state.view.call.call_id)}/open`);
+}, 4 * 60 * 1000);
+
 if (state.key) login(state.key); else $("login").hidden = false;
