@@ -44,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callqa.calls import Call, Label
-from callqa.schema import LabelError, LabelSchema
+from callqa.schema import LabelSchema
 from callqa.scores import CallScores, LevelScore, TopicsScore
 
 from .db import Base, make_engine
@@ -483,5 +483,5 @@ def _current(history: list[ReviewRecord]) -> dict[str, Label]:
     return labels
 
 
-__all__ = ["CallView", "Conflict", "Leased", "LabelError", "NotFound", "QueueItem", "QueuePolicy", "ReviewError",
+__all__ = ["CallView", "Conflict", "Leased", "NotFound", "QueueItem", "QueuePolicy", "ReviewError",
            "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "predicted_value", "queue_keys", "sample_key"]
