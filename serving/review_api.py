@@ -38,8 +38,12 @@ class ReviewRequest(BaseModel):
     comment: str = Field(default="", max_length=4000)
 
 
+def _holder(request: Request) -> KeyHolder:
+    return request.scope.get(KEY_HOLDER, LOCAL_DEMO)
+
+
 def _reviewer(request: Request) -> Reviewer:
-    holder: KeyHolder = request.scope.get(KEY_HOLDER, LOCAL_DEMO)
+    holder = _holder(request)
     return Reviewer(holder.id, holder.name)
 
 
@@ -102,7 +106,7 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema) -> list
         return JSONResponse(store().counts())
 
     def me(request: Request) -> Response:
-        holder: KeyHolder = request.scope.get(KEY_HOLDER, LOCAL_DEMO)
+        holder = _holder(request)
         return JSONResponse({"id": holder.id, "name": holder.name, "role": holder.role})
 
     return [

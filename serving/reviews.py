@@ -251,7 +251,6 @@ class ReviewedCall:
     reviewed_at: datetime
     model: str
     predicted: dict[str, Label]  # the model's values in the prediction the latest review saw
-    scores: CallScores
 
 
 class ReviewStore:
@@ -273,8 +272,7 @@ class ReviewStore:
                     row = CallRow(call_id=call.call_id, added=now, sample_key=sample_key(call.call_id), revision=0)
                     session.add(row)
                 else:
-                    last = session.scalar(select(PredictionRow).where(PredictionRow.call_id == call.call_id)
-                                          .order_by(PredictionRow.id.desc()).limit(1))
+                    last = _latest_prediction(session, call.call_id)
                     if last is not None and last.model == model and last.scores == score.model_dump(mode="json") \
                             and row.call == transcript:
                         continue
@@ -370,8 +368,7 @@ class ReviewStore:
             row = session.get(CallRow, call_id)
             if row is None:
                 raise NotFound(f"no call {call_id!r} in the review store")
-            prediction = session.scalar(select(PredictionRow).where(PredictionRow.call_id == call_id)
-                                        .order_by(PredictionRow.id.desc()).limit(1))
+            prediction = _latest_prediction(session, call_id)
             history = self._history(session, call_id)
             return CallView(call=Call.model_validate(row.call), model=prediction.model, prediction_id=prediction.id,
                             scores=CallScores.model_validate(prediction.scores), labels=_current(history),
@@ -409,21 +406,20 @@ class ReviewStore:
                 .values(revision=revision + 1, reviewed_at=now, lease_owner=None, lease_until=None)).rowcount
             if not done:
                 self._why_not(session, call_id, reviewer, now, revision)
-            prediction = session.scalar(select(PredictionRow).where(PredictionRow.call_id == call_id)
-                                        .order_by(PredictionRow.id.desc()).limit(1))
+            prediction = _latest_prediction(session, call_id)
             before = _current(self._history(session, call_id))
             model_says = {h: predicted_value(s) for h, s in CallScores.model_validate(prediction.scores).scores.items()}
             review = ReviewRow(call_id=call_id, revision=revision + 1, reviewer=reviewer.id, reviewer_name=reviewer.name,
                                created=now, comment=comment, prediction_id=prediction.id)
             session.add(review)
             session.flush()
-            for head in schema.head_names:
-                if head in labels:
-                    value = _canonical(labels[head])
-                    session.add(CorrectionRow(review_id=review.id, call_id=call_id, head=head, value=value,
-                                              previous=before.get(head, model_says.get(head))))
-            session.flush()
-            return self._history(session, call_id)[0]
+            changes = [Change(head=head, previous=before.get(head, model_says.get(head)), value=_canonical(labels[head]))
+                       for head in schema.head_names if head in labels]
+            session.add_all(CorrectionRow(review_id=review.id, call_id=call_id, head=c.head, previous=c.previous,
+                                          value=c.value) for c in changes)
+            # Built here, not read back: the session commits (and SQLite syncs) when this block exits.
+            return ReviewRecord(id=review.id, revision=review.revision, reviewer=reviewer.id, reviewer_name=reviewer.name,
+                                created=now, comment=comment, model=prediction.model, changes=changes)
 
     def _why_not(self, session: Session, call_id: str, reviewer: Reviewer, now: datetime,
                  revision: int | None = None) -> None:
@@ -455,7 +451,7 @@ class ReviewStore:
                 shown = session.get(PredictionRow, session.get(ReviewRow, latest.id).prediction_id)
                 scores = CallScores.model_validate(shown.scores)
                 yield ReviewedCall(call=Call.model_validate(row.call), labels=_current(history), reviewer=latest.reviewer,
-                                   reviewed_at=latest.created, model=shown.model, scores=scores,
+                                   reviewed_at=latest.created, model=shown.model,
                                    predicted={h: predicted_value(s) for h, s in scores.scores.items()})
                 session.expunge_all()
 
@@ -464,6 +460,11 @@ class ReviewStore:
             return {"calls": session.scalar(select(func.count()).select_from(CallRow)) or 0,
                     "reviewed": session.scalar(select(func.count()).select_from(CallRow).where(CallRow.revision > 0)) or 0,
                     "reviews": session.scalar(select(func.count()).select_from(ReviewRow)) or 0}
+
+
+def _latest_prediction(session: Session, call_id: str) -> PredictionRow | None:
+    return session.scalar(select(PredictionRow).where(PredictionRow.call_id == call_id)
+                          .order_by(PredictionRow.id.desc()).limit(1))
 
 
 def _canonical(label: Label) -> Label:
