@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field
 
+from callqa.calls import Label
 from callqa.schema import Head, LabelSchema
 
 
@@ -45,6 +46,10 @@ class CallScores(BaseModel):
     scores: dict[str, LevelScore | TopicsScore]
     n_tokens: int = Field(description="tokens of the rendered call")
     truncated: bool = Field(description="true when the call was longer than the model reads (max_windows)")
+
+    def predicted(self) -> dict[str, Label]:
+        """What the model says per head, in the label format: a class id, or the list of topics over threshold."""
+        return {head: list(s.predicted) if isinstance(s, TopicsScore) else s.level for head, s in self.scores.items()}
 
 
 def head_score(head: Head, probs: np.ndarray, thresholds: list[float] | None = None) -> LevelScore | TopicsScore:

@@ -45,7 +45,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callqa.calls import Call, Label
 from callqa.schema import LabelSchema
-from callqa.scores import CallScores, LevelScore, TopicsScore
+from callqa.scores import CallScores, TopicsScore
 
 from .db import Base, make_engine
 
@@ -162,11 +162,6 @@ def _utc(moment: datetime | None) -> datetime | None:
 def sample_key(call_id: str) -> float:
     """A stable uniform draw in [0, 1) per call id: the same calls are sampled on every server and every run."""
     return int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big") / 2**64
-
-
-def predicted_value(score: LevelScore | TopicsScore) -> Label:
-    """What the model says for a head, in the label format: a class id, or the list of topics over threshold."""
-    return list(score.predicted) if isinstance(score, TopicsScore) else score.level
 
 
 def queue_keys(scores: CallScores, schema: LabelSchema) -> tuple[float, float, float | None]:
@@ -408,7 +403,7 @@ class ReviewStore:
                 self._why_not(session, call_id, reviewer, now, revision)
             prediction = _latest_prediction(session, call_id)
             before = _current(self._history(session, call_id))
-            model_says = {h: predicted_value(s) for h, s in CallScores.model_validate(prediction.scores).scores.items()}
+            model_says = CallScores.model_validate(prediction.scores).predicted()
             review = ReviewRow(call_id=call_id, revision=revision + 1, reviewer=reviewer.id, reviewer_name=reviewer.name,
                                created=now, comment=comment, prediction_id=prediction.id)
             session.add(review)
@@ -452,7 +447,7 @@ class ReviewStore:
                 scores = CallScores.model_validate(shown.scores)
                 yield ReviewedCall(call=Call.model_validate(row.call), labels=_current(history), reviewer=latest.reviewer,
                                    reviewed_at=latest.created, model=shown.model,
-                                   predicted={h: predicted_value(s) for h, s in scores.scores.items()})
+                                   predicted=scores.predicted())
                 session.expunge_all()
 
     def counts(self) -> dict[str, int]:
@@ -485,4 +480,4 @@ def _current(history: list[ReviewRecord]) -> dict[str, Label]:
 
 
 __all__ = ["CallView", "Conflict", "Leased", "NotFound", "QueueItem", "QueuePolicy", "ReviewError",
-           "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "predicted_value", "queue_keys", "sample_key"]
+           "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "queue_keys", "sample_key"]

@@ -35,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 from callqa.bundle import read_bundle_info
 from callqa.calls import Call
 from callqa.redact import redact_call
-from callqa.scores import CallScores, LevelScore, call_scores
+from callqa.scores import CallScores, call_scores
 from callqa.serving.config import Limits, load_serving_config
 from callqa.serving.middleware import GuardMiddleware
 from callqa.serving.review_api import review_routes
@@ -162,8 +162,8 @@ class ScoringAPI:
         results = [call_scores(c.call_id, info.schema_, r["probs"], r["n_tokens"], r["truncated"], info.thresholds)
                    for c, r in zip(calls, raw)]
         for result in results:
-            for head, score in result.scores.items():
-                for level in ([score.level] if isinstance(score, LevelScore) else score.predicted):
+            for head, value in result.predicted().items():
+                for level in value if isinstance(value, list) else [value]:
                     predicted_levels.labels(head=head, level=level).inc()
         stored = None
         if store:
