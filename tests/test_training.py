@@ -46,6 +46,30 @@ def _train_loss(model, config, encoder_dir, data_file) -> float:
     return loss
 
 
+def test_an_encoder_stored_in_float16_trains_evaluates_and_exports_in_float32(tiny_encoder_dir, tiny_data, tmp_path):
+    """What `callqa model pull` writes (float16 weights) is trained like any checkpoint: the weights load as float32
+    under float32 heads, whatever the file stores or its config says (before: 'mat1 and mat2 must have the same
+    dtype, but got Half and Float' at the first step)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    half = tmp_path / "half-encoder"
+    shutil.copytree(tiny_encoder_dir, half)
+    weights = load_file(str(half / "model.safetensors"))
+    save_file({k: v.half() for k, v in weights.items()}, str(half / "model.safetensors"))
+    config = json.loads((half / "config.json").read_text(encoding="utf-8"))
+    config.pop("dtype", None), config.pop("torch_dtype", None)
+    (half / "config.json").write_text(json.dumps(config), encoding="utf-8")
+
+    assert next(load_encoder(str(half)).parameters()).dtype == torch.float32
+    run = tmp_path / "run"
+    train(tiny_config(half, max_steps=2), [tiny_data[0]], run, validation=[tiny_data[1]], progress=False,
+          log=lambda *_: None)
+    assert all(p.dtype == torch.float32 for p in CallScorer.load(run / "model").parameters())
+    assert evaluate_run(run, [tiny_data[1]], with_baselines=False, log=lambda *_: None)["metrics"]
+
+
 def test_loss_falls_when_training_a_tiny_bert(tiny_encoder_dir, small_train_file, tmp_path):
     config = tiny_config(tiny_encoder_dir, max_steps=40, epochs=10)
     torch.manual_seed(config.seed)

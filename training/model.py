@@ -17,11 +17,14 @@ from .config import LossConfig
 
 
 def load_encoder(name_or_path: str) -> nn.Module:
+    """The encoder in float32, whatever its files store: heads, optimizer and export all work in float32, and a
+    float16 file (a pulled e5 stores half precision) would otherwise load as half under float32 heads. On a GPU,
+    training runs under bf16 autocast on top of these float32 weights."""
     # BERT-family checkpoints may carry a pooler the model never uses (we mean-pool); skip building it.
     try:
-        return AutoModel.from_pretrained(name_or_path, add_pooling_layer=False)
+        return AutoModel.from_pretrained(name_or_path, add_pooling_layer=False, dtype=torch.float32)
     except TypeError:
-        return AutoModel.from_pretrained(name_or_path)
+        return AutoModel.from_pretrained(name_or_path, dtype=torch.float32)
 
 
 def aggregate_windows_torch(window_logits: torch.Tensor, call_index: torch.Tensor, weights: torch.Tensor,
@@ -84,7 +87,7 @@ class CallScorer(nn.Module):
     @classmethod
     def from_config_only(cls, directory: Path, schema: LabelSchema) -> CallScorer:
         """A randomly initialised twin (same architecture), for tests that need no weights."""
-        return cls(AutoModel.from_config(AutoConfig.from_pretrained(directory)), schema)
+        return cls(AutoModel.from_config(AutoConfig.from_pretrained(directory), dtype=torch.float32), schema)
 
 
 def head_losses(logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor],

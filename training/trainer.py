@@ -37,7 +37,7 @@ from callqa.split import split_calls
 
 from .config import TrainConfig
 from .data import bucketed_batches, build_dataset, call_lengths, iterate, row_mask, row_targets
-from .encoder import resolve_encoder
+from callqa.encoders import resolve_encoder
 from .metrics import head_metrics, pick_metric, tune_thresholds
 from .model import CallScorer, head_losses, load_encoder
 

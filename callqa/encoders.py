@@ -1,5 +1,6 @@
-"""Which pretrained encoder to start from: an explicit path, a hub id (when the hub answers), or a local e5 copy
-(the shared one beside a checkout, or one `callqa model pull` built from PyPI)."""
+"""Where pretrained encoders are found: an explicit path, a hub id (when the hub answers), or a local e5 copy
+(the shared one beside a checkout, or one `callqa model pull` built from PyPI). Torch-free: training resolves its
+`encoder:` here, and a user's script finds the same copy with :func:`encoder_path`."""
 
 from __future__ import annotations
 
@@ -56,6 +57,23 @@ def local_models() -> list[Path]:
     if models.is_dir():
         found += sorted(p for p in models.iterdir() if _is_model_dir(p))
     return found
+
+
+# Names `encoder_path` knows: the model `callqa model pull` builds.
+KNOWN_ENCODERS = {"e5-small": HUB_DEFAULT}
+
+
+def encoder_path(name: str = "e5-small") -> Path:
+    """The local folder of a known encoder (the shared copy, else a pulled one), as training would find it.
+
+    >>> CallEncoder.from_file(encoder_path("e5-small"), RenderSpec(prefix="query: "))  # doctest: +SKIP
+    """
+    if name not in KNOWN_ENCODERS:
+        raise EncoderNotFound(f"unknown encoder {name!r}; known: {', '.join(KNOWN_ENCODERS)} (or pass a model folder)")
+    local = local_default()
+    if local is None:
+        raise EncoderNotFound(f"no encoder at {pulled_dir('zh')}: run `callqa model pull {name}`")
+    return local
 
 
 def resolve_encoder(name: str | None) -> str:
