@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -19,7 +20,8 @@ app = typer.Typer(
 data_app = typer.Typer(help="Validate, inspect, split, import and redact call files (JSONL).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-console = Console()
+# soft_wrap: a printed command or path is never broken across lines, whatever the terminal width (copy-paste works).
+console = Console(soft_wrap=True)
 # Error lines stay one line each (soft_wrap) so they can be grepped and clicked as file:line.
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -46,6 +48,17 @@ def main(
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err_console.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(code)
+
+
+def _library_bars() -> None:
+    """Hugging Face's own progress bars: transformers' per-file bars (loading weights, writing shards) are noise;
+    datasets' bars (rendering calls) help in a terminal but fill a log with carriage returns, so only there."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    if not err_console.is_terminal:
+        datasets.disable_progress_bars()
 
 
 def _schema(name: str | None):
@@ -272,10 +285,12 @@ def train_cmd(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Fine-tune an encoder with one head per schema head on labeled calls; writes model, tokenizer and run.json."""
+    from callqa.encoders import EncoderNotFound
     from callqa.jsonl import CallFileError
     from callqa.training.config import ConfigError, TrainConfig
-    from callqa.encoders import EncoderNotFound
     from callqa.training.trainer import train
+
+    _library_bars()
 
     try:
         cfg = TrainConfig.from_yaml(config)
@@ -304,9 +319,11 @@ def evaluate_cmd(
     from callqa.schema import LabelError
     from callqa.training.evaluate import evaluate_run
 
+    _library_bars()
+
     try:
         result = evaluate_run(run, data, out, device=device, with_baselines=baselines, log=console.print)
-    except (FileNotFoundError, CallFileError, LabelError) as err:
+    except (FileNotFoundError, CallFileError, LabelError, ValueError) as err:
         raise _fail(str(err)) from None
     _print_metrics(result["metrics"])
     console.print(f"written to {(out or run / 'eval')}/metrics.json and report.html")
@@ -334,6 +351,8 @@ def export_cmd(
 
     from callqa.jsonl import CallFileError
     from callqa.training.export import ExportError, GateConfig, export_run
+
+    _library_bars()
 
     version = version or time.strftime("%Y%m%d-%H%M%S")
     out = out or Path("bundles") / run.name / version
@@ -754,9 +773,12 @@ def _print_metrics(by_system: dict[str, dict[str, dict]]) -> None:
                  and (kind != "multiclass" or "nmd" not in m)]
         if not heads:
             continue
-        table = Table(title=f"{kind} heads")
+        # No vertical rules and no cell may shrink below its header: 9 columns fit 80 columns uncut.
+        table = Table(title=f"{kind} heads", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
         for col in ["head", "system", "n", *keys]:
-            table.add_column(col, justify="left" if col in ("head", "system") else "right")
+            width = max([len(col), 6 * (col in keys)] + [len(h) for h in heads] * (col == "head"))
+            table.add_column(col, justify="left" if col in ("head", "system") else "right", no_wrap=True,
+                             min_width=width)
         for head in heads:
             for system, metrics in by_system.items():
                 m = metrics[head]

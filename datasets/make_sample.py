@@ -6,6 +6,11 @@
 The agent's wording follows the call's attitude and empathy levels and the ending follows its resolution, so a
 model trained on the sample learns something real in minutes. Some calls are long (several topics, many turns),
 some are scored by three reviewers (votes), some lack a head. Phone numbers in the text are made up.
+
+Labels carry the ambiguity of human QA, so no model can score them perfectly: an agent's phrases are not all of one
+level (a polite greeting, a curt reply), a single reviewer's label is one level off the call's level about one time
+in four, and calibration reviewers often split across neighbouring levels. 36 agents with about 10 calls each, so a
+split by agent puts several agents in every part.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "sample" / "calls.jsonl"
 SEED = 20260301
 N_CALLS = 360
-AGENTS = [f"a-{i:02d}" for i in range(1, 13)]
+AGENTS = [f"a-{i:02d}" for i in range(1, 37)]
 CST = timezone(timedelta(hours=8))
 
 # topic → (customer problem statements, agent's questions, solution steps, partial outcome, unresolved outcome)
@@ -171,10 +176,21 @@ def _phone(rng: random.Random) -> str:
     return rng.choice(["138", "139", "150", "186", "177"]) + "".join(str(rng.randrange(10)) for _ in range(8))
 
 
+def _near(rng: random.Random, level: int, spread: list[int]) -> int:
+    """A level near ``level`` (1..5): how one phrase, or one reviewer, departs from the call's own level."""
+    return min(5, max(1, level + rng.choice(spread)))
+
+
+# One reviewer's reading of a call: one level off about one time in four (neighbouring-level disagreement).
+REVIEWER = [-1, 0, 0, 0, 0, 0, 0, 1]
+# An agent's phrases in one call: mostly at the call's level, sometimes a level better or worse.
+PHRASE = [-1, 0, 0, 0, 0, 1]
+
+
 def _votes(rng: random.Random, level: int) -> dict[str, int]:
     votes: dict[str, int] = {}
     for _ in range(3):
-        v = min(5, max(1, level + rng.choice([-1, 0, 0, 0, 1])))
+        v = _near(rng, level, REVIEWER)
         votes[str(v)] = votes.get(str(v), 0) + 1
     return dict(sorted(votes.items()))
 
@@ -190,24 +206,24 @@ def make_call(rng: random.Random, index: int) -> dict:
     if attitude <= 2 and "service_complaint" not in topics and rng.random() < 0.4:
         topics[-1] = "service_complaint"
     pick = rng.choice
-    turns: list[tuple[str, str]] = [("agent", pick(GREETING[attitude]).format(agent=agent[2:]))]
+    turns: list[tuple[str, str]] = [("agent", pick(GREETING[_near(rng, attitude, PHRASE)]).format(agent=agent[2:]))]
     for k, topic in enumerate(topics):
         t = TOPICS[topic]
         turns.append(("customer", ("还有一件事，" if k else "") + pick(t["problem"])))
         if rng.random() < 0.6 or long_call:
             turns.append(("customer", pick(FRUSTRATION)))
-            turns.append(("agent", pick(EMPATHY[empathy])))
+            turns.append(("agent", pick(EMPATHY[_near(rng, empathy, PHRASE)])))
         turns.append(("agent", pick(t["ask"])))
         turns.append(("customer", pick(["好的", "稍等我找一下", "嗯，是的", "对"]) +
                       ("，" + pick(DETAILS).format(phone=_phone(rng)) if rng.random() < 0.3 else "")))
-        turns.append(("agent", pick(ACK[attitude])))
+        turns.append(("agent", pick(ACK[_near(rng, attitude, PHRASE)])))
         outcome = resolution if k == len(topics) - 1 else rng.choice(["resolved", "partly"])
         turns.append(("agent", pick(t[{"resolved": "solve", "partly": "partial", "unresolved": "unresolved"}[outcome]])))
         if long_call:
             turns.extend(("customer" if who == "客户" else "agent", text) for who, text in SMALLTALK)
-            turns.append(("agent", pick(EMPATHY[empathy])))
+            turns.append(("agent", pick(EMPATHY[_near(rng, empathy, PHRASE)])))
     turns.append(("customer", pick(CUSTOMER_THANKS[resolution])))
-    turns.append(("agent", pick(CLOSING[attitude])))
+    turns.append(("agent", pick(CLOSING[_near(rng, attitude, PHRASE)])))
 
     started = datetime(2026, 1, 5, 8, 30, tzinfo=CST) + timedelta(days=rng.randrange(180), minutes=rng.randrange(600))
     clock, out_turns = 0.0, []
@@ -216,12 +232,16 @@ def make_call(rng: random.Random, index: int) -> dict:
         out_turns.append({"speaker": speaker, "text": text, "start": round(clock, 1), "end": round(clock + duration, 1)})
         clock += duration + rng.uniform(0.2, 2.0)
 
-    labels: dict = {"attitude": attitude, "empathy": empathy, "resolution": resolution, "topics": sorted(topics)}
     meta: dict = {"source": "synthetic"}
     if rng.random() < 0.15:  # calibration session: three reviewers scored the call
-        labels["attitude"] = {"votes": _votes(rng, attitude)}
-        labels["empathy"] = {"votes": _votes(rng, empathy)}
+        labels: dict = {"attitude": {"votes": _votes(rng, attitude)}, "empathy": {"votes": _votes(rng, empathy)}}
         meta["reviewers"] = 3
+    else:
+        labels = {"attitude": _near(rng, attitude, REVIEWER), "empathy": _near(rng, empathy, REVIEWER)}
+    # Whether "partly" resolved a call is a judgement call too: about one label in eight names a neighbour.
+    scale = ["unresolved", "partly", "resolved"]
+    heard = scale.index(resolution) + (rng.choice([-1, 1]) if rng.random() < 0.125 else 0)
+    labels.update(resolution=scale[min(2, max(0, heard))], topics=sorted(topics))
     for head, p in (("empathy", 0.1), ("resolution", 0.05), ("topics", 0.05)):
         if rng.random() < p:
             del labels[head]

@@ -32,9 +32,11 @@ smoke_pids() {
                 for (p in keep) print p }')
     fi
     for p in /proc/[0-9]*; do
-        [[ "$(readlink "$p/cwd" 2>/dev/null)" == "$clone"* ]] && pids+=" ${p#/proc/}"
+        if [[ "$(readlink "$p/cwd" 2>/dev/null)" == "$clone"* ]]; then pids+=" ${p#/proc/}"; fi
     done
-    for p in $pids; do [ "$p" != $$ ] && [ -d "/proc/$p" ] && echo "$p"; done | sort -un
+    for p in $pids; do
+        if [ "$p" != $$ ] && [ -d "/proc/$p" ]; then echo "$p"; fi
+    done | sort -un
 }
 
 stop_demo() {
@@ -51,6 +53,7 @@ stop_demo() {
 
 finish() {
     local rc=$?
+    set +e  # clean up whatever happens
     stop_demo
     if [ $rc -ne 0 ]; then
         echo "smoke: FAILED after $((SECONDS - started)) s; the last lines of the demo's log:"

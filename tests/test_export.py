@@ -72,10 +72,16 @@ def test_loader_refuses_a_bundle_whose_file_changed(tiny_bundle, tmp_path):
         load_bundle(copy)
 
 
-def test_failed_gate_fails_the_export_and_the_loader_refuses_it(tiny_run, tmp_path, sample_head):
+def test_failed_gate_fails_the_export_and_the_loader_refuses_it(tiny_run, tmp_path, sample_head, caplog):
     strict = GateConfig(max_nmd_increase=-1.0)  # no int8 model can improve NMD by a whole point: always fails
+    said = []
     with pytest.raises(ExportError, match="export gate failed"):
-        export_run(tiny_run, tmp_path / "failed", version="failed", gate=strict, log=lambda *_: None)
+        export_run(tiny_run, tmp_path / "failed", version="failed", gate=strict, log=said.append)
+    # auto tried both methods; one line says so, and onnxruntime's pre-processing advice is not repeated per try.
+    verdicts = [line for line in said if "failed the gate" in line]
+    assert len(verdicts) == 1 and verdicts[0].startswith("qint8-per-channel failed the gate (attitude: int8 NMD")
+    assert ", using qint8-per-channel-ffn-fp32: failed: attitude: int8 NMD" in verdicts[0]
+    assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
     info = read_bundle_info(tmp_path / "failed")
     assert not info.gate.passed and not info.gate.forced and "attitude: int8 NMD" in info.gate.failures[0]
     with pytest.raises(BundleError, match="gate failed"):

@@ -67,7 +67,7 @@ def test_stats_cli_reports_labels_token_percentiles_agents_and_months(tiny_token
 
     res = CliRunner().invoke(app, ["data", "stats", str(SAMPLE), "--tokenizer", str(tiny_tokenizer_file), "--max-length", "256"])
     assert res.exit_code == 0, res.output
-    for expected in ("labels · attitude", "labels · topics", "tokens", "windows of 256", "calls per agent", "2026-03", "a-01"):
+    for expected in ("labels · attitude", "labels · topics", "tokens", "windows of 256", "calls per agent", "2026-03", "a-22", "… 21 more"):
         assert expected in res.output, expected
 
 

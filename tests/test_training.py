@@ -229,3 +229,38 @@ def test_training_resumes_from_its_checkpoint(tiny_encoder_dir, small_train_file
 def test_shipped_training_configs_are_valid(path):
     config = TrainConfig.from_yaml(path)
     assert config.label_schema().heads
+
+
+def test_train_in_a_log_prints_progress_lines_and_hints_that_survive_80_columns(tiny_encoder_dir, tiny_data, tmp_path):
+    """Where no terminal redraws a bar (CI, `make demo > log`): plain step lines; the closing hint stays on one line
+    and the metric tables keep whole headers and head names at 80 columns."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"encoder: {tiny_encoder_dir}\nrender: {{max_length: 64, stride: 16, max_windows: 4}}\n"
+                   "optim: {batch_size: 8, warmup_ratio: 0.0}\n", encoding="utf-8")
+    out = tmp_path / "a-rather-long-folder-name-for-this-run" / "run"
+    res = CliRunner().invoke(app, ["train", "-c", str(cfg), "-d", str(tiny_data[0]), "-v", str(tiny_data[1]),
+                                   "-o", str(out), "--max-steps", "3", "--seed", "7"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert any(line.startswith("train step 3/3 (epoch 1): loss ") and "eta" in line for line in lines), res.output
+    assert f"next: callqa evaluate --run {out} --data TEST.jsonl" in lines[-1]
+    assert "…" not in res.output and "resolution" in res.output and "accuracy" in res.output
+    info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert info["steps"] == 3 and info["config"]["seed"] == 7
+
+
+def test_log_progress_prints_every_n_steps_and_the_last():
+    from callqa.training.trainer import LogProgress
+
+    printed = []
+    progress = LogProgress(total=7, log=printed.append, every=3, seconds=3600)
+    for step in range(1, 8):
+        progress.update(step, epoch=1, loss=0.5)
+    assert [line.split()[2] for line in printed] == ["3/7", "6/7", "7/7"]
+
+
+def test_evaluating_on_a_file_without_calls_is_one_clear_line(tiny_run, tmp_path):
+    empty = tmp_path / "test.jsonl"
+    empty.write_text("", encoding="utf-8")
+    res = CliRunner().invoke(app, ["evaluate", "--run", str(tiny_run), "--data", str(empty)])
+    assert res.exit_code == 1 and res.output.strip() == f"error: {empty}: no calls to evaluate on"

@@ -56,10 +56,12 @@ def _training_calls(info: dict, log) -> list | None:
 
 def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, device: str | None = None,
                  with_baselines: bool = True, log=print) -> dict:
+    calls = load_calls(data)
+    if not calls:
+        raise ValueError(f"{', '.join(map(str, data))}: no calls to evaluate on")
     info, schema, model, encoder = load_run(run_dir)
     out = out or run_dir / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    calls = load_calls(data)
     dev = pick_device(device)
     rows = build_dataset(calls, encoder, schema).to_list()
     probs, _ = predict_rows(model.to(dev), rows, schema, encoder.pad_id, 32, dev)

@@ -10,7 +10,9 @@ stored, and serving refuses it, unless ``force`` records an override that servin
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import shutil
 import tempfile
 import time
@@ -94,6 +96,24 @@ def export_onnx(model: CallScorer, path: Path) -> None:
     onnx.checker.check_model(str(path))
 
 
+class _PreprocessingHint(logging.Filter):
+    """onnxruntime advises shape pre-processing on every quantize_dynamic call (a root-logger warning); for MatMul
+    weights it changes nothing, and in an export log it reads like an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_preprocessing_hint():
+    hint = _PreprocessingHint()
+    logging.getLogger().addFilter(hint)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(hint)
+
+
 def quantize(fp32: Path, out: Path, method: str, num_heads: int, hidden_size: int) -> None:
     """int8 weights, activations quantized on the fly (dynamic): what suits an encoder on CPU without calibration data."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -114,10 +134,11 @@ def quantize(fp32: Path, out: Path, method: str, num_heads: int, hidden_size: in
             fused = optimize_model(str(fp32), model_type="bert", num_heads=num_heads, hidden_size=hidden_size)
             source = Path(tmp) / "fused.onnx"
             fused.save_model_to_file(str(source))
-        quantize_dynamic(str(source), str(out), weight_type=QuantType.QUInt8 if method == "quint8" else QuantType.QInt8,
-                         per_channel="per-channel" in method, nodes_to_exclude=exclude, op_types_to_quantize=["MatMul"],
-                         # Fused ops (com.microsoft domain) defeat shape inference; their outputs are float.
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        with _without_preprocessing_hint():
+            quantize_dynamic(str(source), str(out), weight_type=QuantType.QUInt8 if method == "quint8" else QuantType.QInt8,
+                             per_channel="per-channel" in method, nodes_to_exclude=exclude, op_types_to_quantize=["MatMul"],
+                             # Fused ops (com.microsoft domain) defeat shape inference; their outputs are float.
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def validation_calls(info: dict, override: list[Path] | None = None) -> list[Call]:
@@ -225,8 +246,9 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
 
     hidden = model.encoder.config
     tried = {}
-    for method in AUTO if quantization == "auto" else (quantization,):
-        log(f"quantizing model.int8.onnx ({method})")
+    methods = AUTO if quantization == "auto" else (quantization,)
+    log(f"quantizing model.int8.onnx ({' or '.join(methods)})")
+    for method in methods:
         quantize(out / "model.onnx", out / "model.int8.onnx", method, hidden.num_attention_heads, hidden.hidden_size)
         int8_probs = OnnxScorer(make_session(out / "model.int8.onnx"), encoder, draft).predict_encoded(encoded)
         metrics["int8"] = metrics_of(stack_probs(int8_probs))
@@ -234,7 +256,10 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
         tried[method] = {"int8_vs_fp32": deltas, "failures": quality_failures}
         if not quality_failures:
             break
-        log(f"  int8 gate failed with {method}: " + "; ".join(quality_failures))
+    # One line says what happened: which int8 method serves, and why an earlier one was dropped.
+    verdict = "passed" if not quality_failures else "failed: " + "; ".join(quality_failures)
+    dropped = [f"{m} failed the gate ({'; '.join(t['failures'])})" for m, t in tried.items() if m != method]
+    log(", ".join(dropped + [f"using {method}: {verdict}" if dropped else f"int8 {method}: {verdict}"]))
     draft = draft.model_copy(update={"quantization": method})
     failures = parity_failures + quality_failures
     result = GateResult(passed=not failures, forced=bool(failures) and force, failures=failures)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -30,6 +31,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 from callqa import __version__
 from callqa.bundle import sha256_file
 from callqa.calls import Call
+from callqa.encoders import resolve_encoder
 from callqa.jsonl import load_calls
 from callqa.render import CallEncoder
 from callqa.schema import LabelSchema, load_schema
@@ -37,7 +39,6 @@ from callqa.split import split_calls
 
 from .config import TrainConfig
 from .data import bucketed_batches, build_dataset, call_lengths, iterate, row_mask, row_targets
-from callqa.encoders import resolve_encoder
 from .metrics import head_metrics, pick_metric, tune_thresholds
 from .model import CallScorer, head_losses, load_encoder
 
@@ -99,6 +100,26 @@ def _autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return torch.autocast("cpu", enabled=False)
+
+
+class LogProgress:
+    """Training progress as plain lines, for a log or CI where no progress bar can redraw: a line every ``every``
+    steps or ``seconds``, whichever comes first, with step/total, loss, elapsed time and the time left."""
+
+    def __init__(self, total: int, log, done: int = 0, every: int = 50, seconds: float = 30.0):
+        self.total, self.log, self.every, self.seconds = total, log, every, seconds
+        self.start_step, self.started = done, time.monotonic()
+        self.last_time, self.last_step = self.started, done
+
+    def update(self, step: int, epoch: int, loss: float) -> None:
+        now = time.monotonic()
+        if step < self.total and step - self.last_step < self.every and now - self.last_time < self.seconds:
+            return
+        self.last_time, self.last_step = now, step
+        elapsed = now - self.started
+        rate = (step - self.start_step) / elapsed if elapsed > 0 else 0.0
+        eta = f"{(self.total - step) / rate:.0f} s" if rate > 0 else "?"
+        self.log(f"train step {step}/{self.total} (epoch {epoch}): loss {loss:.4f}, {elapsed:.0f} s elapsed, eta {eta}")
 
 
 def evaluate_rows(probs: dict[str, np.ndarray], rows: list[dict], schema: LabelSchema,
@@ -217,7 +238,10 @@ def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pat
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
     model.train()
     stop = state["step"] >= total_steps
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    # A bar where a person watches a terminal; plain lines where the output goes to a log or a pipe.
+    bar_visible = progress and Console(stderr=True).is_terminal
+    lines = LogProgress(total_steps, log, done=state["step"]) if progress and not bar_visible else None
+    with Progress(*columns, disable=not bar_visible, transient=False) as bar:
         task = bar.add_task("train", total=total_steps, completed=state["step"], epoch=state["epoch"] + 1, info="")
         running = None
         while not stop:
@@ -243,6 +267,8 @@ def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pat
                 optimizer.zero_grad(set_to_none=True)
                 state["step"] += 1
                 bar.update(task, advance=1, epoch=state["epoch"] + 1, info=f"loss {running:.4f}")
+                if lines:
+                    lines.update(state["step"], state["epoch"] + 1, running)
                 if state["step"] % eval_every == 0 or state["step"] >= total_steps:
                     stop = evaluate_now() or state["step"] >= total_steps
                     checkpoint()
