@@ -7,14 +7,12 @@
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
+from pathlib import Path
+
+from callqa.serving.process import free_port, stop_tree, wait_ready
 
 
 def main() -> None:
@@ -26,32 +24,22 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=96)
     args = parser.parse_args()
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    tmp = tempfile.mkdtemp(prefix="callqa-load-")
+    port = free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="callqa-load-"))
     server = subprocess.Popen(
         [sys.executable, "-m", "callqa.cli", "serve", "--bundle", args.bundle, "--port", str(port), "--no-auth",
          "--db", f"sqlite:///{tmp}/callqa.db"],
-        stdout=open(f"{tmp}/server.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=open(tmp / "server.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
-        for _ in range(240):
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            sys.exit(f"server did not start; see {tmp}/server.log")
+        wait_ready(server, f"http://127.0.0.1:{port}", tmp / "server.log")
         cmd = [sys.executable, "-m", "callqa.cli", "bench-serve", "--url", f"http://127.0.0.1:{port}",
                "--data", args.data, "--requests", str(args.requests), "--out", args.out]
         if args.baseline:
             cmd += ["--baseline", args.baseline]
         sys.exit(subprocess.run(cmd).returncode)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_tree(server)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,59 @@
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, StrictInt, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 Speaker = Literal["agent", "customer"]
+
+# Bounds of the format itself, so a data file, /score and the review store accept exactly the same calls (the
+# scoring service adds tighter, configurable limits on top).
+MAX_ID = 200
+MAX_TURNS = 10_000
+MAX_TEXT = 100_000
+MAX_SECONDS = 86_400.0  # a turn starts and ends within a day of the call's start
+FIRST_YEAR, LAST_YEAR = 1970, 2100
+MAX_META_DEPTH = 8
+
+
+def _identifier(value: str) -> str:
+    """A call or agent id: 1–200 characters, printable, no "/" (ids are URL path segments in the review API), no
+    surrounding spaces. Control, format (bidi) and line-separator characters would make a call unreachable or
+    forge log lines."""
+    if value != value.strip():
+        raise ValueError("must not start or end with whitespace")
+    if "/" in value:
+        raise ValueError('must not contain "/"')
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            raise ValueError(f"must not contain control or format characters (U+{ord(ch):04X})")
+    return value
+
+
+Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID), AfterValidator(_identifier)]
+ClassId = Annotated[StrictStr, Field(min_length=1, max_length=100)]
+LevelInt = Annotated[StrictInt, Field(ge=-1_000_000, le=1_000_000)]
+
+
+def _finite_json(value: Any, depth: int = 0) -> Any:
+    """meta is free-form JSON, but finite and shallow: Python's JSON reader takes 1e400 as inf and NaN as nan."""
+    if depth > MAX_META_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_META_DEPTH} levels")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if len(k) > MAX_ID:
+                raise ValueError(f"key longer than {MAX_ID} characters")
+            _finite_json(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _finite_json(v, depth + 1)
+    return value
 
 
 class Votes(BaseModel):
@@ -15,7 +62,7 @@ class Votes(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    votes: dict[str, NonNegativeInt]
+    votes: dict[ClassId, Annotated[StrictInt, Field(ge=0, le=1_000_000)]] = Field(max_length=1000)
 
     @field_validator("votes")
     @classmethod
@@ -26,17 +73,19 @@ class Votes(BaseModel):
 
 
 # One value (a level id: 4, "resolved"), a list of classes (multilabel topics), or votes. None = not labeled.
-Label = StrictInt | StrictStr | list[StrictStr] | Votes
+Label = LevelInt | ClassId | Annotated[list[ClassId], Field(max_length=1000)] | Votes
+Labels = Annotated[dict[Annotated[str, Field(min_length=1, max_length=100)], Label | None], Field(max_length=100)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
 
 
 class Turn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     speaker: Speaker
-    text: str = Field(min_length=1)
-    start: float | None = Field(default=None, ge=0, description="seconds from the start of the call")
-    end: float | None = Field(default=None, ge=0)
-    labels: dict[str, Label | None] = Field(default_factory=dict, description="turn-level labels, e.g. STC-3 nuggets")
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    start: Seconds | None = Field(default=None, description="seconds from the start of the call")
+    end: Seconds | None = None
+    labels: Labels = Field(default_factory=dict, description="turn-level labels, e.g. STC-3 nuggets")
 
     @field_validator("text")
     @classmethod
@@ -51,13 +100,21 @@ class Call(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    call_id: str = Field(min_length=1)
-    agent_id: str | None = None
-    started_at: datetime | None = None
-    channel: str | None = None
-    turns: list[Turn] = Field(min_length=1)
-    labels: dict[str, Label | None] = Field(default_factory=dict)
-    meta: dict[str, Any] = Field(default_factory=dict)
+    call_id: Identifier = Field(description="1–200 characters; no '/', control or format characters")
+    agent_id: Identifier | None = None
+    started_at: datetime | None = Field(default=None, description=f"ISO 8601, between {FIRST_YEAR} and {LAST_YEAR}")
+    channel: str | None = Field(default=None, max_length=50)
+    turns: list[Turn] = Field(min_length=1, max_length=MAX_TURNS)
+    labels: Labels = Field(default_factory=dict)
+    meta: Annotated[dict[str, Any], AfterValidator(_finite_json)] = Field(default_factory=dict)
+
+    @field_validator("started_at")
+    @classmethod
+    def _plausible_time(cls, value: datetime | None) -> datetime | None:
+        # Far from the calendar's ends, so converting it to UTC for storage cannot overflow.
+        if value is not None and not FIRST_YEAR <= value.year < LAST_YEAR:
+            raise ValueError(f"must be between {FIRST_YEAR} and {LAST_YEAR}")
+        return value
 
     def label(self, head: str) -> Label | None:
         return self.labels.get(head)

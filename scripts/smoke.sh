@@ -5,8 +5,9 @@
 # the exact curl that `make demo` printed, which must answer 200 with every head. Finally the server is stopped and
 # nothing it started may be left running or listening.
 #
-#   SMOKE_STEPS   training steps (default 3)      SMOKE_CALLS   sample calls to use (default 120)
-#   SMOKE_KEEP=1  keep the work folder for a look afterwards
+#   SMOKE_STEPS   training steps (default 3; "recipe": the demo recipe's own, i.e. the full `make demo`)
+#   SMOKE_CALLS   sample calls to use (default 120; "all": the whole sample)
+#   SMOKE_KEEP=1  keep the work folder for a look afterwards    SMOKE_TIMEOUT  seconds to wait for the server (900)
 set -euo pipefail
 
 repo=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel)
@@ -71,13 +72,15 @@ say "cloning HEAD of $repo into $clone (no ../shared there)"
 git clone -q "$repo" "$clone"
 [ ! -e "$clone/../shared" ] || fail "$clone/../shared exists"
 cd "$work"  # not inside the clone: anything running there when we are done was left behind
-head -n "$calls" "$clone/datasets/sample/calls.jsonl" > "$work/sample.jsonl"
+if [ "$calls" = all ]; then cp "$clone/datasets/sample/calls.jsonl" "$work/sample.jsonl"
+else head -n "$calls" "$clone/datasets/sample/calls.jsonl" > "$work/sample.jsonl"; fi
+train_args=$([ "$steps" = recipe ] || echo "--max-steps $steps")
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 # The user's command, with a slice of the sample and a few steps; its own fresh .venv, BentoML store and database.
 say "make demo (${calls} calls, ${steps} steps, port ${port}); log: ${log}"
 env -u VIRTUAL_ENV CALLQA_HOME="$work/home" \
-    make -C "$clone" demo PORT="$port" SAMPLE="$work/sample.jsonl" TRAIN_ARGS="--max-steps $steps --quiet" > "$log" 2>&1 &
+    make -C "$clone" demo PORT="$port" SAMPLE="$work/sample.jsonl" TRAIN_ARGS="$train_args" > "$log" 2>&1 &
 demo_pid=$!
 
 # Wait for the printed curl and a ready server; the demo must not exit on the way.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,38 @@ SHARED_STC3 = SHARED / "data" / "stc3" / "train_cn.json"
 # Tests keep their own BentoML model store, never the user's (set before anything imports bentoml).
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="callqa-test-bentoml-")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+
+
+# Every process this session starts inherits this mark, so what it leaves behind can be found after its parent died.
+SESSION_MARK = os.environ.setdefault("CALLQA_TEST_SESSION", f"{os.getpid()}-{time.time_ns()}")
+
+
+def _listeners_we_started() -> dict[int, str]:
+    """Processes carrying this session's mark that listen on a TCP port: pid → command line and address."""
+    import psutil
+
+    found = {}
+    for conn in psutil.net_connections(kind="inet"):
+        if conn.status != psutil.CONN_LISTEN or not conn.pid or conn.pid == os.getpid():
+            continue
+        try:
+            process = psutil.Process(conn.pid)
+            if process.environ().get("CALLQA_TEST_SESSION") == SESSION_MARK:
+                found[conn.pid] = f"{' '.join(process.cmdline())[:160]} on {conn.laddr.ip}:{conn.laddr.port}"
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_listening():
+    """After the whole suite, nothing it started still listens: every server a test starts is stopped with all its
+    workers (BentoML runs them in sessions of their own, out of reach of a process-group kill)."""
+    yield
+    deadline = time.time() + 15  # processes that were just told to stop
+    while (left := _listeners_we_started()) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not left, "the test suite left processes listening:\n" + "\n".join(f"{pid}: {c}" for pid, c in left.items())
 
 
 def need(path: Path) -> Path:

@@ -5,22 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from callqa.serving.auth import KeyStore
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from callqa.serving.process import free_port, stop_tree, wait_ready
 
 
 class Server:
@@ -62,30 +54,13 @@ def start_server(bundle: Path, directory: Path, config: dict) -> tuple[subproces
         stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env, cwd=directory, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return process, base, log
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    stop(process)
-    raise RuntimeError(f"server not ready in 120 s: {log.read_text(errors='replace')[-3000:]}")
+    wait_ready(process, base, log)
+    return process, base, log
 
 
 def stop(process: subprocess.Popen) -> None:
-
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
+    """Stop the server and every worker it started (they run in sessions of their own)."""
+    stop_tree(process)
 
 
 class Unavailable(RuntimeError):

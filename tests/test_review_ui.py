@@ -5,7 +5,6 @@ JSONL export, a 409 for stale saves, and a review acknowledged just before `kill
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 from pathlib import Path
@@ -17,6 +16,7 @@ from typer.testing import CliRunner
 from callqa.cli import app
 from callqa.schema import load_schema
 from callqa.serving.auth import KeyStore
+from callqa.serving.process import stop_tree
 from callqa.serving.reviews import QueuePolicy, ReviewStore
 
 from conftest import SAMPLE
@@ -173,8 +173,8 @@ def test_a_review_acknowledged_before_kill_9_survives(tiny_bundle, tmp_path):
                                     {"revision": 0, "labels": {"attitude": "2", "resolution": "unresolved"}}, key="bo")
         assert status == 201
     finally:
-        os.killpg(server.process.pid, signal.SIGKILL)  # right after the acknowledgement: no shutdown, no flush
-        server.process.wait(timeout=10)
+        # Right after the acknowledgement, every process of the server at once: no shutdown, no flush.
+        stop_tree(server.process, signal.SIGKILL)
     store = ReviewStore(server.database)
     view = store.view(calls[0]["call_id"])
     assert view.revision == 1 and view.labels == {"attitude": "2", "resolution": "unresolved"}
