@@ -1,7 +1,9 @@
 """API keys: created once and shown once, stored only as a SHA-256 hash, each with one role.
 
-Roles: ``scorer`` (POST /score), ``reviewer`` (the review UI and its API), ``admin`` (everything). Keys are 32 random
-bytes, so a plain SHA-256 is enough (no password stretching needed for high-entropy secrets).
+Roles: ``scorer`` (POST /score), ``reviewer`` (the review UI and its API), ``metrics`` (GET /metrics, for a
+Prometheus scraper), ``admin`` (everything). Keys are 32 random bytes, so a plain SHA-256 is enough (no password
+stretching needed for high-entropy secrets). A key's id is random too, independent of the secret: reviewers see each
+other's ids (leases, history), so an id must reveal nothing of a key.
 """
 
 from __future__ import annotations
@@ -13,20 +15,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import Boolean, DateTime, String, select
+from sqlalchemy import Boolean, DateTime, String, inspect, select, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Base, make_engine
 
-Role = Literal["scorer", "reviewer", "admin"]
-ROLES: tuple[Role, ...] = ("scorer", "reviewer", "admin")
+Role = Literal["scorer", "reviewer", "metrics", "admin"]
+ROLES: tuple[Role, ...] = ("scorer", "reviewer", "metrics", "admin")
 PREFIX = "cqa_"
+ID_PREFIX = "key-"
 
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
 
-    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # the key's first characters, safe to show
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # random, safe to show
     sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     role: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200), default="")
@@ -51,9 +54,35 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def new_key_id() -> str:
+    return ID_PREFIX + secrets.token_hex(6)
+
+
+# Tables outside this module that name a key by its id (the review store's).
+KEY_ID_COLUMNS = (("reviews", "reviewer"), ("review_calls", "lease_owner"))
+
+
+def migrate_key_ids(engine) -> int:
+    """Give keys made before ids were random (id = the key's first 12 characters, cqa_ + 8 of the secret) a random
+    id, here and wherever reviews name them. Returns how many keys were renamed; a second run finds none."""
+    tables = set(inspect(engine).get_table_names())
+    renamed = 0
+    with Session(engine) as session, session.begin():
+        for old in session.scalars(select(ApiKey.id).where(ApiKey.id.startswith(PREFIX))).all():
+            new = new_key_id()
+            session.execute(update(ApiKey).where(ApiKey.id == old).values(id=new))
+            for table, column in KEY_ID_COLUMNS:
+                if table in tables:
+                    session.execute(text(f"UPDATE {table} SET {column} = :new WHERE {column} = :old"),
+                                    {"new": new, "old": old})
+            renamed += 1
+    return renamed
+
+
 class KeyStore:
     def __init__(self, url: str, cache_seconds: float = 30.0):
         self.engine = make_engine(url)
+        migrate_key_ids(self.engine)
         self.cache_seconds = cache_seconds  # a revoked key stops working within this many seconds
         self._cache: dict[str, tuple[float, KeyHolder | None]] = {}
 
@@ -61,7 +90,7 @@ class KeyStore:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         key = PREFIX + secrets.token_urlsafe(32)
-        row = ApiKey(id=key[: len(PREFIX) + 8], sha256=_hash(key), role=role, name=name, created=datetime.now(UTC))
+        row = ApiKey(id=new_key_id(), sha256=_hash(key), role=role, name=name, created=datetime.now(UTC))
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             session.add(row)
         return key, row

@@ -76,11 +76,20 @@ def test_failed_gate_fails_the_export_and_the_loader_refuses_it(tiny_run, tmp_pa
     strict = GateConfig(max_nmd_increase=-1.0)  # no int8 model can improve NMD by a whole point: always fails
     said = []
     with pytest.raises(ExportError, match="export gate failed"):
-        export_run(tiny_run, tmp_path / "failed", version="failed", gate=strict, log=said.append)
-    # auto tried both methods; one line says so, and onnxruntime's pre-processing advice is not repeated per try.
+        export_run(tiny_run, tmp_path / "failed", version="failed", gate=strict, quantization="qint8-per-channel",
+                   log=said.append)
+    assert [line for line in said if "qint8-per-channel:" in line] == [
+        line for line in said if line.startswith("int8 qint8-per-channel: failed: attitude: int8 NMD")]
+    # auto: no int8 method keeps quality, so the fp32 graph serves; one line says so, and onnxruntime's
+    # pre-processing advice is not repeated per try.
+    said.clear()
+    fallback = export_run(tiny_run, tmp_path / "fp32", version="fp32", gate=strict, store=False, log=said.append)
     verdicts = [line for line in said if "failed the gate" in line]
     assert len(verdicts) == 1 and verdicts[0].startswith("qint8-per-channel failed the gate (attitude: int8 NMD")
-    assert ", using qint8-per-channel-ffn-fp32: failed: attitude: int8 NMD" in verdicts[0]
+    assert verdicts[0].endswith("), serving fp32 (model.onnx): passed")
+    assert "qint8-per-channel-ffn-fp32 failed the gate (attitude: int8 NMD" in verdicts[0]
+    assert fallback.gate.passed and fallback.serve == "fp32" and fallback.model_file == "model.onnx"
+    assert load_bundle(tmp_path / "fp32")[0].serve == "fp32"
     assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
     info = read_bundle_info(tmp_path / "failed")
     assert not info.gate.passed and not info.gate.forced and "attitude: int8 NMD" in info.gate.failures[0]
@@ -96,7 +105,8 @@ def test_failed_gate_fails_the_export_and_the_loader_refuses_it(tiny_run, tmp_pa
                           threads=1, repeats=1)
     assert measured["calls"] == 8 and measured["batch"]["8"]["calls_per_s"] > 0
 
-    forced = export_run(tiny_run, tmp_path / "forced", version="forced", gate=strict, force=True, log=lambda *_: None)
+    forced = export_run(tiny_run, tmp_path / "forced", version="forced", gate=strict, quantization="qint8",
+                        force=True, log=lambda *_: None)
     assert forced.gate.forced and not forced.gate.passed
     info, _ = load_bundle(tmp_path / "forced")
     assert info.gate.forced

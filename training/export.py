@@ -256,18 +256,26 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
         tried[method] = {"int8_vs_fp32": deltas, "failures": quality_failures}
         if not quality_failures:
             break
-    # One line says what happened: which int8 method serves, and why an earlier one was dropped.
-    verdict = "passed" if not quality_failures else "failed: " + "; ".join(quality_failures)
-    dropped = [f"{m} failed the gate ({'; '.join(t['failures'])})" for m, t in tried.items() if m != method]
-    log(", ".join(dropped + [f"using {method}: {verdict}" if dropped else f"int8 {method}: {verdict}"]))
-    draft = draft.model_copy(update={"quantization": method})
-    failures = parity_failures + quality_failures
+    # auto promises the fastest model that keeps quality: when no int8 method does, that is the fp32 graph, which
+    # the parity check has vetted. A method asked for by name must pass itself.
+    serve = "fp32" if quality_failures and quantization == "auto" else "int8"
+    # One line says what happened: what serves, and why each method before it was dropped.
+    dropped = [f"{m} failed the gate ({'; '.join(t['failures'])})" for m, t in tried.items()
+               if t["failures"] and (m != method or serve == "fp32")]
+    if serve == "fp32":
+        chosen = "serving fp32 (model.onnx): " + ("passed" if not parity_failures else "failed")
+    else:
+        chosen = f"{'using ' if dropped else 'int8 '}{method}: " + (
+            "passed" if not quality_failures else "failed: " + "; ".join(quality_failures))
+    log(", ".join([*dropped, chosen]))
+    draft = draft.model_copy(update={"quantization": method, "serve": serve})
+    failures = parity_failures + (quality_failures if serve == "int8" else [])
     result = GateResult(passed=not failures, forced=bool(failures) and force, failures=failures)
 
     parity_report = {
         "n_calls": len(calls), "n_windows": len(windows), "gate": gate.model_dump(), "result": result.model_dump(),
         "pytorch_vs_onnx_fp32": {"max_abs_window_output": parity, "max_abs_call_probability": call_parity},
-        "int8_vs_fp32": deltas, "quantization": method, "quantizations_tried": tried,
+        "int8_vs_fp32": deltas, "quantization": method, "quantizations_tried": tried, "serve": serve,
         "seconds": round(time.time() - started, 1),
     }
     (out / "parity.json").write_text(json.dumps(parity_report, indent=2) + "\n", encoding="utf-8")
