@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -21,21 +20,12 @@ FIRST_YEAR, LAST_YEAR = 1970, 2100
 MAX_META_DEPTH = 8
 
 
-def _identifier(value: str) -> str:
-    """A call or agent id: 1–200 characters, printable, no "/" (ids are URL path segments in the review API), no
-    surrounding spaces. Control, format (bidi) and line-separator characters would make a call unreachable or
-    forge log lines."""
-    if value != value.strip():
-        raise ValueError("must not start or end with whitespace")
-    if "/" in value:
-        raise ValueError('must not contain "/"')
-    for ch in value:
-        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            raise ValueError(f"must not contain control or format characters (U+{ord(ch):04X})")
-    return value
-
-
-Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID), AfterValidator(_identifier)]
+# A call or agent id: 1–200 characters, no "/" (ids are path segments in the review API), no control characters
+# (C0, DEL, C1: CR/LF would forge log lines) and no invisible format characters (zero-width, bidi overrides, BOM)
+# that make two ids look alike. A pattern, not code, so the JSON Schema and the OpenAPI spec say exactly this; written
+# with \xXX and \uXXXX escapes, which Python, Rust (pydantic) and JavaScript read alike.
+ID_PATTERN = r"^[^/\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]+$"
+Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
 ClassId = Annotated[StrictStr, Field(min_length=1, max_length=100)]
 LevelInt = Annotated[StrictInt, Field(ge=-1_000_000, le=1_000_000)]
 
@@ -75,7 +65,8 @@ class Votes(BaseModel):
 # One value (a level id: 4, "resolved"), a list of classes (multilabel topics), or votes. None = not labeled.
 Label = LevelInt | ClassId | Annotated[list[ClassId], Field(max_length=1000)] | Votes
 Labels = Annotated[dict[Annotated[str, Field(min_length=1, max_length=100)], Label | None], Field(max_length=100)]
-Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
+# Strict: a number, not true/false or "1.5" (which lax parsing would turn into seconds).
+Seconds = Annotated[float, Field(strict=True, ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
 
 
 class Turn(BaseModel):
@@ -107,6 +98,14 @@ class Call(BaseModel):
     turns: list[Turn] = Field(min_length=1, max_length=MAX_TURNS)
     labels: Labels = Field(default_factory=dict)
     meta: Annotated[dict[str, Any], AfterValidator(_finite_json)] = Field(default_factory=dict)
+
+    @field_validator("started_at", mode="before")
+    @classmethod
+    def _iso_text(cls, value: Any) -> Any:
+        # Lax parsing would take a number as Unix seconds; the format says ISO 8601 text.
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("must be ISO 8601 text, e.g. 2026-03-02T09:15:00+08:00")
+        return value
 
     @field_validator("started_at")
     @classmethod

@@ -437,6 +437,19 @@ def bench_cmd(
     console.print(f"written to {out}")
 
 
+def _port_free(host: str, port: int) -> None:
+    """Fail in one line when the port is taken (BentoML's process manager would print a 56-line traceback)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise _fail(f"cannot listen on {host}:{port}: {err.strerror or err} (another server? choose --port)") from None
+
+
 @app.command("serve")
 def serve_cmd(
     bundle: Annotated[str | None, typer.Option("--bundle", "-b", help="Bundle folder or BentoML tag "
@@ -466,6 +479,7 @@ def serve_cmd(
         info, _ = load_bundle(folder)  # refuse a failed-gate or altered bundle here, with its reason
     except (BundleError, FileNotFoundError, ValueError) as err:
         raise _fail(str(err)) from None
+    _port_free(host, port)
     if info.gate.forced:
         err_console.print(f"[yellow]warning:[/yellow] {info.tag} was exported past a failed gate: "
                           + "; ".join(info.gate.failures), highlight=False)
@@ -533,7 +547,7 @@ def _key_store(db: str | None):
 
 @keys_app.command("create")
 def keys_create(
-    role: Annotated[str, typer.Option(help="scorer (POST /score), reviewer (review UI), or admin (everything).")],
+    role: Annotated[str, typer.Option(help="scorer (POST /score), reviewer (review UI), metrics (GET /metrics, for a Prometheus scraper), or admin (everything).")],
     name: Annotated[str, typer.Option(help="Who or what uses the key, for `keys list`.")] = "",
     db: DbOption = None,
 ) -> None:
@@ -709,6 +723,8 @@ def _date(value: str | None):
 def reviews_export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Labeled JSONL to write (the project's call format).")],
     since: Annotated[str | None, typer.Option(help="Only calls last reviewed on or after this date (YYYY-MM-DD, UTC).")] = None,
+    schema_name: Annotated[str, typer.Option("--schema", "-s", help="The label schema the reviews follow (a YAML "
+                           "path or a shipped name): numeric levels are written as numbers.")] = "callcenter",
     db: DbOption = None,
 ) -> None:
     """Reviewed calls with their current labels (each head's latest correction) as labeled JSONL:
@@ -716,11 +732,20 @@ def reviews_export(
     [bold]callqa train --data base.jsonl --data reviews.jsonl[/bold]."""
     from callqa.jsonl import write_calls
 
+    schema = _schema(schema_name)
+
+    def typed(head: str, label):
+        # Levels in the schema's own type (attitude 4, not "4"), as a labeled file written by hand has them.
+        if isinstance(label, str) and head in schema.head_names:
+            return schema[head].typed(label)
+        return label
+
     def labeled():
         for r in _review_store(db).reviewed(_date(since)):
             meta = {**r.call.meta, "source": "review", "reviewer": r.reviewer,
                     "reviewed_at": r.reviewed_at.isoformat(), "model": r.model}
-            yield r.call.model_copy(update={"labels": r.labels, "meta": meta})
+            labels = {head: typed(head, label) for head, label in r.labels.items()}
+            yield r.call.model_copy(update={"labels": labels, "meta": meta})
 
     n = write_calls(out, labeled())
     console.print(f"{n} reviewed calls written to {out}")

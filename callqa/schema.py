@@ -72,6 +72,13 @@ class Head(BaseModel):
         except ValueError:
             return np.arange(self.size, dtype=np.float64)
 
+    def typed(self, class_id: str) -> int | str:
+        """A class id as the call format writes it: a number for numeric levels (attitude 4), else the id."""
+        try:
+            return int(class_id)
+        except ValueError:
+            return class_id
+
     def index(self, class_id: object) -> int:
         key = str(class_id)
         try:

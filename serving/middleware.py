@@ -1,14 +1,29 @@
-"""ASGI middleware in front of every route: request size limit, then API-key authentication by role.
+"""ASGI middleware in front of every route: what a request may do, and what the server records about it.
 
-Which role a path needs is :data:`ROUTE_ROLES` (first matching prefix); paths not listed (health, metrics, OpenAPI
-docs, the review UI's static files) are public. With auth off (a local demo), requests are served only when the
-server's own address is loopback, so a demo switch can never open an unauthenticated port to a network.
+- **Auth**: which role a path needs is :data:`ROUTE_ROLES` (first matching prefix); paths not listed (health, the
+  OpenAPI docs, the review UI's static files) are public. With auth off (a local demo), requests are served only when
+  the server's own address is loopback, so a demo switch can never open an unauthenticated port to a network.
+- **Limits**: a body over ``max_body_bytes`` is a 413; a body to the API that is not JSON is a 415.
+- **One log line per request**: method, the route *template* (``/api/reviews/calls/{call_id}``, never the path a
+  client sent: ids can hold phone numbers, and a path can hold CR/LF to forge lines), status, sizes, time, and for a
+  refused request the names of the offending fields — never a value.
+- **Metrics**: ``/metrics`` is served here, after auth (role ``metrics`` or ``admin``), with request counts and
+  latencies labelled by route template, so their number is bounded by the routes the service has. BentoML's own
+  HTTP metrics label by raw path (unbounded series) and are turned off in the service definition.
+- **Headers**: every response says nosniff / no-referrer / no framing; the review UI gets a strict
+  Content-Security-Policy (its own scripts and styles only).
+- **One error shape**: a 400 from BentoML's request validation is rewritten to the shape every other 4xx has,
+  ``{"error": "field: message", "errors": [{"field", "message"}]}``.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import logging
+import time
+
+from starlette.routing import compile_path
 
 from .auth import LOCAL_DEMO, KeyStore, allowed
 
@@ -16,7 +31,44 @@ from .auth import LOCAL_DEMO, KeyStore, allowed
 KEY_HOLDER = "callqa.key_holder"
 
 # Path prefix → role needed ("any" = any valid key). Checked in order.
-ROUTE_ROLES: tuple[tuple[str, str], ...] = (("/score", "scorer"), ("/api/reviews", "reviewer"), ("/api/", "any"))
+ROUTE_ROLES: tuple[tuple[str, str], ...] = (
+    ("/score", "scorer"), ("/api/reviews", "reviewer"), ("/api/", "any"), ("/metrics", "metrics"))
+
+# Routes every callqa server has besides its API methods and mounted apps: BentoML's probes and docs.
+FIXED_ROUTES = ("/", "/healthz", "/livez", "/readyz", "/metrics", "/docs.json")
+# Prefixes whose paths are files, logged as the prefix plus "*".
+FILE_PREFIXES = ("/review/", "/static_content/")
+UNMATCHED = "(no route)"
+
+REVIEW_UI_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                 "connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+COMMON_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                  (b"x-frame-options", b"DENY")]
+API_PREFIXES = ("/score", "/api/")
+BODY_METHODS = ("POST", "PUT", "PATCH")
+ERROR_BODY_LIMIT = 64_000  # 4xx bodies read for the log line and the error shape; larger ones pass through as is
+
+log = logging.getLogger("bentoml.callqa.http")
+
+
+class RouteTable:
+    """Path → route template. Templates like ``/api/reviews/calls/{call_id}`` are matched with Starlette's own
+    path compiler, so they are written once, where the routes are defined."""
+
+    def __init__(self, templates: list[str] | tuple[str, ...] = ()):
+        self.exact = {t for t in (*FIXED_ROUTES, *templates) if "{" not in t}
+        self.patterns = [(compile_path(t)[0], t) for t in templates if "{" in t]
+
+    def template(self, path: str) -> str:
+        if path in self.exact:
+            return path
+        for regex, template in self.patterns:
+            if regex.match(path):
+                return template
+        for prefix in FILE_PREFIXES:
+            if path == prefix.rstrip("/") or path.startswith(prefix):
+                return prefix + "*"
+        return UNMATCHED
 
 
 def needed_role(path: str) -> str | None:
@@ -35,55 +87,169 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-async def _reply(send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps({"error": message}, ensure_ascii=False).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})
+def _json_reply(status: int, payload: dict, headers: list[tuple[bytes, bytes]] | None = None):
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    return ({"type": "http.response.start", "status": status,
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                         *(headers or [])]},
+            {"type": "http.response.body", "body": body})
+
+
+def error_fields(body: bytes) -> tuple[list[str], dict | None]:
+    """The field paths a 4xx body names, and the body in callqa's error shape where BentoML wrote its own.
+
+    Our errors read ``{"error": "calls.0.turns: message"}``; BentoML's validation errors read
+    ``{"error": "1 validation error for Input", "detail": [{"loc": [...], "msg": ...}]}``."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return [], None
+    if isinstance(payload, dict) and isinstance(payload.get("detail"), list):
+        errors = [{"field": ".".join(str(p) for p in d.get("loc", [])) or "body", "message": str(d.get("msg", ""))}
+                  for d in payload["detail"] if isinstance(d, dict)]
+        if errors:
+            first = errors[0]
+            return [e["field"] for e in errors], {"error": f"{first['field']}: {first['message']}", "errors": errors}
+    if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+        head, sep, _ = payload["error"].partition(": ")
+        if sep and " " not in head and len(head) <= 200:
+            return [head], None
+    return [], None
 
 
 class GuardMiddleware:
-    def __init__(self, app, database: str, auth: bool, max_body_bytes: int):
+    def __init__(self, app, database: str, auth: bool, max_body_bytes: int, routes: tuple[str, ...] = (),
+                 metrics_text=None):
         self.app = app
         self.auth = auth
         self.max_body_bytes = max_body_bytes
         self.keys = KeyStore(database) if auth else None
+        self.routes = RouteTable(routes)
+        self.metrics_text = metrics_text  # () -> (bytes, content type): the Prometheus exposition
+        self._metrics = None
+
+    # --- metrics, made on first use (in the worker that serves requests) -----------------------------------------
+    def _instruments(self):
+        if self._metrics is None:
+            import bentoml
+
+            self._metrics = (
+                bentoml.metrics.Counter(name="callqa_http_requests", documentation="HTTP requests by route template",
+                                        labelnames=["route", "method", "status"]),
+                bentoml.metrics.Histogram(name="callqa_http_request_duration_seconds",
+                                          documentation="HTTP request latency by route template",
+                                          labelnames=["route", "method"],
+                                          buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)),
+            )
+        return self._metrics
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        path, method = scope["path"], scope["method"]
+        route = self.routes.template(path)
+        extra = COMMON_HEADERS + ([(b"content-security-policy", REVIEW_UI_CSP.encode())]
+                                  if path == "/review" or path.startswith("/review/") else [])
+        seen = {"status": 0, "in": 0, "out": 0, "fields": [], "buffer": None}
+
+        async def reply(status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+            start, body = _json_reply(status, {"error": message}, headers)
+            await observed_send(start)
+            await observed_send(body)
+
+        async def observed_send(message):
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+                headers = [*message.get("headers", []), *extra]
+                if 400 <= message["status"] < 500 and message["status"] != 404:
+                    # Hold a 4xx back until its body is read: its fields go to the log, and BentoML's error
+                    # shape is rewritten to ours (which changes its length).
+                    seen["buffer"] = ({**message, "headers": headers}, [])
+                    return
+                return await send({**message, "headers": headers})
+            if message["type"] == "http.response.body" and seen["buffer"] is not None:
+                start, chunks = seen["buffer"]
+                chunks.append(message.get("body", b""))
+                if message.get("more_body") and sum(map(len, chunks)) < ERROR_BODY_LIMIT:
+                    return
+                body = b"".join(chunks)
+                fields, rewritten = error_fields(body)
+                seen["fields"] = fields
+                if rewritten is not None:
+                    body = json.dumps(rewritten, ensure_ascii=False).encode()
+                    start["headers"] = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+                    start["headers"].append((b"content-length", str(len(body)).encode()))
+                seen["buffer"] = None
+                seen["out"] += len(body)
+                await send(start)
+                return await send({"type": "http.response.body", "body": body,
+                                   "more_body": bool(message.get("more_body"))})
+            if message["type"] == "http.response.body":
+                seen["out"] += len(message.get("body", b""))
+            return await send(message)
+
+        try:
+            await self._guarded(scope, receive, observed_send, reply, seen)
+        finally:
+            elapsed = time.perf_counter() - started
+            status = seen["status"] or 500
+            refused = f"; fields: {', '.join(seen['fields'][:5])}" if seen["fields"] else ""
+            log.info("%s %s %d in %.0f ms, %d B in, %d B out%s", method, route, status, 1000 * elapsed, seen["in"],
+                     seen["out"], refused)
+            if route not in ("/metrics", "/healthz", "/livez", "/readyz"):
+                requests, latency = self._instruments()
+                requests.labels(route=route, method=method, status=str(status)).inc()
+                latency.labels(route=route, method=method).observe(elapsed)
+
+    async def _guarded(self, scope, receive, send, reply, seen):
         headers = dict(scope.get("headers") or [])
-        role = needed_role(scope["path"])
+        path = scope["path"]
+        role = needed_role(path)
         if role is not None:
             if not self.auth:
                 host = (scope.get("server") or (None, None))[0]
                 if not is_loopback(host):
-                    return await _reply(send, 403, f"auth is off (local demo mode) but the server listens on {host}; "
-                                                    f"turn auth on or bind 127.0.0.1")
+                    return await reply(403, f"auth is off (local demo mode) but the server listens on {host}; "
+                                            f"turn auth on or bind 127.0.0.1")
                 scope[KEY_HOLDER] = LOCAL_DEMO
             else:
                 key = _api_key(headers)
                 if not key:
-                    return await _reply(send, 401, "missing API key: send 'Authorization: Bearer KEY' "
-                                                    "(create one with `callqa keys create --role scorer`)",
-                                        [(b"www-authenticate", b"Bearer")])
+                    return await reply(401, "missing API key: send 'Authorization: Bearer KEY' "
+                                            "(create one with `callqa keys create --role scorer`)",
+                                       [(b"www-authenticate", b"Bearer")])
                 holder = self.keys.lookup(key)
                 if holder is None:
-                    return await _reply(send, 401, "unknown or revoked API key", [(b"www-authenticate", b"Bearer")])
+                    return await reply(401, "unknown or revoked API key", [(b"www-authenticate", b"Bearer")])
                 if role != "any" and not allowed(holder.role, role):
-                    return await _reply(send, 403, f"this key's role is {holder.role}; {scope['path']} needs {role}")
+                    return await reply(403, f"this key's role is {holder.role}; this route needs {role}")
                 scope[KEY_HOLDER] = holder
+
+        if path == "/metrics" and self.metrics_text is not None:
+            if scope["method"] not in ("GET", "HEAD"):
+                return await reply(405, "method: /metrics answers GET", [(b"allow", b"GET, HEAD")])
+            body, content_type = self.metrics_text()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", content_type.encode()),
+                                    (b"content-length", str(len(body)).encode())]})
+            return await send({"type": "http.response.body", "body": body})
+
+        if scope["method"] in BODY_METHODS and path.startswith(API_PREFIXES):
+            content_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
+            if content_type != b"application/json":
+                return await reply(415, "content-type: send the body as application/json")
 
         length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit():
-                return await _reply(send, 400, "content-length is not a number")
+                return await reply(400, "content-length: not a number")
+            seen["in"] = int(length)
             if int(length) > self.max_body_bytes:
-                return await _reply(send, 413, f"request body of {int(length)} bytes is over the limit of "
-                                               f"{self.max_body_bytes} (limits.max_body_bytes)")
+                return await reply(413, f"body: {int(length)} bytes, over the limit of {self.max_body_bytes} "
+                                        f"(limits.max_body_bytes)")
             return await self.app(scope, receive, send)
-        if scope["method"] in ("POST", "PUT", "PATCH"):
+        if scope["method"] in BODY_METHODS:
             # No length given (chunked): read up to the limit here, then hand the body on.
             chunks, size, more = [], 0, True
             while more:
@@ -94,8 +260,9 @@ class GuardMiddleware:
                 size += len(chunks[-1])
                 more = message.get("more_body", False)
                 if size > self.max_body_bytes:
-                    return await _reply(send, 413, f"request body is over the limit of {self.max_body_bytes} bytes")
+                    return await reply(413, f"body: over the limit of {self.max_body_bytes} bytes")
             body = b"".join(chunks)
+            seen["in"] = size
             sent = False
 
             async def replay():
@@ -114,3 +281,24 @@ def _api_key(headers: dict[bytes, bytes]) -> str | None:
     if value.lower().startswith("bearer "):
         return value[7:].strip() or None
     return headers.get(b"x-api-key", b"").decode("latin-1").strip() or None
+
+
+class QuietValidationErrors(logging.Filter):
+    """BentoML logs every refused request as an error with the traceback of pydantic's ValidationError, whose text
+    quotes the input (``input_value='我的手机13700003333'``) and whose first line holds the raw path. The guard's one
+    line per request already says which fields were refused, so those records are dropped; other errors keep their
+    traceback, with the path replaced by its route template."""
+
+    def __init__(self, routes: RouteTable):
+        super().__init__()
+        self.routes = routes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from pydantic import ValidationError
+
+        if record.exc_info and isinstance(record.exc_info[1], ValidationError):
+            return False
+        if isinstance(record.args, tuple) and record.args and isinstance(record.args[0], str) \
+                and record.args[0].startswith("/"):
+            record.args = (self.routes.template(record.args[0]), *record.args[1:])
+        return True

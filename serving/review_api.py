@@ -15,27 +15,77 @@ Reviews are recorded under the API key's id (shown in `callqa keys list`), never
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from callqa.calls import ClassId, LevelInt
 from callqa.schema import LabelSchema
 
 from .auth import LOCAL_DEMO, KeyHolder
 from .middleware import KEY_HOLDER
-from .reviews import Reviewer, ReviewError, ReviewStore
+from .openapi import Operation
+from .reviews import CallView, QueueItem, QueuePolicy, Reviewer, ReviewError, ReviewRecord, ReviewStore
+
+log = logging.getLogger("bentoml.callqa.reviews")
+
+# A reviewer's label: what the call format takes for one annotator (a class id as in the schema, 4 or "4" or
+# "resolved"; a list of ids for topics). Votes are for calibration files, not one reviewer's decision.
+ReviewLabel = LevelInt | ClassId | Annotated[list[ClassId], Field(max_length=1000)]
 
 
 class ReviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    revision: int = Field(ge=0, description="the call's revision when the reviewer loaded it")
-    labels: dict[str, StrictStr | list[StrictStr]] = Field(description="head → class id (topics: list of ids)")
-    comment: str = Field(default="", max_length=4000)
+    revision: StrictInt = Field(ge=0, le=2**31 - 1, description="the call's revision when the reviewer loaded it")
+    labels: dict[Annotated[str, Field(max_length=100)], ReviewLabel] = Field(
+        max_length=100, description="head → class id (topics: list of ids)")
+    comment: StrictStr = Field(default="", max_length=4000)
+
+
+class QueuePage(BaseModel):
+    policy: QueuePolicy
+    waiting: int = Field(description="calls waiting in all")
+    items: list[QueueItem] = Field(description="the next calls, in queue order")
+
+
+class StoreCounts(BaseModel):
+    calls: int
+    reviewed: int
+    reviews: int
+
+
+class KeyInfo(BaseModel):
+    id: str = Field(description="the key's id (random; reviews are recorded under it)")
+    name: str
+    role: str
+
+
+ROLE = "reviewer"
+CALL_ERRORS = (404,)
+# The routes as clients see them (serving/openapi.py); the handlers below answer with these models.
+REVIEW_OPERATIONS = [
+    Operation("GET", "/api/reviews/queue", "The next calls in queue order, and how many wait", ROLE, QueuePage,
+              query={"limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}),
+    Operation("POST", "/api/reviews/next", "Lease the first queued call to me and return it (204: queue empty)",
+              ROLE, CallView, also=(204,)),
+    Operation("GET", "/api/reviews/calls/{call_id}", "A call: transcript, prediction, current labels, history", ROLE,
+              CallView, errors=CALL_ERRORS),
+    Operation("POST", "/api/reviews/calls/{call_id}/open", "The call, leased to me", ROLE, CallView,
+              errors=(404, 423)),
+    Operation("POST", "/api/reviews/calls/{call_id}/release", "Give my lease back", ROLE, status=204,
+              errors=CALL_ERRORS),
+    Operation("POST", "/api/reviews/calls/{call_id}/reviews", "Save a review made on a revision of the call", ROLE,
+              ReviewRecord, body=ReviewRequest, status=201, errors=(404, 409, 423)),
+    Operation("GET", "/api/reviews/stats", "Calls stored, reviewed, reviews saved", ROLE, StoreCounts),
+    Operation("GET", "/api/reviews/me", "Who this key belongs to", ROLE, KeyInfo),
+]
 
 
 def _holder(request: Request) -> KeyHolder:
@@ -56,18 +106,27 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema) -> list
 
     def queue(request: Request) -> Response:
         try:
-            limit = min(max(int(request.query_params.get("limit", 50)), 1), 500)
+            limit = int(request.query_params.get("limit", 50))
         except ValueError:
             return JSONResponse({"error": "limit: not a whole number"}, status_code=400)
+        if not 1 <= limit <= 500:
+            return JSONResponse({"error": "limit: must be between 1 and 500"}, status_code=400)
         items, total = store().queue(_reviewer(request).id, limit)
-        return JSONResponse({"policy": store().policy.model_dump(), "waiting": total,
-                             "items": [i.model_dump(mode="json") for i in items]})
+        return JSONResponse(QueuePage(policy=store().policy, waiting=total, items=items).model_dump(mode="json"))
 
     def next_call(request: Request) -> Response:
-        call_id = store().next_call(_reviewer(request))
+        reviewer = _reviewer(request)
+        call_id = store().next_call(reviewer)
         if call_id is None:
             return Response(status_code=204)
-        return JSONResponse(store().view(call_id).model_dump(mode="json"))
+        try:
+            return JSONResponse(store().view(call_id).model_dump(mode="json"))
+        except Exception as err:
+            # A call that cannot be shown is not left leased to this reviewer (who would get it again at every `n`).
+            store().release(call_id, reviewer)
+            log.error("review queue: a stored call could not be shown (%s); its lease was released", type(err).__name__)
+            return JSONResponse({"error": "the next call could not be shown and was released; see the server log"},
+                                status_code=500)
 
     def view(request: Request) -> Response:
         try:
@@ -103,11 +162,11 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema) -> list
         return JSONResponse(record.model_dump(mode="json"), status_code=201)
 
     def stats(_request: Request) -> Response:
-        return JSONResponse(store().counts())
+        return JSONResponse(StoreCounts(**store().counts()).model_dump())
 
     def me(request: Request) -> Response:
         holder = _holder(request)
-        return JSONResponse({"id": holder.id, "name": holder.name, "role": holder.role})
+        return JSONResponse(KeyInfo(id=holder.id, name=holder.name, role=holder.role).model_dump())
 
     return [
         Route("/queue", queue), Route("/next", next_call, methods=["POST"]), Route("/stats", stats), Route("/me", me),

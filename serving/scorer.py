@@ -119,11 +119,13 @@ def resolve_bundle(ref: str | Path) -> Path:
     if path.exists():
         return path
     import bentoml
-    from bentoml.exceptions import NotFound
+    from bentoml.exceptions import BentoMLException
 
+    if "/" in str(ref) or str(ref).startswith("."):
+        raise FileNotFoundError(f"{ref}: no such bundle folder")
     tag = str(ref) if ":" in str(ref) else f"{BENTO_MODEL_NAME}:{ref}"
     try:
         return Path(bentoml.models.get(tag).path)
-    except NotFound:
+    except BentoMLException:  # not in the store, or not a valid tag at all
         raise FileNotFoundError(f"{ref}: neither a bundle folder nor a model in the BentoML store "
                                 f"(`callqa bundles list` shows what is there)") from None

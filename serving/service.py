@@ -6,7 +6,8 @@
     GET  /api/model   the served bundle: tag, schema (heads, Chinese display names), gate, validation metrics.
     /api/reviews/…    the review queue and reviews (serving/review_api.py). Needs a reviewer key.
     GET  /review/     the review UI for QA reviewers (static files; it asks for a reviewer key).
-    GET  /healthz /readyz /metrics /docs.json   BentoML's health, Prometheus metrics and OpenAPI spec.
+    GET  /metrics     Prometheus metrics by route template (a metrics or admin key).
+    GET  /healthz /readyz /docs.json   BentoML's health probes and the OpenAPI spec.
 
 Run it with `callqa serve` (or `bentoml serve callqa.serving.service:ScoringAPI`). Settings: configs/serving/.
 
@@ -25,20 +26,23 @@ from typing import Annotated
 
 import aiohttp
 import bentoml
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from callqa.bundle import read_bundle_info
+from callqa import __version__
+from callqa.bundle import GateResult, read_bundle_info
 from callqa.calls import Call
 from callqa.redact import redact_call
+from callqa.schema import LabelSchema
 from callqa.scores import CallScores, call_scores
 from callqa.serving.config import Limits, load_serving_config
-from callqa.serving.middleware import GuardMiddleware
-from callqa.serving.review_api import review_routes
+from callqa.serving.middleware import GuardMiddleware, QuietValidationErrors, RouteTable
+from callqa.serving.openapi import DOCS_PAGE, DOCS_SCRIPT, Operation, build_spec
+from callqa.serving.review_api import REVIEW_OPERATIONS, review_routes
 from callqa.serving.reviews import ReviewStore
 from callqa.serving.scorer import OnnxScorer, resolve_bundle
 
@@ -53,14 +57,6 @@ predicted_levels = bentoml.metrics.Counter(
     name="callqa_predicted_level", documentation="Calls scored, by head and predicted level (topics: per label)",
     labelnames=["head", "level"],
 )
-
-
-class ScoreResponse(BaseModel):
-    model: str = Field(description="the bundle's tag, callqa-scorer:VERSION")
-    warning: str | None = Field(default=None, description="set when the bundle was exported past a failed gate")
-    stored: int | None = Field(default=None, description="with store: calls added to the review store (a repeat of "
-                               "an identical call and prediction is not stored twice)")
-    results: list[CallScores]
 
 
 def check_limits(calls: list[Call], limits: Limits) -> list[Call]:
@@ -86,6 +82,27 @@ def check_limits(calls: list[Call], limits: Limits) -> list[Call]:
 ScoreCalls = Annotated[list[Call], Field(min_length=1), AfterValidator(lambda calls: check_limits(calls, CONFIG.limits))]
 
 
+class ScoreRequest(BaseModel):
+    """POST /score's body. Strict: an unknown field (a misspelt ``"redcat"``) or a string where a boolean belongs is
+    a 400, never silently ignored or coerced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calls: ScoreCalls = Field(description="calls in the project's JSONL format; labels are ignored")
+    redact: StrictBool = Field(default=False, description="mask phone, ID, bank card numbers and e-mails before "
+                               "scoring (and storing)")
+    store: StrictBool = Field(default=False, description="also store the calls and their scores for review (the "
+                              "review queue); a call stored again gets the new prediction, its reviews are kept")
+
+
+class ScoreResponse(BaseModel):
+    model: str = Field(description="the bundle's tag, callqa-scorer:VERSION")
+    warning: str | None = Field(default=None, description="set when the bundle was exported past a failed gate")
+    stored: int | None = Field(default=None, description="with store: calls added to the review store (a repeat of "
+                               "an identical call and prediction is not stored twice)")
+    results: list[CallScores]
+
+
 @bentoml.service(name="callqa-model", workers=1)
 class CallModel:
     """The ONNX model of one bundle; batches calls from concurrent requests."""
@@ -102,12 +119,25 @@ class CallModel:
                 for p in self.scorer.predict(calls)]
 
 
+class ModelInfo(BaseModel):
+    """GET /api/model: what is served, and under which limits."""
+
+    tag: str
+    schema_: LabelSchema = Field(alias="schema", description="the heads, their classes and Chinese display names")
+    gate: GateResult
+    quantization: str
+    serve: str = Field(description="the graph that scores: int8 or fp32")
+    created: str
+    metrics: dict[str, dict] = Field(description="validation metrics of the served graph, per head")
+    limits: Limits
+
+
 def model_info(_request) -> JSONResponse:
     info = BUNDLE_INFO
-    return JSONResponse({"tag": info.tag, "schema": info.schema_.model_dump(mode="json"), "gate": info.gate.model_dump(),
-                         "quantization": info.quantization, "serve": info.serve, "created": info.created,
-                         "metrics": info.metrics.get("validation", {}).get(info.serve, {}),
-                         "limits": CONFIG.limits.model_dump()})
+    body = ModelInfo(tag=info.tag, schema=info.schema_, gate=info.gate, quantization=info.quantization,
+                     serve=info.serve, created=info.created, limits=CONFIG.limits,
+                     metrics=info.metrics.get("validation", {}).get(info.serve, {}))
+    return JSONResponse(body.model_dump(mode="json", by_alias=True))
 
 
 @functools.cache
@@ -117,14 +147,60 @@ def review_store() -> ReviewStore:
 
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
-info_app = Starlette(routes=[Route("/model", model_info),
-                             Mount("/reviews", routes=review_routes(review_store, BUNDLE_INFO.schema_))])
+REVIEW_ROUTES = review_routes(review_store, BUNDLE_INFO.schema_)
+async def server_error(_request, err: Exception) -> JSONResponse:
+    # The error body every other answer has; the type only, as an exception's text may quote stored data.
+    log.error("unhandled %s in the review or model API", type(err).__name__)
+    return JSONResponse({"error": "the server failed; see its log"}, status_code=500)
+
+
+info_app = Starlette(routes=[Route("/model", model_info), Mount("/reviews", routes=REVIEW_ROUTES)],
+                     exception_handlers={Exception: server_error})
 ui_app = StaticFiles(directory=UI_DIR, html=True)
 
 
+OPERATIONS = [
+    Operation("POST", "/score", "Score calls: per head the distribution, expected score, level and confidence",
+              "scorer", ScoreResponse, body=ScoreRequest),
+    Operation("GET", "/api/model", "The served bundle: tag, label schema, gate, validation metrics, limits", "any",
+              ModelInfo),
+    *REVIEW_OPERATIONS,
+    Operation("GET", "/metrics", "Prometheus metrics, by route template", "metrics",
+              media_type="text/plain; version=0.0.4"),
+    Operation("GET", "/healthz", "Alive", None, media_type="text/plain"),
+    Operation("GET", "/readyz", "Ready to score", None, media_type="text/plain"),
+]
+SPEC = build_spec(OPERATIONS, title="callqa scoring and review API", version=f"{__version__} ({BUNDLE_INFO.tag})",
+                  description=__doc__.split("\n\n")[0])
+# Every route template this server answers: what logs and metrics name a request by.
+ROUTE_TEMPLATES = tuple(dict.fromkeys(op.path for op in OPERATIONS))
+# BentoML logs a refused request's ValidationError with its input values; the guard logs one line instead.
+logging.getLogger("bentoml._internal.server.http_app").addFilter(QuietValidationErrors(RouteTable(ROUTE_TEMPLATES)))
+# The spec and its docs page, served from a mount at the root that answers only these paths (and so is matched before
+# BentoML's own /docs.json and /, which document /score alone and load a tag manager from the internet).
+docs_app = Starlette(routes=[
+    Route("/docs.json", lambda _request: JSONResponse(SPEC)),
+    Route("/docs.js", lambda _request: Response(DOCS_SCRIPT, media_type="text/javascript")),
+    Route("/", lambda _request: HTMLResponse(DOCS_PAGE)),
+])
+
+
+def metrics_text() -> tuple[bytes, str]:
+    """The Prometheus exposition of every worker's metrics: what BentoML's own /metrics serves (its multiprocess
+    collector), served by the guard so it is authenticated and free of per-path series."""
+    from bentoml._internal.container import BentoMLContainer
+
+    client = BentoMLContainer.metrics_client.get()
+    return client.generate_latest(), client.CONTENT_TYPE_LATEST
+
+
+@bentoml.asgi_app(docs_app, path="/")
 @bentoml.asgi_app(ui_app, path="/review")
 @bentoml.asgi_app(info_app, path="/api")
-@bentoml.service(name="callqa", workers=1, traffic={"timeout": 120})
+# BentoML's HTTP metrics and access log name requests by raw path (ids, phone numbers, forged CR/LF lines, and an
+# unbounded number of metric series): both are off, and the guard middleware does them by route template.
+@bentoml.service(name="callqa", workers=1, traffic={"timeout": 120}, metrics={"enabled": False},
+                 logging={"access": {"enabled": False}})
 class ScoringAPI:
     model = bentoml.depends(CallModel)
 
@@ -145,15 +221,8 @@ class ScoringAPI:
                 log.warning("model worker connection dropped; retrying (%d/%d)", attempt, attempts - 1)
         return await self.model.to_async.predict(calls)
 
-    @bentoml.api(route="/score")
-    async def score(
-        self,
-        calls: ScoreCalls = Field(description="calls in the project's JSONL format; labels are ignored"),
-        redact: bool = Field(default=False, description="mask phone, ID, bank card numbers and e-mails before scoring "
-                             "(and storing)"),
-        store: bool = Field(default=False, description="also store the calls and their scores for review (the "
-                            "review queue); a call stored again gets the new prediction, its reviews are kept"),
-    ) -> ScoreResponse:
+    @bentoml.api(route="/score", input_spec=ScoreRequest)
+    async def score(self, calls: list[Call], redact: bool = False, store: bool = False) -> ScoreResponse:
         if redact:
             calls = [redact_call(c) for c in calls]
         started = time.perf_counter()
@@ -175,4 +244,5 @@ class ScoringAPI:
 
 
 ScoringAPI.add_asgi_middleware(GuardMiddleware, database=CONFIG.database, auth=CONFIG.auth,
-                               max_body_bytes=CONFIG.limits.max_body_bytes)
+                               max_body_bytes=CONFIG.limits.max_body_bytes, routes=ROUTE_TEMPLATES,
+                               metrics_text=metrics_text)

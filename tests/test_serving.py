@@ -38,7 +38,7 @@ def server(tiny_bundle, tmp_path_factory):
     directory = tmp_path_factory.mktemp("server")
     database = f"sqlite:///{directory / 'callqa.db'}"
     store = KeyStore(database)
-    keys = {role: store.create(role, f"test {role}")[0] for role in ("scorer", "reviewer", "admin")}
+    keys = {role: store.create(role, f"test {role}")[0] for role in ("scorer", "reviewer", "metrics", "admin")}
     config = {"database": database, "precision": "fp32",
               "batching": {"max_batch_size": 16, "max_latency_ms": 500},
               "limits": {"max_calls": 8, "max_turns": 60, "max_turn_chars": 500, "max_call_chars": 3000,
@@ -112,6 +112,23 @@ BAD_INPUTS = [
     (b'{"calls": [', 400, "JSON"),
     (b'{"calls": [{"call_id": "x", "turns": [{"speaker": "agent", "text": "\xff\xfe"}]}]}', 400, "JSON"),
     (b"x" * 250_000, 413, "limit"),
+    # Strict, as docs/serving.md says: no unknown fields, no coercion of the request's own flags.
+    ({"calls": [_call()], "redcat": True}, 400, "redcat"),
+    ({"calls": [_call()], "store": "true"}, 400, "store"),
+    ({"calls": [_call()], "redact": "yes"}, 400, "redact"),
+    # Non-finite and out-of-range values, refused where they enter (they used to be stored and break the queue).
+    (b'{"calls": [{"call_id": "x", "turns": [{"speaker": "agent", "text": "a", "start": 1e400}]}]}', 400,
+     "calls.0.turns.0.start"),
+    (b'{"calls": [{"call_id": "x", "turns": [{"speaker": "agent", "text": "a", "end": Infinity}]}]}', 400, "end"),
+    (b'{"calls": [{"call_id": "x", "meta": {"score": NaN}, "turns": [{"speaker": "agent", "text": "a"}]}]}', 400,
+     "meta"),
+    ({"calls": [_call(started_at="9999-12-31T23:59:59-14:00")]}, 400, "started_at"),
+    ({"calls": [_call(started_at="0001-01-01T00:00:00+14:00")]}, 400, "started_at"),
+    # Call ids every review route can reach: no "/", no CR/LF or other control characters, at most 200 characters.
+    ({"calls": [_call(call_id="a/b")]}, 400, "call_id"),
+    ({"calls": [_call(call_id="a\r\nb")]}, 400, "call_id"),
+    ({"calls": [_call(call_id="a\u202eb")]}, 400, "call_id"),
+    ({"calls": [_call(call_id="c" * 201)]}, 400, "call_id"),
 ]
 
 
@@ -134,10 +151,12 @@ def test_api_keys_and_roles(server):
     assert server.get("/api/model")[0] == 401
     status, info = server.get("/api/model", key="reviewer")
     assert status == 200 and [h["display"] for h in json.loads(info)["schema"]["heads"]][0] == "服务态度"
-    # Public: health, metrics (with our per-level counter), the OpenAPI spec.
+    # Public: health and the OpenAPI spec. Metrics need a metrics (or admin) key.
     assert server.get("/healthz")[0] == 200
-    status, metrics = server.get("/metrics")
+    assert server.get("/metrics")[0] == 401 and server.get("/metrics", key="scorer")[0] == 403
+    status, metrics = server.get("/metrics", key="metrics")
     assert status == 200 and b'callqa_predicted_level_total{head="attitude"' in metrics
+    assert b'callqa_http_requests_total{method="POST",route="/score",status="200"}' in metrics
 
 
 def test_revoked_key_stops_working(server, tiny_bundle):
