@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -73,11 +74,23 @@ def p50_at_concurrency_1(port: int, key: str, bodies: list[bytes], n: int = 30) 
     return round(1000 * statistics.median(times), 1)
 
 
+def thread_client(port: int):
+    """A function returning this thread's own Client (a connection is not safe to share between threads)."""
+    local = threading.local()
+
+    def client() -> Client:
+        if not hasattr(local, "client"):
+            local.client = Client(port)
+        return local.client
+
+    return client
+
+
 def load(port: int, key: str, bodies: list[bytes], requests: int, concurrency: int) -> None:
-    clients = [Client(port) for _ in range(concurrency)]
+    client = thread_client(port)
 
     def one(i: int) -> int:
-        return clients[i % concurrency].request("POST", "/score", bodies[i % len(bodies)], key)[0]
+        return client().request("POST", "/score", bodies[i % len(bodies)], key)[0]
 
     with ThreadPoolExecutor(concurrency) as pool:
         statuses = list(pool.map(one, range(requests)))
@@ -134,10 +147,10 @@ def main() -> None:
 
         worker = api_worker(server)
         before = {"rss_mb": round(worker.memory_info().rss / 2**20, 1), "metrics": metrics(port, scraper)}
-        clients = [Client(port) for _ in range(8)]
+        own_client = thread_client(port)
 
         def one(i: int) -> int:
-            client = clients[i % 8]
+            client = own_client()
             if i % 2 == 0:
                 return client.request("GET", f"/api/reviews/calls/{secrets.token_hex(8)}")[0]
             if i % 100 == 1:

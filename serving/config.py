@@ -26,13 +26,6 @@ class Limits(BaseModel):
     max_body_bytes: int = Field(default=4_000_000, ge=1024)
 
 
-class Batching(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    max_batch_size: int = Field(default=64, ge=1)
-    max_latency_ms: int = Field(default=20000, ge=1)
-
-
 class ServingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -41,7 +34,6 @@ class ServingConfig(BaseModel):
     auth: bool = True
     threads: int | None = Field(default=None, ge=1)
     precision: Literal["int8", "fp32"] | None = Field(default=None, description="which graph to serve (default: the bundle's choice, int8)")
-    batching: Batching = Batching()
     limits: Limits = Limits()
     review: QueuePolicy = QueuePolicy()
 

@@ -103,17 +103,21 @@ class ScoreResponse(BaseModel):
     results: list[CallScores]
 
 
-@bentoml.service(name="callqa-model", workers=1)
+# One request at a time, in arrival order: each request's calls already run as one onnxruntime batch that uses every
+# core, so running requests side by side only splits the cores. BentoML's adaptive batching (batchable=True) was
+# tried and dropped: its wait before dispatch is the running mean of past waits, so after one burst every request
+# waits as long as the burst's requests did, and the p50 of single requests stayed 2.7× slower long after the load
+# was gone (docs/serving.md).
+@bentoml.service(name="callqa-model", workers=1, threads=1)
 class CallModel:
-    """The ONNX model of one bundle; batches calls from concurrent requests."""
+    """The ONNX model of one bundle."""
 
     def __init__(self) -> None:
         self.scorer = OnnxScorer.from_bundle(
             BUNDLE_DIR, model_file={"int8": "model.int8.onnx", "fp32": "model.onnx"}.get(CONFIG.precision),
             threads=CONFIG.threads)
 
-    @bentoml.api(batchable=True, max_batch_size=CONFIG.batching.max_batch_size,
-                 max_latency_ms=CONFIG.batching.max_latency_ms)
+    @bentoml.api
     def predict(self, calls: list[Call]) -> list[dict]:
         return [{"probs": {k: v.tolist() for k, v in p.probs.items()}, "n_tokens": p.n_tokens, "truncated": p.truncated}
                 for p in self.scorer.predict(calls)]

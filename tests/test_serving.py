@@ -40,7 +40,6 @@ def server(tiny_bundle, tmp_path_factory):
     store = KeyStore(database)
     keys = {role: store.create(role, f"test {role}")[0] for role in ("scorer", "reviewer", "metrics", "admin")}
     config = {"database": database, "precision": "fp32",
-              "batching": {"max_batch_size": 16, "max_latency_ms": 500},
               "limits": {"max_calls": 8, "max_turns": 60, "max_turn_chars": 500, "max_call_chars": 3000,
                          "max_body_bytes": 200_000}}
     process, base, log = start_server(tiny_bundle, directory, config)
@@ -75,7 +74,7 @@ def test_served_scores_equal_pytorch_scores_of_the_run(server, tiny_run):
             np.testing.assert_allclose(got, expected[head.name][i], atol=1e-4)
 
 
-def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server):
+def test_concurrent_requests_each_get_their_own_answer(server):
     from concurrent.futures import ThreadPoolExecutor
 
     calls = sample_calls(12)
