@@ -85,7 +85,7 @@ serve: bundle
 	echo "  curl -s http://127.0.0.1:$(PORT)/score -H 'Authorization: Bearer $$KEY' -H 'Content-Type: application/json' \\"; \
 	echo "       -d '{\"calls\": [$$(head -n 1 data/sample/test.jsonl)], \"store\": true}'"; echo; \
 	echo "Review UI: http://127.0.0.1:$(PORT)/review/  reviewer key: $$REVIEWER"; \
-	echo "OpenAPI docs: http://127.0.0.1:$(PORT)/  metrics: http://127.0.0.1:$(PORT)/metrics"; echo; \
+	echo "OpenAPI docs: http://127.0.0.1:$(PORT)/  (metrics at /metrics need a key: callqa keys create --role metrics)"; echo; \
 	exec $(CALLQA) serve --bundle bundles/demo/current --port $(PORT) --db $(DB)
 
 # Benchmarks (docs/export.md, docs/serving.md): PyTorch vs ONNX fp32 vs int8 variants on the demo bundle, then load

@@ -100,8 +100,7 @@ def load(port: int, key: str, bodies: list[bytes], requests: int, concurrency: i
 def api_worker(server: subprocess.Popen) -> psutil.Process:
     """The process that serves HTTP: the child whose command line names the ScoringAPI service."""
     for child in psutil.Process(server.pid).children(recursive=True):
-        line = " ".join(child.cmdline())
-        if "_bentoml_impl.worker.service" in line and "callqa-model" not in line and "CallModel" not in line:
+        if "--service-name callqa " in " ".join(child.cmdline()) + " ":
             return child
     raise RuntimeError("no API worker found")
 

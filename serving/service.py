@@ -249,4 +249,4 @@ class ScoringAPI:
 
 ScoringAPI.add_asgi_middleware(GuardMiddleware, database=CONFIG.database, auth=CONFIG.auth,
                                max_body_bytes=CONFIG.limits.max_body_bytes, routes=ROUTE_TEMPLATES,
-                               metrics_text=metrics_text)
+                               metrics_text=metrics_text, recycle_after=CONFIG.recycle_after_requests)

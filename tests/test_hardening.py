@@ -244,3 +244,36 @@ def test_a_client_generated_from_the_spec_scores_a_call(server, tmp_path):
         sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m == "client" or m.startswith("client.")]:
             del sys.modules[name]
+
+
+def test_the_api_worker_restarts_after_its_request_budget_and_no_request_fails(tiny_bundle, tmp_path):
+    """BentoML 1.4 keeps ~5 KB per request (even /healthz; upstream) and offers no max-requests setting: the guard
+    stops its worker after recycle_after_requests, and the process manager starts a fresh one on the same socket."""
+    import psutil
+
+    database = f"sqlite:///{tmp_path / 'callqa.db'}"
+    key = KeyStore(database).create("scorer", "recycle")[0]
+    config = {"database": database, "precision": "fp32", "recycle_after_requests": 20}
+    process, base, log = start_server(tiny_bundle, tmp_path, config)
+    server = Server(base, log, process, {"scorer": key}, None)
+
+    def api_worker_pids() -> set[int]:
+        return {p.pid for p in psutil.Process(process.pid).children(recursive=True)
+                if "--service-name callqa " in " ".join(p.cmdline()) + " "}
+
+    try:
+        first = api_worker_pids()
+        statuses = [server.post("/score", {"calls": sample_calls(1, start=300 + i % 5)})[0] for i in range(30)]
+        assert statuses == [200] * 30
+        assert "restarting this worker" in log.read_text(encoding="utf-8")
+        assert first and api_worker_pids() and not first & api_worker_pids()
+    finally:
+        stop(process)
+
+
+def test_a_logged_field_path_never_carries_what_a_client_chose():
+    from callqa.serving.middleware import loggable_field
+
+    assert loggable_field("calls[0].turns[3].text") == "calls[0].turns[3].text"
+    assert loggable_field("calls.0.turns.2.labels.我的\r\nFORGED.constrained-int") == "calls.0.turns.2.labels.*.constrained-int"
+    assert loggable_field(f"labels.{PHONE}") == loggable_field(f"labels.tel{PHONE}") == "labels.*"
