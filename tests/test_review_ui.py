@@ -72,7 +72,7 @@ def test_review_routes_need_a_reviewer_key(server):
 
 @pytest.mark.parametrize(("body", "status", "mentions"), [
     ({"revision": 0, "labels": {"attitude": "9"}}, 400, "labels.attitude"),
-    ({"revision": 0, "labels": {"attitude": 3}}, 400, "labels.attitude"),
+    ({"revision": 0, "labels": {"attitude": 9}}, 400, "labels.attitude"),  # a number, as the call format writes it
     ({"revision": -1, "labels": {"attitude": "3"}}, 400, "revision"),
     ({"labels": {"attitude": "3"}}, 400, "revision"),
     ({"revision": 0, "labels": {"attitude": "3"}, "extra": 1}, 400, "extra"),
@@ -159,7 +159,7 @@ def test_a_reviewer_corrects_a_call_in_the_browser_and_it_is_stored_and_exported
     assert result.exit_code == 0, result.output
     exported = {json.loads(line)["call_id"]: json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()}
     line = exported[first]
-    assert line["labels"]["attitude"] == new_attitude and line["labels"]["topics"] == want_topics
+    assert line["labels"]["attitude"] == int(new_attitude) and line["labels"]["topics"] == want_topics
     assert line["meta"]["source"] == "review" and line["meta"]["reviewer"] == server.key_ids["anna"]
     assert CliRunner().invoke(app, ["data", "validate", str(out), "--schema", "callcenter"]).exit_code == 0
 
