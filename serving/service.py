@@ -150,19 +150,19 @@ def review_store() -> ReviewStore:
     return ReviewStore(CONFIG.database, CONFIG.review)
 
 
-UI_DIR = Path(__file__).resolve().parent / "ui"
-REVIEW_ROUTES = review_routes(review_store, BUNDLE_INFO.schema_)
 async def server_error(_request, err: Exception) -> JSONResponse:
     # The error body every other answer has; the type only, as an exception's text may quote stored data.
     log.error("unhandled %s in the review or model API", type(err).__name__)
     return JSONResponse({"error": "the server failed; see its log"}, status_code=500)
 
 
+UI_DIR = Path(__file__).resolve().parent / "ui"
+REVIEW_ROUTES = review_routes(review_store, BUNDLE_INFO.schema_)
 info_app = Starlette(routes=[Route("/model", model_info), Mount("/reviews", routes=REVIEW_ROUTES)],
                      exception_handlers={Exception: server_error})
 ui_app = StaticFiles(directory=UI_DIR, html=True)
 
-
+# Every route as clients see it: the OpenAPI spec, and the templates that logs and metrics name requests by.
 OPERATIONS = [
     Operation("POST", "/score", "Score calls: per head the distribution, expected score, level and confidence",
               "scorer", ScoreResponse, body=ScoreRequest),
@@ -176,7 +176,6 @@ OPERATIONS = [
 ]
 SPEC = build_spec(OPERATIONS, title="callqa scoring and review API", version=f"{__version__} ({BUNDLE_INFO.tag})",
                   description=__doc__.split("\n\n")[0])
-# Every route template this server answers: what logs and metrics name a request by.
 ROUTE_TEMPLATES = tuple(dict.fromkeys(op.path for op in OPERATIONS))
 # BentoML logs a refused request's ValidationError with its input values; the guard logs one line instead.
 logging.getLogger("bentoml._internal.server.http_app").addFilter(QuietValidationErrors(RouteTable(ROUTE_TEMPLATES)))
