@@ -75,9 +75,10 @@ class Head(BaseModel):
     def typed(self, class_id: str) -> int | str:
         """A class id as the call format writes it: a number for numeric levels (attitude 4), else the id."""
         try:
-            return int(class_id)
+            number = int(class_id)
         except ValueError:
             return class_id
+        return number if str(number) == class_id else class_id  # "04" stays text: 4 would name another class
 
     def index(self, class_id: object) -> int:
         key = str(class_id)
