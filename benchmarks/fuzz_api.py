@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 import tempfile
 import urllib.parse
@@ -27,7 +26,7 @@ from hypothesis_jsonschema import from_schema
 from serve_soak import Client
 
 from callqa.serving.auth import KeyStore
-from callqa.serving.process import free_port, stop_tree, wait_ready
+from callqa.serving.process import start_serve, stop_tree
 
 NASTY_TEXT = st.sampled_from(["\r\nFORGED", "\u202eevil", "\x00", "a/b", "\u200b", "\ufeff", "../..", "%0A", " ", "",
                               "好" * 5000, "13700003333"])
@@ -91,14 +90,10 @@ def main() -> None:
     database = f"sqlite:///{tmp}/callqa.db"
     store = KeyStore(database)
     scorer, reviewer = (store.create(role, role)[0] for role in ("scorer", "reviewer"))
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "callqa.cli", "serve", "--bundle", args.bundle, "--port",
-                               str(port), "--db", database], stdout=open(tmp / "server.log", "wb"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    server, port = start_serve(args.bundle, tmp / "server.log", "--db", database)
     counts: dict[str, Counter] = {}
     unnamed: list[dict] = []
     try:
-        wait_ready(server, f"http://127.0.0.1:{port}", tmp / "server.log")
         client = Client(port)
         spec = json.loads(client.request("GET", "/docs.json")[1])
         components = {"components": spec["components"]}

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from callqa.serving.process import free_port, stop_tree, wait_ready
+from callqa.serving.process import start_serve, stop_tree
 
 
 def main() -> None:
@@ -24,15 +24,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=96)
     args = parser.parse_args()
 
-    port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="callqa-load-"))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "callqa.cli", "serve", "--bundle", args.bundle, "--port", str(port), "--no-auth",
-         "--db", f"sqlite:///{tmp}/callqa.db"],
-        stdout=open(tmp / "server.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    server, port = start_serve(args.bundle, tmp / "server.log", "--no-auth", "--db", f"sqlite:///{tmp}/callqa.db")
     try:
-        wait_ready(server, f"http://127.0.0.1:{port}", tmp / "server.log")
         cmd = [sys.executable, "-m", "callqa.cli", "bench-serve", "--url", f"http://127.0.0.1:{port}",
                "--data", args.data, "--requests", str(args.requests), "--out", args.out]
         if args.baseline:

@@ -20,8 +20,6 @@ import json
 import platform
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,7 +30,7 @@ from pathlib import Path
 import psutil
 
 from callqa.serving.auth import KeyStore
-from callqa.serving.process import free_port, stop_tree, wait_ready
+from callqa.serving.process import api_worker, start_serve, stop_tree
 
 
 class Client:
@@ -97,14 +95,6 @@ def load(port: int, key: str, bodies: list[bytes], requests: int, concurrency: i
     assert all(s == 200 for s in statuses), {s: statuses.count(s) for s in set(statuses)}
 
 
-def api_worker(server: subprocess.Popen) -> psutil.Process:
-    """The process that serves HTTP: the child whose command line names the ScoringAPI service."""
-    for child in psutil.Process(server.pid).children(recursive=True):
-        if "--service-name callqa " in " ".join(child.cmdline()) + " ":
-            return child
-    raise RuntimeError("no API worker found")
-
-
 def metrics(port: int, key: str) -> dict:
     status, body = Client(port).request("GET", "/metrics", key=key)
     assert status == 200, status
@@ -124,15 +114,11 @@ def main() -> None:
     database = f"sqlite:///{tmp}/callqa.db"
     store = KeyStore(database)
     scorer, reviewer, scraper = (store.create(role, role)[0] for role in ("scorer", "reviewer", "metrics"))
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "callqa.cli", "serve", "--bundle", args.bundle, "--port",
-                               str(port), "--db", database], stdout=open(tmp / "server.log", "wb"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    server, port = start_serve(args.bundle, tmp / "server.log", "--db", database)
     bodies = score_bodies(args.data)
     result: dict = {"date": str(date.today()), "cpu": platform.processor() or platform.machine(),
                     "cores": psutil.cpu_count(), "bundle": args.bundle, "calls": len(bodies)}
     try:
-        wait_ready(server, f"http://127.0.0.1:{port}", tmp / "server.log")
         load(port, scorer, bodies, 10, 1)  # warm-up
         recovery = {"fresh": p50_at_concurrency_1(port, scorer, bodies)}
         load(port, scorer, bodies, 200, 16)

@@ -62,8 +62,10 @@ class Votes(BaseModel):
         return votes
 
 
-# One value (a level id: 4, "resolved"), a list of classes (multilabel topics), or votes. None = not labeled.
-Label = LevelInt | ClassId | Annotated[list[ClassId], Field(max_length=1000)] | Votes
+# One annotator's value: a level id (4, "resolved") or a list of classes (multilabel topics). What a reviewer sends.
+SingleLabel = LevelInt | ClassId | Annotated[list[ClassId], Field(max_length=1000)]
+# A label in a file: one annotator's value, or several annotators' votes. None = not labeled.
+Label = SingleLabel | Votes
 Labels = Annotated[dict[Annotated[str, Field(min_length=1, max_length=100)], Label | None], Field(max_length=100)]
 # Strict: a number, not true/false or "1.5" (which lax parsing would turn into seconds).
 Seconds = Annotated[float, Field(strict=True, ge=0, le=MAX_SECONDS, allow_inf_nan=False)]

@@ -39,6 +39,8 @@ ROUTE_ROLES: tuple[tuple[str, str], ...] = (
 
 # Routes every callqa server has besides its API methods and mounted apps: BentoML's probes and docs.
 FIXED_ROUTES = ("/", "/healthz", "/livez", "/readyz", "/metrics", "/docs.json")
+# Not counted in the request metrics: a scraper's and an orchestrator's own polling.
+PROBES = ("/metrics", "/healthz", "/livez", "/readyz")
 # Prefixes whose paths are files, logged as the prefix plus "*".
 FILE_PREFIXES = ("/review/", "/static_content/")
 UNMATCHED = "(no route)"
@@ -131,7 +133,7 @@ def error_fields(body: bytes) -> tuple[list[str], dict | None]:
 
 
 class GuardMiddleware:
-    def __init__(self, app, database: str, auth: bool, max_body_bytes: int, routes: tuple[str, ...] = (),
+    def __init__(self, app, database: str, auth: bool, max_body_bytes: int, routes: RouteTable | None = None,
                  metrics_text=None, recycle_after: int | None = None):
         self.app = app
         self.recycle_after = recycle_after
@@ -139,7 +141,7 @@ class GuardMiddleware:
         self.auth = auth
         self.max_body_bytes = max_body_bytes
         self.keys = KeyStore(database) if auth else None
-        self.routes = RouteTable(routes)
+        self.routes = routes or RouteTable()
         self.metrics_text = metrics_text  # () -> (bytes, content type): the Prometheus exposition
         self._metrics = None
 
@@ -212,7 +214,7 @@ class GuardMiddleware:
             refused = f"; fields: {', '.join(seen['fields'][:5])}" if seen["fields"] else ""
             log.info("%s %s %d in %.0f ms, %d B in, %d B out%s", method, route, status, 1000 * elapsed, seen["in"],
                      seen["out"], refused)
-            if route not in ("/metrics", "/healthz", "/livez", "/readyz"):
+            if route not in PROBES:
                 requests, latency = self._instruments()
                 requests.labels(route=route, method=method, status=str(status)).inc()
                 latency.labels(route=route, method=method).observe(elapsed)

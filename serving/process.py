@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -40,6 +41,27 @@ def wait_ready(process: subprocess.Popen, base: str, log: Path, timeout: float =
         time.sleep(0.5)
     stop_tree(process)
     raise RuntimeError(f"server not ready in {timeout:.0f} s: {log.read_text(errors='replace')[-3000:]}")
+
+
+def start_serve(bundle: str | Path, log: Path, *options: str, env: dict | None = None, cwd: Path | None = None,
+                timeout: float = 120) -> tuple[subprocess.Popen, int]:
+    """`callqa serve BUNDLE OPTIONS…` on a free loopback port, in a session of its own, ready to answer: (process,
+    port). Its output goes to ``log``."""
+    port = free_port()
+    with open(log, "wb") as out:  # the child keeps its own handle
+        process = subprocess.Popen([sys.executable, "-m", "callqa.cli", "serve", "--bundle", str(bundle), "--port",
+                                    str(port), *options], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                   start_new_session=True)
+    wait_ready(process, f"http://127.0.0.1:{port}", log, timeout)
+    return process, port
+
+
+def api_worker(process: subprocess.Popen) -> psutil.Process:
+    """The worker process of a `callqa serve` that answers HTTP (BentoML names its service on the command line)."""
+    for child in psutil.Process(process.pid).children(recursive=True):
+        if "--service-name callqa " in " ".join(child.cmdline()) + " ":
+            return child
+    raise RuntimeError("no API worker found")
 
 
 def stop_tree(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20) -> None:

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from callqa.calls import ClassId, LevelInt
+from callqa.calls import SingleLabel
 from callqa.schema import LabelSchema
 
 from .auth import LOCAL_DEMO, KeyHolder
@@ -35,16 +35,15 @@ from .reviews import CallView, QueueItem, QueuePolicy, Reviewer, ReviewError, Re
 
 log = logging.getLogger("bentoml.callqa.reviews")
 
-# A reviewer's label: what the call format takes for one annotator (a class id as in the schema, 4 or "4" or
-# "resolved"; a list of ids for topics). Votes are for calibration files, not one reviewer's decision.
-ReviewLabel = LevelInt | ClassId | Annotated[list[ClassId], Field(max_length=1000)]
 
 
 class ReviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     revision: StrictInt = Field(ge=0, le=2**31 - 1, description="the call's revision when the reviewer loaded it")
-    labels: dict[Annotated[str, Field(max_length=100)], ReviewLabel] = Field(
+    # As the call format takes one annotator's label (4, "4", "resolved", a list of topics); votes are for
+    # calibration files, not one reviewer's decision.
+    labels: dict[Annotated[str, Field(max_length=100)], SingleLabel] = Field(
         max_length=100, description="head → class id (topics: list of ids)")
     comment: StrictStr = Field(default="", max_length=4000)
 

@@ -176,9 +176,9 @@ OPERATIONS = [
 ]
 SPEC = build_spec(OPERATIONS, title="callqa scoring and review API", version=f"{__version__} ({BUNDLE_INFO.tag})",
                   description=__doc__.split("\n\n")[0])
-ROUTE_TEMPLATES = tuple(dict.fromkeys(op.path for op in OPERATIONS))
+ROUTES = RouteTable(tuple(dict.fromkeys(op.path for op in OPERATIONS)))
 # BentoML logs a refused request's ValidationError with its input values; the guard logs one line instead.
-logging.getLogger("bentoml._internal.server.http_app").addFilter(QuietValidationErrors(RouteTable(ROUTE_TEMPLATES)))
+logging.getLogger("bentoml._internal.server.http_app").addFilter(QuietValidationErrors(ROUTES))
 # The spec and its docs page, served from a mount at the root that answers only these paths (and so is matched before
 # BentoML's own /docs.json and /, which document /score alone and load a tag manager from the internet).
 docs_app = Starlette(routes=[
@@ -247,5 +247,5 @@ class ScoringAPI:
 
 
 ScoringAPI.add_asgi_middleware(GuardMiddleware, database=CONFIG.database, auth=CONFIG.auth,
-                               max_body_bytes=CONFIG.limits.max_body_bytes, routes=ROUTE_TEMPLATES,
+                               max_body_bytes=CONFIG.limits.max_body_bytes, routes=ROUTES,
                                metrics_text=metrics_text, recycle_after=CONFIG.recycle_after_requests)

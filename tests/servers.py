@@ -6,13 +6,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from callqa.serving.auth import KeyStore
-from callqa.serving.process import free_port, stop_tree, wait_ready
+from callqa.serving.process import free_port, start_serve, stop_tree
 
 
 class Server:
@@ -43,19 +42,12 @@ class Server:
 
 
 def start_server(bundle: Path, directory: Path, config: dict) -> tuple[subprocess.Popen, str, Path]:
-    port = free_port()
     config_file = directory / "serving.yaml"
     config_file.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
     log = directory / "server.log"
     env = dict(os.environ, CALLQA_SERVING_CONFIG=str(config_file), BENTOML_DO_NOT_TRACK="True")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "callqa.cli", "serve", "--bundle", str(bundle), "--port", str(port), "--config",
-         str(config_file)],
-        stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env, cwd=directory, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(process, base, log)
-    return process, base, log
+    process, port = start_serve(bundle, log, "--config", str(config_file), env=env, cwd=directory)
+    return process, f"http://127.0.0.1:{port}", log
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -249,7 +249,7 @@ def test_a_client_generated_from_the_spec_scores_a_call(server, tmp_path):
 def test_the_api_worker_restarts_after_its_request_budget_and_no_request_fails(tiny_bundle, tmp_path):
     """BentoML 1.4 keeps ~5 KB per request (even /healthz; upstream) and offers no max-requests setting: the guard
     stops its worker after recycle_after_requests, and the process manager starts a fresh one on the same socket."""
-    import psutil
+    from callqa.serving.process import api_worker
 
     database = f"sqlite:///{tmp_path / 'callqa.db'}"
     key = KeyStore(database).create("scorer", "recycle")[0]
@@ -257,16 +257,12 @@ def test_the_api_worker_restarts_after_its_request_budget_and_no_request_fails(t
     process, base, log = start_server(tiny_bundle, tmp_path, config)
     server = Server(base, log, process, {"scorer": key}, None)
 
-    def api_worker_pids() -> set[int]:
-        return {p.pid for p in psutil.Process(process.pid).children(recursive=True)
-                if "--service-name callqa " in " ".join(p.cmdline()) + " "}
-
     try:
-        first = api_worker_pids()
+        first = api_worker(process).pid
         statuses = [server.post("/score", {"calls": sample_calls(1, start=300 + i % 5)})[0] for i in range(30)]
         assert statuses == [200] * 30
         assert "restarting this worker" in log.read_text(encoding="utf-8")
-        assert first and api_worker_pids() and not first & api_worker_pids()
+        assert api_worker(process).pid != first
     finally:
         stop(process)
 
