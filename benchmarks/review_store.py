@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from callqa.calls import Call
+from callqa.pipeline import ScoredCall, head_scores
 from callqa.schema import load_schema
-from callqa.scores import call_scores
 from callqa.serving.reviews import QueuePolicy, Reviewer, ReviewStore
 
 
@@ -39,8 +39,8 @@ def main() -> None:
     for start in range(0, args.calls, 500):
         ids = [f"c{i:07d}" for i in range(start, min(start + 500, args.calls))]
         calls = [Call(call_id=i, agent_id=f"a{int(i[1:]) % 200}", turns=turns) for i in ids]
-        scores = [call_scores(i, schema, {h.name: (rng.dirichlet(np.ones(h.size)) if h.kind != "multilabel"
-                                                   else rng.random(h.size)) for h in schema.heads}, 300, False)
+        scores = [ScoredCall(call_id=i, n_tokens=300, truncated=False, scores=head_scores(schema, {
+            h.name: rng.random(h.size) if h.spec.multilabel else rng.dirichlet(np.ones(h.size)) for h in schema.heads}))
                   for i in ids]
         store.add_scored(calls, scores, "callqa-scorer:bench", schema)
     add_s = time.perf_counter() - started

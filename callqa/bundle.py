@@ -117,3 +117,24 @@ def load_bundle(directory: str | Path) -> tuple[BundleInfo, CallEncoder]:
 def write_bundle_info(directory: Path, info: BundleInfo) -> None:
     text = json.dumps(info.model_dump(mode="json", by_alias=True), ensure_ascii=False, indent=2)
     (Path(directory) / "bundle.json").write_text(text + "\n", encoding="utf-8")
+
+
+def resolve_bundle(ref: str | Path) -> Path:
+    """A bundle folder, or a tag in the BentoML model store (``callqa-scorer:VERSION``, ``VERSION`` or ``latest``)."""
+    path = Path(ref)
+    if path.exists():
+        return path
+    try:
+        import bentoml
+        from bentoml.exceptions import BentoMLException
+    except ImportError:
+        raise FileNotFoundError(f"{ref}: no such bundle folder (tags need the serve extra: pip install 'callqa[serve]')") from None
+
+    if "/" in str(ref) or str(ref).startswith("."):
+        raise FileNotFoundError(f"{ref}: no such bundle folder")
+    tag = str(ref) if ":" in str(ref) else f"{BENTO_MODEL_NAME}:{ref}"
+    try:
+        return Path(bentoml.models.get(tag).path)
+    except BentoMLException:  # not in the store, or not a valid tag at all
+        raise FileNotFoundError(f"{ref}: neither a bundle folder nor a model in the BentoML store "
+                                f"(`callqa bundles list` shows what is there)") from None

@@ -15,8 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from callqa.calls import Label, Votes
+from callqa.heads import KINDS, HeadKind
 
-HeadKind = Literal["ordinal", "multiclass", "multilabel"]
+KindName = Literal["ordinal", "multiclass", "multilabel"]  # the keys of callqa.heads.KINDS
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "configs" / "schemas"
 
@@ -35,7 +36,7 @@ class Head(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    kind: HeadKind
+    kind: KindName
     display: str = Field(description="Chinese display name shown to reviewers, e.g. 服务态度")
     classes: dict[str, str] = Field(description="class id → display name, in order (the scale, for ordinal heads)")
     description: str = ""
@@ -51,10 +52,15 @@ class Head(BaseModel):
 
     @model_validator(mode="after")
     def _enough_classes(self) -> Head:
-        minimum = 1 if self.kind == "multilabel" else 2
+        minimum = self.spec.min_classes
         if len(self.classes) < minimum:
             raise ValueError(f"a {self.kind} head needs at least {minimum} classes, got {len(self.classes)}")
         return self
+
+    @property
+    def spec(self) -> HeadKind:
+        """What this head's kind means for activation, metrics and scoring."""
+        return KINDS[self.kind]
 
     @property
     def class_ids(self) -> list[str]:
@@ -95,7 +101,7 @@ class Head(BaseModel):
         if label is None:
             return None
         out = np.zeros(self.size, dtype=np.float32)
-        if self.kind == "multilabel":
+        if self.spec.multilabel:
             if isinstance(label, Votes):
                 raise LabelError(f"head {self.name!r} is multilabel: give a list of classes, not votes")
             if not isinstance(label, list):

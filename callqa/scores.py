@@ -7,11 +7,9 @@ passes the threshold tuned on validation data.
 
 from __future__ import annotations
 
-import numpy as np
 from pydantic import BaseModel, Field
 
 from callqa.calls import Label
-from callqa.schema import Head, LabelSchema
 
 
 class LevelScore(BaseModel):
@@ -50,25 +48,3 @@ class CallScores(BaseModel):
     def predicted(self) -> dict[str, Label]:
         """What the model says per head, in the label format: a class id, or the list of topics over threshold."""
         return {head: list(s.predicted) if isinstance(s, TopicsScore) else s.level for head, s in self.scores.items()}
-
-
-def head_score(head: Head, probs: np.ndarray, thresholds: list[float] | None = None) -> LevelScore | TopicsScore:
-    p = [float(x) for x in probs]
-    if head.kind == "multilabel":
-        cut = thresholds or [0.5] * head.size
-        labels = [LabelScore(id=c, name=head.classes[c], probability=p[i], threshold=float(cut[i]), predicted=p[i] >= cut[i])
-                  for i, c in enumerate(head.class_ids)]
-        labels.sort(key=lambda s: -s.probability)
-        return TopicsScore(display=head.display, labels=labels, predicted=[s.id for s in labels if s.predicted])
-    best = int(np.argmax(probs))
-    level = head.class_ids[best]
-    expected = float(np.dot(probs, head.values)) if head.kind == "ordinal" else None
-    return LevelScore(display=head.display, distribution=dict(zip(head.class_ids, p)), expected=expected, level=level,
-                      level_name=head.classes[level], confidence=p[best])
-
-
-def call_scores(call_id: str, schema: LabelSchema, probs: dict[str, np.ndarray], n_tokens: int, truncated: bool,
-                thresholds: dict[str, list[float]] | None = None) -> CallScores:
-    thresholds = thresholds or {}
-    return CallScores(call_id=call_id, n_tokens=n_tokens, truncated=truncated,
-                      scores={h.name: head_score(h, probs[h.name], thresholds.get(h.name)) for h in schema.heads})

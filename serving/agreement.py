@@ -9,15 +9,14 @@ decision — kappa and accuracy over those pairs, and per topic how often model 
 from __future__ import annotations
 
 import html
-import math
-import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 
 import numpy as np
 from pydantic import BaseModel
-from sklearn.metrics import cohen_kappa_score, confusion_matrix
+from sklearn.metrics import confusion_matrix
 
+from callqa.metrics import kappa
 from callqa.schema import Head, LabelSchema
 
 from .reviews import ReviewedCall
@@ -41,25 +40,17 @@ class HeadAgreement(BaseModel):
     per_label: dict[str, dict[str, int]] | None  # topics: label → {model, reviewer, both}
 
 
-def _kappa(a: list, b: list, labels: list, weights: str | None) -> float | None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sklearn warns (and returns nan) when only one class occurs
-        value = cohen_kappa_score(a, b, labels=labels, weights=weights)
-    return None if math.isnan(value) else float(value)
-
-
 def _level_agreement(pairs: list[tuple[str, str]], head: Head) -> Agreement:
     reviewer, model = [p[0] for p in pairs], [p[1] for p in pairs]
-    weights = "quadratic" if head.kind == "ordinal" else None
     return Agreement(n=len(pairs), accuracy=float(np.mean([a == b for a, b in pairs])),
-                     kappa=_kappa(reviewer, model, head.class_ids, weights))
+                     kappa=kappa(reviewer, model, head.class_ids, head.spec.kappa_weights))
 
 
 def _label_agreement(pairs: list[tuple[list[str], list[str]]], head: Head) -> Agreement:
     reviewer = [int(c in r) for r, _ in pairs for c in head.class_ids]
     model = [int(c in m) for _, m in pairs for c in head.class_ids]
     return Agreement(n=len(pairs), accuracy=float(np.mean(np.array(reviewer) == np.array(model))),
-                     kappa=_kappa(reviewer, model, [0, 1], None))
+                     kappa=kappa(reviewer, model, [0, 1]))
 
 
 def agreement(reviewed: Iterable[ReviewedCall], schema: LabelSchema) -> list[HeadAgreement]:
@@ -75,13 +66,13 @@ def agreement(reviewed: Iterable[ReviewedCall], schema: LabelSchema) -> list[Hea
         rows = pairs.get(head.name)
         if not rows:
             continue
-        score = _label_agreement if head.kind == "multilabel" else _level_agreement
+        score = _label_agreement if head.spec.multilabel else _level_agreement
         by_week: dict[str, list] = defaultdict(list)
         for week, rev, mod in rows:
             by_week[week].append((rev, mod))
         everything = [(rev, mod) for _, rev, mod in rows]
         confusion = per_label = None
-        if head.kind == "multilabel":
+        if head.spec.multilabel:
             per_label = {head.classes[c]: {"model": sum(c in m for _, m in everything),
                                            "reviewer": sum(c in r for r, _ in everything),
                                            "both": sum(c in r and c in m for r, m in everything)}
@@ -90,7 +81,7 @@ def agreement(reviewed: Iterable[ReviewedCall], schema: LabelSchema) -> list[Hea
             confusion = confusion_matrix([r for r, _ in everything], [m for _, m in everything],
                                          labels=head.class_ids).tolist()
         out.append(HeadAgreement(head=head.name, display=head.display, kind=head.kind,
-                                 metric="QWK" if head.kind == "ordinal" else "kappa",
+                                 metric=head.spec.agreement_metric,
                                  overall=score(everything, head),
                                  weeks={w: score(p, head) for w, p in sorted(by_week.items())},
                                  classes=list(head.classes.values()), confusion=confusion, per_label=per_label))

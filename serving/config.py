@@ -30,6 +30,8 @@ class ServingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     bundle: str = "callqa-scorer:latest"
+    scorecard: str | None = Field(default="default", description="the QA scorecard /score and ingest apply: a shipped "
+                                  "name (configs/scorecards) or a YAML path; null: none")
     database: str = "sqlite:///var/callqa.db"
     auth: bool = True
     threads: int | None = Field(default=None, ge=1)

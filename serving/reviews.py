@@ -17,16 +17,17 @@ only by one conditional ``UPDATE … WHERE revision = :seen`` (atomic in SQLite 
 from __future__ import annotations
 
 import hashlib
-import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -44,8 +45,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callqa.calls import Call, Label
+from callqa.pipeline import ScoredCall, ScoringPipeline
 from callqa.schema import LabelSchema
-from callqa.scores import CallScores, TopicsScore
+from callqa.scorer import OnnxScorer
+from callqa.scores import CallScores, LevelScore, TopicsScore
 
 from .db import Base, make_engine
 
@@ -125,6 +128,36 @@ class PredictionRow(Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ScorecardRow(Base):
+    """A prediction's scorecard, in columns: monthly reports aggregate totals and red lines in SQL."""
+
+    __tablename__ = "scorecards"
+    __table_args__ = (Index("ix_scorecards_call", "call_id", "prediction_id"),)
+
+    prediction_id: Mapped[int] = mapped_column(ForeignKey("predictions.id"), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(100))
+    hash: Mapped[str] = mapped_column(String(64))
+    total: Mapped[float] = mapped_column(Float)
+    max_total: Mapped[float] = mapped_column(Float)
+    red_line: Mapped[bool] = mapped_column(Boolean, index=True)
+
+
+class ScorecardItemRow(Base):
+    """One item of a prediction's scorecard: its points, maximum, deductions and whether it applied."""
+
+    __tablename__ = "scorecard_items"
+
+    prediction_id: Mapped[int] = mapped_column(ForeignKey("predictions.id"), primary_key=True)
+    item: Mapped[str] = mapped_column(String(100), primary_key=True)
+    section: Mapped[str] = mapped_column(String(100))
+    points: Mapped[float] = mapped_column(Float)
+    max_points: Mapped[float] = mapped_column(Float)
+    deductions: Mapped[int] = mapped_column(Integer)
+    applicable: Mapped[bool] = mapped_column(Boolean)
+    red_line: Mapped[bool] = mapped_column(Boolean)
+
+
 class ReviewRow(Base):
     __tablename__ = "reviews"
     __table_args__ = (UniqueConstraint("call_id", "revision"),)  # a second guard against two reviews of one state
@@ -164,23 +197,36 @@ def sample_key(call_id: str) -> float:
     return int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big") / 2**64
 
 
+def ingest(store: ReviewStore, scorer: OnnxScorer, pipeline: ScoringPipeline, calls: list[Call],
+           batch_size: int = 32, advance=lambda n: None) -> int:
+    """Score calls through the pipeline and store them for review, ``batch_size`` calls per transaction; returns
+    how many new predictions were stored."""
+    info, added = scorer.info, 0
+    for start in range(0, len(calls), batch_size):
+        batch = calls[start : start + batch_size]
+        added += store.add_scored(batch, pipeline.score(scorer, batch), info.tag, info.schema_)
+        advance(len(batch))
+    return added
+
+
 def queue_keys(scores: CallScores, schema: LabelSchema) -> tuple[float, float, float | None]:
-    """(entropy, margin, low_score) of a call. Entropy: the most uncertain head's normalised entropy (topics: the
-    most uncertain label's); margin: the smallest top-two gap (topics: the smallest distance to a threshold);
-    low_score: the lowest ordinal expected score, scaled to 0..1 — None when the schema has no ordinal head."""
+    """(entropy, margin, low_score) of a call: the most uncertain head's entropy and the smallest margin, as each
+    head's kind measures them (callqa.heads.HeadKind.uncertainty); low_score: the lowest ordinal expected score,
+    scaled to 0..1 — None when the schema has no ordinal head."""
     entropies, margins, lows = [0.0], [1.0], []
     for name, score in scores.scores.items():
-        if isinstance(score, TopicsScore):
-            for label in score.labels:
-                p = min(max(label.probability, 1e-9), 1 - 1e-9)
-                entropies.append(-(p * math.log(p) + (1 - p) * math.log(1 - p)) / math.log(2))
-                margins.append(abs(label.probability - label.threshold))
+        if name not in schema.head_names:
             continue
-        probs = sorted(score.distribution.values(), reverse=True)
-        entropies.append(-sum(p * math.log(p) for p in probs if p > 0) / math.log(len(probs)))
-        margins.append(probs[0] - probs[1])
-        if score.expected is not None and name in schema.head_names:
-            values = schema[name].values
+        head = schema[name]
+        if isinstance(score, TopicsScore):
+            probs = np.array([label.probability for label in score.labels])
+            entropy, margin = head.spec.uncertainty(probs, np.array([label.threshold for label in score.labels]))
+        else:
+            entropy, margin = head.spec.uncertainty(np.array(list(score.distribution.values())))
+        entropies.append(entropy)
+        margins.append(margin)
+        if isinstance(score, LevelScore) and score.expected is not None:
+            values = head.values
             span = float(values.max() - values.min()) or 1.0
             lows.append((score.expected - float(values.min())) / span)
     return max(entropies), min(margins), (min(lows) if lows else None)
@@ -222,7 +268,7 @@ class CallView(BaseModel):
     call: Call
     model: str
     prediction_id: int
-    scores: CallScores
+    scores: ScoredCall
     labels: dict[str, Label] = Field(description="current label per head (latest correction), where reviewed")
     revision: int = Field(description="send this back with a review; it changes when anyone saves one")
     lease_owner: str | None
@@ -275,8 +321,20 @@ class ReviewStore:
                 started = call.started_at.astimezone(UTC) if call.started_at and call.started_at.tzinfo else call.started_at
                 row.agent_id, row.started_at, row.turns, row.call = call.agent_id, started, len(call.turns), transcript
                 row.model, row.entropy, row.margin, row.low_score = model, entropy, margin, low
-                session.add(PredictionRow(call_id=call.call_id, model=model, scores=score.model_dump(mode="json"),
-                                          created=now))
+                prediction = PredictionRow(call_id=call.call_id, model=model, scores=score.model_dump(mode="json"),
+                                           created=now)
+                session.add(prediction)
+                card = getattr(score, "scorecard", None)
+                if card is not None:
+                    session.flush()  # the prediction's id
+                    session.add(ScorecardRow(prediction_id=prediction.id, call_id=call.call_id, name=card.name,
+                                             hash=card.hash, total=card.total, max_total=card.max_total,
+                                             red_line=card.red_line))
+                    session.add_all(ScorecardItemRow(prediction_id=prediction.id, item=i.id, section=s.id,
+                                                     points=i.points, max_points=i.max_points,
+                                                     deductions=len(i.deductions), applicable=i.applicable,
+                                                     red_line=i.red_line)
+                                    for s in card.sections for i in s.items)
                 count += 1
         return count
 
@@ -366,7 +424,7 @@ class ReviewStore:
             prediction = _latest_prediction(session, call_id)
             history = self._history(session, call_id)
             return CallView(call=Call.model_validate(row.call), model=prediction.model, prediction_id=prediction.id,
-                            scores=CallScores.model_validate(prediction.scores), labels=_current(history),
+                            scores=ScoredCall.model_validate(prediction.scores), labels=_current(history),
                             revision=row.revision, lease_owner=row.lease_owner, lease_until=_utc(row.lease_until),
                             history=history)
 
@@ -444,7 +502,7 @@ class ReviewStore:
                 history = self._history(session, row.call_id)
                 latest = history[0]
                 shown = session.get(PredictionRow, session.get(ReviewRow, latest.id).prediction_id)
-                scores = CallScores.model_validate(shown.scores)
+                scores = ScoredCall.model_validate(shown.scores)
                 yield ReviewedCall(call=Call.model_validate(row.call), labels=_current(history), reviewer=latest.reviewer,
                                    reviewed_at=latest.created, model=shown.model,
                                    predicted=scores.predicted())

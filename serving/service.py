@@ -26,6 +26,7 @@ from typing import Annotated
 
 import aiohttp
 import bentoml
+import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -34,22 +35,24 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from callqa import __version__
-from callqa.bundle import GateResult, read_bundle_info
+from callqa.bundle import GateResult, read_bundle_info, resolve_bundle
 from callqa.calls import Call
+from callqa.pipeline import ScoredCall, ScoringPipeline
 from callqa.redact import redact_call
 from callqa.schema import LabelSchema
-from callqa.scores import CallScores, call_scores
+from callqa.scorecard import load_scorecard
+from callqa.scorer import CallPrediction, OnnxScorer
 from callqa.serving.config import Limits, load_serving_config
 from callqa.serving.middleware import GuardMiddleware, QuietValidationErrors, RouteTable
 from callqa.serving.openapi import DOCS_PAGE, DOCS_SCRIPT, Operation, build_spec
 from callqa.serving.review_api import REVIEW_OPERATIONS, review_routes
 from callqa.serving.reviews import ReviewStore
-from callqa.serving.scorer import OnnxScorer, resolve_bundle
 
 CONFIG = load_serving_config()
 # `callqa serve` resolves a tag like callqa-scorer:latest to a folder first, so both services load the same bundle.
 BUNDLE_DIR = resolve_bundle(CONFIG.bundle)
 BUNDLE_INFO = read_bundle_info(BUNDLE_DIR)
+PIPELINE = ScoringPipeline(BUNDLE_INFO, load_scorecard(CONFIG.scorecard) if CONFIG.scorecard else None)
 # A child of the "bentoml" logger: BentoML configures its handlers and format in every worker.
 log = logging.getLogger("bentoml.callqa")
 
@@ -93,6 +96,8 @@ class ScoreRequest(BaseModel):
                                "scoring (and storing)")
     store: StrictBool = Field(default=False, description="also store the calls and their scores for review (the "
                               "review queue); a call stored again gets the new prediction, its reviews are kept")
+    scorecard: StrictBool = Field(default=True, description="also grade each call on the server's QA scorecard "
+                                  "(items, deductions with evidence, red line); false skips it")
 
 
 class ScoreResponse(BaseModel):
@@ -100,7 +105,7 @@ class ScoreResponse(BaseModel):
     warning: str | None = Field(default=None, description="set when the bundle was exported past a failed gate")
     stored: int | None = Field(default=None, description="with store: calls added to the review store (a repeat of "
                                "an identical call and prediction is not stored twice)")
-    results: list[CallScores]
+    results: list[ScoredCall]
 
 
 # One request at a time, in arrival order: each request's calls already run as one onnxruntime batch that uses every
@@ -119,8 +124,8 @@ class CallModel:
 
     @bentoml.api
     def predict(self, calls: list[Call]) -> list[dict]:
-        return [{"probs": {k: v.tolist() for k, v in p.probs.items()}, "n_tokens": p.n_tokens, "truncated": p.truncated}
-                for p in self.scorer.predict(calls)]
+        return [{"probs": {k: v.tolist() for k, v in p.probs.items()}, "n_tokens": p.n_tokens,
+                 "n_windows": p.n_windows, "truncated": p.truncated} for p in self.scorer.predict(calls)]
 
 
 class ModelInfo(BaseModel):
@@ -225,14 +230,16 @@ class ScoringAPI:
         return await self.model.to_async.predict(calls)
 
     @bentoml.api(route="/score", input_spec=ScoreRequest)
-    async def score(self, calls: list[Call], redact: bool = False, store: bool = False) -> ScoreResponse:
+    async def score(self, calls: list[Call], redact: bool = False, store: bool = False,
+                    scorecard: bool = True) -> ScoreResponse:
         if redact:
             calls = [redact_call(c) for c in calls]
         started = time.perf_counter()
         raw = await self.predict_with_retry(calls)
         info = BUNDLE_INFO
-        results = [call_scores(c.call_id, info.schema_, r["probs"], r["n_tokens"], r["truncated"], info.thresholds)
-                   for c, r in zip(calls, raw)]
+        predictions = [CallPrediction({k: np.asarray(v) for k, v in r["probs"].items()}, r["n_tokens"], r["n_windows"],
+                                      r["truncated"]) for r in raw]
+        results = PIPELINE.assemble(calls, predictions, with_scorecard=scorecard)
         for result in results:
             for head, value in result.predicted().items():
                 for level in value if isinstance(value, list) else [value]:

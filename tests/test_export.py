@@ -9,10 +9,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from callqa.bundle import BundleError, load_bundle, read_bundle_info
+from callqa.bundle import BundleError, load_bundle, read_bundle_info, resolve_bundle
 from callqa.cli import app
 from callqa.jsonl import load_calls
-from callqa.serving.scorer import OnnxScorer, resolve_bundle
+from callqa.scorer import OnnxScorer
 from callqa.training.data import build_dataset
 from callqa.training.evaluate import load_run
 from callqa.training.export import ExportError, GateConfig, export_run

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callqa.calls import Call
+from callqa.pipeline import ScoredCall, head_scores
 from callqa.schema import load_schema
-from callqa.scores import call_scores
 from callqa.serving.reviews import (
     Conflict,
     CorrectionRow,
@@ -43,7 +43,7 @@ def scores_for(call_id: str, attitude: list[float], topics: float = 0.9):
     probs = {"attitude": np.array(attitude), "empathy": np.array([0.0, 0.0, 0.02, 0.08, 0.9]),
              "resolution": np.array([0.02, 0.03, 0.95]),
              "topics": np.array([topics] + [0.01] * 10)}
-    return call_scores(call_id, SCHEMA, probs, n_tokens=40, truncated=False)
+    return ScoredCall(call_id=call_id, scores=head_scores(SCHEMA, probs), n_tokens=40, truncated=False)
 
 
 CONFIDENT = [0.0, 0.0, 0.0, 0.02, 0.98]

@@ -241,7 +241,7 @@ def test_middleware_with_auth_off_refuses_requests_to_a_non_loopback_address():
 
 
 def test_serving_code_imports_without_torch(tiny_bundle):
-    code = ("import sys; import callqa.serving.service, callqa.serving.scorer, callqa.cli; "
+    code = ("import sys; import callqa.serving.service, callqa.scorer, callqa.cli; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'datasets')]; "
             "assert not bad, bad")
     env = dict(os.environ, CALLQA_BUNDLE=str(tiny_bundle))

@@ -10,12 +10,12 @@ from typer.testing import CliRunner
 
 from callqa.cli import app
 from callqa.jsonl import CallFileError, load_calls
+from callqa.metrics import nmd, rsnod
 from callqa.render import CallEncoder, RenderSpec, aggregate_windows
 from callqa.schema import load_schema
 from callqa.training.config import ConfigError, TrainConfig
 from callqa.training.data import build_dataset, collate
 from callqa.training.evaluate import evaluate_run
-from callqa.training.metrics import nmd, rsnod
 from callqa.training.model import CallScorer, aggregate_windows_torch, head_losses, load_encoder
 from callqa.training.trainer import predict_rows, train
 
@@ -77,9 +77,9 @@ def test_loss_falls_when_training_a_tiny_bert(tiny_encoder_dir, small_train_file
                          tiny_encoder_dir, small_train_file)
     info = train(config, [small_train_file], tmp_path / "run", validation=[small_train_file], progress=False, log=lambda *_: None)
     after = _train_loss(CallScorer.load(tmp_path / "run" / "model"), config, tiny_encoder_dir, small_train_file)
-    assert info["steps"] == 60
+    assert info.steps == 60
     assert after < 0.8 * before, (before, after)
-    assert all(np.isfinite(h["val_loss"]) for h in info["history"])
+    assert all(np.isfinite(h["val_loss"]) for h in info.history)
     saved = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))
     assert saved["render"]["max_length"] == 64 and len(saved["thresholds"]["topics"]) == 11
     assert (tmp_path / "run" / "tokenizer.json").exists() and not (tmp_path / "run" / "checkpoint").exists()
@@ -221,7 +221,7 @@ def test_training_resumes_from_its_checkpoint(tiny_encoder_dir, small_train_file
     resumed = []
     info = train(config, [small_train_file], tmp_path / "run", progress=False, log=resumed.append)
     assert any("resumed" in m and "step 3" in m for m in resumed)
-    assert info["steps"] == 6 and [h["step"] for h in info["history"]] == [3, 6]
+    assert info.steps == 6 and [h["step"] for h in info.history] == [3, 6]
     assert not (tmp_path / "run" / "checkpoint").exists()
 
 

@@ -46,7 +46,7 @@ def tfidf_lr(train: list[Call], test: list[Call], schema: LabelSchema, C: float 
         q = train_targets[head.name]
         keep = np.flatnonzero(q.sum(-1) > 0)
         pred = np.zeros((len(test), head.size))
-        if head.kind == "multilabel":
+        if head.spec.multilabel:
             for j in range(head.size):
                 y = q[keep, j] > 0.5
                 if y.all() or not y.any():

@@ -1,6 +1,6 @@
 """`callqa bench`: PyTorch fp32 vs onnxruntime fp32 vs onnxruntime int8 on the same calls, end to end.
 
-Every engine scores through the same :class:`callqa.serving.scorer.OnnxScorer` path (render, window, length-sorted
+Every engine scores through the same :class:`callqa.scorer.OnnxScorer` path (render, window, length-sorted
 chunks, weighted window mean); only the thing that maps windows to logits differs. Each engine runs in its own
 process, so its peak RSS is its own. Quantization variants (``--quantization all``) are also checked for quality:
 their NMD / macro-F1 deltas against fp32 on the same labeled calls.
@@ -79,7 +79,7 @@ def peak_rss_mb() -> float:
 def run_worker(engine: str, model_path: str, bundle: Path, data: Path, threads: int, repeats: int) -> dict:
     """Runs in a child process: one engine, all batch sizes; returns throughput, latency, RSS and probabilities."""
     from callqa.render import CallEncoder
-    from callqa.serving.scorer import OnnxScorer, make_session
+    from callqa.scorer import OnnxScorer, make_session
 
     info = read_bundle_info(bundle)  # no gate check: measuring a bundle whose gate failed is part of the job
     encoder = CallEncoder.from_file(bundle / "tokenizer.json", info.render)
@@ -123,6 +123,7 @@ def _spawn(engine: str, model_path: Path, bundle: Path, data: Path, threads: int
 def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, quantization: list[str] | None = None,
           threads: int | None = None, repeats: int = 1, log=print) -> dict:
     from .export import GateConfig, quality_deltas, quantize, validation_calls
+    from .run import RunInfo
 
     bundle = Path(bundle)
     info = read_bundle_info(bundle)
@@ -130,9 +131,8 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
     threads = threads or os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         if data is None:
-            run_info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
             data = Path(tmp) / "calls.jsonl"
-            write_calls(validation_calls(run_info), data)
+            write_calls(validation_calls(RunInfo.read(run_dir)), data)
         engines = [("pytorch-fp32", run_dir), ("ort-fp32", bundle / "model.onnx"),
                    (f"ort-int8 ({info.quantization})", bundle / "model.int8.onnx")]
         for method in quantization or []:
@@ -145,8 +145,9 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
         results = [_spawn(name, path, bundle, data, threads, repeats, log) for name, path in engines]
         calls = load_calls(data)
 
+    from callqa.metrics import head_metrics
+
     from .baselines import targets as call_targets
-    from .metrics import head_metrics
 
     targets = call_targets(calls, info.schema_)
     thresholds = {k: np.array(v) for k, v in info.thresholds.items()}

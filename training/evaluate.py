@@ -9,49 +9,35 @@ import numpy as np
 
 from callqa.bundle import sha256_file
 from callqa.jsonl import load_calls
-from callqa.render import CallEncoder, RenderSpec
+from callqa.metrics import head_metrics, nmd
+from callqa.render import CallEncoder
 from callqa.schema import LabelSchema
 
 from . import baselines
 from .data import build_dataset, row_targets
-from .metrics import head_metrics, nmd
 from .model import CallScorer
 from .report import write_report
+from .run import RunInfo
 from .trainer import pick_device, predict_rows
 
 LENGTH_BUCKETS = (0, 128, 256, 512, 1024, 10**9)
 
 
-def load_run(run_dir: Path) -> tuple[dict, LabelSchema, CallScorer, CallEncoder]:
-    info_path = run_dir / "run.json"
-    if not info_path.exists():
-        raise FileNotFoundError(f"{run_dir}: not a finished run (no run.json); train with `callqa train --out {run_dir}`")
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    schema = LabelSchema.model_validate(info["schema"])
+def load_run(run_dir: Path) -> tuple[RunInfo, LabelSchema, CallScorer, CallEncoder]:
+    info = RunInfo.read(run_dir)
     model = CallScorer.load(run_dir / "model")
-    encoder = CallEncoder.from_file(run_dir / "tokenizer.json", RenderSpec.model_validate(info["render"]))
-    return info, schema, model, encoder
+    encoder = CallEncoder.from_file(run_dir / "tokenizer.json", info.render)
+    return info, info.label_schema, model, encoder
 
 
-def changed_files(recorded: list[dict]) -> list[Path]:
-    """Of the files a run recorded (``{"path", "sha256"}``), those now missing or different."""
-    return [Path(item["path"]) for item in recorded
-            if not Path(item["path"]).exists() or sha256_file(Path(item["path"])) != item["sha256"]]
-
-
-def held_out_ids(info: dict) -> set[str]:
-    """Ids of the training-file calls the run held out for validation (none when it validated on its own files)."""
-    return set(info["validation"]["call_ids"]) if isinstance(info["validation"], dict) else set()
-
-
-def _training_calls(info: dict, log) -> list | None:
+def _training_calls(info: RunInfo, log) -> list | None:
     """The run's training calls, if its data files are still there unchanged (baselines train on exactly those)."""
-    changed = changed_files(info["data"])
+    changed = [f.path for f in info.data if f.changed()]
     if changed:
         log(f"baselines skipped: training file {changed[0]} is missing or changed since the run")
         return None
-    held_out = held_out_ids(info)
-    return [c for c in load_calls([Path(item["path"]) for item in info["data"]]) if c.call_id not in held_out]
+    held_out = info.held_out()
+    return [c for c in load_calls([Path(f.path) for f in info.data]) if c.call_id not in held_out]
 
 
 def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, device: str | None = None,
@@ -66,7 +52,7 @@ def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, devic
     rows = build_dataset(calls, encoder, schema).to_list()
     probs, _ = predict_rows(model.to(dev), rows, schema, encoder.pad_id, 32, dev)
     q = {h.name: row_targets(rows, h.name) for h in schema.heads}
-    thresholds = {k: np.array(v) for k, v in info.get("thresholds", {}).items()}
+    thresholds = {k: np.array(v) for k, v in info.thresholds.items()}
 
     systems = {"model": probs}
     if with_baselines:
@@ -81,7 +67,7 @@ def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, devic
     n_tokens = np.array([r["n_tokens"] for r in rows])
     by_length = {}
     for h in schema.heads:
-        if h.kind != "ordinal":
+        if not h.spec.ordinal:
             continue
         has = q[h.name].sum(-1) > 0
         per_call = nmd(probs[h.name], q[h.name])

@@ -28,14 +28,15 @@ from torch import nn
 from callqa.bundle import BundleInfo, GateResult, sha256_file, write_bundle_info
 from callqa.calls import Call
 from callqa.jsonl import load_calls
+from callqa.metrics import head_metrics
 from callqa.render import pad_windows
 from callqa.schema import LabelSchema
-from callqa.serving.scorer import OnnxScorer, make_session, stack_probs
+from callqa.scorer import OnnxScorer, make_session, stack_probs
 
 from .baselines import targets as call_targets
-from .evaluate import changed_files, held_out_ids, load_run
-from .metrics import head_metrics
+from .evaluate import load_run
 from .model import CallScorer
+from .run import RunInfo
 from .trainer import code_version
 
 # How model.int8.onnx is made; `callqa bench --quantization all` measures every one (docs/export.md has the numbers).
@@ -141,21 +142,17 @@ def quantize(fp32: Path, out: Path, method: str, num_heads: int, hidden_size: in
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
-def validation_calls(info: dict, override: list[Path] | None = None) -> list[Call]:
+def validation_calls(info: RunInfo, override: list[Path] | None = None) -> list[Call]:
     """The run's validation calls: the files it validated on, or its held-out share of the training files."""
     if override:
         return load_calls(override)
-    validation = info["validation"]
-    sources = validation if isinstance(validation, list) else info["data"]
-    changed = changed_files(sources)
+    changed = [f.path for f in info.validation_sources if f.changed()]
     if changed:
         raise ExportError(f"{changed[0]}: the run's validation data is missing or changed since training; "
                           f"pass --validation FILE (labeled calls the model did not train on)")
-    calls = load_calls([Path(item["path"]) for item in sources])
-    if isinstance(validation, dict):
-        held_out = held_out_ids(info)
-        calls = [c for c in calls if c.call_id in held_out]
-    return calls
+    calls = load_calls([Path(f.path) for f in info.validation_sources])
+    held_out = info.held_out()
+    return [c for c in calls if c.call_id in held_out] if held_out else calls
 
 
 def quality_deltas(schema: LabelSchema, fp32: dict, int8: dict, gate: GateConfig) -> tuple[dict, list[str]]:
@@ -164,7 +161,7 @@ def quality_deltas(schema: LabelSchema, fp32: dict, int8: dict, gate: GateConfig
         a, b = fp32[head.name], int8[head.name]
         if not a.get("n"):
             continue
-        if head.kind == "ordinal":
+        if head.spec.gate_metric == "nmd":
             d = b["nmd"] - a["nmd"]
             deltas[head.name] = {"nmd": d}
             if d > gate.max_nmd_increase:
@@ -222,8 +219,9 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
 
     draft = BundleInfo.model_validate({
         "name": run_dir.name, "version": version, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "callqa_version": code_version(), "run": str(run_dir), "encoder": info["encoder"], "schema": info["schema"],
-        "render": info["render"], "thresholds": info.get("thresholds", {}), "data": info["data"],
+        "callqa_version": code_version(), "run": str(run_dir), "encoder": str(info.encoder),
+        "schema": info.label_schema.model_dump(mode="json"), "render": info.render.model_dump(mode="json"),
+        "thresholds": info.thresholds, "data": [f.model_dump() for f in info.data],
         "quantization": quantization, "gate": {"passed": False}, "files": {},
     })
     targets = call_targets(calls, schema)

@@ -90,21 +90,34 @@ class CallScorer(nn.Module):
         return cls(AutoModel.from_config(AutoConfig.from_pretrained(directory), dtype=torch.float32), schema)
 
 
+def _distribution_loss(z: torch.Tensor, t: torch.Tensor, loss: LossConfig, pos_weight=None) -> torch.Tensor:
+    return -(t * F.log_softmax(z, dim=-1)).sum(-1)  # cross-entropy against the vote distribution
+
+
+def _ordinal_loss(z: torch.Tensor, t: torch.Tensor, loss: LossConfig, pos_weight=None) -> torch.Tensor:
+    log_p = F.log_softmax(z, dim=-1)
+    per_call = -(t * log_p).sum(-1)
+    if loss.ordinal == "ce+emd":
+        # Squared earth mover's distance between the CDFs: mass one level off costs less than two levels off.
+        cdf_gap = torch.cumsum(log_p.exp(), -1) - torch.cumsum(t, -1)
+        per_call = per_call + loss.emd_weight * cdf_gap.pow(2).sum(-1)
+    return per_call
+
+
+def _multilabel_loss(z: torch.Tensor, t: torch.Tensor, loss: LossConfig, pos_weight=None) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(z, t, pos_weight=pos_weight, reduction="none").mean(-1)
+
+
+# Per call, the loss of each head kind (callqa.heads.KINDS names them): the one part of a kind that needs torch.
+LOSSES = {"ordinal": _ordinal_loss, "multiclass": _distribution_loss, "multilabel": _multilabel_loss}
+
+
 def head_losses(logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor],
                 schema: LabelSchema, loss: LossConfig, pos_weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Per-head loss, averaged over the calls that carry the head (masked); 0 for a head no call in the batch has."""
     out: dict[str, torch.Tensor] = {}
     for head in schema.heads:
         z, t, m = logits[head.name], targets[head.name], masks[head.name]
-        if head.kind == "multilabel":
-            pw = pos_weights.get(head.name) if pos_weights else None
-            per_call = F.binary_cross_entropy_with_logits(z, t, pos_weight=pw, reduction="none").mean(-1)
-        else:
-            log_p = F.log_softmax(z, dim=-1)
-            per_call = -(t * log_p).sum(-1)  # cross-entropy against the vote distribution
-            if head.kind == "ordinal" and loss.ordinal == "ce+emd":
-                # Squared earth mover's distance between the CDFs: mass one level off costs less than two levels off.
-                cdf_gap = torch.cumsum(log_p.exp(), -1) - torch.cumsum(t, -1)
-                per_call = per_call + loss.emd_weight * cdf_gap.pow(2).sum(-1)
+        per_call = LOSSES[head.kind](z, t, loss, (pos_weights or {}).get(head.name))
         out[head.name] = (per_call * m).sum() / m.sum().clamp(min=1.0)
     return out

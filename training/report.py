@@ -17,9 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from callqa.schema import LabelSchema  # noqa: E402
 
-SHOWN = {"ordinal": ["nmd", "rsnod", "qwk", "mae", "accuracy", "ece"],
-         "multiclass": ["accuracy", "macro_f1", "ece"],
-         "multilabel": ["micro_f1", "macro_f1", "ece"]}
+from .run import RunInfo  # noqa: E402
 
 
 def _png(fig) -> str:
@@ -66,15 +64,15 @@ def _by_length(by_length: dict[str, list[dict]]) -> str:
     return _png(fig)
 
 
-def write_report(path: Path, info: dict, schema: LabelSchema, result: dict) -> None:
+def write_report(path: Path, info: RunInfo, schema: LabelSchema, result: dict) -> None:
     metrics = result["metrics"]
     systems = list(metrics)
     parts = [f"<h1>callqa evaluation</h1><p>run <code>{html.escape(result['run'])}</code> · encoder "
-             f"<code>{html.escape(str(info.get('encoder')))}</code> · {result['n_calls']} calls from "
-             f"{', '.join(html.escape(d['path']) for d in result['data'])} · trained {info.get('steps')} steps "
-             f"(best at {info.get('best_step')}) on {info.get('n_train')} calls</p>"]
+             f"<code>{html.escape(str(info.encoder))}</code> · {result['n_calls']} calls from "
+             f"{', '.join(html.escape(d['path']) for d in result['data'])} · trained {info.steps} steps "
+             f"(best at {info.best_step}) on {info.n_train} calls</p>"]
     for head in schema.heads:
-        keys = SHOWN[head.kind]
+        keys = head.spec.table_metrics
         rows = "".join(
             f"<tr><th>{s}</th>" + "".join(f"<td>{metrics[s][head.name].get(k, float('nan')):.4f}</td>" for k in keys) + "</tr>"
             for s in systems if metrics[s][head.name].get("n")

@@ -8,7 +8,6 @@ training is unfinished.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import subprocess
@@ -29,18 +28,18 @@ from rich.progress import (
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from callqa import __version__
-from callqa.bundle import sha256_file
 from callqa.calls import Call
 from callqa.encoders import resolve_encoder
 from callqa.jsonl import load_calls
+from callqa.metrics import head_metrics, pick_metric, tune_thresholds
 from callqa.render import CallEncoder
 from callqa.schema import LabelSchema, load_schema
 from callqa.split import split_calls
 
 from .config import TrainConfig
 from .data import bucketed_batches, build_dataset, call_lengths, iterate, row_mask, row_targets
-from .metrics import head_metrics, pick_metric, tune_thresholds
 from .model import CallScorer, head_losses, load_encoder
+from .run import DataFile, EncoderRef, RunInfo, Validation
 
 
 def set_seed(seed: int) -> None:
@@ -90,9 +89,7 @@ def predict_rows(model: CallScorer, rows: list[dict], schema: LabelSchema, pad_i
             losses.append(float(sum(per_head.values())) * len(indices))
             seen += len(indices)
         for head in schema.heads:
-            z = logits[head.name]
-            p = torch.sigmoid(z) if head.kind == "multilabel" else torch.softmax(z, -1)
-            probs[head.name][indices] = p.cpu().numpy()
+            probs[head.name][indices] = head.spec.activate(logits[head.name].cpu().numpy())
     return probs, (sum(losses) / seen if seen else float("nan"))
 
 
@@ -136,22 +133,85 @@ def load_training_calls(config: TrainConfig, files: list[Path]) -> list[Call]:
     return load_calls(files, load_schema(config.schema_))
 
 
-def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Path] | None = None,
-          device: str | None = None, progress: bool = True, log=print) -> dict:
-    """Train, evaluate on validation data, keep the best model; returns run.json's content."""
-    started = time.time()
-    schema = config.label_schema()
+def split_validation(config: TrainConfig, data: list[Path], validation: list[Path] | None) -> tuple[list[Call], list[Call]]:
+    """(training calls, validation calls): the validation files, or a stratified held-out share of the data."""
     calls = load_training_calls(config, data)
     if validation:
-        val_calls = load_training_calls(config, validation)
-        train_calls = calls
+        train_calls, val_calls = calls, load_training_calls(config, validation)
     else:
         f = config.eval.validation_fraction
-        first = schema.heads[0].name
-        parts = split_calls(calls, (1 - f, f, 0.0), seed=config.seed, stratify=first)
+        parts = split_calls(calls, (1 - f, f, 0.0), seed=config.seed, stratify=config.label_schema().heads[0].name)
         train_calls, val_calls = [calls[i] for i in parts[0]], [calls[i] for i in parts[1]]
     if not train_calls or not val_calls:
         raise ValueError(f"need training and validation calls, got {len(train_calls)} and {len(val_calls)}")
+    return train_calls, val_calls
+
+
+def make_optimizer(model: CallScorer, o) -> torch.optim.Optimizer:
+    """AdamW with the encoder at ``lr`` (no weight decay on biases and norms) and the heads at ``head_lr``."""
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
+    enc_params = [(n, p) for n, p in model.encoder.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in enc_params if not any(k in n for k in no_decay)], "lr": o.lr, "weight_decay": o.weight_decay},
+        {"params": [p for n, p in enc_params if any(k in n for k in no_decay)], "lr": o.lr, "weight_decay": 0.0},
+        {"params": list(model.heads.parameters()), "lr": o.head_lr, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]])
+
+
+def multilabel_pos_weights(rows: list[dict], schema: LabelSchema, dev: torch.device) -> dict[str, torch.Tensor]:
+    """Positive-class weights for multilabel heads: (negatives / positives) per label, clipped to 1..20."""
+    out = {}
+    for head in schema.heads:
+        if head.spec.multilabel:
+            t = row_targets(rows, head.name)[row_mask(rows, head.name)]
+            pos = t.sum(0)
+            out[head.name] = torch.tensor(((len(t) - pos) / np.clip(pos, 1, None)).clip(1, 20), device=dev)
+    return out
+
+
+def new_state() -> dict:
+    return {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None, "bad_evals": 0, "history": []}
+
+
+class Checkpoint:
+    """``RUN/checkpoint/state.pt`` while a run is unfinished: model, optimizer, scheduler, loop state, best weights."""
+
+    def __init__(self, run_dir: Path, config: TrainConfig):
+        self.dir, self.path = run_dir / "checkpoint", run_dir / "checkpoint" / "state.pt"
+        self.config = config.model_dump(mode="json", by_alias=True)
+
+    def load(self, model, optimizer, scheduler) -> tuple[dict, dict | None] | None:
+        """(loop state, best weights) of an unfinished run, restored into model/optimizer/scheduler; None if none."""
+        if not self.path.exists():
+            return None
+        saved = torch.load(self.path, map_location="cpu", weights_only=False)
+        if saved["config"] != self.config:
+            raise ValueError(f"{self.dir} was written by a different config; use a new --out or delete the checkpoint")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        return saved["state"], saved.get("best_weights")
+
+    def save(self, model, optimizer, scheduler, state: dict, best_weights: dict | None) -> None:
+        self.dir.mkdir(exist_ok=True)
+        tmp = self.dir / "state.pt.tmp"
+        torch.save({"config": self.config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "state": state, "best_weights": best_weights}, tmp)
+        tmp.replace(self.path)  # atomic: a kill mid-save leaves the previous checkpoint intact
+
+    def remove(self) -> None:
+        if self.path.exists():
+            self.path.unlink()
+            self.dir.rmdir()
+
+
+def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Path] | None = None,
+          device: str | None = None, progress: bool = True, log=print) -> RunInfo:
+    """Train, evaluate on validation data, keep the best model; writes the run folder and returns its run.json."""
+    started = time.time()
+    schema = config.label_schema()
+    train_calls, val_calls = split_validation(config, data, validation)
 
     set_seed(config.seed)
     dev = pick_device(device)
@@ -160,160 +220,153 @@ def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pat
     call_encoder = CallEncoder(tokenizer, config.render)
     train_rows = build_dataset(train_calls, call_encoder, schema).to_list()
     val_rows = build_dataset(val_calls, call_encoder, schema).to_list()
-    log(f"{len(train_rows)} training and {len(val_rows)} validation calls; encoder {encoder_path}; device {dev}")
 
     model = CallScorer(load_encoder(encoder_path), schema, dropout=config.optim.dropout)
+    encoder_ref = EncoderRef.of(config.encoder or encoder_path, model.encoder)
+    log(f"{len(train_rows)} training and {len(val_rows)} validation calls; encoder {encoder_ref}; device {dev}")
     model.freeze_lower_layers(config.optim.freeze_layers)
     model.to(dev)
 
     o = config.optim
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
-    enc_params = [(n, p) for n, p in model.encoder.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for n, p in enc_params if not any(k in n for k in no_decay)], "lr": o.lr, "weight_decay": o.weight_decay},
-        {"params": [p for n, p in enc_params if any(k in n for k in no_decay)], "lr": o.lr, "weight_decay": 0.0},
-        {"params": list(model.heads.parameters()), "lr": o.head_lr, "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]])
-    lengths = call_lengths(train_rows)
+    optimizer = make_optimizer(model, o)
     batches_per_epoch = math.ceil(len(train_rows) / o.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / o.grad_accum)
     total_steps = o.max_steps or math.ceil(o.epochs * steps_per_epoch)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(o.warmup_ratio * total_steps), total_steps)
-    eval_every = config.eval.every_steps or steps_per_epoch
-
-    # Positive-class weights for multilabel heads: (negatives / positives) per label, from the training targets.
-    pos_weights = {}
-    if config.loss.pos_weight:
-        for head in schema.heads:
-            if head.kind == "multilabel":
-                t = row_targets(train_rows, head.name)[row_mask(train_rows, head.name)]
-                pos = t.sum(0)
-                pos_weights[head.name] = torch.tensor(((len(t) - pos) / np.clip(pos, 1, None)).clip(1, 20), device=dev)
-    head_weight = {h.name: config.loss.head_weights.get(h.name, 1.0) for h in schema.heads}
 
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = out / "checkpoint"
-    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None, "bad_evals": 0, "history": []}
-    best_weights: dict[str, torch.Tensor] | None = None
-    if (ckpt_dir / "state.pt").exists():
-        saved = torch.load(ckpt_dir / "state.pt", map_location="cpu", weights_only=False)
-        if saved["config"] != config.model_dump(mode="json", by_alias=True):
-            raise ValueError(f"{ckpt_dir} was written by a different config; use a new --out or delete the checkpoint")
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        state = saved["state"]
-        best_weights = saved.get("best_weights")
-        log(f"resumed from {ckpt_dir} at step {state['step']}")
+    checkpoint = Checkpoint(out, config)
+    state, best_weights = new_state(), None
+    resumed = checkpoint.load(model, optimizer, scheduler)
+    if resumed:
+        state, best_weights = resumed
+        log(f"resumed from {checkpoint.dir} at step {state['step']}")
 
-    def evaluate_now() -> bool:
-        """Evaluate, record, keep the best weights; True when early stopping says stop."""
-        nonlocal best_weights
-        probs, val_loss = predict_rows(model, val_rows, schema, call_encoder.pad_id, o.batch_size * 2, dev, config.loss)
-        metrics = evaluate_rows(probs, val_rows, schema)
-        metrics_flat = {f"{h}.{k}": v for h, m in metrics.items() for k, v in m.items() if isinstance(v, float)}
-        value, lower = (val_loss, True) if config.eval.metric == "loss" else pick_metric(metrics, config.eval.metric)
-        state["history"].append({"step": state["step"], "epoch": state["epoch"], "val_loss": val_loss, **metrics_flat})
-        improved = state["best"] is None or (value < state["best"] if lower else value > state["best"])
-        if improved:
-            state.update(best=value, best_step=state["step"], bad_evals=0)
-            best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        else:
-            state["bad_evals"] += 1
-        note = "(best)" if improved else f"(best {state['best']:.4f} at step {state['best_step']})"
-        log(f"step {state['step']}: val loss {val_loss:.4f}, {config.eval.metric} {value:.4f} {note}")
-        model.train()
-        return state["bad_evals"] >= config.eval.patience
+    loop = TrainingLoop(model, optimizer, scheduler, config, schema, train_rows, val_rows, call_encoder.pad_id, dev,
+                        checkpoint, state, best_weights, log)
+    loop.run(total_steps, eval_every=config.eval.every_steps or steps_per_epoch, progress=progress)
+    if loop.best_weights is not None:
+        model.load_state_dict(loop.best_weights)
 
-    def checkpoint() -> None:
-        ckpt_dir.mkdir(exist_ok=True)
-        tmp = ckpt_dir / "state.pt.tmp"
-        torch.save({"config": config.model_dump(mode="json", by_alias=True), "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state,
-                    "best_weights": best_weights}, tmp)
-        tmp.replace(ckpt_dir / "state.pt")  # atomic: a kill mid-save leaves the previous checkpoint intact
-
-    columns = [TextColumn("[bold]train[/bold] epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
-    model.train()
-    stop = state["step"] >= total_steps
-    # A bar where a person watches a terminal; plain lines where the output goes to a log or a pipe.
-    bar_visible = progress and Console(stderr=True).is_terminal
-    lines = LogProgress(total_steps, log, done=state["step"]) if progress and not bar_visible else None
-    with Progress(*columns, disable=not bar_visible, transient=False) as bar:
-        task = bar.add_task("train", total=total_steps, completed=state["step"], epoch=state["epoch"] + 1, info="")
-        running = None
-        while not stop:
-            batches = bucketed_batches(lengths, o.batch_size, seed=config.seed + state["epoch"])
-            for b_index, batch in enumerate(iterate(train_rows, batches, schema, call_encoder.pad_id)):
-                if b_index < state["batch_in_epoch"]:
-                    continue  # resumed mid-epoch: these batches were already trained on
-                batch = batch.to(dev)
-                with _autocast(dev):
-                    logits = model(batch.input_ids, batch.attention_mask, batch.call_index, batch.weights, batch.n_calls)
-                per_head = head_losses({k: v.float() for k, v in logits.items()}, batch.targets, batch.masks, schema,
-                                       config.loss, pos_weights)
-                loss = sum(head_weight[h] * v for h, v in per_head.items())
-                (loss / o.grad_accum).backward()
-                running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
-                state["batch_in_epoch"] = b_index + 1
-                last_batch = b_index + 1 == len(batches)
-                if state["batch_in_epoch"] % o.grad_accum and not last_batch:
-                    continue
-                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], o.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                state["step"] += 1
-                bar.update(task, advance=1, epoch=state["epoch"] + 1, info=f"loss {running:.4f}")
-                if lines:
-                    lines.update(state["step"], state["epoch"] + 1, running)
-                if state["step"] % eval_every == 0 or state["step"] >= total_steps:
-                    stop = evaluate_now() or state["step"] >= total_steps
-                    checkpoint()
-                    if stop:
-                        break
-            else:
-                state["epoch"] += 1
-                state["batch_in_epoch"] = 0
-
-    if best_weights is not None:
-        model.load_state_dict(best_weights)
     probs, val_loss = predict_rows(model, val_rows, schema, call_encoder.pad_id, o.batch_size * 2, dev, config.loss)
     thresholds = {}
     for h in schema.heads:
-        if h.kind == "multilabel":
+        if h.spec.multilabel:
             has = row_mask(val_rows, h.name)
             thresholds[h.name] = tune_thresholds(probs[h.name][has], row_targets(val_rows, h.name)[has] > 0.5).tolist()
-    val_metrics = evaluate_rows(probs, val_rows, schema, thresholds)
 
     model.to("cpu").save(out / "model")
     tokenizer.save(str(out / "tokenizer.json"))
-    info = {
-        "callqa_version": code_version(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "encoder": encoder_path,
-        "config": config.model_dump(mode="json", by_alias=True),
-        "schema": schema.model_dump(mode="json"),
-        "render": config.render.model_dump(mode="json"),
-        "data": [{"path": str(p), "sha256": sha256_file(p)} for p in data],
-        "validation": [{"path": str(p), "sha256": sha256_file(p)} for p in validation] if validation else
-        {"from_training_data": config.eval.validation_fraction, "call_ids": [c.call_id for c in val_calls]},
-        "n_train": len(train_rows),
-        "n_validation": len(val_rows),
-        "steps": state["step"],
-        "best_step": state["best_step"],
-        "device": str(dev),
-        "train_seconds": round(time.time() - started, 1),
-        "thresholds": thresholds,
-        "validation_loss": val_loss,
-        "validation_metrics": val_metrics,
-        "history": state["history"],
-    }
-    (out / "run.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
-    if (ckpt_dir / "state.pt").exists():
-        (ckpt_dir / "state.pt").unlink()
-        ckpt_dir.rmdir()
+    info = RunInfo(
+        callqa_version=code_version(),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        encoder=encoder_ref,
+        config=config.model_dump(mode="json", by_alias=True),
+        label_schema=schema,
+        render=config.render,
+        data=[DataFile.of(p) for p in data],
+        validation=Validation(files=[DataFile.of(p) for p in validation]) if validation else
+        Validation(held_out_fraction=config.eval.validation_fraction, held_out_ids=[c.call_id for c in val_calls]),
+        n_train=len(train_rows),
+        n_validation=len(val_rows),
+        steps=state["step"],
+        best_step=state["best_step"],
+        device=str(dev),
+        train_seconds=round(time.time() - started, 1),
+        thresholds=thresholds,
+        validation_loss=val_loss,
+        validation_metrics=evaluate_rows(probs, val_rows, schema, thresholds),
+        history=state["history"],
+    )
+    info.write(out)
+    checkpoint.remove()
     return info
 
+
+class TrainingLoop:
+    """Optimizer steps over length-bucketed batches with gradient accumulation, evaluation every ``eval_every``
+    steps, early stopping on the recipe's metric, keeping the best weights, and a checkpoint after each evaluation."""
+
+    def __init__(self, model, optimizer, scheduler, config: TrainConfig, schema: LabelSchema, train_rows, val_rows,
+                 pad_id: int, dev: torch.device, checkpoint: Checkpoint, state: dict, best_weights, log):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.config, self.schema, self.o = config, schema, config.optim
+        self.train_rows, self.val_rows, self.pad_id, self.dev = train_rows, val_rows, pad_id, dev
+        self.checkpoint, self.state, self.best_weights, self.log = checkpoint, state, best_weights, log
+        self.pos_weights = multilabel_pos_weights(train_rows, schema, dev) if config.loss.pos_weight else {}
+        self.head_weight = {h.name: config.loss.head_weights.get(h.name, 1.0) for h in schema.heads}
+
+    def evaluate(self) -> bool:
+        """Evaluate, record, keep the best weights; True when early stopping says stop."""
+        state, config = self.state, self.config
+        probs, val_loss = predict_rows(self.model, self.val_rows, self.schema, self.pad_id, self.o.batch_size * 2,
+                                       self.dev, config.loss)
+        metrics = evaluate_rows(probs, self.val_rows, self.schema)
+        metrics_flat = {f"{h}.{k}": v for h, m in metrics.items() for k, v in m.items() if isinstance(v, float)}
+        value, lower = (val_loss, True) if config.eval.metric == "loss" else pick_metric(metrics, config.eval.metric)
+        state["history"].append({"step": state["step"], "epoch": state["epoch"], "val_loss": val_loss, **metrics_flat})
+        best = state["best"]
+        improved = best is None or math.isnan(best) or (value < best if lower else value > best)
+        if improved:
+            state.update(best=value, best_step=state["step"], bad_evals=0)
+            self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        else:
+            state["bad_evals"] += 1
+        note = "(best)" if improved else f"(best {state['best']:.4f} at step {state['best_step']})"
+        self.log(f"step {state['step']}: val loss {val_loss:.4f}, {config.eval.metric} {value:.4f} {note}")
+        self.model.train()
+        return state["bad_evals"] >= config.eval.patience
+
+    def step(self, batch) -> float:
+        """Forward and backward of one batch; returns its loss."""
+        batch = batch.to(self.dev)
+        with _autocast(self.dev):
+            logits = self.model(batch.input_ids, batch.attention_mask, batch.call_index, batch.weights, batch.n_calls)
+        per_head = head_losses({k: v.float() for k, v in logits.items()}, batch.targets, batch.masks, self.schema,
+                               self.config.loss, self.pos_weights)
+        loss = sum(self.head_weight[h] * v for h, v in per_head.items())
+        (loss / self.o.grad_accum).backward()
+        return loss.item()
+
+    def optimizer_step(self) -> None:
+        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.o.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state["step"] += 1
+
+    def run(self, total_steps: int, eval_every: int, progress: bool) -> None:
+        state, o = self.state, self.o
+        lengths = call_lengths(self.train_rows)
+        columns = [TextColumn("[bold]train[/bold] epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+        self.model.train()
+        stop = state["step"] >= total_steps
+        # A bar where a person watches a terminal; plain lines where the output goes to a log or a pipe.
+        bar_visible = progress and Console(stderr=True).is_terminal
+        lines = LogProgress(total_steps, self.log, done=state["step"]) if progress and not bar_visible else None
+        with Progress(*columns, disable=not bar_visible, transient=False) as bar:
+            task = bar.add_task("train", total=total_steps, completed=state["step"], epoch=state["epoch"] + 1, info="")
+            running = None
+            while not stop:
+                batches = bucketed_batches(lengths, o.batch_size, seed=self.config.seed + state["epoch"])
+                for b_index, batch in enumerate(iterate(self.train_rows, batches, self.schema, self.pad_id)):
+                    if b_index < state["batch_in_epoch"]:
+                        continue  # resumed mid-epoch: these batches were already trained on
+                    loss = self.step(batch)
+                    running = loss if running is None else 0.9 * running + 0.1 * loss
+                    state["batch_in_epoch"] = b_index + 1
+                    if state["batch_in_epoch"] % o.grad_accum and b_index + 1 < len(batches):
+                        continue
+                    self.optimizer_step()
+                    bar.update(task, advance=1, epoch=state["epoch"] + 1, info=f"loss {running:.4f}")
+                    if lines:
+                        lines.update(state["step"], state["epoch"] + 1, running)
+                    if state["step"] % eval_every == 0 or state["step"] >= total_steps:
+                        stop = self.evaluate() or state["step"] >= total_steps
+                        self.checkpoint.save(self.model, self.optimizer, self.scheduler, state, self.best_weights)
+                        if stop:
+                            break
+                else:
+                    state["epoch"] += 1
+                    state["batch_in_epoch"] = 0

@@ -2,14 +2,29 @@
 accuracy, confusion matrix. Multilabel: micro/macro F1 at per-label thresholds. ECE for every head.
 
 All take predicted distributions ``p`` [N, C] and target distributions ``q`` [N, C] (one-hot or vote shares).
+Torch-free: evaluation (training) and model–reviewer agreement (serving) use the same functions.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
+from collections.abc import Sequence
+
 import numpy as np
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score
 
+from callqa.heads import DEFAULT_THRESHOLD, LOWER_IS_BETTER
 from callqa.schema import Head
+
+
+def kappa(a: Sequence, b: Sequence, labels: Sequence, weights: str | None = None) -> float | None:
+    """Cohen's kappa of two raters (``weights="quadratic"``: QWK); None where it is undefined — when a single class
+    occurs in both, agreement beyond chance cannot be measured (0.0 would read as "no better than chance")."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns and returns nan in that case
+        value = cohen_kappa_score(a, b, labels=labels, weights=weights)
+    return None if math.isnan(value) else float(value)
 
 
 def nmd(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -69,8 +84,8 @@ def head_metrics(head: Head, p: np.ndarray, q: np.ndarray, thresholds: np.ndarra
     out: dict = {"n": int(keep.sum())}
     if not out["n"]:
         return out
-    if head.kind == "multilabel":
-        t = thresholds if thresholds is not None else np.full(head.size, 0.5)
+    if head.spec.multilabel:
+        t = thresholds if thresholds is not None else np.full(head.size, DEFAULT_THRESHOLD)
         y = q > 0.5
         pred = p >= t
         present = y.any(0) | pred.any(0)
@@ -90,12 +105,12 @@ def head_metrics(head: Head, p: np.ndarray, q: np.ndarray, thresholds: np.ndarra
         calibration=calibration_curve(p.max(-1), (gold == guess).astype(float)),
         confusion=confusion_matrix(gold, guess, labels=labels).tolist(),
     )
-    if head.kind == "ordinal":
+    if head.spec.ordinal:
         values = head.values
         out.update(
             nmd=float(nmd(p, q).mean()),
             rsnod=float(rsnod(p, q).mean()),
-            qwk=float(cohen_kappa_score(gold, guess, labels=labels, weights="quadratic")) if len(set(gold) | set(guess)) > 1 else 0.0,
+            qwk=kappa(gold, guess, labels, head.spec.kappa_weights),
             mae=float(np.abs(p @ values - q @ values).mean()),
         )
     else:
@@ -103,15 +118,14 @@ def head_metrics(head: Head, p: np.ndarray, q: np.ndarray, thresholds: np.ndarra
     return out
 
 
-LOWER_IS_BETTER = {"loss", "nmd", "rsnod", "mae", "ece"}
-
-
 def pick_metric(metrics: dict[str, dict], name: str) -> tuple[float, bool]:
-    """(value, lower_is_better) of 'HEAD.METRIC' or 'mean.METRIC' (the mean over heads that have it)."""
+    """(value, lower_is_better) of 'HEAD.METRIC' or 'mean.METRIC' (the mean over heads that have it); nan where
+    the metric is undefined (a kappa with one class)."""
     head, _, metric = name.partition(".")
     if head == "mean":
-        values = [m[metric] for m in metrics.values() if metric in m]
+        values = [m[metric] for m in metrics.values() if m.get(metric) is not None]
         value = float(np.mean(values)) if values else float("nan")
     else:
-        value = float(metrics[head].get(metric, float("nan")))
+        found = metrics[head].get(metric)
+        value = float("nan") if found is None else float(found)
     return value, metric in LOWER_IS_BETTER

@@ -1,4 +1,5 @@
-"""Scores calls with a bundle's ONNX graph on onnxruntime: the torch-free twin of training's ``predict_rows``.
+"""Scores calls with a bundle's ONNX graph on onnxruntime: the torch-free twin of training's ``predict_rows``, used
+by serving, `reviews ingest`, export's gate and bench alike.
 
 Calls are rendered and windowed by the core :class:`callqa.render.CallEncoder` (the code training used), the
 windows of all calls in a batch are sorted by length and run in chunks padded only to their own longest window
@@ -14,18 +15,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from callqa.bundle import BENTO_MODEL_NAME, BundleInfo, load_bundle
+from callqa.bundle import BundleInfo, load_bundle
 from callqa.calls import Call
 from callqa.render import CallEncoder, EncodedCall, aggregate_windows, pad_windows
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 def make_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
@@ -97,7 +89,7 @@ class OnnxScorer:
             probs = {}
             for head in self.schema.heads:
                 z = aggregate_windows(logits[head.name][span], np.asarray(e.weights))
-                probs[head.name] = sigmoid(z) if head.kind == "multilabel" else softmax(z)
+                probs[head.name] = head.spec.activate(z)
             predictions.append(CallPrediction(probs, e.n_tokens, len(e.windows), e.truncated))
         return predictions
 
@@ -111,21 +103,3 @@ class OnnxScorer:
 
 def stack_probs(predictions: list[CallPrediction]) -> dict[str, np.ndarray]:
     return {head: np.stack([p.probs[head] for p in predictions]) for head in predictions[0].probs}
-
-
-def resolve_bundle(ref: str | Path) -> Path:
-    """A bundle folder, or a tag in the BentoML model store (``callqa-scorer:VERSION``, ``VERSION`` or ``latest``)."""
-    path = Path(ref)
-    if path.exists():
-        return path
-    import bentoml
-    from bentoml.exceptions import BentoMLException
-
-    if "/" in str(ref) or str(ref).startswith("."):
-        raise FileNotFoundError(f"{ref}: no such bundle folder")
-    tag = str(ref) if ":" in str(ref) else f"{BENTO_MODEL_NAME}:{ref}"
-    try:
-        return Path(bentoml.models.get(tag).path)
-    except BentoMLException:  # not in the store, or not a valid tag at all
-        raise FileNotFoundError(f"{ref}: neither a bundle folder nor a model in the BentoML store "
-                                f"(`callqa bundles list` shows what is there)") from None

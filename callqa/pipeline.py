@@ -1,0 +1,72 @@
+"""The one scoring pipeline: calls → the model's head scores and the scorecard, per call.
+
+/score, `callqa reviews ingest` and batch jobs all score through :class:`ScoringPipeline`, so a call gets the same
+numbers wherever it is scored. The scoring service runs the model in its own worker, so it calls the two halves
+separately: the model worker's predictions, then :meth:`ScoringPipeline.assemble` in the API worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import Field
+
+from callqa.bundle import BundleInfo
+from callqa.calls import Call
+from callqa.heads import DEFAULT_THRESHOLD
+from callqa.schema import Head, LabelSchema
+from callqa.scorecard import Scorecard, ScorecardResult
+from callqa.scorer import CallPrediction, OnnxScorer
+from callqa.scores import CallScores, LabelScore, LevelScore, TopicsScore
+
+
+class ScoredCall(CallScores):
+    """A call's head scores and, unless skipped, its scorecard."""
+
+    scorecard: ScorecardResult | None = Field(default=None, description="the QA scorecard: total, sections, items, "
+                                              "deductions with evidence, red line; absent when not asked for")
+
+
+def head_score(head: Head, probs: np.ndarray, thresholds: list[float] | None = None) -> LevelScore | TopicsScore:
+    p = [float(x) for x in probs]
+    if head.spec.multilabel:
+        cut = thresholds or [DEFAULT_THRESHOLD] * head.size
+        labels = [LabelScore(id=c, name=head.classes[c], probability=p[i], threshold=float(cut[i]), predicted=p[i] >= cut[i])
+                  for i, c in enumerate(head.class_ids)]
+        labels.sort(key=lambda s: -s.probability)
+        return TopicsScore(display=head.display, labels=labels, predicted=[s.id for s in labels if s.predicted])
+    best = int(np.argmax(probs))
+    level = head.class_ids[best]
+    expected = float(np.dot(probs, head.values)) if head.spec.ordinal else None
+    return LevelScore(display=head.display, distribution=dict(zip(head.class_ids, p)), expected=expected, level=level,
+                      level_name=head.classes[level], confidence=p[best])
+
+
+def head_scores(schema: LabelSchema, probs: dict[str, np.ndarray],
+                thresholds: dict[str, list[float]] | None = None) -> dict[str, LevelScore | TopicsScore]:
+    """Every head's score from its probabilities (a multilabel head's thresholds applied)."""
+    return {h.name: head_score(h, probs[h.name], (thresholds or {}).get(h.name)) for h in schema.heads}
+
+
+class ScoringPipeline:
+    def __init__(self, info: BundleInfo, scorecard: Scorecard | None = None):
+        if scorecard is not None:
+            scorecard.check_schema(info.schema_)  # a card naming a head this model lacks fails here, not per call
+        self.info, self.scorecard = info, scorecard
+
+    def assemble(self, calls: Sequence[Call], predictions: Sequence[CallPrediction],
+                 with_scorecard: bool = True) -> list[ScoredCall]:
+        """Head scores from the model's probabilities (thresholds applied), then the scorecard over those scores."""
+        schema, thresholds = self.info.schema_, self.info.thresholds
+        out = []
+        for call, p in zip(calls, predictions, strict=True):
+            scored = ScoredCall(call_id=call.call_id, n_tokens=p.n_tokens, truncated=p.truncated,
+                                scores=head_scores(schema, p.probs, thresholds))
+            if with_scorecard and self.scorecard is not None:
+                scored.scorecard = self.scorecard.score(call, scored)
+            out.append(scored)
+        return out
+
+    def score(self, scorer: OnnxScorer, calls: Sequence[Call], with_scorecard: bool = True) -> list[ScoredCall]:
+        return self.assemble(calls, scorer.predict(list(calls)), with_scorecard)

@@ -1,0 +1,382 @@
+"""Scorecards (质检评分表): sections of weighted items, scored from model heads, from rules, or both.
+
+A card is data (``configs/scorecards/*.yaml``) with its phrase lists beside it (``phrases:``), checked completely
+before anything is scored: every error names the file, the item or rule, and the field. An item
+
+- starts at its ``points``, or at what its ``head`` maps the model's prediction to (a level → points table, or the
+  expected score mapped linearly onto 0..points);
+- loses each of its ``rules``' ``deduct`` per hit, never below 0;
+- may be a ``red_line`` (一票否决): any hit of its rules zeroes the call's total and flags the call;
+- may apply only ``when`` a condition holds (a rule hit, a topic over its threshold, a head at given levels);
+  otherwise, and where all its rules are not applicable (timing rules on a call without timestamps), it keeps its
+  points and says so.
+
+The card's name and content hash are stamped on every result, as the model tag is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from callqa.calls import Call
+from callqa.rules import CompiledRule, Hit, Rule, RuleError
+from callqa.schema import LabelSchema
+from callqa.scores import CallScores, TopicsScore
+
+SCORECARD_DIR = Path(__file__).resolve().parent.parent / "configs" / "scorecards"
+
+
+class ScorecardError(ValueError):
+    """A scorecard that cannot be used; the message names the file and the field."""
+
+
+class HeadPoints(BaseModel):
+    """Points from a model head: ``levels`` (level id → points) or ``linear`` (expected score → 0..points)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    head: str
+    levels: dict[str, float] | None = None
+    linear: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ids_as_strings(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("levels"), dict):
+            data = {**data, "levels": {str(k): v for k, v in data["levels"].items()}}
+        return data
+
+    @model_validator(mode="after")
+    def _one_way(self) -> HeadPoints:
+        if (self.levels is None) == (not self.linear):
+            raise ValueError("give either levels (level → points) or linear: true")
+        return self
+
+
+class Condition(BaseModel):
+    """When an item applies: a rule has hits, a multilabel head predicts ``label``, or a head's level is in ``levels``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: str | None = None
+    head: str | None = None
+    label: str | None = None
+    levels: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Condition:
+        if (self.rule is None) == (self.head is None):
+            raise ValueError("give either rule or head")
+        if self.head is not None and (self.label is None) == (self.levels is None):
+            raise ValueError("a head condition needs label (multilabel heads) or levels")
+        return self
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    title: str
+    points: float = Field(ge=0, le=1000)
+    head: HeadPoints | None = None
+    rules: tuple[str, ...] = ()
+    red_line: bool = False
+    when: Condition | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _scored_somehow(self) -> Item:
+        if self.head is None and not self.rules:
+            raise ValueError("an item is scored from a head, from rules, or both: give head or rules")
+        if self.red_line and not self.rules:
+            raise ValueError("a red line needs rules whose hits trigger it")
+        return self
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    title: str
+    items: tuple[Item, ...] = Field(min_length=1)
+
+    @property
+    def points(self) -> float:
+        return sum(i.points for i in self.items)
+
+
+class ScorecardSpec(BaseModel):
+    """The YAML file as written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    title: str
+    total: float = Field(gt=0)
+    schema_name: str | None = Field(default=None, alias="schema", description="the label schema its heads come from")
+    phrases: str | None = Field(default=None, description="phrase list file, relative to the card")
+    sections: tuple[Section, ...] = Field(min_length=1)
+    rules: dict[str, Rule] = {}
+
+
+# ----------------------------------------------------------------------------------------------- results
+
+
+class Deduction(Hit):
+    title: str
+    points: float = Field(description="points this hit deducted (after the item's cap)")
+
+
+class ItemResult(BaseModel):
+    id: str
+    title: str
+    points: float
+    max_points: float
+    applicable: bool = Field(description="false: the item's condition did not hold or its rules could not judge "
+                             "the call (timing rules without timestamps); it keeps its points")
+    red_line: bool = Field(description="a red-line item whose rules hit: the call's total is 0")
+    from_model: float | None = Field(default=None, description="points the model head gave, before deductions")
+    deductions: list[Deduction] = []
+
+
+class SectionResult(BaseModel):
+    id: str
+    title: str
+    points: float
+    max_points: float
+    items: list[ItemResult]
+
+
+class ScorecardResult(BaseModel):
+    name: str
+    hash: str = Field(description="SHA-256 (first 16 hex digits) of the card and its phrase lists")
+    total: float
+    max_total: float
+    red_line: bool = Field(description="a red-line item hit: total is 0 whatever the items say")
+    sections: list[SectionResult]
+
+    def items(self) -> dict[str, ItemResult]:
+        return {i.id: i for s in self.sections for i in s.items}
+
+
+# ----------------------------------------------------------------------------------------------- the card
+
+
+class Scorecard:
+    """A checked scorecard with compiled rules: ``score(call, scores)`` for one call."""
+
+    def __init__(self, spec: ScorecardSpec, lists: dict[str, list[str]], source: str, schema: LabelSchema | None = None):
+        self.spec, self.source = spec, source
+        try:
+            self.rules = {rule_id: CompiledRule(rule_id, rule, lists) for rule_id, rule in spec.rules.items()}
+        except RuleError as err:
+            raise ScorecardError(f"{source}: {err}") from None
+        self._check(schema)
+        canonical = json.dumps([spec.model_dump(mode="json", by_alias=True), lists], sort_keys=True, ensure_ascii=False)
+        self.hash = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def _check(self, schema: LabelSchema | None) -> None:
+        problems = []
+        total = sum(s.points for s in self.spec.sections)
+        if abs(total - self.spec.total) > 1e-9:
+            per = ", ".join(f"{s.id} {s.points:g}" for s in self.spec.sections)
+            problems.append(f"total: the items add up to {total:g} ({per}), not the declared {self.spec.total:g}")
+        seen: set[str] = set()
+        for section in self.spec.sections:
+            for item in section.items:
+                where = f"sections.{section.id}.items.{item.id}"
+                if item.id in seen:
+                    problems.append(f"{where}.id: another item has the id {item.id!r}")
+                seen.add(item.id)
+                for rule in item.rules:
+                    if rule not in self.rules:
+                        problems.append(f"{where}.rules: no rule {rule!r} (rules: {', '.join(sorted(self.rules))})")
+                if item.when and item.when.rule and item.when.rule not in self.rules:
+                    problems.append(f"{where}.when.rule: no rule {item.when.rule!r}")
+                if schema is not None:
+                    problems += self._check_heads(item, where, schema)
+        if problems:
+            raise ScorecardError(f"{self.source}: " + "; ".join(problems))
+
+    @staticmethod
+    def _check_heads(item: Item, where: str, schema: LabelSchema) -> list[str]:
+        problems = []
+        for field, ref in (("head", item.head), ("when", item.when)):
+            if ref is None or ref.head is None:
+                continue
+            if ref.head not in schema.head_names:
+                problems.append(f"{where}.{field}.head: schema {schema.name!r} has no head {ref.head!r} "
+                                f"(heads: {', '.join(schema.head_names)})")
+                continue
+            head = schema[ref.head]
+            levels = ref.levels.keys() if isinstance(ref, HeadPoints) and ref.levels else (
+                ref.levels if isinstance(ref, Condition) and ref.levels else ())
+            for level in levels:
+                if level not in head.classes:
+                    problems.append(f"{where}.{field}.levels: {level!r} is not a level of {head.name!r} "
+                                    f"(levels: {', '.join(head.class_ids)})")
+            if isinstance(ref, HeadPoints):
+                if ref.linear and not head.spec.ordinal:
+                    problems.append(f"{where}.head.linear: {head.name!r} is {head.kind}; linear needs an ordinal head")
+                if ref.levels and set(ref.levels) != set(head.class_ids):
+                    missing = [c for c in head.class_ids if c not in ref.levels]
+                    if missing:
+                        problems.append(f"{where}.head.levels: no points for {', '.join(missing)}")
+                if ref.levels and any(p > item.points for p in ref.levels.values()):
+                    problems.append(f"{where}.head.levels: more points than the item's {item.points:g}")
+            if isinstance(ref, Condition) and ref.label is not None:
+                if not head.spec.multilabel:
+                    problems.append(f"{where}.when.label: {head.name!r} is {head.kind}; label needs a multilabel head")
+                elif ref.label not in head.classes:
+                    problems.append(f"{where}.when.label: {ref.label!r} is not a label of {head.name!r}")
+        return problems
+
+    def check_schema(self, schema: LabelSchema) -> None:
+        """Raise :class:`ScorecardError` if an item names a head or level that ``schema`` lacks."""
+        problems = [p for s in self.spec.sections for i in s.items
+                    for p in self._check_heads(i, f"sections.{s.id}.items.{i.id}", schema)]
+        if problems:
+            raise ScorecardError(f"{self.source}: " + "; ".join(problems))
+
+    def rule_hits(self, call: Call) -> dict[str, list[Hit] | None]:
+        """Every rule's hits on the call; None for a rule that cannot judge it (timing without timestamps)."""
+        return {rule_id: rule.run(call) if rule.applies(call) else None for rule_id, rule in self.rules.items()}
+
+    def score(self, call: Call, scores: CallScores | None = None) -> ScorecardResult:
+        """The call's scorecard. Without ``scores`` (rules only), items scored by a head keep full points there."""
+        hits = self.rule_hits(call)
+        sections, red_line = [], False
+        for section in self.spec.sections:
+            items = [self._item(item, hits, scores) for item in section.items]
+            red_line = red_line or any(i.red_line for i in items)
+            sections.append(SectionResult(id=section.id, title=section.title, points=sum(i.points for i in items),
+                                          max_points=section.points, items=items))
+        total = 0.0 if red_line else sum(s.points for s in sections)
+        return ScorecardResult(name=self.name, hash=self.hash, total=round(total, 4), max_total=self.spec.total,
+                               red_line=red_line, sections=sections)
+
+    def _holds(self, when: Condition, hits: dict[str, list[Hit] | None], scores: CallScores | None) -> bool:
+        if when.rule is not None:
+            return bool(hits.get(when.rule))
+        score = scores.scores.get(when.head) if scores else None
+        if score is None:
+            return False
+        if isinstance(score, TopicsScore):
+            return when.label in score.predicted
+        return score.level in (when.levels or ())
+
+    def _item(self, item: Item, hits: dict[str, list[Hit] | None], scores: CallScores | None) -> ItemResult:
+        base = ItemResult(id=item.id, title=item.title, points=item.points, max_points=item.points,
+                          applicable=True, red_line=False)
+        if item.when is not None and not self._holds(item.when, hits, scores):
+            return base.model_copy(update={"applicable": False})
+        start = item.points
+        from_model = None
+        score = scores.scores.get(item.head.head) if (item.head and scores) else None
+        if score is not None and not isinstance(score, TopicsScore):
+            if item.head.levels is not None:
+                from_model = item.head.levels[score.level]
+            else:
+                ids = list(score.distribution)  # the same level values as Head.values
+                values = [float(v) for v in ids] if all(map(_is_number, ids)) else list(range(len(ids)))
+                low, high = min(values), max(values)
+                expected = score.expected if score.expected is not None else low
+                from_model = item.points * (expected - low) / ((high - low) or 1.0)
+            start = from_model = round(min(max(from_model, 0.0), item.points), 4)
+        judged = [hits[r] for r in item.rules if hits.get(r) is not None]
+        if item.rules and not judged and from_model is None:
+            return base.model_copy(update={"applicable": False})
+        left, deductions = start, []
+        for rule_id in item.rules:
+            rule = self.rules[rule_id]
+            for hit in hits.get(rule_id) or []:
+                take = min(rule.spec.deduct, left)
+                left -= take
+                deductions.append(Deduction(**hit.model_dump(), title=rule.spec.title, points=round(take, 4)))
+        return base.model_copy(update={"points": round(left, 4), "from_model": from_model, "deductions": deductions,
+                                       "red_line": item.red_line and bool(deductions)})
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScorecardError(f"{path}: no such {what} file") from None
+    except yaml.YAMLError as err:
+        raise ScorecardError(f"{path}: not valid YAML: {err}") from None
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"]]
+        # Discriminated unions put the kind in the path (rules.x.phrase.deduct): keep the reader's path.
+        lines.append(f"{'.'.join(loc) or '(top level)'}: {e['msg']}")
+    return "; ".join(lines)
+
+
+def _id_lists(data: dict) -> dict:
+    """YAML writes sections and items as mappings id → spec; the model takes lists with ids."""
+    data = dict(data)
+    if isinstance(data.get("sections"), dict):
+        sections = []
+        for sid, section in data["sections"].items():
+            section = dict(section or {})
+            if isinstance(section.get("items"), dict):
+                section["items"] = [{"id": iid, **(spec or {})} for iid, spec in section["items"].items()]
+            sections.append({"id": sid, **section})
+        data["sections"] = sections
+    return data
+
+
+def load_phrases(path: Path) -> dict[str, list[str]]:
+    data = _read_yaml(path, "phrase list")
+    if not isinstance(data, dict):
+        raise ScorecardError(f"{path}: a phrase file maps list names to lists of phrases")
+    lists = {}
+    for name, phrases in data.items():
+        if name == "version":
+            continue
+        if not isinstance(phrases, list) or not all(isinstance(p, str) and p for p in phrases):
+            raise ScorecardError(f"{path}: {name}: a list of non-empty phrases")
+        lists[name] = phrases
+    return lists
+
+
+def load_scorecard(name_or_path: str | Path, schema: LabelSchema | None = None) -> Scorecard:
+    """A card by file path, or by the name of one shipped in configs/scorecards (``default``); with ``schema``, its
+    heads and levels are checked against it."""
+    path = Path(name_or_path)
+    if not (path.suffix in {".yaml", ".yml"} or path.exists()):
+        shipped = SCORECARD_DIR / f"{name_or_path}.yaml"
+        if not shipped.exists():
+            known = ", ".join(sorted(p.stem for p in SCORECARD_DIR.glob("*.yaml") if p.stem != "phrases"))
+            raise ScorecardError(f"no scorecard {str(name_or_path)!r}: not a file, and not a shipped card ({known})")
+        path = shipped
+    data = _read_yaml(path, "scorecard")
+    if not isinstance(data, dict):
+        raise ScorecardError(f"{path}: a scorecard is a mapping with name, title, total, sections and rules")
+    try:
+        spec = ScorecardSpec.model_validate(_id_lists(data))
+    except ValidationError as err:
+        raise ScorecardError(f"{path}: {_describe(err)}") from None
+    lists = load_phrases(path.parent / spec.phrases) if spec.phrases else {}
+    return Scorecard(spec, lists, str(path), schema)

