@@ -70,19 +70,22 @@ def validate(
 @data_app.command("stats")
 def stats(
     file: Annotated[Path, typer.Argument(help="A JSONL call file.", exists=True, dir_okay=False)],
+    schema: SchemaOption = None,
     tokenizer: Annotated[Path | None, typer.Option(help="tokenizer.json, or a model folder holding one: adds "
                                                  "token-length percentiles and windows per call.")] = None,
     prefix: Annotated[str, typer.Option(help='Text put before every window (e5 encoders: "query: ").')] = "",
     max_length: Annotated[int, typer.Option(help="Tokens per window, for the windows-per-call count.")] = 256,
     stride: Annotated[int, typer.Option(help="Tokens shared by consecutive windows.")] = 64,
 ) -> None:
-    """Label distributions per head, turn/character/token-length percentiles, and calls per agent and month."""
+    """Label distributions per head, turn/character/token-length percentiles, and calls per agent and month.
+    With --schema, heads and classes show their Chinese names, and classes no call has are listed (at 0)."""
     from callqa.jsonl import CallFileError, load_calls
     from callqa.render import CallEncoder, RenderSpec
-    from callqa.stats import PERCENTILES, call_stats
+    from callqa.stats import call_stats, stats_tables
 
+    label_schema = schema_or_fail(schema)
     try:
-        calls = load_calls(file)
+        calls = load_calls(file, label_schema)
     except CallFileError as err:
         raise fail(str(err)) from None
     encoder = None
@@ -93,48 +96,8 @@ def stats(
             raise fail(str(err)) from None
     s = call_stats(calls, encoder)
     console.print(f"[bold]{file}[/bold]: {s.n_calls} calls")
-
-    for name, h in s.heads.items():
-        t = Table(title=f"labels · {name}", caption=f"{h.labeled} labeled · {h.voted} as votes · {s.n_calls - h.labeled} missing")
-        t.add_column("class")
-        t.add_column("calls", justify="right")
-        t.add_column("share", justify="right")
-        total = sum(h.mass.values())
-        for class_id, mass in sorted(h.mass.items(), key=lambda kv: _sort_key(kv[0])):
-            t.add_row(class_id, f"{mass:.1f}", f"{mass / total:.1%}")
-        console.print(t)
-
-    lengths = Table(title="lengths per call (percentiles)")
-    lengths.add_column("measure")
-    for p in PERCENTILES:
-        lengths.add_column("max" if p == 100 else f"p{p}", justify="right")
-    rows = [("turns", s.turns), ("characters", s.chars)]
-    if s.tokens is not None:
-        rows += [("tokens", s.tokens), (f"windows of {max_length}", s.windows)]
-    for label, values in rows:
-        lengths.add_row(label, *(f"{v:.0f}" for v in s.percentiles(values).values()))
-    console.print(lengths)
-    if s.tokens is not None:
-        over = int((s.windows > 1).sum())
-        console.print(f"{over} calls ({over / s.n_calls:.1%}) need more than one window of {max_length} tokens")
-
-    for title, counter in (("calls per agent", s.per_agent), ("calls per month", s.per_month)):
-        t = Table(title=title)
-        t.add_column(title.split()[-1])
-        t.add_column("calls", justify="right")
-        items = sorted(counter.items()) if "month" in title else counter.most_common(15)
-        for key, n in items:
-            t.add_row(key, str(n))
-        if "agent" in title and len(counter) > 15:
-            t.add_row(f"… {len(counter) - 15} more", "")
-        console.print(t)
-
-
-def _sort_key(class_id: str) -> tuple[int, float, str]:
-    try:
-        return (0, float(class_id), "")
-    except ValueError:
-        return (1, 0.0, class_id)
+    for table in stats_tables(s, label_schema, max_length):
+        console.print(table)
 
 
 @data_app.command("split")

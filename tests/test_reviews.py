@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from callqa.calls import Call
+from callqa.calls import Call, Turn
 from callqa.pipeline import ScoredCall, head_scores
 from callqa.schema import load_schema
 from callqa.serving.reviews import (
@@ -69,6 +69,29 @@ def test_a_stored_call_reads_back_with_its_prediction(store):
     assert view.scores.scores["attitude"].level == "5"
     with pytest.raises(NotFound):
         store.view("nope")
+
+
+def test_scorecards_are_stored_in_queryable_columns_with_each_prediction(store):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from callqa.scorecard import load_scorecard
+    from callqa.serving.reviews import ScorecardItemRow, ScorecardRow
+
+    card = load_scorecard("default", SCHEMA)
+    rude = make_call("c1").model_copy(update={"turns": [*make_call("c1").turns, Turn(speaker="agent", text="你急什么")]})
+    scored = scores_for("c1", CONFIDENT)
+    scored.scorecard = card.score(rude, scored)
+    assert store.add_scored([rude], [scored], "callqa-scorer:v1", SCHEMA) == 1
+    with Session(store.engine) as session:
+        row = session.scalars(select(ScorecardRow).where(ScorecardRow.call_id == "c1")).one()
+        assert (row.name, row.hash, row.total, row.max_total, row.red_line) == ("default", card.hash, 0.0, 100.0, True)
+        items = {i.item: i for i in session.scalars(select(ScorecardItemRow).where(
+            ScorecardItemRow.prediction_id == row.prediction_id))}
+        assert set(items) == set(scored.scorecard.items())
+        assert items["forbidden"].red_line and items["forbidden"].deductions == 1
+        assert items["attitude_model"].points == scored.scorecard.items()["attitude_model"].points
+    assert store.view("c1").scores.scorecard.red_line is True  # the review view reads it back
 
 
 def test_an_identical_repeat_is_not_stored_twice_but_a_new_model_adds_a_prediction(store):

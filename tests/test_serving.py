@@ -20,8 +20,13 @@ from hypothesis_jsonschema import from_schema
 from servers import Server, start_server, stop
 from typer.testing import CliRunner
 
+from callqa.bundle import read_bundle_info
+from callqa.calls import Call
 from callqa.cli import app
 from callqa.jsonl import load_calls
+from callqa.pipeline import ScoringPipeline
+from callqa.scorecard import load_scorecard
+from callqa.scorer import OnnxScorer
 from callqa.serving.auth import KeyStore
 from callqa.serving.middleware import GuardMiddleware
 from callqa.training.data import build_dataset
@@ -72,6 +77,28 @@ def test_served_scores_equal_pytorch_scores_of_the_run(server, tiny_run):
                 assert score["level"] == head.class_ids[int(np.argmax(got))]
                 assert score["expected"] == pytest.approx(float(np.dot(got, head.values)))
             np.testing.assert_allclose(got, expected[head.name][i], atol=1e-4)
+
+
+def test_score_grades_each_call_on_the_scorecard_as_the_pipeline_does_and_can_skip_it(server, tiny_bundle):
+    calls = sample_calls(4)
+    status, body = server.post("/score", {"calls": calls})
+    assert status == 200, body
+    pipeline = ScoringPipeline(read_bundle_info(tiny_bundle), load_scorecard("default"))
+    local = pipeline.score(OnnxScorer.from_bundle(tiny_bundle, "model.onnx"), [Call.model_validate(c) for c in calls])
+    for call, result, expected in zip(calls, body["results"], local):
+        card = result["scorecard"]
+        assert card["name"] == "default" and card["hash"] == expected.scorecard.hash and card["max_total"] == 100
+        assert card["total"] == pytest.approx(expected.scorecard.total, abs=1e-3)
+        items = [i for s in card["sections"] for i in s["items"]]
+        assert card["total"] == (0 if card["red_line"] else pytest.approx(sum(i["points"] for i in items)))
+        for deduction in (d for i in items for d in i["deductions"]):
+            if deduction["start"] is not None:
+                text = call["turns"][deduction["turn"]]["text"]
+                assert text[deduction["start"]:deduction["end"]] == deduction["text"]
+    assert any(i["deductions"] for r in body["results"] for s in r["scorecard"]["sections"] for i in s["items"])
+    status, bare = server.post("/score", {"calls": calls, "scorecard": False})
+    assert status == 200 and all(r["scorecard"] is None for r in bare["results"])
+    assert server.post("/score", {"calls": calls, "scorecard": "no"})[0] == 400
 
 
 def test_concurrent_requests_each_get_their_own_answer(server):
