@@ -13,13 +13,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sklearn.metrics import confusion_matrix
 
 from callqa.metrics import kappa
 from callqa.schema import Head, LabelSchema
 
-from .reviews import ReviewedCall
+from .reviews import HitRef, ReviewedCall, ScorecardReview
 
 
 class Agreement(BaseModel):
@@ -88,11 +88,73 @@ def agreement(reviewed: Iterable[ReviewedCall], schema: LabelSchema) -> list[Hea
     return out
 
 
+class RulePrecision(BaseModel):
+    rule: str
+    title: str
+    reviewed: int = Field(description="hits on reviewed calls")
+    wrong: int = Field(description="hits reviewers marked 误判")
+
+    @property
+    def precision(self) -> float:
+        return (self.reviewed - self.wrong) / self.reviewed if self.reviewed else float("nan")
+
+
+class ItemAgreement(BaseModel):
+    item: str
+    title: str
+    n: int
+    exact: float = Field(description="share of calls where reviewer and scorecard give the same points")
+    mae: float = Field(description="mean absolute difference of points")
+
+
+class ScorecardAgreement(BaseModel):
+    calls: int
+    rules: list[RulePrecision]
+    items: list[ItemAgreement]
+
+
+def reviewer_points(item, review: ScorecardReview | None) -> float:
+    """The points a reviewer gives an item: set by hand, else the scorecard's with the 误判 deductions given back."""
+    if review is None:
+        return item.points
+    if item.id in review.points:
+        return review.points[item.id]
+    back = sum(d.points for d in item.deductions
+               if HitRef(item=item.id, rule=d.rule, turn=d.turn, start=d.start) in review.false_hits)
+    return min(item.max_points, item.points + back)
+
+
+def scorecard_agreement(reviewed: Iterable[ReviewedCall]) -> ScorecardAgreement:
+    """Per rule, precision = hits confirmed / hits reviewed (a reviewed hit not marked 误判 is confirmed); per item,
+    how often the reviewer's points equal the scorecard's. Counts reviewed calls whose prediction had a scorecard."""
+    rules: dict[str, RulePrecision] = {}
+    points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    titles: dict[str, str] = {}
+    calls = 0
+    for r in reviewed:
+        if r.scorecard is None:
+            continue
+        calls += 1
+        review = r.scorecard_review
+        for item in r.scorecard.items().values():
+            titles[item.id] = item.title
+            points[item.id].append((item.points, reviewer_points(item, review)))
+            for d in item.deductions:
+                entry = rules.setdefault(d.rule, RulePrecision(rule=d.rule, title=d.title, reviewed=0, wrong=0))
+                entry.reviewed += 1
+                if review and HitRef(item=item.id, rule=d.rule, turn=d.turn, start=d.start) in review.false_hits:
+                    entry.wrong += 1
+    items = [ItemAgreement(item=item, title=titles[item], n=len(pairs),
+                           exact=float(np.mean([abs(a - b) < 1e-6 for a, b in pairs])),
+                           mae=float(np.mean([abs(a - b) for a, b in pairs]))) for item, pairs in points.items()]
+    return ScorecardAgreement(calls=calls, rules=sorted(rules.values(), key=lambda r: r.rule), items=items)
+
+
 def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def agreement_html(report: list[HeadAgreement], title: str) -> str:
+def agreement_html(report: list[HeadAgreement], title: str, card: ScorecardAgreement | None = None) -> str:
     """A self-contained HTML page (no scripts, no external files) of the agreement report."""
     e = html.escape
     parts = [f"<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>{e(title)}</title><style>"
@@ -120,5 +182,18 @@ def agreement_html(report: list[HeadAgreement], title: str) -> str:
             for name, c in h.per_label.items():
                 parts.append(f"<tr><td>{e(name)}</td><td>{c['model']}</td><td>{c['reviewer']}</td><td>{c['both']}</td></tr>")
             parts.append("</table>")
+    if card is not None and card.calls:
+        parts.append(f"<h2>评分表 <small>({card.calls} 通已复核)</small></h2>")
+        parts.append("<table><caption>规则准确率（复核员确认的扣分 / 复核过的扣分）</caption>"
+                     "<tr><th>规则</th><th>扣分次数</th><th>误判</th><th>准确率</th></tr>")
+        for r in card.rules:
+            parts.append(f"<tr><td>{e(r.title)} ({e(r.rule)})</td><td>{r.reviewed}</td><td>{r.wrong}</td>"
+                         f"<td>{r.precision:.3f}</td></tr>")
+        parts.append("</table><table><caption>评分项一致性（复核员与评分表给分相同的比例，平均分差）</caption>"
+                     "<tr><th>评分项</th><th>通话数</th><th>一致</th><th>平均分差</th></tr>")
+        for i in card.items:
+            parts.append(f"<tr><td>{e(i.title)} ({e(i.item)})</td><td>{i.n}</td><td>{i.exact:.3f}</td>"
+                         f"<td>{i.mae:.2f}</td></tr>")
+        parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)

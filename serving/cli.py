@@ -303,11 +303,14 @@ def reviews_agreement(
     db: DbOption = None,
 ) -> None:
     """Per head, how well the model agrees with reviewers, overall and per ISO week: QWK (ordinal heads) or kappa,
-    accuracy, and a confusion matrix (rows: reviewer, columns: model)."""
-    from callqa.serving.agreement import agreement, agreement_html
+    accuracy, and a confusion matrix (rows: reviewer, columns: model). For the scorecard: per rule, precision (hits
+    reviewers confirmed / hits reviewed), and per item, how often reviewers gave the scorecard's points."""
+    from callqa.serving.agreement import agreement, agreement_html, scorecard_agreement
 
     label_schema = schema_or_fail(schema)
-    report = agreement(_review_store(db).reviewed(_date(since)), label_schema)
+    reviewed = list(_review_store(db).reviewed(_date(since)))
+    report = agreement(reviewed, label_schema)
+    card = scorecard_agreement(reviewed)
     if not report:
         console.print("no reviewed calls yet")
     for h in report:
@@ -325,7 +328,16 @@ def reviews_agreement(
             for name, row in zip(h.classes, h.confusion):
                 matrix.add_row(name, *map(str, row))
             console.print(matrix)
+    if card.calls:
+        rules = Table("rule", "hits reviewed", "误判", "precision", title=f"scorecard rules ({card.calls} reviewed calls)")
+        for r in card.rules:
+            rules.add_row(f"{r.rule} {r.title}", str(r.reviewed), str(r.wrong), f"{r.precision:.3f}")
+        console.print(rules)
+        items = Table("item", "n", "same points", "mean |Δ|", title="scorecard items: reviewer vs scorecard")
+        for i in card.items:
+            items.add_row(f"{i.item} {i.title}", str(i.n), f"{i.exact:.3f}", f"{i.mae:.2f}")
+        console.print(items)
     if html:
         html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(agreement_html(report, "callqa 模型与复核员一致性"), encoding="utf-8")
+        html.write_text(agreement_html(report, "callqa 模型与复核员一致性", card), encoding="utf-8")
         console.print(f"written to {html}")

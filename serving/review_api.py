@@ -5,7 +5,7 @@
     GET  /calls/{call_id}               a call: transcript, latest prediction, current labels, revision, history
     POST /calls/{call_id}/open          the same, leasing the call to me (423 while another reviewer holds it)
     POST /calls/{call_id}/release       give my lease back
-    POST /calls/{call_id}/reviews       save a review {revision, labels, comment} → 201; 409 when the call was
+    POST /calls/{call_id}/reviews       save a review {revision, labels, comment, scorecard} → 201; 409 when the call was
                                         reviewed since that revision, 423 when leased to someone else
     GET  /stats                         calls stored, reviewed, reviews saved
     GET  /me                            who the key belongs to (id, name, role)
@@ -31,7 +31,16 @@ from callqa.schema import LabelSchema
 from .auth import LOCAL_DEMO, KeyHolder
 from .middleware import KEY_HOLDER
 from .openapi import Operation
-from .reviews import CallView, QueueItem, QueuePolicy, Reviewer, ReviewError, ReviewRecord, ReviewStore
+from .reviews import (
+    CallView,
+    QueueItem,
+    QueuePolicy,
+    Reviewer,
+    ReviewError,
+    ReviewRecord,
+    ReviewStore,
+    ScorecardReview,
+)
 
 log = logging.getLogger("bentoml.callqa.reviews")
 
@@ -46,6 +55,8 @@ class ReviewRequest(BaseModel):
     labels: dict[Annotated[str, Field(max_length=100)], SingleLabel] = Field(
         max_length=100, description="head → class id (topics: list of ids)")
     comment: StrictStr = Field(default="", max_length=4000)
+    scorecard: ScorecardReview | None = Field(default=None, description="verdicts on the prediction's scorecard: "
+                                              "deductions marked wrong (误判), missed ones (漏扣), items' points")
 
 
 class QueuePage(BaseModel):
@@ -155,7 +166,7 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema) -> list
         try:
             # Synchronous DB work off the event loop; the review is committed before the 201 goes out.
             record = await run_in_threadpool(store().submit, call_id, _reviewer(request), body.revision, body.labels,
-                                             schema, body.comment)
+                                             schema, body.comment, body.scorecard)
         except ReviewError as err:
             return _error(err)
         return JSONResponse(record.model_dump(mode="json"), status_code=201)

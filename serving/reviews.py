@@ -21,10 +21,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -44,9 +44,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from callqa.calls import Call, Label
+from callqa.calls import MAX_TEXT, MAX_TURNS, Call, Label
 from callqa.pipeline import ScoredCall, ScoringPipeline
 from callqa.schema import LabelSchema
+from callqa.scorecard import ScorecardResult
 from callqa.scorer import OnnxScorer
 from callqa.scores import CallScores, LevelScore, TopicsScore
 
@@ -183,6 +184,25 @@ class CorrectionRow(Base):
     value: Mapped[Any] = mapped_column(JSON)
 
 
+class ScorecardCorrectionRow(Base):
+    """A reviewer's verdict on the scorecard: a deduction marked wrong (误判), a missed one (漏扣), or an item's
+    points set by hand. Append-only, like head corrections: each belongs to one review."""
+
+    __tablename__ = "scorecard_corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), index=True)
+    call_id: Mapped[str] = mapped_column(String(200), index=True)
+    item: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))  # false_hit | missed | points
+    rule: Mapped[str | None] = mapped_column(String(100))
+    turn: Mapped[int | None] = mapped_column(Integer)
+    start: Mapped[int | None] = mapped_column(Integer)
+    end: Mapped[int | None] = mapped_column(Integer)
+    points: Mapped[float | None] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -251,6 +271,48 @@ class Change(BaseModel):
     value: Label
 
 
+ItemId = Annotated[str, Field(min_length=1, max_length=100)]
+TurnIndex = Annotated[StrictInt, Field(ge=0, lt=MAX_TURNS)]
+CharIndex = Annotated[StrictInt, Field(ge=0, le=MAX_TEXT)]
+
+
+class HitRef(BaseModel):
+    """A deduction of the reviewed prediction's scorecard, as the review UI shows it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item: ItemId
+    rule: ItemId
+    turn: TurnIndex | None = None
+    start: CharIndex | None = None
+
+
+class MissedDeduction(BaseModel):
+    """A deduction the rules missed: the item, and where in the call (a turn, and a span of its text if marked)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item: ItemId
+    turn: TurnIndex
+    start: CharIndex | None = None
+    end: CharIndex | None = None
+    note: StrictStr = Field(default="", max_length=500)
+
+
+class ScorecardReview(BaseModel):
+    """What a reviewer says about the scorecard of the prediction they reviewed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    false_hits: list[HitRef] = Field(default=[], max_length=500, description="deductions that are wrong (误判)")
+    missed: list[MissedDeduction] = Field(default=[], max_length=200, description="deductions the rules missed (漏扣)")
+    points: dict[ItemId, Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]] = Field(
+        default={}, max_length=200, description="item → the points the reviewer gives it")
+
+    def __bool__(self) -> bool:
+        return bool(self.false_hits or self.missed or self.points)
+
+
 class ReviewRecord(BaseModel):
     id: int
     revision: int
@@ -260,6 +322,7 @@ class ReviewRecord(BaseModel):
     comment: str
     model: str | None
     changes: list[Change]
+    scorecard: ScorecardReview | None = None
 
 
 class CallView(BaseModel):
@@ -292,6 +355,8 @@ class ReviewedCall:
     reviewed_at: datetime
     model: str
     predicted: dict[str, Label]  # the model's values in the prediction the latest review saw
+    scorecard: ScorecardResult | None = None  # that prediction's scorecard
+    scorecard_review: ScorecardReview | None = None  # every review's verdicts on it, merged (latest points win)
 
 
 class ReviewStore:
@@ -435,18 +500,29 @@ class ReviewStore:
         changes: dict[int, list[Change]] = {}
         for c in session.scalars(select(CorrectionRow).where(CorrectionRow.call_id == call_id).order_by(CorrectionRow.id)):
             changes.setdefault(c.review_id, []).append(Change(head=c.head, previous=c.previous, value=c.value))
+        cards: dict[int, ScorecardReview] = {}
+        for c in session.scalars(select(ScorecardCorrectionRow).where(ScorecardCorrectionRow.call_id == call_id)
+                                 .order_by(ScorecardCorrectionRow.id)):
+            card = cards.setdefault(c.review_id, ScorecardReview())
+            if c.kind == "false_hit":
+                card.false_hits.append(HitRef(item=c.item, rule=c.rule, turn=c.turn, start=c.start))
+            elif c.kind == "missed":
+                card.missed.append(MissedDeduction(item=c.item, turn=c.turn, start=c.start, end=c.end, note=c.note))
+            else:
+                card.points[c.item] = c.points
         return [ReviewRecord(id=r.id, revision=r.revision, reviewer=r.reviewer, reviewer_name=r.reviewer_name,
-                             created=_utc(r.created), comment=r.comment, model=model, changes=changes.get(r.id, []))
+                             created=_utc(r.created), comment=r.comment, model=model, changes=changes.get(r.id, []),
+                             scorecard=cards.get(r.id))
                 for r, model in reviews]
 
     # --- saving a review ----------------------------------------------------------------------------------------
     def submit(self, call_id: str, reviewer: Reviewer, revision: int, labels: dict[str, Label], schema: LabelSchema,
-               comment: str = "") -> ReviewRecord:
-        """Save a review made on ``revision`` of the call: one correction per head in ``labels``. Raises
-        :class:`Conflict` when the call has a newer review, :class:`Leased` when another reviewer holds it.
-        The review is committed (and on SQLite, synced to disk) before this returns."""
+               comment: str = "", scorecard: ScorecardReview | None = None) -> ReviewRecord:
+        """Save a review made on ``revision`` of the call: one correction per head in ``labels``, and the verdicts
+        on the prediction's scorecard. Raises :class:`Conflict` when the call has a newer review, :class:`Leased`
+        when another reviewer holds it. The review is committed (and on SQLite, synced to disk) before this returns."""
         problems = schema.check_labels(labels)
-        if not labels:
+        if not labels and not scorecard:
             problems.append(("labels", "no labels given: set at least one head"))
         if problems:
             raise ReviewError("; ".join(f"{field}: {message}" for field, message in problems))
@@ -470,9 +546,16 @@ class ReviewStore:
                        for head in schema.head_names if head in labels]
             session.add_all(CorrectionRow(review_id=review.id, call_id=call_id, head=c.head, previous=c.previous,
                                           value=c.value) for c in changes)
+            if scorecard:
+                shown = ScoredCall.model_validate(prediction.scores)
+                problems = _scorecard_problems(scorecard, shown, session.get(CallRow, call_id).call["turns"])
+                if problems:
+                    raise ReviewError("; ".join(problems))  # rolls the whole review back
+                session.add_all(_scorecard_rows(scorecard, review.id, call_id))
             # Built here, not read back: the session commits (and SQLite syncs) when this block exits.
             return ReviewRecord(id=review.id, revision=review.revision, reviewer=reviewer.id, reviewer_name=reviewer.name,
-                                created=now, comment=comment, model=prediction.model, changes=changes)
+                                created=now, comment=comment, model=prediction.model, changes=changes,
+                                scorecard=scorecard or None)
 
     def _why_not(self, session: Session, call_id: str, reviewer: Reviewer, now: datetime,
                  revision: int | None = None) -> None:
@@ -504,8 +587,8 @@ class ReviewStore:
                 shown = session.get(PredictionRow, session.get(ReviewRow, latest.id).prediction_id)
                 scores = ScoredCall.model_validate(shown.scores)
                 yield ReviewedCall(call=Call.model_validate(row.call), labels=_current(history), reviewer=latest.reviewer,
-                                   reviewed_at=latest.created, model=shown.model,
-                                   predicted=scores.predicted())
+                                   reviewed_at=latest.created, model=shown.model, predicted=scores.predicted(),
+                                   scorecard=scores.scorecard, scorecard_review=_merged_verdicts(history))
                 session.expunge_all()
 
     def counts(self) -> dict[str, int]:
@@ -527,6 +610,55 @@ def _canonical(label: Label) -> Label:
     if isinstance(label, int):
         return str(label)
     return label
+
+
+def _scorecard_problems(review: ScorecardReview, shown: ScoredCall, turns: list[dict]) -> list[str]:
+    """Where a scorecard review does not fit the prediction it was made on: every reference must exist."""
+    if shown.scorecard is None:
+        return ["scorecard: the reviewed prediction has no scorecard"]
+    items = shown.scorecard.items()
+    problems = []
+    deductions = {(i.id, d.rule, d.turn, d.start) for i in items.values() for d in i.deductions}
+    for n, hit in enumerate(review.false_hits):
+        if (hit.item, hit.rule, hit.turn, hit.start) not in deductions:
+            problems.append(f"scorecard.false_hits.{n}: no such deduction in the reviewed scorecard")
+    for n, missed in enumerate(review.missed):
+        if missed.item not in items:
+            problems.append(f"scorecard.missed.{n}.item: no item {missed.item!r} in scorecard {shown.scorecard.name!r}")
+        if missed.turn >= len(turns):
+            problems.append(f"scorecard.missed.{n}.turn: the call has {len(turns)} turns")
+        elif missed.start is not None or missed.end is not None:
+            text = turns[missed.turn]["text"]
+            if missed.start is None or missed.end is None or not 0 <= missed.start < missed.end <= len(text):
+                problems.append(f"scorecard.missed.{n}: start and end must mark a span of turn {missed.turn}'s text")
+    for item, points in review.points.items():
+        if item not in items:
+            problems.append(f"scorecard.points.{item}: no such item in scorecard {shown.scorecard.name!r}")
+        elif points > items[item].max_points:
+            problems.append(f"scorecard.points.{item}: {points:g} is more than the item's {items[item].max_points:g}")
+    return problems
+
+
+def _scorecard_rows(review: ScorecardReview, review_id: int, call_id: str) -> list[ScorecardCorrectionRow]:
+    rows = [ScorecardCorrectionRow(review_id=review_id, call_id=call_id, item=h.item, kind="false_hit", rule=h.rule,
+                                   turn=h.turn, start=h.start) for h in review.false_hits]
+    rows += [ScorecardCorrectionRow(review_id=review_id, call_id=call_id, item=m.item, kind="missed", turn=m.turn,
+                                    start=m.start, end=m.end, note=m.note) for m in review.missed]
+    rows += [ScorecardCorrectionRow(review_id=review_id, call_id=call_id, item=item, kind="points", points=points)
+             for item, points in review.points.items()]
+    return rows
+
+
+def _merged_verdicts(history: list[ReviewRecord]) -> ScorecardReview | None:
+    reviews = [r.scorecard for r in history if r.scorecard]
+    if not reviews:
+        return None
+    merged = ScorecardReview()
+    for review in reversed(reviews):  # oldest first, so the latest points win
+        merged.false_hits += [h for h in review.false_hits if h not in merged.false_hits]
+        merged.missed += review.missed
+        merged.points.update(review.points)
+    return merged
 
 
 def _current(history: list[ReviewRecord]) -> dict[str, Label]:

@@ -181,3 +181,63 @@ def test_a_review_acknowledged_before_kill_9_survives(tiny_bundle, tmp_path):
     assert view.history[0].id == saved["id"]
     with store.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                    "(scripts/install-test-deps.sh installs it)")
+def test_a_reviewer_follows_a_deduction_to_its_span_marks_it_wrong_and_adds_a_missed_one(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    call = {"call_id": "card-ui-1", "agent_id": "A7", "turns": [
+        {"speaker": "agent", "text": "您好，很高兴为您服务，请问有什么可以帮您"},
+        {"speaker": "customer", "text": "我想查一下上个月的话费"},
+        {"speaker": "agent", "text": "好的，您说是什么问题"},
+        {"speaker": "agent", "text": "这个我们也不好说，您自己查吧"},
+        {"speaker": "agent", "text": "感谢您的来电，再见"}]}
+    status, body = server.post("/score", {"calls": [call], "store": True}, key="scorer")
+    assert status == 200, body
+    [deduction] = [d for s in body["results"][0]["scorecard"]["sections"] for i in s["items"] for d in i["deductions"]
+                   if d["rule"] == "rude_questions"]
+    assert (deduction["turn"], deduction["text"]) == (2, "您说是什么问题")
+    total = body["results"][0]["scorecard"]["total"]
+    shown = f"{total:g} / 100" if total == int(total) else f"{total:.1f} / 100"  # as the page writes points
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto(f"{server.base}/review/")
+        page.get_by_test_id("key").fill(server.keys["bo"])
+        page.get_by_test_id("login").click()
+        page.locator("#queue li[data-call-id='card-ui-1']").click()
+        expect(page.get_by_test_id("call-id")).to_have_text("card-ui-1")
+        expect(page.get_by_test_id("card-total")).to_have_text(shown)
+        item = page.locator(".card-item[data-item=standard_questions]")
+        # Clicking the deduction marks exactly its span in its turn.
+        item.locator(".deduction[data-rule=rude_questions] .what").click()
+        turn = page.locator("#transcript li").nth(2)
+        expect(turn).to_have_class(re.compile(r"\bevidence\b"))
+        expect(turn.locator("mark")).to_have_text("您说是什么问题")
+        # 误判 gives the points back.
+        item.locator(".deduction[data-rule=rude_questions] button").click()
+        expect(item.locator(".deduction[data-rule=rude_questions] button")).to_have_attribute("aria-pressed", "true")
+        expect(page.get_by_test_id("card-total")).not_to_have_text(shown)
+        # 漏扣: select 不好说 in turn 3 and add it to the 答复准确 item.
+        page.evaluate("""() => {
+            const text = document.querySelectorAll('#transcript li')[3].querySelector('.text').firstChild;
+            const range = document.createRange();
+            range.setStart(text, 5); range.setEnd(text, 8);
+            const selection = window.getSelection(); selection.removeAllRanges(); selection.addRange(range);
+        }""")
+        page.locator(".card-item[data-item=answers] button").click()
+        expect(page.locator(".card-item[data-item=answers] .missed")).to_contain_text("不好说")
+        page.get_by_test_id("submit").click()
+        expect(page.get_by_test_id("save-status")).to_contain_text("已保存")
+        expect(page.get_by_test_id("history")).to_contain_text("误判 1 处")
+        browser.close()
+
+    store = ReviewStore(server.database, QueuePolicy(sample_rate=0.0))
+    verdict = store.view("card-ui-1").history[0].scorecard
+    assert [(h.item, h.rule, h.turn, h.start) for h in verdict.false_hits] == [
+        ("standard_questions", "rude_questions", 2, deduction["start"])]
+    [missed] = verdict.missed
+    assert (missed.item, missed.turn, call["turns"][3]["text"][missed.start:missed.end]) == ("answers", 3, "不好说")

@@ -94,6 +94,61 @@ def test_scorecards_are_stored_in_queryable_columns_with_each_prediction(store):
     assert store.view("c1").scores.scorecard.red_line is True  # the review view reads it back
 
 
+def store_graded(store, call_id: str, *agent_lines: str):
+    """A call with the given extra agent turns, stored with its default-card scorecard; returns that scorecard."""
+    from callqa.scorecard import load_scorecard
+
+    base = make_call(call_id)
+    call = base.model_copy(update={"turns": [*base.turns, *(Turn(speaker="agent", text=t) for t in agent_lines)]})
+    scored = scores_for(call_id, CONFIDENT)
+    scored.scorecard = load_scorecard("default", SCHEMA).score(call, scored)
+    store.add_scored([call], [scored], "callqa-scorer:v1", SCHEMA)
+    return scored.scorecard
+
+
+def test_a_reviewer_marks_a_deduction_wrong_adds_a_missed_one_and_sets_points(store):
+    from callqa.serving.agreement import scorecard_agreement
+    from callqa.serving.reviews import HitRef, MissedDeduction, ScorecardReview
+
+    card = store_graded(store, "c1", "您说是什么问题", "你说什么")
+    hits = card.items()["standard_questions"].deductions
+    assert [h.text for h in hits] == ["您说是什么问题", "你说什么"]
+    verdict = ScorecardReview(false_hits=[HitRef(item="standard_questions", rule=hits[0].rule, turn=hits[0].turn,
+                                                 start=hits[0].start)],
+                              missed=[MissedDeduction(item="answers", turn=1, start=0, end=2, note="答非所问")],
+                              points={"attitude_model": 6})
+    record = store.submit("c1", ANNA, 0, {}, SCHEMA, "", verdict)
+    assert record.scorecard == verdict
+    assert store.view("c1").history[0].scorecard == verdict  # read back from the store, append-only
+
+    report = scorecard_agreement(store.reviewed())
+    rules = {r.rule: r for r in report.rules}
+    assert (rules["rude_questions"].reviewed, rules["rude_questions"].wrong) == (2, 1)
+    assert rules["rude_questions"].precision == 0.5
+    items = {i.item: i for i in report.items}
+    assert items["attitude_model"].mae == pytest.approx(10 * (4.98 - 1) / 4 - 6)  # the model 9.95, the reviewer 6
+    assert items["standard_questions"].mae == 5.0  # the 误判 hit's 5 points given back
+    assert items["opening"].exact == 1.0
+
+
+@pytest.mark.parametrize("verdict, mentions", [
+    ({"false_hits": [{"item": "standard_questions", "rule": "rude_questions", "turn": 0, "start": 0}]},
+     "scorecard.false_hits.0: no such deduction"),
+    ({"missed": [{"item": "charm", "turn": 0}]}, "scorecard.missed.0.item: no item 'charm'"),
+    ({"missed": [{"item": "answers", "turn": 9}]}, "scorecard.missed.0.turn: the call has 3 turns"),
+    ({"missed": [{"item": "answers", "turn": 1, "start": 3, "end": 99}]}, "scorecard.missed.0: start and end"),
+    ({"points": {"opening": 4}}, "scorecard.points.opening: 4 is more than the item's 3"),
+])
+def test_a_scorecard_verdict_that_does_not_fit_the_prediction_is_refused_and_nothing_is_saved(store, verdict, mentions):
+    from callqa.serving.reviews import ScorecardReview
+
+    store_graded(store, "c1", "您说是什么问题")
+    with pytest.raises(ReviewError, match=mentions.replace("(", r"\(")):
+        store.submit("c1", ANNA, 0, {"attitude": "4"}, SCHEMA, "", ScorecardReview.model_validate(verdict))
+    view = store.view("c1")
+    assert view.revision == 0 and view.history == []
+
+
 def test_an_identical_repeat_is_not_stored_twice_but_a_new_model_adds_a_prediction(store):
     fill(store, {"c1": CONFIDENT})
     fill(store, {"c1": CONFIDENT})

@@ -9,6 +9,7 @@ const state = {
   active: 0,           // index of the head the number keys act on
   readOnly: false,     // leased to someone else
   visited: [],         // call ids opened this session, for "p"
+  verdict: null,       // the reviewer's scorecard verdict: {false_hits, missed, points}
 };
 
 const $ = (id) => document.getElementById(id);
@@ -126,6 +127,7 @@ function show(view, banner) {
   state.view = view;
   state.active = 0;
   state.edit = {};
+  state.verdict = { false_hits: [], missed: [], points: {} };
   for (const head of state.schema.heads) {
     const current = view.labels[head.name];
     state.edit[head.name] = current !== undefined ? current : modelValue(view, head);
@@ -144,15 +146,130 @@ function show(view, banner) {
     const who = turn.speaker === "agent" ? "坐席" : "客户";
     const when = turn.start != null ? ` ${clock(turn.start)}` : "";
     const li = el("li", { className: turn.speaker }, el("div", { className: "who", textContent: who + when }),
-      el("div", { textContent: turn.text }));
+      el("div", { className: "text", textContent: turn.text }));
     return li;
   }));
   $("comment").value = "";
   $("submit").disabled = state.readOnly;
   status("", "");
   renderHeads();
+  renderScorecard();
   renderHistory();
 }
+
+// --- the scorecard -----------------------------------------------------------------------------------------------
+const sameHit = (a, b) => a.item === b.item && a.rule === b.rule && a.turn === b.turn && a.start === b.start;
+
+function itemPoints(item) {
+  // What the reviewer gives the item: set by hand, else the scorecard's points with 误判 deductions given back.
+  if (state.verdict.points[item.id] !== undefined) return state.verdict.points[item.id];
+  const back = item.deductions.filter((d) => state.verdict.false_hits.some((h) => sameHit(h, { item: item.id, ...d })))
+    .reduce((sum, d) => sum + d.points, 0);
+  return Math.min(item.max_points, item.points + back);
+}
+
+function renderScorecard() {
+  const card = state.view.scores.scorecard;
+  $("card-pane").hidden = !card;
+  if (!card) return;
+  const items = card.sections.flatMap((s) => s.items);
+  const redLine = items.some((i) => i.red_line && i.deductions.some((d) =>
+    !state.verdict.false_hits.some((h) => sameHit(h, { item: i.id, ...d }))));
+  const total = redLine ? 0 : items.reduce((sum, i) => sum + itemPoints(i), 0);
+  $("card-total").textContent = `${fmt(total)} / ${fmt(card.max_total)}`;
+  $("card-redline").hidden = !redLine;
+  $("card-redline").textContent = "触发红线（一票否决）：总分为 0";
+  const box = $("scorecard");
+  box.replaceChildren();
+  for (const section of card.sections) {
+    const points = section.items.reduce((sum, i) => sum + itemPoints(i), 0);
+    const part = el("div", { className: "card-section" },
+      el("h4", {}, el("span", { textContent: section.title }), el("span", { textContent: `${fmt(points)} / ${fmt(section.max_points)}` })));
+    for (const item of section.items) part.append(renderItem(item));
+    box.append(part);
+  }
+}
+
+function renderItem(item) {
+  const node = el("div", { className: "card-item" + (item.applicable ? "" : " na") + (item.red_line ? " red" : "") });
+  node.dataset.item = item.id;
+  const input = el("input", { type: "number", min: 0, max: item.max_points, step: 0.5, value: fmt(itemPoints(item)),
+    disabled: state.readOnly, title: "调整该项得分" });
+  input.setAttribute("aria-label", `${item.title} 得分`);
+  input.addEventListener("change", () => {
+    const value = Math.max(0, Math.min(item.max_points, Number(input.value)));
+    if (Number.isFinite(value)) state.verdict.points[item.id] = value;
+    renderScorecard();
+  });
+  const missed = el("button", { type: "button", textContent: "漏扣", title: "先在对话中选中文字，再点此补充扣分", disabled: state.readOnly });
+  missed.addEventListener("click", () => addMissed(item));
+  const source = item.from_model != null ? ` · 模型 ${fmt(item.from_model)}` : "";
+  node.append(el("div", { className: "row" },
+    el("span", { className: "title", textContent: item.title + (item.applicable ? "" : "（不适用）") }),
+    el("span", { className: "muted small", textContent: `满分 ${fmt(item.max_points)}${source}` }), input, missed));
+  const list = el("ul", { className: "deductions" });
+  for (const d of item.deductions) {
+    const ref = { item: item.id, rule: d.rule, turn: d.turn, start: d.start };
+    const wrong = state.verdict.false_hits.some((h) => sameHit(h, ref));
+    const where = d.text != null ? `「${d.text}」` : d.seconds != null ? `${d.seconds.toFixed(1)} 秒` : d.value != null ? `${d.value}` : "";
+    const toggle = el("button", { type: "button", textContent: "误判", disabled: state.readOnly });
+    toggle.setAttribute("aria-pressed", String(wrong));
+    toggle.addEventListener("click", (e) => {
+      e.stopPropagation();
+      const hits = state.verdict.false_hits.filter((h) => !sameHit(h, ref));
+      state.verdict.false_hits = wrong ? hits : [...hits, ref];
+      renderScorecard();
+    });
+    const li = el("li", { className: "deduction" + (wrong ? " wrong" : ""), title: "定位到原文" },
+      el("span", { className: "what", textContent: `${d.title} −${fmt(d.points)} ${where}` }), toggle);
+    li.dataset.rule = d.rule;
+    li.addEventListener("click", () => showEvidence(d));
+    list.append(li);
+  }
+  for (const m of state.verdict.missed.filter((x) => x.item === item.id)) {
+    const text = state.view.call.turns[m.turn].text;
+    list.append(el("li", { className: "missed", textContent: `漏扣：第 ${m.turn + 1} 句「${m.start != null ? text.slice(m.start, m.end) : text}」` }));
+  }
+  node.append(list);
+  return node;
+}
+
+function showEvidence(d) {
+  // Clear earlier marks, then mark the span (or the turns of a timing hit) and scroll to it. Text stays textContent.
+  const turns = [...document.querySelectorAll("#transcript li")];
+  turns.forEach((li, i) => {
+    li.classList.remove("evidence");
+    li.querySelector(".text").textContent = state.view.call.turns[i].text;
+  });
+  for (const index of [d.turn, d.other_turn].filter((i) => i != null && turns[i])) turns[index].classList.add("evidence");
+  const li = turns[d.turn];
+  if (!li) return;
+  if (d.start != null && d.end != null) {
+    const text = state.view.call.turns[d.turn].text;
+    li.querySelector(".text").replaceChildren(text.slice(0, d.start), el("mark", { textContent: text.slice(d.start, d.end) }),
+      text.slice(d.end));
+  }
+  li.scrollIntoView({ block: "center", behavior: "smooth" });
+}
+
+function addMissed(item) {
+  const selection = window.getSelection();
+  const node = selection?.rangeCount ? selection.getRangeAt(0) : null;
+  const textNode = node && (node.startContainer.parentElement?.closest(".text"));
+  const li = textNode?.closest("#transcript li");
+  if (!li || selection.isCollapsed) return status("请先在对话中选中要扣分的文字", "bad");
+  const turn = [...li.parentElement.children].indexOf(li);
+  const before = document.createRange();
+  before.setStart(textNode, 0);
+  before.setEnd(node.startContainer, node.startOffset);
+  const start = before.toString().length;
+  const end = Math.min(start + selection.toString().length, state.view.call.turns[turn].text.length);
+  state.verdict.missed.push({ item: item.id, turn, start, end });
+  selection.removeAllRanges();
+  renderScorecard();
+}
+
+function fmt(x) { return Number.isInteger(x) ? String(x) : x.toFixed(1); }
 
 function modelValue(view, head) {
   const score = view.scores.scores[head.name];
@@ -255,6 +372,12 @@ function renderHistory() {
       li.append(el("div", { className: "small", textContent: `${names[c.head]?.display || c.head}：${show(c.head, c.previous)} → ${show(c.head, c.value)}` }));
     }
     if (!changes.length) li.append(el("div", { className: "small muted", textContent: "确认模型预测，无修改" }));
+    const v = review.scorecard;
+    if (v) {
+      const parts = [v.false_hits.length && `误判 ${v.false_hits.length} 处`, v.missed.length && `漏扣 ${v.missed.length} 处`,
+        Object.keys(v.points).length && `调整 ${Object.keys(v.points).length} 项得分`].filter(Boolean);
+      li.append(el("div", { className: "small", textContent: `评分表：${parts.join("，")}` }));
+    }
     if (review.comment) li.append(el("div", { className: "small", textContent: `备注：${review.comment}` }));
     list.append(li);
   }
@@ -268,8 +391,10 @@ async function submit() {
   }
   $("submit").disabled = true;
   const callId = state.view.call.call_id;
+  const v = state.verdict;
+  const verdict = v.false_hits.length || v.missed.length || Object.keys(v.points).length ? v : undefined;
   const response = await api("POST", `/api/reviews/calls/${encodeURIComponent(callId)}/reviews`,
-    { revision: state.view.revision, labels, comment: $("comment").value });
+    { revision: state.view.revision, labels, comment: $("comment").value, scorecard: verdict });
   $("submit").disabled = false;
   if (response.status === 201) {
     const fresh = await api("GET", `/api/reviews/calls/${encodeURIComponent(callId)}`);
