@@ -159,6 +159,62 @@ def import_stc3(
     console.print(f"{n} calls written to {out}")
 
 
+@data_app.command("import-csv")
+def import_csv(
+    source: Annotated[Path, typer.Argument(help="A CSV file, one row per turn.", exists=True, dir_okay=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output JSONL file in the call format.")],
+    mapping: Annotated[Path | None, typer.Option(help="YAML mapping of columns (keys as the options below; "
+                       "docs/your-data.md); options given on the command line override it.", exists=True,
+                       dir_okay=False)] = None,
+    call_id: Annotated[str | None, typer.Option(help="Column with the call id.")] = None,
+    speaker: Annotated[str | None, typer.Option(help="Column with the speaker (or the audio channel).")] = None,
+    text: Annotated[str | None, typer.Option(help="Column with the utterance.")] = None,
+    start: Annotated[str | None, typer.Option(help="Column with the turn's start time.")] = None,
+    end: Annotated[str | None, typer.Option(help="Column with the turn's end time.")] = None,
+    time_unit: Annotated[str | None, typer.Option(help="s or ms.")] = None,
+    agent_id: Annotated[str | None, typer.Option(help="Column with the agent's id.")] = None,
+    started_at: Annotated[str | None, typer.Option(help="Column with the call's start time (ISO 8601).")] = None,
+    agent_values: Annotated[str | None, typer.Option(help="Comma list of speaker values meaning the agent "
+                            "(default: agent,坐席,客服,A,0).")] = None,
+    customer_values: Annotated[str | None, typer.Option(help="Comma list of speaker values meaning the customer "
+                               "(default: customer,客户,用户,C,1).")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="HEAD=COLUMN: a per-call label column; repeat.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="File encoding (default utf-8-sig; gb18030 for GBK).")] = None,
+    schema: SchemaOption = None,
+) -> None:
+    """Convert a CSV export (speech-to-text or a call-center platform: one row per utterance) to the call format.
+    Bad rows are reported as [bold]file:line:column: message[/bold] and their calls left out; exit 1 if any."""
+    from callqa.importers import CsvMapping, read_csv_calls
+    from callqa.jsonl import write_calls
+
+    given = {"call_id": call_id, "speaker": speaker, "text": text, "start": start, "end": end, "time_unit": time_unit,
+             "agent_id": agent_id, "started_at": started_at, "encoding": encoding,
+             "agent_values": tuple(agent_values.split(",")) if agent_values else None,
+             "customer_values": tuple(customer_values.split(",")) if customer_values else None}
+    if label:
+        pairs = [item.partition("=") for item in label]
+        if any(not head or not column for head, _, column in pairs):
+            raise fail("--label takes HEAD=COLUMN, e.g. --label attitude=态度评分")
+        given["labels"] = {head: column for head, _, column in pairs}
+    try:
+        base = CsvMapping.from_yaml(mapping).model_dump() if mapping else {}
+        settings = CsvMapping.model_validate({**base, **{k: v for k, v in given.items() if v is not None}})
+    except ValueError as err:
+        raise fail(str(err).splitlines()[0] if not mapping else str(err)) from None
+    try:
+        calls, errors = read_csv_calls(source, settings, schema_or_fail(schema))
+    except (UnicodeDecodeError, LookupError) as err:
+        raise fail(f"{source}: cannot read as {settings.encoding} ({err}); try --encoding gb18030") from None
+    for error in errors:
+        err_console.print(str(error), highlight=False, markup=False)
+    n = write_calls(out, calls)
+    turns = sum(len(c.turns) for c in calls)
+    console.print(f"{n} calls ({turns} turns) written to {out}"
+                  + (f"; {len(errors)} problem(s), their calls left out" if errors else ""))
+    if errors:
+        raise typer.Exit(1)
+
+
 @data_app.command("redact")
 def redact_file(
     file: Annotated[Path, typer.Argument(help="A JSONL call file.", exists=True, dir_okay=False)],

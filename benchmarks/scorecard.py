@@ -1,0 +1,157 @@
+"""The scorecard's cost and reach: rule throughput on one core, hit rates per rule, and what grading adds to scoring.
+
+    python benchmarks/scorecard.py --data datasets/sample/calls.jsonl [--stc3 ../shared/data/stc3/train_cn.json]
+        [--bundle bundles/demo/current [--serve]] --out benchmarks/results/scorecard-latest.json
+
+- rules: calls/s of every rule of the card over the calls, in this one Python thread (rules are pure Python, so one
+  core), repeated until at least 3 s have passed;
+- hit rates: per rule, the share of calls with at least one hit, and hits per 100 calls;
+- with --bundle: the pipeline's time per call for the model (onnxruntime) vs the scorecard on the same calls;
+- with --serve: /score p50/p90 latency for one call per request, with and without the scorecard, alternating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+from callqa.calls import Call
+from callqa.jsonl import load_calls
+from callqa.scorecard import Scorecard, load_scorecard
+
+
+def rule_throughput(card: Scorecard, calls: list[Call], seconds: float = 3.0) -> dict:
+    passes, started = 0, time.perf_counter()
+    while True:
+        for call in calls:
+            card.rule_hits(call)
+        passes += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            break
+    return {"calls": len(calls), "passes": passes, "calls_per_s": passes * len(calls) / elapsed}
+
+
+def hit_rates(card: Scorecard, calls: list[Call]) -> dict:
+    with_hits, hits, judged = Counter(), Counter(), Counter()
+    for call in calls:
+        for rule, found in card.rule_hits(call).items():
+            if found is None:
+                continue
+            judged[rule] += 1
+            hits[rule] += len(found)
+            with_hits[rule] += bool(found)
+    return {rule: {"title": card.rules[rule].spec.title, "applicable": judged[rule],
+                   "calls_hit": with_hits[rule], "share": with_hits[rule] / judged[rule] if judged[rule] else None,
+                   "hits_per_100_calls": 100 * hits[rule] / judged[rule] if judged[rule] else None}
+            for rule in card.rules}
+
+
+def pipeline_cost(bundle: Path, card: Scorecard, calls: list[Call]) -> dict:
+    from callqa.pipeline import ScoringPipeline
+    from callqa.scorer import OnnxScorer
+
+    scorer = OnnxScorer.from_bundle(bundle)
+    pipeline = ScoringPipeline(scorer.info, card)
+    started = time.perf_counter()
+    predictions = scorer.predict(calls)
+    model_s = time.perf_counter() - started
+    timings = {}
+    for with_card in (False, True):
+        started = time.perf_counter()
+        for _ in range(5):
+            pipeline.assemble(calls, predictions, with_scorecard=with_card)
+        timings[with_card] = (time.perf_counter() - started) / 5
+    return {"calls": len(calls), "model_ms_per_call": 1000 * model_s / len(calls),
+            "heads_ms_per_call": 1000 * timings[False] / len(calls),
+            "scorecard_ms_per_call": 1000 * (timings[True] - timings[False]) / len(calls),
+            "scorecard_share_of_scoring": (timings[True] - timings[False]) / (model_s + timings[True])}
+
+
+def served_latency(bundle: Path, calls: list[Call], rounds: int = 150) -> dict:
+    from callqa.serving.process import start_serve, stop_tree
+
+    with tempfile.TemporaryDirectory() as tmp:
+        process, port = start_serve(bundle, Path(tmp) / "serve.log", "--no-auth", "--db", f"sqlite:///{tmp}/db.sqlite")
+        try:
+            times: dict[bool, list[float]] = {True: [], False: []}
+            bodies = [json.loads(c.model_dump_json(exclude_none=True)) for c in calls]
+            for i in range(rounds * 2 + 10):
+                with_card = i % 2 == 0
+                data = json.dumps({"calls": [bodies[i % len(bodies)]], "scorecard": with_card}).encode()
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/score", data=data,
+                                                 headers={"Content-Type": "application/json"})
+                started = time.perf_counter()
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    response.read()
+                if i >= 10:  # warm-up
+                    times[with_card].append(1000 * (time.perf_counter() - started))
+        finally:
+            stop_tree(process)
+    out = {}
+    for with_card, values in times.items():
+        q = statistics.quantiles(values, n=10)
+        out["with_scorecard" if with_card else "without_scorecard"] = {
+            "requests": len(values), "p50_ms": statistics.median(values), "p90_ms": q[8]}
+    out["p50_increase"] = out["with_scorecard"]["p50_ms"] / out["without_scorecard"]["p50_ms"] - 1
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("datasets/sample/calls.jsonl"))
+    parser.add_argument("--stc3", type=Path, help="STC-3 JSON (train_cn.json): rule speed and hit rates on real calls")
+    parser.add_argument("--scorecard", default="default")
+    parser.add_argument("--bundle", type=Path, help="a bundle folder: model vs scorecard time per call")
+    parser.add_argument("--serve", action="store_true", help="also serve the bundle and time /score with and without")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scorecard-latest.json"))
+    args = parser.parse_args()
+
+    card = load_scorecard(args.scorecard)
+    sets = {"sample": load_calls(args.data)}
+    if args.stc3:
+        from callqa.stc3 import read_stc3
+
+        sets["stc3"] = list(read_stc3(args.stc3))
+    result = {"machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+              "scorecard": {"name": card.name, "hash": card.hash, "rules": len(card.rules)},
+              "rules_throughput": {name: rule_throughput(card, calls) for name, calls in sets.items()},
+              "hit_rates": {name: hit_rates(card, calls) for name, calls in sets.items()}}
+    if args.bundle:
+        result["pipeline"] = pipeline_cost(args.bundle, card, sets["sample"][:120])
+        if args.serve:
+            result["served"] = served_latency(args.bundle, sets["sample"][:50])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    for name, t in result["rules_throughput"].items():
+        print(f"rules on {name}: {t['calls_per_s']:,.0f} calls/s on one core ({t['calls']} calls × {t['passes']} passes)")
+    names = list(sets)
+    print("\n| rule | " + " | ".join(f"{n}: calls hit" for n in names) + " |")
+    print("|---|" + "---|" * len(names))
+    for rule in card.rules:
+        cells = []
+        for n in names:
+            r = result["hit_rates"][n][rule]
+            cells.append("n/a (no timestamps)" if r["share"] is None else f"{r['share']:.1%} ({r['calls_hit']})")
+        print(f"| {rule} {card.rules[rule].spec.title} | " + " | ".join(cells) + " |")
+    if "pipeline" in result:
+        p = result["pipeline"]
+        print(f"\nper call: model {p['model_ms_per_call']:.2f} ms, head scores {p['heads_ms_per_call']:.3f} ms, "
+              f"scorecard {p['scorecard_ms_per_call']:.3f} ms ({p['scorecard_share_of_scoring']:.1%} of scoring)")
+    if "served" in result:
+        s = result["served"]
+        print(f"/score p50: {s['without_scorecard']['p50_ms']:.1f} ms without, {s['with_scorecard']['p50_ms']:.1f} ms "
+              f"with the scorecard ({s['p50_increase']:+.1%})")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
