@@ -85,7 +85,8 @@ def served_latency(bundle: Path, calls: list[Call], rounds: int = 150) -> dict:
             bodies = [json.loads(c.model_dump_json(exclude_none=True)) for c in calls]
             for i in range(rounds * 2 + 10):
                 with_card = i % 2 == 0
-                data = json.dumps({"calls": [bodies[i % len(bodies)]], "scorecard": with_card}).encode()
+                # Both modes score the same calls (request pairs), so call length is not mistaken for the cost.
+                data = json.dumps({"calls": [bodies[(i // 2) % len(bodies)]], "scorecard": with_card}).encode()
                 request = urllib.request.Request(f"http://127.0.0.1:{port}/score", data=data,
                                                  headers={"Content-Type": "application/json"})
                 started = time.perf_counter()

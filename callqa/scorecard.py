@@ -276,12 +276,10 @@ class Scorecard:
         return score.level in (when.levels or ())
 
     def _item(self, item: Item, hits: dict[str, list[Hit] | None], scores: CallScores | None) -> ItemResult:
-        base = ItemResult(id=item.id, title=item.title, points=item.points, max_points=item.points,
-                          applicable=True, red_line=False)
         if item.when is not None and not self._holds(item.when, hits, scores):
-            return base.model_copy(update={"applicable": False})
-        start = item.points
-        from_model = None
+            return ItemResult(id=item.id, title=item.title, points=item.points, max_points=item.points,
+                              applicable=False, red_line=False)
+        start, from_model = item.points, None
         score = scores.scores.get(item.head.head) if (item.head and scores) else None
         if score is not None and not isinstance(score, TopicsScore):
             if item.head.levels is not None:
@@ -293,18 +291,18 @@ class Scorecard:
                 expected = score.expected if score.expected is not None else low
                 from_model = item.points * (expected - low) / ((high - low) or 1.0)
             start = from_model = round(min(max(from_model, 0.0), item.points), 4)
-        judged = [hits[r] for r in item.rules if hits.get(r) is not None]
-        if item.rules and not judged and from_model is None:
-            return base.model_copy(update={"applicable": False})
+        if item.rules and from_model is None and all(hits.get(r) is None for r in item.rules):
+            return ItemResult(id=item.id, title=item.title, points=item.points, max_points=item.points,
+                              applicable=False, red_line=False)
         left, deductions = start, []
         for rule_id in item.rules:
             rule = self.rules[rule_id]
-            for hit in hits.get(rule_id) or []:
+            for hit in hits.get(rule_id) or ():
                 take = min(rule.spec.deduct, left)
                 left -= take
-                deductions.append(Deduction(**hit.model_dump(), title=rule.spec.title, points=round(take, 4)))
-        return base.model_copy(update={"points": round(left, 4), "from_model": from_model, "deductions": deductions,
-                                       "red_line": item.red_line and bool(deductions)})
+                deductions.append(Deduction(**hit.__dict__, title=rule.spec.title, points=round(take, 4)))
+        return ItemResult(id=item.id, title=item.title, points=round(left, 4), max_points=item.points, applicable=True,
+                          red_line=item.red_line and bool(deductions), from_model=from_model, deductions=deductions)
 
 
 def _is_number(value: str) -> bool:

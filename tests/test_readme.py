@@ -44,3 +44,15 @@ def test_a_missing_encoder_folder_names_the_pull_command(tmp_path):
 
     with pytest.raises(FileNotFoundError, match=r"no encoder at .*nowhere: run `callqa model pull e5-small`"):
         CallEncoder.from_file(tmp_path / "nowhere", RenderSpec())
+
+
+def test_notebooks_are_committed_without_outputs():
+    import nbformat
+
+    books = sorted((REPO / "notebooks").glob("*.ipynb"))
+    assert [b.stem for b in books] == ["01-data", "02-error-analysis", "03-retrain-from-reviews"]
+    for book in books:
+        nb = nbformat.read(book, as_version=4)
+        nbformat.validate(nb)
+        ran = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+        assert not ran, f"{book.name}: cells {ran} carry outputs; clear them before committing"
