@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score
+from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score, precision_score, recall_score
 
 from callqa.heads import DEFAULT_THRESHOLD, LOWER_IS_BETTER
 from callqa.schema import Head
@@ -92,7 +92,11 @@ def head_metrics(head: Head, p: np.ndarray, q: np.ndarray, thresholds: np.ndarra
         out.update(
             micro_f1=float(f1_score(y, pred, average="micro", zero_division=0)),
             macro_f1=float(f1_score(y[:, present], pred[:, present], average="macro", zero_division=0)) if present.any() else 0.0,
-            per_label_f1={c: float(f1_score(y[:, j], pred[:, j], zero_division=0)) for j, c in enumerate(head.class_ids)},
+            per_label={c: {"precision": float(precision_score(y[:, j], pred[:, j], zero_division=0)),
+                           "recall": float(recall_score(y[:, j], pred[:, j], zero_division=0)),
+                           "f1": float(f1_score(y[:, j], pred[:, j], zero_division=0)),
+                           "support": int(y[:, j].sum()), "threshold": float(t[j])}
+                       for j, c in enumerate(head.class_ids)},
             ece=ece(p.ravel(), y.ravel().astype(float)),
             calibration=calibration_curve(p.ravel(), y.ravel().astype(float)),
         )

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from callqa.cli import app
 from callqa.jsonl import CallFileError, load_calls
+from callqa.redact import redact
 from callqa.metrics import nmd, rsnod
 from callqa.render import CallEncoder, RenderSpec, aggregate_windows
 from callqa.schema import load_schema
@@ -155,6 +156,21 @@ def test_evaluate_writes_every_heads_metrics_and_baselines(tiny_encoder_dir, sma
     assert all(name in report for name in ("服务态度", "共情能力", "问题解决", "投诉主题", "tfidf_lr", "data:image/png"))
     assert len((tmp_path / "run" / "eval" / "predictions.jsonl").read_text().splitlines()) == 40
     assert result["nmd_by_length"]["attitude"]
+
+    # The report a QA lead can read: warnings first, a glossary, Chinese class names, every confusion count, topics'
+    # precision/recall at the tuned thresholds, and the worst calls with redacted excerpts.
+    assert "Only 40 evaluation calls" in report and "指标说明" in report and "lower is better" in report
+    matrix = written["metrics"]["model"]["attitude"]["confusion"]
+    assert "1 很差" in report and all(f">{v}</td>" in report for row in matrix for v in row)
+    per_label = written["metrics"]["model"]["topics"]["per_label"]
+    assert set(per_label) == set(load_schema("callcenter")["topics"].class_ids)
+    assert {"precision", "recall", "f1", "support", "threshold"} <= set(per_label["billing"])
+    worst = result["worst"]["attitude"]
+    assert 0 < len(worst) <= 10 and [w["error"] for w in worst] == sorted((w["error"] for w in worst), reverse=True)
+    assert worst[0]["call_id"] in report and "最差的" in report
+    calls = {c.call_id: c for c in load_calls(test_file)}
+    first_turn = calls[worst[0]["call_id"]].turns[0].text
+    assert redact(first_turn)[:20] in report
 
 
 def test_tfidf_baseline_beats_the_prior_on_the_sample():

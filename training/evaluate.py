@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from callqa.bundle import sha256_file
+from callqa.heads import DEFAULT_THRESHOLD
 from callqa.jsonl import load_calls
 from callqa.metrics import head_metrics, nmd
 from callqa.render import CallEncoder
@@ -38,6 +39,31 @@ def _training_calls(info: RunInfo, log) -> list | None:
         return None
     held_out = info.held_out()
     return [c for c in load_calls([Path(f.path) for f in info.data]) if c.call_id not in held_out]
+
+
+def worst_calls(head, calls: list, p: np.ndarray, q: np.ndarray, thresholds: np.ndarray | None,
+                n: int = 10) -> list[dict]:
+    """The ``n`` calls the model gets most wrong on a head (ids, error, label and prediction; no transcript text).
+    Error: the call's NMD (ordinal), 1 − p(majority label) (multiclass), or the number of wrong labels (topics)."""
+    has = q.sum(-1) > 0
+    if head.spec.ordinal:
+        error = nmd(p, np.where(has[:, None], q, 1.0 / head.size))
+    elif head.spec.multilabel:
+        cut = thresholds if thresholds is not None else np.full(head.size, DEFAULT_THRESHOLD)
+        error = ((p >= cut) != (q > 0.5)).sum(-1).astype(float)
+    else:
+        error = 1.0 - p[np.arange(len(p)), q.argmax(-1)]
+    out = []
+    for i in np.argsort(-np.where(has, error, -1.0), kind="stable")[:n]:
+        if not has[i] or error[i] <= 0:
+            break
+        if head.spec.multilabel:
+            gold = [c for j, c in enumerate(head.class_ids) if q[i, j] > 0.5]
+            guess = [c for j, c in enumerate(head.class_ids) if p[i, j] >= cut[j]]
+        else:
+            gold, guess = head.class_ids[int(q[i].argmax())], head.class_ids[int(p[i].argmax())]
+        out.append({"call_id": calls[i].call_id, "error": float(error[i]), "gold": gold, "predicted": guess})
+    return out
 
 
 def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, device: str | None = None,
@@ -77,10 +103,11 @@ def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, devic
             if (sel := has & (n_tokens >= lo) & (n_tokens < hi)).any()
         ]
     result = {"run": str(run_dir), "data": [{"path": str(p), "sha256": sha256_file(p)} for p in data],
-              "n_calls": len(calls), "metrics": metrics, "nmd_by_length": by_length}
+              "n_calls": len(calls), "metrics": metrics, "nmd_by_length": by_length,
+              "worst": {h.name: worst_calls(h, calls, probs[h.name], q[h.name], thresholds.get(h.name)) for h in schema.heads}}
     (out / "metrics.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     with open(out / "predictions.jsonl", "w", encoding="utf-8") as f:
         for i, call in enumerate(calls):
             f.write(json.dumps({"call_id": call.call_id, **{h: probs[h][i].round(5).tolist() for h in probs}}) + "\n")
-    write_report(out / "report.html", info, schema, result)
+    write_report(out / "report.html", info, schema, result, calls)
     return result
