@@ -66,9 +66,9 @@ def calibration_curve(confidence: np.ndarray, correct: np.ndarray, bins: int = 1
 
 
 def tune_thresholds(p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-label threshold maximising that label's F1 on validation data (0.5 for a label never present)."""
+    """Per-label threshold maximising that label's F1 on validation data (the default threshold for a label never present)."""
     grid = np.linspace(0.05, 0.95, 19)
-    out = np.full(p.shape[1], 0.5)
+    out = np.full(p.shape[1], DEFAULT_THRESHOLD)
     for j in range(p.shape[1]):
         if y[:, j].sum() == 0:
             continue

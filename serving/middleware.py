@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import ipaddress
 import json
 import logging
@@ -223,11 +225,16 @@ class GuardMiddleware:
                 self._recycle()
 
     def _recycle(self) -> None:
-        """Ask this worker to stop: uvicorn finishes the requests in flight and exits, the process manager starts a
-        fresh worker on the same listening socket. BentoML 1.4 keeps ~5 KB per request that nothing frees
-        (docs/serving.md), and offers no max-requests setting of its own."""
+        """Stop this worker: the process manager starts a fresh one on the same listening socket. BentoML 1.4 keeps
+        ~5 KB per request that nothing frees (docs/serving.md), and offers no max-requests setting of its own.
+
+        First this worker stops accepting (the socket stays open for the others), then, once connections it already
+        accepted have had time to send their requests, it gets SIGTERM: uvicorn finishes requests in flight but
+        drops a connection whose request it has not read yet, which a client sees as a broken pipe."""
         log.info("served %d requests: restarting this worker to return its memory", self.served)
-        os.kill(os.getpid(), signal.SIGTERM)
+        for server in (o for o in gc.get_objects() if isinstance(o, asyncio.base_events.Server)):
+            server.close()  # stop accepting; connections already open are untouched
+        asyncio.get_running_loop().call_later(1.0, os.kill, os.getpid(), signal.SIGTERM)
 
     async def _guarded(self, scope, receive, send, reply, seen):
         headers = dict(scope.get("headers") or [])

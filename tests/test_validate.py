@@ -95,3 +95,14 @@ def test_bad_schema_on_the_command_line_is_a_clear_error(tmp_path):
     good = write_lines(tmp_path, [line()])
     res = CliRunner().invoke(app, ["data", "validate", str(good), "--schema", "nosuch"])
     assert res.exit_code == 1 and "no schema 'nosuch'" in res.output
+
+
+def test_stats_with_a_schema_shows_chinese_names_and_classes_no_call_has(tmp_path):
+    one = tmp_path / "one.jsonl"
+    one.write_text('{"call_id": "x", "turns": [{"speaker": "agent", "text": "您好"}], "labels": {"attitude": 4}}\n',
+                   encoding="utf-8")
+    result = CliRunner().invoke(app, ["data", "stats", str(one), "--schema", "callcenter"])
+    assert result.exit_code == 0, result.output
+    assert "attitude 服务态度" in result.output
+    rows = [line for line in result.output.splitlines() if "很差" in line or "良好" in line]
+    assert any("很差" in r and "0.0" in r for r in rows) and any("良好" in r and "1.0" in r for r in rows)
