@@ -1,4 +1,5 @@
-"""The scorecard's cost and reach: rule throughput on one core, hit rates per rule, and what grading adds to scoring.
+"""The scorecard's and the evidence's cost and reach: rule throughput on one core, hit rates per rule, what grading
+adds to scoring, and what per-turn evidence (occlusion) costs against plain scoring.
 
     python benchmarks/scorecard.py --data datasets/sample/calls.jsonl [--stc3 ../shared/data/stc3/train_cn.json]
         [--bundle bundles/demo/current [--serve]] --out benchmarks/results/scorecard-latest.json
@@ -7,7 +8,8 @@
   core), repeated until at least 3 s have passed;
 - hit rates: per rule, the share of calls with at least one hit, and hits per 100 calls;
 - with --bundle: the pipeline's time per call for the model (onnxruntime) vs the scorecard on the same calls;
-- with --serve: /score p50/p90 latency for one call per request, with and without the scorecard, alternating.
+- with --serve: /score p50/p90 latency for one call per request, with and without the scorecard, alternating;
+- with --bundle: evidence per call (the call and it without each turn, one batch) against scoring the call alone.
 """
 
 from __future__ import annotations
@@ -75,6 +77,25 @@ def pipeline_cost(bundle: Path, card: Scorecard, calls: list[Call]) -> dict:
             "scorecard_share_of_scoring": (timings[True] - timings[False]) / (model_s + timings[True])}
 
 
+def evidence_cost(bundle: Path, calls: list[Call]) -> dict:
+    from callqa.evidence import attributions, occlusion_batch
+    from callqa.scorer import OnnxScorer
+
+    scorer = OnnxScorer.from_bundle(bundle)
+    scorer.predict(calls[:2])  # warm-up
+    started = time.perf_counter()
+    for call in calls:
+        scorer.predict([call])
+    plain = (time.perf_counter() - started) / len(calls)
+    started = time.perf_counter()
+    for call in calls:
+        attributions(call, "bench", scorer.info.schema_, scorer.predict(occlusion_batch(call)))
+    explained = (time.perf_counter() - started) / len(calls)
+    turns = sum(len(c.turns) for c in calls) / len(calls)
+    return {"calls": len(calls), "mean_turns": turns, "plain_ms_per_call": 1000 * plain,
+            "evidence_ms_per_call": 1000 * explained, "ratio": explained / plain}
+
+
 def served_latency(bundle: Path, calls: list[Call], rounds: int = 150) -> dict:
     from callqa.serving.process import start_serve, stop_tree
 
@@ -127,6 +148,7 @@ def main() -> None:
               "hit_rates": {name: hit_rates(card, calls) for name, calls in sets.items()}}
     if args.bundle:
         result["pipeline"] = pipeline_cost(args.bundle, card, sets["sample"][:120])
+        result["evidence"] = evidence_cost(args.bundle, sets["sample"][:30])
         if args.serve:
             result["served"] = served_latency(args.bundle, sets["sample"][:50])
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -147,6 +169,10 @@ def main() -> None:
         p = result["pipeline"]
         print(f"\nper call: model {p['model_ms_per_call']:.2f} ms, head scores {p['heads_ms_per_call']:.3f} ms, "
               f"scorecard {p['scorecard_ms_per_call']:.3f} ms ({p['scorecard_share_of_scoring']:.1%} of scoring)")
+    if "evidence" in result:
+        e = result["evidence"]
+        print(f"evidence: {e['evidence_ms_per_call']:.0f} ms per call ({e['mean_turns']:.1f} turns) vs "
+              f"{e['plain_ms_per_call']:.0f} ms to score it alone ({e['ratio']:.1f}×)")
     if "served" in result:
         s = result["served"]
         print(f"/score p50: {s['without_scorecard']['p50_ms']:.1f} ms without, {s['with_scorecard']['p50_ms']:.1f} ms "

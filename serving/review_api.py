@@ -7,6 +7,7 @@
     POST /calls/{call_id}/release       give my lease back
     POST /calls/{call_id}/reviews       save a review {revision, labels, comment, scorecard} → 201; 409 when the call was
                                         reviewed since that revision, 423 when leased to someone else
+    GET  /calls/{call_id}/evidence      per head, each turn's attribution (occlusion on the served model), cached
     GET  /stats                         calls stored, reviewed, reviews saved
     GET  /me                            who the key belongs to (id, name, role)
 
@@ -16,7 +17,7 @@ Reviews are recorded under the API key's id (shown in `callqa keys list`), never
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
@@ -25,7 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from callqa.calls import SingleLabel
+from callqa.calls import Call, SingleLabel
+from callqa.evidence import CallEvidence
 from callqa.schema import LabelSchema
 
 from .auth import LOCAL_DEMO, KeyHolder
@@ -93,6 +95,8 @@ REVIEW_OPERATIONS = [
               errors=CALL_ERRORS),
     Operation("POST", "/api/reviews/calls/{call_id}/reviews", "Save a review made on a revision of the call", ROLE,
               ReviewRecord, body=ReviewRequest, status=201, errors=(404, 409, 423)),
+    Operation("GET", "/api/reviews/calls/{call_id}/evidence", "Per head, each turn's attribution (occlusion), cached",
+              ROLE, CallEvidence, errors=CALL_ERRORS),
     Operation("GET", "/api/reviews/stats", "Calls stored, reviewed, reviews saved", ROLE, StoreCounts),
     Operation("GET", "/api/reviews/me", "Who this key belongs to", ROLE, KeyInfo),
 ]
@@ -111,8 +115,10 @@ def _error(err: ReviewError) -> JSONResponse:
     return JSONResponse({"error": str(err)}, status_code=err.status)
 
 
-def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema) -> list[Route]:
-    """Routes over the store ``store()`` returns (made on first use, in the worker that serves them)."""
+def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
+                  explain: Callable[[Call], Awaitable[CallEvidence]] | None = None, model: str = "") -> list[Route]:
+    """Routes over the store ``store()`` returns (made on first use, in the worker that serves them); ``explain``
+    computes a call's evidence with the served model, tagged ``model`` (evidence is cached per call and model)."""
 
     def queue(request: Request) -> Response:
         try:
@@ -171,6 +177,20 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema) -> list
             return _error(err)
         return JSONResponse(record.model_dump(mode="json"), status_code=201)
 
+    async def evidence(request: Request) -> Response:
+        call_id = request.path_params["call_id"]
+        try:
+            view = await run_in_threadpool(store().view, call_id)
+        except ReviewError as err:
+            return _error(err)
+        found = await run_in_threadpool(store().evidence, call_id, model)
+        if found is None:
+            if explain is None:
+                return JSONResponse({"error": "this server computes no evidence"}, status_code=404)
+            found = await explain(view.call)
+            await run_in_threadpool(store().save_evidence, found)
+        return JSONResponse(found.model_dump(mode="json"))
+
     def stats(_request: Request) -> Response:
         return JSONResponse(StoreCounts(**store().counts()).model_dump())
 
@@ -183,4 +203,5 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema) -> list
         Route("/calls/{call_id}", view), Route("/calls/{call_id}/open", open_call, methods=["POST"]),
         Route("/calls/{call_id}/release", release, methods=["POST"]),
         Route("/calls/{call_id}/reviews", submit, methods=["POST"]),
+        Route("/calls/{call_id}/evidence", evidence),
     ]

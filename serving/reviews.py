@@ -45,6 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callqa.calls import MAX_TEXT, MAX_TURNS, Call, Label
+from callqa.evidence import CallEvidence
 from callqa.pipeline import ScoredCall, ScoringPipeline
 from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
@@ -157,6 +158,17 @@ class ScorecardItemRow(Base):
     deductions: Mapped[int] = mapped_column(Integer)
     applicable: Mapped[bool] = mapped_column(Boolean)
     red_line: Mapped[bool] = mapped_column(Boolean)
+
+
+class EvidenceRow(Base):
+    """Per-turn attributions of a call under one model (computed on demand, kept: they cost N + 1 scorings)."""
+
+    __tablename__ = "evidence"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("review_calls.call_id"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    data: Mapped[dict] = mapped_column(JSON)  # CallEvidence
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ReviewRow(Base):
@@ -492,6 +504,17 @@ class ReviewStore:
                             scores=ScoredCall.model_validate(prediction.scores), labels=_current(history),
                             revision=row.revision, lease_owner=row.lease_owner, lease_until=_utc(row.lease_until),
                             history=history)
+
+    def evidence(self, call_id: str, model: str) -> CallEvidence | None:
+        """The call's cached evidence under ``model``, if computed before."""
+        with Session(self.engine) as session:
+            row = session.get(EvidenceRow, (call_id, model))
+            return CallEvidence.model_validate(row.data) if row else None
+
+    def save_evidence(self, evidence: CallEvidence) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.merge(EvidenceRow(call_id=evidence.call_id, model=evidence.model,
+                                      data=evidence.model_dump(mode="json"), created=utcnow()))
 
     def _history(self, session: Session, call_id: str) -> list[ReviewRecord]:
         reviews = session.execute(

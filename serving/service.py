@@ -37,6 +37,7 @@ from starlette.staticfiles import StaticFiles
 from callqa import __version__
 from callqa.bundle import GateResult, read_bundle_info, resolve_bundle
 from callqa.calls import Call
+from callqa.evidence import CallEvidence, attributions, occlusion_batch
 from callqa.pipeline import ScoredCall, ScoringPipeline
 from callqa.redact import redact_call
 from callqa.schema import LabelSchema
@@ -161,8 +162,24 @@ async def server_error(_request, err: Exception) -> JSONResponse:
     return JSONResponse({"error": "the server failed; see its log"}, status_code=500)
 
 
+# The API worker's handle on the model service, set when ScoringAPI starts (the review routes' evidence uses it).
+MODEL_SERVICE = None
+
+
+async def explain(call: Call) -> CallEvidence:
+    """Per-turn attributions of one call: the call and it without each turn, scored in one batch by the model."""
+    batch = occlusion_batch(call)
+    raw = await MODEL_SERVICE.to_async.predict(batch)
+    return attributions(call, BUNDLE_INFO.tag, BUNDLE_INFO.schema_, [prediction_of(r) for r in raw])
+
+
+def prediction_of(raw: dict) -> CallPrediction:
+    return CallPrediction({k: np.asarray(v) for k, v in raw["probs"].items()}, raw["n_tokens"], raw["n_windows"],
+                          raw["truncated"])
+
+
 UI_DIR = Path(__file__).resolve().parent / "ui"
-REVIEW_ROUTES = review_routes(review_store, BUNDLE_INFO.schema_)
+REVIEW_ROUTES = review_routes(review_store, BUNDLE_INFO.schema_, explain, BUNDLE_INFO.tag)
 info_app = Starlette(routes=[Route("/model", model_info), Mount("/reviews", routes=REVIEW_ROUTES)],
                      exception_handlers={Exception: server_error})
 ui_app = StaticFiles(directory=UI_DIR, html=True)
@@ -213,6 +230,8 @@ class ScoringAPI:
     model = bentoml.depends(CallModel)
 
     def __init__(self) -> None:
+        global MODEL_SERVICE
+        MODEL_SERVICE = self.model
         info = BUNDLE_INFO
         self.warning = None
         if info.gate.forced:
@@ -237,9 +256,7 @@ class ScoringAPI:
         started = time.perf_counter()
         raw = await self.predict_with_retry(calls)
         info = BUNDLE_INFO
-        predictions = [CallPrediction({k: np.asarray(v) for k, v in r["probs"].items()}, r["n_tokens"], r["n_windows"],
-                                      r["truncated"]) for r in raw]
-        results = PIPELINE.assemble(calls, predictions, with_scorecard=scorecard)
+        results = PIPELINE.assemble(calls, [prediction_of(r) for r in raw], with_scorecard=scorecard)
         for result in results:
             for head, value in result.predicted().items():
                 for level in value if isinstance(value, list) else [value]:

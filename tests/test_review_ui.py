@@ -9,6 +9,7 @@ import re
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 from servers import Server, start_server, stop
 from typer.testing import CliRunner
@@ -241,3 +242,49 @@ def test_a_reviewer_follows_a_deduction_to_its_span_marks_it_wrong_and_adds_a_mi
         ("standard_questions", "rude_questions", 2, deduction["start"])]
     [missed] = verdict.missed
     assert (missed.item, missed.turn, call["turns"][3]["text"][missed.start:missed.end]) == ("answers", 3, "不好说")
+
+
+def test_evidence_is_computed_by_the_served_model_cached_and_shown_on_the_turns(server):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from callqa.serving.reviews import EvidenceRow
+
+    call_id = sample_calls(1)[0]["call_id"]
+    status, raw = server.get(f"/api/reviews/calls/{call_id}/evidence", key="anna")
+    assert status == 200, raw
+    evidence = json.loads(raw)
+    turns = len(sample_calls(1)[0]["turns"])
+    assert evidence["model"] == "callqa-scorer:tiny" and evidence["call_id"] == call_id
+    assert {h: len(e["turns"]) for h, e in evidence["heads"].items()} == dict.fromkeys(evidence["heads"], turns)
+    assert evidence["heads"]["attitude"]["measure"] == "expected"
+    assert json.loads(server.get(f"/api/reviews/calls/{call_id}/evidence", key="anna")[1]) == evidence
+    store = ReviewStore(server.database, QueuePolicy(sample_rate=0.0))
+    with Session(store.engine) as session:
+        assert len(session.scalars(select(EvidenceRow).where(EvidenceRow.call_id == call_id)).all()) == 1
+    assert server.get("/api/reviews/calls/no-such-call/evidence", key="anna")[0] == 404
+    assert server.get(f"/api/reviews/calls/{call_id}/evidence", key="scorer")[0] == 403
+
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium for the shading (scripts/install-test-deps.sh)")
+    from playwright.sync_api import expect, sync_playwright
+
+    weights = evidence["heads"]["attitude"]["turns"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto(f"{server.base}/review/")
+        page.get_by_test_id("key").fill(server.keys["bo"])
+        page.get_by_test_id("login").click()
+        page.locator(f"#queue li[data-call-id='{call_id}']").click()
+        expect(page.get_by_test_id("call-id")).to_have_text(call_id)
+        page.get_by_test_id("evidence").click()
+        turns_shown = page.locator("#transcript li")
+        expect(turns_shown.first).to_have_attribute("data-weight", f"{weights[0]:.4f}")
+        strongest = int(np.argmax(weights))
+        if weights[strongest] > 0:
+            expect(turns_shown.nth(strongest)).to_have_class(re.compile(r"\bmost-up\b"))
+        assert "服务态度" in (turns_shown.nth(strongest).get_attribute("title") or "")
+        page.get_by_test_id("evidence").click()  # off again: no shading left
+        expect(turns_shown.first).not_to_have_attribute("data-weight", re.compile(".*"))
+        browser.close()

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from callqa.cli import app
 from callqa.jsonl import CallFileError, load_calls
-from callqa.redact import redact
 from callqa.metrics import nmd, rsnod
+from callqa.redact import redact
 from callqa.render import CallEncoder, RenderSpec, aggregate_windows
 from callqa.schema import load_schema
 from callqa.training.config import ConfigError, TrainConfig

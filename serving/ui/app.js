@@ -10,6 +10,8 @@ const state = {
   readOnly: false,     // leased to someone else
   visited: [],         // call ids opened this session, for "p"
   verdict: null,       // the reviewer's scorecard verdict: {false_hits, missed, points}
+  evidence: null,      // per-turn attributions of the open call (GET …/evidence), when asked for
+  showEvidence: false,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -128,6 +130,7 @@ function show(view, banner) {
   state.active = 0;
   state.edit = {};
   state.verdict = { false_hits: [], missed: [], points: {} };
+  state.evidence = null;
   for (const head of state.schema.heads) {
     const current = view.labels[head.name];
     state.edit[head.name] = current !== undefined ? current : modelValue(view, head);
@@ -155,6 +158,44 @@ function show(view, banner) {
   renderHeads();
   renderScorecard();
   renderHistory();
+  if (state.showEvidence) loadEvidence();
+}
+
+// --- evidence: how much each turn moved the active head's score --------------------------------------------------
+async function loadEvidence() {
+  const callId = state.view.call.call_id;
+  status("正在计算模型依据…", "");
+  const response = await api("GET", `/api/reviews/calls/${encodeURIComponent(callId)}/evidence`);
+  if (state.view?.call.call_id !== callId) return;  // another call was opened meanwhile
+  if (!response.ok) return status(`无法计算依据：${response.data?.error || response.status}`, "bad");
+  status("", "");
+  state.evidence = response.data;
+  shadeTurns();
+}
+
+function shadeTurns() {
+  const turns = [...document.querySelectorAll("#transcript li")];
+  const head = state.schema.heads[state.active];
+  const found = state.showEvidence && state.evidence?.heads[head.name];
+  const top = found ? Math.max(...found.turns.map(Math.abs), 1e-9) : 1;
+  const up = found ? found.turns.indexOf(Math.max(...found.turns)) : -1;
+  const down = found ? found.turns.indexOf(Math.min(...found.turns)) : -1;
+  turns.forEach((li, i) => {
+    li.classList.remove("most-up", "most-down");
+    if (!found) {
+      delete li.dataset.weight;
+      li.style.borderLeftColor = "";
+      li.removeAttribute("title");
+      return;
+    }
+    const w = found.turns[i] ?? 0;
+    const alpha = (Math.abs(w) / top).toFixed(2);
+    li.dataset.weight = w.toFixed(4);
+    li.style.borderLeftColor = w >= 0 ? `rgba(6,118,71,${alpha})` : `rgba(180,35,24,${alpha})`;
+    li.title = `去掉这句后，${head.display}（${found.measure}）变化 ${(-w).toFixed(3)}：这句的影响 ${w >= 0 ? "+" : ""}${w.toFixed(3)}`;
+    if (i === up && w > 0) li.classList.add("most-up");
+    if (i === down && w < 0) li.classList.add("most-down");
+  });
 }
 
 // --- the scorecard -----------------------------------------------------------------------------------------------
@@ -330,10 +371,12 @@ function renderHeads() {
     }
     box.append(card);
   });
+  shadeTurns();  // the active head may have changed
 }
 
 function markActive() {
   document.querySelectorAll("#heads .head").forEach((card, i) => card.classList.toggle("active", i === state.active));
+  shadeTurns();
 }
 
 function setValue(headIndex, optionIndex) {
@@ -443,6 +486,11 @@ document.addEventListener("keydown", (event) => {
 
 $("login-form").addEventListener("submit", (event) => { event.preventDefault(); login($("key").value.trim()); });
 $("submit").addEventListener("click", submit);
+$("evidence-toggle").addEventListener("click", () => {
+  state.showEvidence = !state.showEvidence;
+  $("evidence-toggle").setAttribute("aria-pressed", String(state.showEvidence));
+  if (state.showEvidence && !state.evidence && state.view) loadEvidence(); else shadeTurns();
+});
 $("logout").addEventListener("click", async () => {
   await releaseCurrent();
   sessionStorage.removeItem("callqa.key");
