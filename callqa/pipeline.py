@@ -14,6 +14,7 @@ from pydantic import Field
 
 from callqa.bundle import BundleInfo
 from callqa.calls import Call
+from callqa.evidence import CallEvidence
 from callqa.heads import DEFAULT_THRESHOLD
 from callqa.schema import Head, LabelSchema
 from callqa.scorecard import Scorecard, ScorecardResult
@@ -26,6 +27,8 @@ class ScoredCall(CallScores):
 
     scorecard: ScorecardResult | None = Field(default=None, description="the QA scorecard: total, sections, items, "
                                               "deductions with evidence, red line; absent when not asked for")
+    evidence: CallEvidence | None = Field(default=None, description="per head, each turn's attribution (occlusion); "
+                                          "only when asked for")
 
 
 def head_score(head: Head, probs: np.ndarray, thresholds: list[float] | None = None) -> LevelScore | TopicsScore:

@@ -24,6 +24,8 @@ class Limits(BaseModel):
     max_turn_chars: int = Field(default=4000, ge=1)
     max_call_chars: int = Field(default=40000, ge=1)
     max_body_bytes: int = Field(default=4_000_000, ge=1024)
+    max_evidence_turns: int = Field(default=400, ge=1, description="/score with evidence: turns of all calls of one "
+                                    "request, at most (each turn costs one more scoring of its call)")
 
 
 class ServingConfig(BaseModel):

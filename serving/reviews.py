@@ -391,14 +391,14 @@ class ReviewStore:
                     session.add(row)
                 else:
                     last = _latest_prediction(session, call.call_id)
-                    if last is not None and last.model == model and last.scores == score.model_dump(mode="json") \
+                    if last is not None and last.model == model and last.scores == score.model_dump(mode="json", exclude={"evidence"}) \
                             and row.call == transcript:
                         continue
                 # SQLite keeps no time zone: store UTC (a time without a zone is taken as UTC).
                 started = call.started_at.astimezone(UTC) if call.started_at and call.started_at.tzinfo else call.started_at
                 row.agent_id, row.started_at, row.turns, row.call = call.agent_id, started, len(call.turns), transcript
                 row.model, row.entropy, row.margin, row.low_score = model, entropy, margin, low
-                prediction = PredictionRow(call_id=call.call_id, model=model, scores=score.model_dump(mode="json"),
+                prediction = PredictionRow(call_id=call.call_id, model=model, scores=score.model_dump(mode="json", exclude={"evidence"}),
                                            created=now)
                 session.add(prediction)
                 card = getattr(score, "scorecard", None)

@@ -27,7 +27,7 @@ from typing import Annotated
 import aiohttp
 import bentoml
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -99,6 +99,17 @@ class ScoreRequest(BaseModel):
                               "review queue); a call stored again gets the new prediction, its reviews are kept")
     scorecard: StrictBool = Field(default=True, description="also grade each call on the server's QA scorecard "
                                   "(items, deductions with evidence, red line); false skips it")
+    evidence: StrictBool = Field(default=False, description="also give each turn's attribution per head (occlusion: "
+                                 "the call is scored once more per turn, so at most limits.max_evidence_turns turns "
+                                 "in all)")
+
+    @model_validator(mode="after")
+    def _evidence_within_budget(self) -> ScoreRequest:
+        turns = sum(len(c.turns) for c in self.calls)
+        if self.evidence and turns > CONFIG.limits.max_evidence_turns:
+            raise ValueError(f"evidence: {turns} turns in all, more than the limit of "
+                             f"{CONFIG.limits.max_evidence_turns} for a request with evidence")
+        return self
 
 
 class ScoreResponse(BaseModel):
@@ -250,13 +261,22 @@ class ScoringAPI:
 
     @bentoml.api(route="/score", input_spec=ScoreRequest)
     async def score(self, calls: list[Call], redact: bool = False, store: bool = False,
-                    scorecard: bool = True) -> ScoreResponse:
+                    scorecard: bool = True, evidence: bool = False) -> ScoreResponse:
         if redact:
             calls = [redact_call(c) for c in calls]
         started = time.perf_counter()
-        raw = await self.predict_with_retry(calls)
-        info = BUNDLE_INFO
-        results = PIPELINE.assemble(calls, [prediction_of(r) for r in raw], with_scorecard=scorecard)
+        # With evidence, every call's occlusion batch (the call first) goes to the model in one request.
+        batches = [occlusion_batch(c) if evidence else [c] for c in calls]
+        raw = [prediction_of(r) for r in await self.predict_with_retry([c for batch in batches for c in batch])]
+        info, offset, firsts, explained = BUNDLE_INFO, 0, [], []
+        for call, batch in zip(calls, batches):
+            firsts.append(raw[offset])
+            if evidence:
+                explained.append(attributions(call, info.tag, info.schema_, raw[offset : offset + len(batch)]))
+            offset += len(batch)
+        results = PIPELINE.assemble(calls, firsts, with_scorecard=scorecard)
+        for result, found in zip(results, explained):
+            result.evidence = found
         for result in results:
             for head, value in result.predicted().items():
                 for level in value if isinstance(value, list) else [value]:
@@ -264,6 +284,8 @@ class ScoringAPI:
         stored = None
         if store:
             stored = await run_in_threadpool(review_store().add_scored, calls, results, info.tag, info.schema_)
+            for found in explained:  # what the review UI would compute again on demand
+                await run_in_threadpool(review_store().save_evidence, found)
         # Counts and time only: transcript text, ids and numbers never reach the logs.
         log.info("scored %d calls in %.0f ms%s", len(calls), 1000 * (time.perf_counter() - started),
                  f", stored {stored}" if store else "")

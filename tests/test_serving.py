@@ -46,7 +46,7 @@ def server(tiny_bundle, tmp_path_factory):
     keys = {role: store.create(role, f"test {role}")[0] for role in ("scorer", "reviewer", "metrics", "admin")}
     config = {"database": database, "precision": "fp32",
               "limits": {"max_calls": 8, "max_turns": 60, "max_turn_chars": 500, "max_call_chars": 3000,
-                         "max_body_bytes": 200_000}}
+                         "max_body_bytes": 200_000, "max_evidence_turns": 50}}
     process, base, log = start_server(tiny_bundle, directory, config)
     yield Server(base, log, process, keys, store)
     stop(process)
@@ -99,6 +99,26 @@ def test_score_grades_each_call_on_the_scorecard_as_the_pipeline_does_and_can_sk
     status, bare = server.post("/score", {"calls": calls, "scorecard": False})
     assert status == 200 and all(r["scorecard"] is None for r in bare["results"])
     assert server.post("/score", {"calls": calls, "scorecard": "no"})[0] == 400
+
+
+def test_score_with_evidence_gives_each_turns_attribution_within_a_turn_budget(server, tiny_bundle):
+    from callqa.evidence import attributions, occlusion_batch
+
+    calls = sample_calls(2)
+    status, body = server.post("/score", {"calls": calls, "evidence": True, "scorecard": False})
+    assert status == 200, body
+    scorer = OnnxScorer.from_bundle(tiny_bundle, "model.onnx")
+    for call, result in zip(calls, body["results"]):
+        parsed = Call.model_validate(call)
+        local = attributions(parsed, "x", scorer.info.schema_, scorer.predict(occlusion_batch(parsed)))
+        for head, found in result["evidence"]["heads"].items():
+            np.testing.assert_allclose(found["turns"], local.heads[head].turns, atol=1e-4)
+    plain = server.post("/score", {"calls": calls})[1]
+    assert all(r["evidence"] is None for r in plain["results"])
+    for got, want in zip(body["results"], plain["results"]):  # the same scores as without evidence
+        assert got["scores"]["attitude"]["distribution"] == pytest.approx(want["scores"]["attitude"]["distribution"])
+    status, body = server.post("/score", {"calls": sample_calls(8), "evidence": True})  # 79 turns
+    assert status == 400 and "evidence:" in body["error"] and "limit of 50" in body["error"]
 
 
 def test_concurrent_requests_each_get_their_own_answer(server):
