@@ -289,7 +289,17 @@ def reviews_export(
             meta = {**r.call.meta, "source": "review", "reviewer": r.reviewer,
                     "reviewed_at": r.reviewed_at.isoformat(), "model": r.model}
             labels = {head: typed(head, label) for head, label in r.labels.items()}
-            yield r.call.model_copy(update={"labels": labels, "meta": meta})
+            turns = r.call.turns
+            if r.reasons:
+                # A turn a reviewer marked as the reason for a head's label carries that head in its `reason` label
+                # (a multilabel turn label), so corrections can teach turn-level heads.
+                marked: dict[int, list[str]] = {}
+                for head, indices in r.reasons.items():
+                    for i in indices:
+                        marked.setdefault(i, []).append(head)
+                turns = [t.model_copy(update={"labels": {**t.labels, "reason": sorted(marked[i])}}) if i in marked else t
+                         for i, t in enumerate(turns)]
+            yield r.call.model_copy(update={"labels": labels, "meta": meta, "turns": turns})
 
     n = write_calls(out, labeled())
     console.print(f"{n} reviewed calls written to {out}")

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from callqa.calls import Call, SingleLabel
+from callqa.calls import MAX_TURNS, Call, SingleLabel
 from callqa.evidence import CallEvidence
 from callqa.schema import LabelSchema
 
@@ -59,6 +59,9 @@ class ReviewRequest(BaseModel):
     comment: StrictStr = Field(default="", max_length=4000)
     scorecard: ScorecardReview | None = Field(default=None, description="verdicts on the prediction's scorecard: "
                                               "deductions marked wrong (误判), missed ones (漏扣), items' points")
+    reasons: dict[Annotated[str, Field(max_length=100)],
+                  Annotated[list[Annotated[StrictInt, Field(ge=0, lt=MAX_TURNS)]], Field(max_length=100)]] = Field(
+        default={}, max_length=100, description="head → turns (indices) the reviewer marks as the reason for the label")
 
 
 class QueuePage(BaseModel):
@@ -172,7 +175,7 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
         try:
             # Synchronous DB work off the event loop; the review is committed before the 201 goes out.
             record = await run_in_threadpool(store().submit, call_id, _reviewer(request), body.revision, body.labels,
-                                             schema, body.comment, body.scorecard)
+                                             schema, body.comment, body.scorecard, body.reasons)
         except ReviewError as err:
             return _error(err)
         return JSONResponse(record.model_dump(mode="json"), status_code=201)

@@ -196,6 +196,17 @@ class CorrectionRow(Base):
     value: Mapped[Any] = mapped_column(JSON)
 
 
+class ReasonRow(Base):
+    """A turn a reviewer marked as the reason for a head's label (exported as the turn label ``reason``)."""
+
+    __tablename__ = "review_reasons"
+
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), primary_key=True)
+    head: Mapped[str] = mapped_column(String(100), primary_key=True)
+    turn: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(200), index=True)
+
+
 class ScorecardCorrectionRow(Base):
     """A reviewer's verdict on the scorecard: a deduction marked wrong (误判), a missed one (漏扣), or an item's
     points set by hand. Append-only, like head corrections: each belongs to one review."""
@@ -335,6 +346,7 @@ class ReviewRecord(BaseModel):
     model: str | None
     changes: list[Change]
     scorecard: ScorecardReview | None = None
+    reasons: dict[str, list[int]] = Field(default={}, description="head → turns marked as the reason for its label")
 
 
 class CallView(BaseModel):
@@ -368,6 +380,7 @@ class ReviewedCall:
     model: str
     predicted: dict[str, Label]  # the model's values in the prediction the latest review saw
     scorecard: ScorecardResult | None = None  # that prediction's scorecard
+    reasons: dict[str, list[int]] | None = None  # head → turns reviewers marked as the reason for its current label
     scorecard_review: ScorecardReview | None = None  # every review's verdicts on it, merged (latest points win)
 
 
@@ -533,14 +546,19 @@ class ReviewStore:
                 card.missed.append(MissedDeduction(item=c.item, turn=c.turn, start=c.start, end=c.end, note=c.note))
             else:
                 card.points[c.item] = c.points
+        reasons: dict[int, dict[str, list[int]]] = {}
+        for row in session.scalars(select(ReasonRow).where(ReasonRow.call_id == call_id)
+                                   .order_by(ReasonRow.head, ReasonRow.turn)):
+            reasons.setdefault(row.review_id, {}).setdefault(row.head, []).append(row.turn)
         return [ReviewRecord(id=r.id, revision=r.revision, reviewer=r.reviewer, reviewer_name=r.reviewer_name,
                              created=_utc(r.created), comment=r.comment, model=model, changes=changes.get(r.id, []),
-                             scorecard=cards.get(r.id))
+                             scorecard=cards.get(r.id), reasons=reasons.get(r.id, {}))
                 for r, model in reviews]
 
     # --- saving a review ----------------------------------------------------------------------------------------
     def submit(self, call_id: str, reviewer: Reviewer, revision: int, labels: dict[str, Label], schema: LabelSchema,
-               comment: str = "", scorecard: ScorecardReview | None = None) -> ReviewRecord:
+               comment: str = "", scorecard: ScorecardReview | None = None,
+               reasons: dict[str, list[int]] | None = None) -> ReviewRecord:
         """Save a review made on ``revision`` of the call: one correction per head in ``labels``, and the verdicts
         on the prediction's scorecard. Raises :class:`Conflict` when the call has a newer review, :class:`Leased`
         when another reviewer holds it. The review is committed (and on SQLite, synced to disk) before this returns."""
@@ -569,6 +587,17 @@ class ReviewStore:
                        for head in schema.head_names if head in labels]
             session.add_all(CorrectionRow(review_id=review.id, call_id=call_id, head=c.head, previous=c.previous,
                                           value=c.value) for c in changes)
+            reasons = {head: sorted(set(turns)) for head, turns in (reasons or {}).items() if turns}
+            if reasons:
+                n_turns = len(session.get(CallRow, call_id).call["turns"])
+                bad = [f"reasons.{head}: no head {head!r} in schema {schema.name!r}" for head in reasons
+                       if head not in schema.head_names]
+                bad += [f"reasons.{head}: turn {t} is not one of the call's {n_turns} turns"
+                        for head, turns in reasons.items() for t in turns if t >= n_turns]
+                if bad:
+                    raise ReviewError("; ".join(bad))  # rolls the whole review back
+                session.add_all(ReasonRow(review_id=review.id, head=head, turn=t, call_id=call_id)
+                                for head, turns in reasons.items() for t in turns)
             if scorecard:
                 shown = ScoredCall.model_validate(prediction.scores)
                 problems = _scorecard_problems(scorecard, shown, session.get(CallRow, call_id).call["turns"])
@@ -578,7 +607,7 @@ class ReviewStore:
             # Built here, not read back: the session commits (and SQLite syncs) when this block exits.
             return ReviewRecord(id=review.id, revision=review.revision, reviewer=reviewer.id, reviewer_name=reviewer.name,
                                 created=now, comment=comment, model=prediction.model, changes=changes,
-                                scorecard=scorecard or None)
+                                scorecard=scorecard or None, reasons=reasons)
 
     def _why_not(self, session: Session, call_id: str, reviewer: Reviewer, now: datetime,
                  revision: int | None = None) -> None:
@@ -611,7 +640,8 @@ class ReviewStore:
                 scores = ScoredCall.model_validate(shown.scores)
                 yield ReviewedCall(call=Call.model_validate(row.call), labels=_current(history), reviewer=latest.reviewer,
                                    reviewed_at=latest.created, model=shown.model, predicted=scores.predicted(),
-                                   scorecard=scores.scorecard, scorecard_review=_merged_verdicts(history))
+                                   scorecard=scores.scorecard, scorecard_review=_merged_verdicts(history),
+                                   reasons=_current_reasons(history))
                 session.expunge_all()
 
     def counts(self) -> dict[str, int]:
@@ -670,6 +700,15 @@ def _scorecard_rows(review: ScorecardReview, review_id: int, call_id: str) -> li
     rows += [ScorecardCorrectionRow(review_id=review_id, call_id=call_id, item=item, kind="points", points=points)
              for item, points in review.points.items()]
     return rows
+
+
+def _current_reasons(history: list[ReviewRecord]) -> dict[str, list[int]]:
+    """Per head, the turns marked by the latest review that marked any for it (newest first, like labels)."""
+    reasons: dict[str, list[int]] = {}
+    for review in history:
+        for head, turns in review.reasons.items():
+            reasons.setdefault(head, turns)
+    return reasons
 
 
 def _merged_verdicts(history: list[ReviewRecord]) -> ScorecardReview | None:

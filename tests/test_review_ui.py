@@ -231,6 +231,10 @@ def test_a_reviewer_follows_a_deduction_to_its_span_marks_it_wrong_and_adds_a_mi
         }""")
         page.locator(".card-item[data-item=answers] button").click()
         expect(page.locator(".card-item[data-item=answers] .missed")).to_contain_text("不好说")
+        # The turn that explains the attitude label is marked as its reason (attitude is the active head).
+        page.locator("#transcript li").nth(2).hover()
+        page.locator("#transcript li").nth(2).locator("button.reason").click()
+        expect(page.locator("#transcript li").nth(2).locator("button.reason")).to_have_attribute("aria-pressed", "true")
         page.get_by_test_id("submit").click()
         expect(page.get_by_test_id("save-status")).to_contain_text("已保存")
         expect(page.get_by_test_id("history")).to_contain_text("误判 1 处")
@@ -242,6 +246,7 @@ def test_a_reviewer_follows_a_deduction_to_its_span_marks_it_wrong_and_adds_a_mi
         ("standard_questions", "rude_questions", 2, deduction["start"])]
     [missed] = verdict.missed
     assert (missed.item, missed.turn, call["turns"][3]["text"][missed.start:missed.end]) == ("answers", 3, "不好说")
+    assert store.view("card-ui-1").history[0].reasons == {"attitude": [2]}
 
 
 def test_evidence_is_computed_by_the_served_model_cached_and_shown_on_the_turns(server):

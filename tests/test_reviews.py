@@ -6,6 +6,7 @@ its policy (uncertainty, lowest score, random sample first, agent quotas).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -147,6 +148,29 @@ def test_a_scorecard_verdict_that_does_not_fit_the_prediction_is_refused_and_not
         store.submit("c1", ANNA, 0, {"attitude": "4"}, SCHEMA, "", ScorecardReview.model_validate(verdict))
     view = store.view("c1")
     assert view.revision == 0 and view.history == []
+
+
+def test_turns_marked_as_the_reason_are_stored_and_exported_as_turn_labels(store, tmp_path, database_url):
+    from typer.testing import CliRunner
+
+    from callqa.cli import app
+
+    fill(store, {"c1": CONFIDENT})
+    record = store.submit("c1", ANNA, 0, {"attitude": "2"}, SCHEMA, "", None, {"attitude": [1, 0, 1], "topics": []})
+    assert record.reasons == {"attitude": [0, 1]}
+    assert store.view("c1").history[0].reasons == {"attitude": [0, 1]}
+    with pytest.raises(ReviewError, match=r"reasons.attitude: turn 5 is not one of the call's 2 turns"):
+        store.submit("c1", BO, 1, {"attitude": "3"}, SCHEMA, "", None, {"attitude": [5]})
+    with pytest.raises(ReviewError, match=r"reasons.charm: no head 'charm'"):
+        store.submit("c1", BO, 1, {"attitude": "3"}, SCHEMA, "", None, {"charm": [0]})
+    assert store.view("c1").revision == 1  # the refused reviews saved nothing
+
+    out = tmp_path / "reviews.jsonl"
+    result = CliRunner().invoke(app, ["reviews", "export", "-o", str(out), "--db", database_url])
+    assert result.exit_code == 0, result.output
+    line = json.loads(out.read_text(encoding="utf-8"))
+    assert [t.get("labels", {}).get("reason") for t in line["turns"]] == [["attitude"], ["attitude"]]
+    assert CliRunner().invoke(app, ["data", "validate", str(out), "--schema", "callcenter"]).exit_code == 0
 
 
 def test_an_identical_repeat_is_not_stored_twice_but_a_new_model_adds_a_prediction(store):

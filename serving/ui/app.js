@@ -11,6 +11,7 @@ const state = {
   visited: [],         // call ids opened this session, for "p"
   verdict: null,       // the reviewer's scorecard verdict: {false_hits, missed, points}
   evidence: null,      // per-turn attributions of the open call (GET …/evidence), when asked for
+  reasons: {},         // head → turn indices the reviewer marks as the reason for that head's label
   showEvidence: false,
 };
 
@@ -131,6 +132,7 @@ function show(view, banner) {
   state.edit = {};
   state.verdict = { false_hits: [], missed: [], points: {} };
   state.evidence = null;
+  state.reasons = {};
   for (const head of state.schema.heads) {
     const current = view.labels[head.name];
     state.edit[head.name] = current !== undefined ? current : modelValue(view, head);
@@ -145,10 +147,12 @@ function show(view, banner) {
   $("call-meta").textContent = meta.join(" · ");
   $("banner").hidden = !banner;
   $("banner").textContent = banner;
-  $("transcript").replaceChildren(...call.turns.map((turn) => {
+  $("transcript").replaceChildren(...call.turns.map((turn, index) => {
     const who = turn.speaker === "agent" ? "坐席" : "客户";
     const when = turn.start != null ? ` ${clock(turn.start)}` : "";
-    const li = el("li", { className: turn.speaker }, el("div", { className: "who", textContent: who + when }),
+    const reason = el("button", { type: "button", className: "reason", title: "标为当前项目评分的原因（按 r）" });
+    reason.addEventListener("click", (e) => { e.stopPropagation(); toggleReason(index); });
+    const li = el("li", { className: turn.speaker }, el("div", { className: "who", textContent: who + when }, reason),
       el("div", { className: "text", textContent: turn.text }));
     return li;
   }));
@@ -159,6 +163,28 @@ function show(view, banner) {
   renderScorecard();
   renderHistory();
   if (state.showEvidence) loadEvidence();
+}
+
+// --- reasons: turns a reviewer marks as why a head has its label -------------------------------------------------
+function toggleReason(turn) {
+  if (state.readOnly) return;
+  const head = state.schema.heads[state.active].name;
+  const marked = new Set(state.reasons[head] || []);
+  marked.has(turn) ? marked.delete(turn) : marked.add(turn);
+  state.reasons[head] = [...marked].sort((a, b) => a - b);
+  renderReasons();
+}
+
+function renderReasons() {
+  const head = state.schema.heads[state.active];
+  document.querySelectorAll("#transcript li").forEach((li, i) => {
+    const heads = state.schema.heads.filter((h) => (state.reasons[h.name] || []).includes(i));
+    const mine = heads.includes(head);
+    li.classList.toggle("reason-marked", heads.length > 0);
+    const button = li.querySelector("button.reason");
+    button.textContent = mine ? `★ ${head.display}的原因` : heads.length ? `★ ${heads.map((h) => h.display).join("、")}` : "标为原因";
+    button.setAttribute("aria-pressed", String(mine));
+  });
 }
 
 // --- evidence: how much each turn moved the active head's score --------------------------------------------------
@@ -372,11 +398,13 @@ function renderHeads() {
     box.append(card);
   });
   shadeTurns();  // the active head may have changed
+  renderReasons();
 }
 
 function markActive() {
   document.querySelectorAll("#heads .head").forEach((card, i) => card.classList.toggle("active", i === state.active));
   shadeTurns();
+  renderReasons();
 }
 
 function setValue(headIndex, optionIndex) {
@@ -421,6 +449,9 @@ function renderHistory() {
         Object.keys(v.points).length && `调整 ${Object.keys(v.points).length} 项得分`].filter(Boolean);
       li.append(el("div", { className: "small", textContent: `评分表：${parts.join("，")}` }));
     }
+    for (const [head, turns] of Object.entries(review.reasons || {})) {
+      li.append(el("div", { className: "small", textContent: `${names[head]?.display || head}的原因：第 ${turns.map((t) => t + 1).join("、")} 句` }));
+    }
     if (review.comment) li.append(el("div", { className: "small", textContent: `备注：${review.comment}` }));
     list.append(li);
   }
@@ -436,8 +467,9 @@ async function submit() {
   const callId = state.view.call.call_id;
   const v = state.verdict;
   const verdict = v.false_hits.length || v.missed.length || Object.keys(v.points).length ? v : undefined;
+  const reasons = Object.fromEntries(Object.entries(state.reasons).filter(([, turns]) => turns.length));
   const response = await api("POST", `/api/reviews/calls/${encodeURIComponent(callId)}/reviews`,
-    { revision: state.view.revision, labels, comment: $("comment").value, scorecard: verdict });
+    { revision: state.view.revision, labels, comment: $("comment").value, scorecard: verdict, reasons });
   $("submit").disabled = false;
   if (response.status === 201) {
     const fresh = await api("GET", `/api/reviews/calls/${encodeURIComponent(callId)}`);
@@ -475,6 +507,11 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "n") { event.preventDefault(); nextCall(); }
   else if (event.key === "p") { event.preventDefault(); previousCall(); }
   else if (event.key === "Enter") { event.preventDefault(); submit(); }
+  else if (event.key === "r" && state.view) {
+    // r: mark the turn under the text selection (or the last clicked turn) as the reason for the active head
+    const li = window.getSelection()?.anchorNode?.parentElement?.closest("#transcript li");
+    if (li) { event.preventDefault(); toggleReason([...li.parentElement.children].indexOf(li)); }
+  }
   else if (!state.view) return;
   else if (/^[1-9]$/.test(event.key)) { event.preventDefault(); setValue(state.active, Number(event.key) - 1); }
   else if (event.key === "ArrowDown" || event.key === "j") {
