@@ -17,6 +17,7 @@ def run_readme_python(monkeypatch) -> str:
 
 def check_output(out: str) -> None:
     assert "[手机号]" in out and "0.6666667" in out
+    assert "98.0 [('缺少结束语', '您好，很高兴为您服务')]" in out  # the scorecard line, as the README's comment says
     windows, n_tokens = map(int, out.strip().splitlines()[-1].split())
     assert windows == 1 and 10 < n_tokens < 60  # the two turns, tokenized by the real e5 tokenizer
 
