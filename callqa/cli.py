@@ -254,8 +254,9 @@ def jsonschema_or_fail(
         print(text, end="")
 
 
-# Training's and serving's commands, in a fixed order (entry points come in no particular order).
-for _part in sorted(entry_points(group="callqa.commands"), key=lambda ep: ep.name):
+# Training's and serving's commands, in a fixed order (entry points come in no particular order): "training" before
+# "serving", so `callqa --help` lists the panels in the order a data scientist uses them.
+for _part in sorted(entry_points(group="callqa.commands"), key=lambda ep: ep.name, reverse=True):
     _part.load()(app)
 
 if __name__ == "__main__":

@@ -255,11 +255,15 @@ def test_evidence_is_computed_by_the_served_model_cached_and_shown_on_the_turns(
 
     from callqa.serving.reviews import EvidenceRow
 
-    call_id = sample_calls(1)[0]["call_id"]
+    # A call of its own, so no other test has reviewed it out of the queue.
+    call = {**sample_calls(1, start=250)[0], "call_id": "evidence-ui-1"}
+    status, body = server.post("/score", {"calls": [call], "store": True}, key="scorer")
+    assert status == 200 and body["stored"] == 1, body
+    call_id = call["call_id"]
     status, raw = server.get(f"/api/reviews/calls/{call_id}/evidence", key="anna")
     assert status == 200, raw
     evidence = json.loads(raw)
-    turns = len(sample_calls(1)[0]["turns"])
+    turns = len(call["turns"])
     assert evidence["model"] == "callqa-scorer:tiny" and evidence["call_id"] == call_id
     assert {h: len(e["turns"]) for h, e in evidence["heads"].items()} == dict.fromkeys(evidence["heads"], turns)
     assert evidence["heads"]["attitude"]["measure"] == "expected"
