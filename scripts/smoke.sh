@@ -2,8 +2,8 @@
 # `make smoke`: a new user's first command, run the way they run it. A fresh `git clone` of HEAD in a folder with no
 # ../shared beside it, an empty CALLQA_HOME and a new .venv, then `make demo` (install → model pull → train the demo
 # recipe for a few steps on a slice of the sample → evaluate → export with the gate on → serve on a free port), then
-# the exact curl that `make demo` printed, which must answer 200 with every head. Finally the server is stopped and
-# nothing it started may be left running or listening.
+# the exact curl that `make demo` printed, which must answer 200 with every head and the scorecard. Finally the
+# server is stopped and nothing it started may be left running or listening.
 #
 #   SMOKE_STEPS   training steps (default 3; "recipe": the demo recipe's own, i.e. the full `make demo`)
 #   SMOKE_CALLS   sample calls to use (default 120; "all": the whole sample)
@@ -98,14 +98,17 @@ command=$(awk '/^Score a call/ {on = 1; next} /^Review UI:/ {on = 0} on && NF' "
 [ -n "$command" ] || fail "make demo printed no curl command"
 status=$(bash -c "$command -o '$work/response.json' -w '%{http_code}'")
 [ "$status" = 200 ] || fail "the printed curl answered $status: $(head -c 600 "$work/response.json")"
-python3 - "$work/response.json" "$clone/configs/schemas/callcenter.yaml" <<'EOF' || fail "the response lacks heads"
+python3 - "$work/response.json" "$clone/configs/schemas/callcenter.yaml" <<'EOF' || fail "the response lacks heads or the scorecard"
 import json, re, sys
 response = json.load(open(sys.argv[1], encoding="utf-8"))
 heads = re.findall(r"^  (\w+):\s*$", open(sys.argv[2], encoding="utf-8").read().split("heads:", 1)[1], re.M)
 scored = response["results"][0]["scores"]
 missing = [h for h in heads if h not in scored]
 assert heads and not missing, f"heads missing from the response: {missing}"
-print(f"smoke: 200 with every head ({', '.join(heads)}); stored: {response.get('stored')}")
+card = response["results"][0]["scorecard"]
+assert card["name"] == "default" and card["max_total"] == 100 and card["sections"], f"no scorecard: {card}"
+print(f"smoke: 200 with every head ({', '.join(heads)}) and the scorecard ({card['total']:g}/100); "
+      f"stored: {response.get('stored')}")
 EOF
 
 say "stopping the server"
