@@ -9,6 +9,8 @@ from typer.testing import CliRunner
 
 from callqa.cli import app
 
+from conftest import REPO
+
 EXPORT = """session_id,channel,begin_ms,end_ms,content,seat,态度评分
 c-001,0,10200,15000,非常抱歉给您带来不便，我马上帮您查一下,A12,
 c-001,0,0,4200,您好，很高兴为您服务，请问有什么可以帮您,A12,4
@@ -62,3 +64,26 @@ def test_a_missing_column_is_named_with_the_columns_there_are(tmp_path):
     result = run(source, "-o", tmp_path / "out.jsonl", *FLAGS[:4], "--text", "utterance")
     assert result.exit_code == 1
     assert "1:header: no column 'utterance'" in result.output and "content" in result.output
+
+
+def test_the_guides_example_imports_and_grades_as_docs_your_data_says(tmp_path):
+    from callqa import load_scorecard
+    from callqa.jsonl import load_calls
+
+    examples = REPO / "datasets" / "examples"
+    out = tmp_path / "calls.jsonl"
+    result = run(examples / "asr-export.csv", "--mapping", examples / "asr-mapping.yaml", "-o", out,
+                 "--schema", examples / "mycenter.yaml")
+    assert result.exit_code == 0, result.output
+    calls = {c.call_id: c for c in load_calls(out)}
+    assert calls["c-1002"].labels == {"attitude": 2, "compliance": "minor"}
+    stats = CliRunner().invoke(app, ["data", "stats", str(out), "--schema", str(examples / "mycenter.yaml")])
+    assert stats.exit_code == 0 and "compliance 合规性" in stats.output and "严重违规" in stats.output
+
+    card = load_scorecard("default")
+    clean, rude = card.score(calls["c-1001"]), card.score(calls["c-1002"])
+    assert clean.total == 100 and not clean.red_line
+    assert rude.red_line and rude.total == 0
+    deductions = {d.rule: d for s in rude.sections for i in s.items for d in i.deductions}
+    assert deductions["forbidden"].text == "你急什么"
+    assert deductions["interrupt"].seconds == 0.7 and deductions["silence"].seconds == 19.0
