@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,23 @@ from conftest import SAMPLE
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
+
+
+@contextmanager
+def reviewing(server: Server, who: str, call_id: str):
+    """The review UI in headless Chromium, logged in as ``who`` with ``call_id`` opened from the queue."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto(f"{server.base}/review/")
+        page.get_by_test_id("key").fill(server.keys[who])
+        page.get_by_test_id("login").click()
+        page.locator(f"#queue li[data-call-id='{call_id}']").click()
+        expect(page.get_by_test_id("call-id")).to_have_text(call_id)
+        yield page
+        browser.close()
 
 
 def sample_calls(n: int, start: int = 200) -> list[dict]:
@@ -187,7 +205,7 @@ def test_a_review_acknowledged_before_kill_9_survives(tiny_bundle, tmp_path):
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                     "(scripts/install-test-deps.sh installs it)")
 def test_a_reviewer_follows_a_deduction_to_its_span_marks_it_wrong_and_adds_a_missed_one(server):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     call = {"call_id": "card-ui-1", "agent_id": "A7", "turns": [
         {"speaker": "agent", "text": "您好，很高兴为您服务，请问有什么可以帮您"},
@@ -203,14 +221,7 @@ def test_a_reviewer_follows_a_deduction_to_its_span_marks_it_wrong_and_adds_a_mi
     total = body["results"][0]["scorecard"]["total"]
     shown = f"{total:g} / 100" if total == int(total) else f"{total:.1f} / 100"  # as the page writes points
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
-        page = browser.new_page()
-        page.goto(f"{server.base}/review/")
-        page.get_by_test_id("key").fill(server.keys["bo"])
-        page.get_by_test_id("login").click()
-        page.locator("#queue li[data-call-id='card-ui-1']").click()
-        expect(page.get_by_test_id("call-id")).to_have_text("card-ui-1")
+    with reviewing(server, "bo", "card-ui-1") as page:
         expect(page.get_by_test_id("card-total")).to_have_text(shown)
         item = page.locator(".card-item[data-item=standard_questions]")
         # Clicking the deduction marks exactly its span in its turn.
@@ -238,7 +249,6 @@ def test_a_reviewer_follows_a_deduction_to_its_span_marks_it_wrong_and_adds_a_mi
         page.get_by_test_id("submit").click()
         expect(page.get_by_test_id("save-status")).to_contain_text("已保存")
         expect(page.get_by_test_id("history")).to_contain_text("误判 1 处")
-        browser.close()
 
     store = ReviewStore(server.database, QueuePolicy(sample_rate=0.0))
     verdict = store.view("card-ui-1").history[0].scorecard
@@ -276,17 +286,10 @@ def test_evidence_is_computed_by_the_served_model_cached_and_shown_on_the_turns(
 
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium at /usr/bin/chromium for the shading (scripts/install-test-deps.sh)")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     weights = evidence["heads"]["attitude"]["turns"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
-        page = browser.new_page()
-        page.goto(f"{server.base}/review/")
-        page.get_by_test_id("key").fill(server.keys["bo"])
-        page.get_by_test_id("login").click()
-        page.locator(f"#queue li[data-call-id='{call_id}']").click()
-        expect(page.get_by_test_id("call-id")).to_have_text(call_id)
+    with reviewing(server, "bo", call_id) as page:
         page.get_by_test_id("evidence").click()
         turns_shown = page.locator("#transcript li")
         expect(turns_shown.first).to_have_attribute("data-weight", f"{weights[0]:.4f}")
@@ -296,4 +299,3 @@ def test_evidence_is_computed_by_the_served_model_cached_and_shown_on_the_turns(
         assert "服务态度" in (turns_shown.nth(strongest).get_attribute("title") or "")
         page.get_by_test_id("evidence").click()  # off again: no shading left
         expect(turns_shown.first).not_to_have_attribute("data-weight", re.compile(".*"))
-        browser.close()
