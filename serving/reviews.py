@@ -397,6 +397,7 @@ class ReviewStore:
         with Session(self.engine) as session, session.begin():
             for call, score in zip(calls, scores, strict=True):
                 entropy, margin, low = queue_keys(score, schema)
+                stored = score.model_dump(mode="json", exclude={"evidence"})  # evidence has a table of its own
                 row = session.get(CallRow, call.call_id)
                 transcript = call.model_dump(mode="json", exclude={"labels"}, exclude_none=True)
                 if row is None:
@@ -404,14 +405,14 @@ class ReviewStore:
                     session.add(row)
                 else:
                     last = _latest_prediction(session, call.call_id)
-                    if last is not None and last.model == model and last.scores == score.model_dump(mode="json", exclude={"evidence"}) \
+                    if last is not None and last.model == model and last.scores == stored \
                             and row.call == transcript:
                         continue
                 # SQLite keeps no time zone: store UTC (a time without a zone is taken as UTC).
                 started = call.started_at.astimezone(UTC) if call.started_at and call.started_at.tzinfo else call.started_at
                 row.agent_id, row.started_at, row.turns, row.call = call.agent_id, started, len(call.turns), transcript
                 row.model, row.entropy, row.margin, row.low_score = model, entropy, margin, low
-                prediction = PredictionRow(call_id=call.call_id, model=model, scores=score.model_dump(mode="json", exclude={"evidence"}),
+                prediction = PredictionRow(call_id=call.call_id, model=model, scores=stored,
                                            created=now)
                 session.add(prediction)
                 card = getattr(score, "scorecard", None)
