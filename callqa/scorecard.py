@@ -172,7 +172,7 @@ class Scorecard:
     """A checked scorecard with compiled rules: ``score(call, scores)`` for one call."""
 
     def __init__(self, spec: ScorecardSpec, lists: dict[str, list[str]], source: str, schema: LabelSchema | None = None):
-        self.spec, self.source = spec, source
+        self.spec, self.source, self.schema = spec, source, schema
         try:
             self.rules = {rule_id: CompiledRule(rule_id, rule, lists) for rule_id, rule in spec.rules.items()}
         except RuleError as err:
@@ -247,6 +247,7 @@ class Scorecard:
                     for p in self._check_heads(i, f"sections.{s.id}.items.{i.id}", schema)]
         if problems:
             raise ScorecardError(f"{self.source}: " + "; ".join(problems))
+        self.schema = schema  # linear items map expected scores over its heads' level values
 
     def rule_hits(self, call: Call) -> dict[str, list[Hit] | None]:
         """Every rule's hits on the call; None for a rule that cannot judge it (timing without timestamps)."""
@@ -285,9 +286,11 @@ class Scorecard:
             if item.head.levels is not None:
                 from_model = item.head.levels[score.level]
             else:
-                ids = list(score.distribution)  # the same level values as Head.values
-                values = [float(v) for v in ids] if all(map(_is_number, ids)) else list(range(len(ids)))
-                low, high = min(values), max(values)
+                if self.schema is None:
+                    raise ScorecardError(f"{self.source}: item {item.id} maps head {item.head.head!r} linearly; load "
+                                         f"the card with the model's schema (load_scorecard(name, schema))")
+                values = self.schema[item.head.head].values
+                low, high = float(values.min()), float(values.max())
                 expected = score.expected if score.expected is not None else low
                 from_model = item.points * (expected - low) / ((high - low) or 1.0)
             start = from_model = round(min(max(from_model, 0.0), item.points), 4)
@@ -303,14 +306,6 @@ class Scorecard:
                 deductions.append(Deduction(**hit.__dict__, title=rule.spec.title, points=round(take, 4)))
         return ItemResult(id=item.id, title=item.title, points=round(left, 4), max_points=item.points, applicable=True,
                           red_line=item.red_line and bool(deductions), from_model=from_model, deductions=deductions)
-
-
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _read_yaml(path: Path, what: str) -> Any:
