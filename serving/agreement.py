@@ -19,7 +19,7 @@ from sklearn.metrics import confusion_matrix
 from callqa.metrics import kappa
 from callqa.schema import Head, LabelSchema
 
-from .reviews import HitRef, ReviewedCall, ScorecardReview
+from .reviews import ReviewedCall, ScorecardReview
 
 
 class Agreement(BaseModel):
@@ -119,8 +119,7 @@ def reviewer_points(item, review: ScorecardReview | None) -> float:
         return item.points
     if item.id in review.points:
         return review.points[item.id]
-    back = sum(d.points for d in item.deductions
-               if HitRef(item=item.id, rule=d.rule, turn=d.turn, start=d.start) in review.false_hits)
+    back = sum(d.points for d in item.deductions if review.marks_wrong(item.id, d))
     return min(item.max_points, item.points + back)
 
 
@@ -142,7 +141,7 @@ def scorecard_agreement(reviewed: Iterable[ReviewedCall]) -> ScorecardAgreement:
             for d in item.deductions:
                 entry = rules.setdefault(d.rule, RulePrecision(rule=d.rule, title=d.title, reviewed=0, wrong=0))
                 entry.reviewed += 1
-                if review and HitRef(item=item.id, rule=d.rule, turn=d.turn, start=d.start) in review.false_hits:
+                if review and review.marks_wrong(item.id, d):
                     entry.wrong += 1
     items = [ItemAgreement(item=item, title=titles[item], n=len(pairs),
                            exact=float(np.mean([abs(a - b) < 1e-6 for a, b in pairs])),

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from callqa.calls import MAX_TURNS, Call, SingleLabel
+from callqa.calls import Call, SingleLabel
 from callqa.evidence import CallEvidence
 from callqa.schema import LabelSchema
 
@@ -42,6 +42,7 @@ from .reviews import (
     ReviewRecord,
     ReviewStore,
     ScorecardReview,
+    TurnIndex,
 )
 
 log = logging.getLogger("bentoml.callqa.reviews")
@@ -60,7 +61,7 @@ class ReviewRequest(BaseModel):
     scorecard: ScorecardReview | None = Field(default=None, description="verdicts on the prediction's scorecard: "
                                               "deductions marked wrong (误判), missed ones (漏扣), items' points")
     reasons: dict[Annotated[str, Field(max_length=100)],
-                  Annotated[list[Annotated[StrictInt, Field(ge=0, lt=MAX_TURNS)]], Field(max_length=100)]] = Field(
+                  Annotated[list[TurnIndex], Field(max_length=100)]] = Field(
         default={}, max_length=100, description="head → turns (indices) the reviewer marks as the reason for the label")
 
 

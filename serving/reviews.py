@@ -335,6 +335,10 @@ class ScorecardReview(BaseModel):
     def __bool__(self) -> bool:
         return bool(self.false_hits or self.missed or self.points)
 
+    def marks_wrong(self, item: str, deduction) -> bool:
+        """Whether the reviewer marked this deduction of ``item`` as 误判."""
+        return HitRef(item=item, rule=deduction.rule, turn=deduction.turn, start=deduction.start) in self.false_hits
+
 
 class ReviewRecord(BaseModel):
     id: int
