@@ -15,7 +15,7 @@ export BENTOML_HOME ?= $(CURDIR)/var/bentoml
 export BENTOML_DO_NOT_TRACK := True
 DB     ?= sqlite:///$(CURDIR)/var/callqa.db
 
-.PHONY: install test test-deps smoke demo bundle serve bench lint sample stc3 stc3-train stc3-seeds clean
+.PHONY: install test test-deps smoke demo bundle serve bench lint sample stc3 stc3-train stc3-seeds stc3-nuggets clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -109,6 +109,12 @@ stc3-train: stc3
 # (benchmarks/results/stc3-seeds-latest.json). GPU recommended: on 2 CPU cores each seed is ~1,200 steps × 5–10 s.
 stc3-seeds: stc3
 	$(PY) benchmarks/stc3_seeds.py --seeds 42,7,1234 --docs docs/training.md
+
+# Nugget detection (turn heads) on STC-3 and its effect on A/S/E: configs/train/stc3-cpu.yaml without and
+# stc3-nuggets-cpu.yaml with the nugget heads, seeds 42, 7, 1234, next to prior and TF-IDF baselines; rewrites the
+# table in docs/training.md. On 2 CPU cores ~10 min per run (6 runs); stc3.yaml/stc3-nuggets.yaml on a GPU.
+stc3-nuggets: stc3
+	$(PY) benchmarks/stc3_nuggets.py --seeds 42,7,1234 --docs docs/training.md
 
 clean:
 	rm -rf data/sample runs bundles var .pytest_cache

@@ -48,7 +48,7 @@ def main() -> None:
     pooled: dict[str, list] = {"weight": [], "nugget": [], "goal": []}
     started = time.perf_counter()
     for call in calls:
-        labels = [majority(t.labels.get("nugget")) for t in call.turns]
+        labels = [majority(t.labels.get("customer_nugget") or t.labels.get("helpdesk_nugget")) for t in call.turns]
         if any(label is None for label in labels):
             continue
         evidence = attributions(call, "bench", scorer.info.schema_, scorer.predict(occlusion_batch(call)))

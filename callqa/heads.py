@@ -18,7 +18,7 @@ import numpy as np
 # predicted at this probability. The one default: scoring, metrics and the review UI all use it.
 DEFAULT_THRESHOLD = 0.5
 
-LOWER_IS_BETTER = frozenset({"loss", "nmd", "rsnod", "mae", "ece"})
+LOWER_IS_BETTER = frozenset({"loss", "nmd", "rsnod", "mae", "ece", "jsd", "rnss"})
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

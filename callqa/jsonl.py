@@ -88,7 +88,7 @@ def read_calls(path: str | Path, schema: LabelSchema | None = None) -> CallFile:
             except ValidationError as err:
                 result.errors.extend(_validation_errors(path_str, line_no, err))
                 continue
-            problems = schema.check_labels(call.labels) if schema else []
+            problems = schema.check_labels(call.labels) + schema.check_turn_labels(call.turns) if schema else []
             if call.call_id in first_seen:
                 problems.append(("call_id", f"duplicate call_id (first at line {first_seen[call.call_id]})"))
             if problems:

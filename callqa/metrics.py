@@ -1,5 +1,6 @@
 """Metrics per head. Ordinal: NMD, RSNOD (STC-3's official distribution metrics), QWK, MAE of the expected score,
-accuracy, confusion matrix. Multilabel: micro/macro F1 at per-label thresholds. ECE for every head.
+accuracy, confusion matrix. Multilabel: micro/macro F1 at per-label thresholds. ECE for every head. Turn heads:
+STC-3's nugget metrics JSD and RNSS, averaged over a dialogue's turns, then over dialogues.
 
 All take predicted distributions ``p`` [N, C] and target distributions ``q`` [N, C] (one-hot or vote shares).
 Torch-free: evaluation (training) and model–reviewer agreement (serving) use the same functions.
@@ -44,6 +45,29 @@ def _order_aware_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 def rsnod(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Root symmetric normalised order-aware divergence per call."""
     return np.sqrt((_order_aware_divergence(p, q) + _order_aware_divergence(q, p)) / 2 / (p.shape[-1] - 1))
+
+
+def jsd(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Jensen–Shannon divergence per row, in bits (0..1): (KL(p‖m) + KL(q‖m)) / 2 with m = (p + q) / 2."""
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(a > 0, a * np.log2(a / m), 0.0).sum(-1)
+
+    return (kl(p) + kl(q)) / 2
+
+
+def rnss(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Root normalised sum of squares per row (0..1): sqrt(Σ (p_i − q_i)² / 2)."""
+    return np.sqrt(((p - q) ** 2).sum(-1) / 2)
+
+
+def per_dialogue_mean(values: np.ndarray, dialogue: np.ndarray) -> float:
+    """Mean over dialogues of the mean over each dialogue's turns (STC-3's averaging: long dialogues don't weigh more)."""
+    _, which = np.unique(dialogue, return_inverse=True)
+    sums = np.bincount(which, weights=values)
+    return float((sums / np.bincount(which)).mean())
 
 
 def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
@@ -119,6 +143,18 @@ def head_metrics(head: Head, p: np.ndarray, q: np.ndarray, thresholds: np.ndarra
         )
     else:
         out["macro_f1"] = float(f1_score(gold, guess, labels=labels, average="macro", zero_division=0))
+    return out
+
+
+def turn_head_metrics(head: Head, p: np.ndarray, q: np.ndarray, dialogue: np.ndarray) -> dict:
+    """A turn head's metrics over the turns that carry it and that the model reached: ``p``, ``q`` [T, C] per turn,
+    ``dialogue`` [T] the call each turn belongs to. JSD and RNSS as STC-3 averages them, plus :func:`head_metrics`."""
+    keep = (q.sum(-1) > 0) & np.isfinite(p).all(-1)
+    out = head_metrics(head, p[keep], q[keep])
+    if out["n"]:
+        out.update(jsd=per_dialogue_mean(jsd(p[keep], q[keep]), dialogue[keep]),
+                   rnss=per_dialogue_mean(rnss(p[keep], q[keep]), dialogue[keep]),
+                   dialogues=int(len(np.unique(dialogue[keep]))))
     return out
 
 

@@ -65,7 +65,9 @@ class ScoringPipeline:
         out = []
         for call, p in zip(calls, predictions, strict=True):
             scored = ScoredCall(call_id=call.call_id, n_tokens=p.n_tokens, truncated=p.truncated,
-                                scores=head_scores(schema, p.probs, thresholds))
+                                scores=head_scores(schema, p.probs, thresholds),
+                                turns={h.name: [None if t is None else head_score(h, t, thresholds.get(h.name))
+                                                for t in p.turn_probs[h.name]] for h in schema.turn_heads})
             if with_scorecard and self.scorecard is not None:
                 scored.scorecard = self.scorecard.score(call, scored)
             out.append(scored)

@@ -6,10 +6,16 @@ tokens. Every window is a complete encoder input: ``[CLS] prefix body-slice [SEP
 ``query: `` prefix on every input). Call-level logits are the weighted mean of window logits
 (:func:`aggregate_windows`), where a window's weight is the number of body tokens it adds that no earlier window
 covered, so every token of the call counts once.
+
+Every window also says which turn each of its tokens belongs to (``turn_ids``; −1 for special and prefix tokens):
+a turn head's logits for a turn are the mean of its per-token logits over all the turn's tokens in all windows
+(:func:`aggregate_turns`) — by linearity, the head applied to the mean of the turn's hidden states, which is how
+training pools a turn.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +47,12 @@ class RenderSpec(BaseModel):
 
 def render_call(call: Call, spec: RenderSpec) -> str:
     """The call as one text: each turn on its own line, tagged with who spoke."""
-    return spec.turn_separator.join(f"{spec.speaker_tags.get(t.speaker, '')}{t.text.strip()}" for t in call.turns)
+    return spec.turn_separator.join(render_turns(call, spec))
+
+
+def render_turns(call: Call, spec: RenderSpec) -> list[str]:
+    """Each turn's line of :func:`render_call`, speaker tag included."""
+    return [f"{spec.speaker_tags.get(t.speaker, '')}{t.text.strip()}" for t in call.turns]
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,8 @@ class EncodedCall:
     weights: list[int]
     n_tokens: int  # body tokens of the whole call, before any max_windows cut
     truncated: bool  # True when max_windows dropped the end of the call
+    turn_ids: list[list[int]]  # per window, per token: the turn it belongs to, −1 for special and prefix tokens
+    n_turns: int
 
 
 class CallEncoder:
@@ -101,22 +114,41 @@ class CallEncoder:
     def body_ids(self, call: Call) -> list[int]:
         return self.tokenizer.encode(render_call(call, self.spec), add_special_tokens=False).ids
 
+    def body(self, call: Call) -> tuple[list[int], list[int]]:
+        """The call's body tokens and, per token, the turn whose line holds its last character."""
+        lines = render_turns(call, self.spec)
+        starts, at = [], 0
+        for line in lines:
+            starts.append(at)
+            at += len(line) + len(self.spec.turn_separator)
+        encoding = self.tokenizer.encode(self.spec.turn_separator.join(lines), add_special_tokens=False)
+        turns = [max(bisect.bisect_right(starts, max(end - 1, 0)) - 1, 0) for _, end in encoding.offsets]
+        return encoding.ids, turns
+
     def encode(self, call: Call) -> EncodedCall:
-        body = self.body_ids(call)
+        body, body_turns = self.body(call)
         step = self.body_length - self.spec.stride
-        windows, weights = [], []
+        windows, weights, turn_ids = [], [], []
         covered = 0
         start = 0
         while True:
             piece = body[start : start + self.body_length]
             windows.append(self._wrap(piece))
+            turn_ids.append(self._wrap_turns(body_turns[start : start + self.body_length]))
             weights.append(start + len(piece) - covered)
             covered = start + len(piece)
             if covered >= len(body) or len(windows) == self.spec.max_windows:
                 break
             start += step
         weights[0] = max(weights[0], 1)  # a call whose text tokenizes to nothing still gets a defined mean
-        return EncodedCall(windows, weights, len(body), truncated=covered < len(body))
+        return EncodedCall(windows, weights, len(body), truncated=covered < len(body), turn_ids=turn_ids,
+                           n_turns=len(call.turns))
+
+    def _wrap_turns(self, turns: list[int]) -> list[int]:
+        """Turn ids aligned with :meth:`_wrap`'s window: −1 where it adds special or prefix tokens."""
+        n_head = min(len(self._specials), 1) + len(self._prefix)
+        n_tail = max(len(self._specials) - 1, 0)
+        return [-1] * n_head + turns + [-1] * n_tail
 
     def encode_batch(self, calls: list[Call]) -> list[EncodedCall]:
         return [self.encode(call) for call in calls]
@@ -131,6 +163,31 @@ def pad_windows(windows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.n
         ids[i, : len(w)] = w
         mask[i, : len(w)] = 1
     return ids, mask
+
+
+def pad_turn_ids(turn_ids: list[list[int]]) -> np.ndarray:
+    """Turn ids padded like :func:`pad_windows` pads tokens; padding belongs to no turn (−1)."""
+    width = max(len(t) for t in turn_ids)
+    out = np.full((len(turn_ids), width), -1, dtype=np.int64)
+    for i, t in enumerate(turn_ids):
+        out[i, : len(t)] = t
+    return out
+
+
+def aggregate_turns(token_logits: list[np.ndarray], turn_ids: list[list[int]], n_turns: int) -> np.ndarray:
+    """Turn-level logits [n_turns, C]: per turn, the mean of its tokens' logits over every window that holds them
+    (``token_logits``: per window [tokens, C], padding allowed past the window's length). A turn no window reached
+    (cut by max_windows) is NaN. training/model.py pools turns the same way in torch; a test holds them equal."""
+    size = token_logits[0].shape[-1] if token_logits else 0
+    sums = np.zeros((n_turns, size), dtype=np.float64)
+    counts = np.zeros(n_turns, dtype=np.float64)
+    for logits, ids in zip(token_logits, turn_ids, strict=True):
+        ids = np.asarray(ids)
+        real = ids >= 0
+        np.add.at(sums, ids[real], np.asarray(logits, dtype=np.float64)[: len(ids)][real])
+        np.add.at(counts, ids[real], 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts[:, None]
 
 
 def aggregate_windows(window_logits: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -3,6 +3,10 @@
 A schema is data (``configs/schemas/*.yaml``), not code: a new label dimension is a YAML edit plus retraining.
 Class ids are kept as strings everywhere (YAML ``1`` and JSON ``"1"`` name the same level), in the order the
 YAML lists them; for ordinal heads that order is the scale.
+
+A head is scored per call (``scope: call``, labels in ``Call.labels``) or per turn (``scope: turn``, labels in
+``Turn.labels``, optionally only for one speaker's turns: STC-3's customer and helpdesk nuggets). The schema keeps
+the two apart (``heads`` and ``turn_heads``), so code that scores calls never meets a turn head by accident.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from callqa.calls import Label, Votes
+from callqa.calls import Label, Speaker, Turn, Votes
 from callqa.heads import KINDS, HeadKind
 
 KindName = Literal["ordinal", "multiclass", "multilabel"]  # the keys of callqa.heads.KINDS
@@ -40,6 +44,8 @@ class Head(BaseModel):
     display: str = Field(description="Chinese display name shown to reviewers, e.g. 服务态度")
     classes: dict[str, str] = Field(description="class id → display name, in order (the scale, for ordinal heads)")
     description: str = ""
+    scope: Literal["call", "turn"] = Field(default="call", description="labels per call, or per turn (Turn.labels)")
+    speaker: Speaker | None = Field(default=None, description="a turn head only: the speaker whose turns it labels")
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -55,7 +61,13 @@ class Head(BaseModel):
         minimum = self.spec.min_classes
         if len(self.classes) < minimum:
             raise ValueError(f"a {self.kind} head needs at least {minimum} classes, got {len(self.classes)}")
+        if self.speaker is not None and self.scope != "turn":
+            raise ValueError("speaker: only a head with scope: turn labels one speaker's turns")
         return self
+
+    def applies_to(self, turn: Turn) -> bool:
+        """Whether this turn head labels ``turn`` (every turn, or only its speaker's)."""
+        return self.speaker is None or turn.speaker == self.speaker
 
     @property
     def spec(self) -> HeadKind:
@@ -126,29 +138,56 @@ class LabelSchema(BaseModel):
 
     name: str
     description: str = ""
-    heads: tuple[Head, ...]
+    heads: tuple[Head, ...] = Field(description="call-level heads")
+    turn_heads: tuple[Head, ...] = Field(default=(), description="turn-level heads (scope: turn)")
 
     @model_validator(mode="before")
     @classmethod
     def _heads_from_mapping(cls, data: object) -> object:
-        # YAML writes heads as a mapping name → spec; JSON round-trips write them as a list.
+        # YAML writes heads as a mapping name → spec, turn heads among them (scope: turn); JSON round-trips write
+        # two lists.
         if isinstance(data, dict) and isinstance(data.get("heads"), dict):
             data = dict(data)
-            data["heads"] = [
+            specs = [
                 {"name": name, **(spec or {})} if isinstance(spec, dict) or spec is None else spec
                 for name, spec in data["heads"].items()
             ]
+            turn = [s for s in specs if isinstance(s, dict) and s.get("scope") == "turn"]
+            data["heads"] = [s for s in specs if not (isinstance(s, dict) and s.get("scope") == "turn")]
+            data["turn_heads"] = [*data.get("turn_heads", ()), *turn]
         return data
 
     @model_validator(mode="after")
     def _unique_heads(self) -> LabelSchema:
-        names = [h.name for h in self.heads]
-        if not names:
-            raise ValueError("a schema needs at least one head")
+        names = [h.name for h in self.all_heads]
+        if not self.heads:
+            raise ValueError("a schema needs at least one head of scope call")
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate head names: {', '.join(dupes)}")
+        misplaced = [h.name for h in self.heads if h.scope != "call"] + [h.name for h in self.turn_heads if h.scope != "turn"]
+        if misplaced:
+            raise ValueError(f"heads in the wrong list for their scope: {', '.join(misplaced)}")
         return self
+
+    @property
+    def all_heads(self) -> tuple[Head, ...]:
+        """Call heads, then turn heads: what the model has a linear layer and a loss for."""
+        return self.heads + self.turn_heads
+
+    def turn_head(self, name: str) -> Head:
+        for head in self.turn_heads:
+            if head.name == name:
+                return head
+        raise KeyError(f"schema {self.name!r} has no turn head {name!r}")
+
+    def narrowed(self, names: list[str]) -> LabelSchema:
+        """The schema with only these heads (call or turn), in the schema's order."""
+        unknown = [n for n in names if n not in {h.name for h in self.all_heads}]
+        if unknown:
+            raise KeyError(f"schema {self.name!r} has no head {', '.join(unknown)}")
+        return self.model_copy(update={"heads": tuple(h for h in self.heads if h.name in names),
+                                       "turn_heads": tuple(h for h in self.turn_heads if h.name in names)})
 
     def __getitem__(self, name: str) -> Head:
         for head in self.heads:
@@ -165,12 +204,32 @@ class LabelSchema(BaseModel):
         problems: list[tuple[str, str]] = []
         for name, label in labels.items():
             if name not in self.head_names:
-                problems.append((f"labels.{name}", f"unknown head (schema {self.name!r} has {', '.join(self.head_names)})"))
+                turn = " (a turn head: its labels go on turns)" if name in {h.name for h in self.turn_heads} else ""
+                problems.append((f"labels.{name}", f"unknown head{turn} (schema {self.name!r} has {', '.join(self.head_names)})"))
                 continue
             try:
                 self[name].target(label)
             except LabelError as err:
                 problems.append((f"labels.{name}", str(err)))
+        return problems
+
+    def check_turn_labels(self, turns: list[Turn]) -> list[tuple[str, str]]:
+        """(field, message) for every turn label of a turn head that does not fit it. Other turn labels (a
+        reviewer's ``reason``) are free-form and not checked."""
+        problems: list[tuple[str, str]] = []
+        for i, turn in enumerate(turns):
+            for head in self.turn_heads:
+                label = turn.labels.get(head.name)
+                if label is None:
+                    continue
+                field = f"turns[{i}].labels.{head.name}"
+                if not head.applies_to(turn):
+                    problems.append((field, f"head {head.name!r} labels {head.speaker} turns; this is a {turn.speaker} turn"))
+                    continue
+                try:
+                    head.target(label)
+                except LabelError as err:
+                    problems.append((field, str(err)))
         return problems
 
     @classmethod

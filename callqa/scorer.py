@@ -4,12 +4,13 @@ by serving, `reviews ingest`, export's gate and bench alike.
 Calls are rendered and windowed by the core :class:`callqa.render.CallEncoder` (the code training used), the
 windows of all calls in a batch are sorted by length and run in chunks padded only to their own longest window
 (short calls don't pay for long ones), and call-level logits are the weighted window mean of
-:func:`callqa.render.aggregate_windows`.
+:func:`callqa.render.aggregate_windows`. Turn heads come out of the graph per token (``token_logits.HEAD``) and are
+averaged per turn by :func:`callqa.render.aggregate_turns`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ import onnxruntime as ort
 
 from callqa.bundle import BundleInfo, load_bundle
 from callqa.calls import Call
-from callqa.render import CallEncoder, EncodedCall, aggregate_windows, pad_windows
+from callqa.render import CallEncoder, EncodedCall, aggregate_turns, aggregate_windows, pad_windows
+from callqa.schema import Head
 
 
 def make_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
@@ -31,12 +33,26 @@ def make_session(path: Path, threads: int | None = None) -> ort.InferenceSession
 
 @dataclass(frozen=True)
 class CallPrediction:
-    """One call's outputs: per head, probabilities over the schema's classes (softmax, or sigmoid for multilabel)."""
+    """One call's outputs: per head, probabilities over the schema's classes (softmax, or sigmoid for multilabel);
+    per turn head, one entry per turn: its probabilities, or None for a turn the head does not label (another
+    speaker's) or the model did not reach (cut by max_windows)."""
 
     probs: dict[str, np.ndarray]
     n_tokens: int
     n_windows: int
     truncated: bool
+    turn_probs: dict[str, list[np.ndarray | None]] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """Plain JSON (lists, null), for a hop between processes: the service's model worker → its API worker."""
+        return {"probs": {k: v.tolist() for k, v in self.probs.items()}, "n_tokens": self.n_tokens,
+                "n_windows": self.n_windows, "truncated": self.truncated,
+                "turn_probs": {k: [None if t is None else t.tolist() for t in v] for k, v in self.turn_probs.items()}}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> CallPrediction:
+        return cls({k: np.asarray(v) for k, v in raw["probs"].items()}, raw["n_tokens"], raw["n_windows"], raw["truncated"],
+                   {k: [None if t is None else np.asarray(t) for t in v] for k, v in raw.get("turn_probs", {}).items()})
 
 
 class OnnxScorer:
@@ -47,7 +63,7 @@ class OnnxScorer:
         self.info = info
         self.schema = info.schema_
         self.max_batch_tokens = max_batch_tokens
-        self._outputs = [f"logits.{h.name}" for h in self.schema.heads]
+        self._outputs = [f"logits.{h.name}" for h in self.schema.heads] + [f"token_logits.{h.name}" for h in self.schema.turn_heads]
 
     @classmethod
     def from_bundle(cls, directory: str | Path, model_file: str | None = None, threads: int | None = None) -> OnnxScorer:
@@ -55,10 +71,12 @@ class OnnxScorer:
         session = make_session(Path(directory) / (model_file or info.model_file), threads)
         return cls(session, encoder, info)
 
-    def window_logits(self, windows: list[list[int]]) -> dict[str, np.ndarray]:
-        """Per head, logits [W, C] for each window, in the order given; runs length-sorted, tightly padded chunks."""
+    def window_logits(self, windows: list[list[int]]) -> dict[str, np.ndarray | list[np.ndarray]]:
+        """Per call head, logits [W, C] for each window, in the order given; per turn head, each window's per-token
+        logits [tokens, C]. Runs length-sorted, tightly padded chunks."""
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-        out = {h.name: np.zeros((len(windows), h.size), np.float32) for h in self.schema.heads}
+        out: dict[str, np.ndarray | list] = {h.name: np.zeros((len(windows), h.size), np.float32) for h in self.schema.heads}
+        out.update({h.name: [None] * len(windows) for h in self.schema.turn_heads})
         start = 0
         while start < len(order):
             # Grow the chunk while (rows × longest row) stays within the token budget; the longest is the last.
@@ -70,31 +88,42 @@ class OnnxScorer:
             results = self.session.run(self._outputs, {"input_ids": ids, "attention_mask": mask})
             for head, logits in zip(self.schema.heads, results):
                 out[head.name][chunk] = logits
+            for head, logits in zip(self.schema.turn_heads, results[len(self.schema.heads):]):
+                for row, i in enumerate(chunk):
+                    out[head.name][i] = logits[row, : len(windows[i])]
             start = end
         return out
 
     def encode(self, calls: list[Call]) -> list[EncodedCall]:
         return self.encoder.encode_batch(calls)
 
-    def predict_encoded(self, encoded: list[EncodedCall]) -> list[CallPrediction]:
+    def predict_encoded(self, encoded: list[EncodedCall], calls: list[Call] | None = None) -> list[CallPrediction]:
         windows = [w for e in encoded for w in e.windows]
-        return self.from_window_logits(encoded, self.window_logits(windows) if windows else {})
+        return self.from_window_logits(encoded, self.window_logits(windows) if windows else {}, calls)
 
-    def from_window_logits(self, encoded: list[EncodedCall], logits: dict[str, np.ndarray]) -> list[CallPrediction]:
-        """Call predictions from the logits of all their windows, in order: weighted window mean, then softmax/sigmoid."""
+    def from_window_logits(self, encoded: list[EncodedCall], logits: dict[str, np.ndarray | list[np.ndarray]],
+                           calls: list[Call] | None = None) -> list[CallPrediction]:
+        """Call predictions from the logits of all their windows, in order: weighted window mean, then softmax/sigmoid;
+        turn heads: per-turn token mean, then softmax/sigmoid, for the turns of the head's speaker (``calls``)."""
         predictions, offset = [], 0
-        for e in encoded:
+        for i, e in enumerate(encoded):
             span = slice(offset, offset + len(e.windows))
             offset += len(e.windows)
             probs = {}
             for head in self.schema.heads:
                 z = aggregate_windows(logits[head.name][span], np.asarray(e.weights))
                 probs[head.name] = head.spec.activate(z)
-            predictions.append(CallPrediction(probs, e.n_tokens, len(e.windows), e.truncated))
+            turn_probs = {}
+            for head in self.schema.turn_heads:
+                p = head.spec.activate(aggregate_turns(logits[head.name][span], e.turn_ids, e.n_turns))
+                turns = calls[i].turns if calls is not None else [None] * e.n_turns
+                turn_probs[head.name] = [row if np.isfinite(row).all() and (t is None or head.applies_to(t)) else None
+                                         for row, t in zip(p, turns)]
+            predictions.append(CallPrediction(probs, e.n_tokens, len(e.windows), e.truncated, turn_probs))
         return predictions
 
     def predict(self, calls: list[Call]) -> list[CallPrediction]:
-        return self.predict_encoded(self.encode(calls))
+        return self.predict_encoded(self.encode(calls), calls)
 
     def predict_arrays(self, calls: list[Call]) -> dict[str, np.ndarray]:
         """Per head, probabilities [N, C]: the shape training's ``predict_rows`` returns, for metrics."""
@@ -103,3 +132,17 @@ class OnnxScorer:
 
 def stack_probs(predictions: list[CallPrediction]) -> dict[str, np.ndarray]:
     return {head: np.stack([p.probs[head] for p in predictions]) for head in predictions[0].probs}
+
+
+def stack_turn_probs(predictions: list[CallPrediction], head: Head) -> tuple[np.ndarray, np.ndarray]:
+    """One turn head's probabilities over all turns of all calls, call after call ([T, C]; NaN rows for turns it has
+    no prediction for), and each turn's call number [T]: the shape :func:`callqa.metrics.turn_head_metrics` takes."""
+    rows = [row if row is not None else np.full(head.size, np.nan) for p in predictions for row in p.turn_probs[head.name]]
+    dialogue = np.repeat(np.arange(len(predictions)), [len(p.turn_probs[head.name]) for p in predictions])
+    return np.array(rows, dtype=np.float64).reshape(-1, head.size), dialogue
+
+
+def turn_targets(calls: list[Call], head: Head) -> np.ndarray:
+    """[T, C] a turn head's targets over all turns of all calls; zero rows where a turn lacks the label."""
+    rows = [head.target(t.labels.get(head.name)) if head.applies_to(t) else None for c in calls for t in c.turns]
+    return np.array([r if r is not None else np.zeros(head.size, np.float32) for r in rows], dtype=np.float64).reshape(-1, head.size)

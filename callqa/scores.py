@@ -42,6 +42,9 @@ class TopicsScore(BaseModel):
 class CallScores(BaseModel):
     call_id: str
     scores: dict[str, LevelScore | TopicsScore]
+    turns: dict[str, list[LevelScore | TopicsScore | None]] = Field(
+        default_factory=dict, description="turn heads (e.g. STC-3 nuggets): per head, one score per turn; null for a "
+        "turn the head does not label (another speaker's) or the model did not reach")
     n_tokens: int = Field(description="tokens of the rendered call")
     truncated: bool = Field(description="true when the call was longer than the model reads (max_windows)")
 

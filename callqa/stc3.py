@@ -2,7 +2,7 @@
 
 Each dialogue becomes a call; helpdesk turns are agent turns. A, S and E become vote distributions over −2..2
 (one vote per annotator, so disagreement is kept as the target); the per-turn nugget labels are kept as votes on
-each turn (``turns[i].labels.nugget``).
+each turn, under the stc3 schema's turn head for the turn's speaker (``customer_nugget`` or ``helpdesk_nugget``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from callqa.calls import Call, Turn, Votes
 
 SPEAKERS = {"customer": "customer", "helpdesk": "agent"}
 QUALITY_HEADS = ("A", "S", "E")
+NUGGET_HEADS = {"customer": "customer_nugget", "agent": "helpdesk_nugget"}
 
 
 class Stc3FormatError(ValueError):
@@ -37,7 +38,7 @@ def convert_dialogue(item: dict, where: str) -> Call:
         for i, turn in enumerate(turns):
             nuggets = [a["nugget"][i] for a in annotations if i < len(a.get("nugget", []))]
             if nuggets:
-                turn.labels["nugget"] = Votes(votes=dict(Counter(nuggets).most_common()))
+                turn.labels[NUGGET_HEADS[turn.speaker]] = Votes(votes=dict(Counter(nuggets).most_common()))
     except (KeyError, TypeError, IndexError) as err:
         raise Stc3FormatError(f"{where}: not an STC-3 dialogue (missing or malformed {err})") from None
     return Call(

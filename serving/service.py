@@ -26,7 +26,6 @@ from typing import Annotated
 
 import aiohttp
 import bentoml
-import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -136,8 +135,7 @@ class CallModel:
 
     @bentoml.api
     def predict(self, calls: list[Call]) -> list[dict]:
-        return [{"probs": {k: v.tolist() for k, v in p.probs.items()}, "n_tokens": p.n_tokens,
-                 "n_windows": p.n_windows, "truncated": p.truncated} for p in self.scorer.predict(calls)]
+        return [p.to_json() for p in self.scorer.predict(calls)]
 
 
 class ModelInfo(BaseModel):
@@ -181,12 +179,7 @@ async def explain(call: Call) -> CallEvidence:
     """Per-turn attributions of one call: the call and it without each turn, scored in one batch by the model."""
     batch = occlusion_batch(call)
     raw = await MODEL_SERVICE.to_async.predict(batch)
-    return attributions(call, BUNDLE_INFO.tag, BUNDLE_INFO.schema_, [prediction_of(r) for r in raw])
-
-
-def prediction_of(raw: dict) -> CallPrediction:
-    return CallPrediction({k: np.asarray(v) for k, v in raw["probs"].items()}, raw["n_tokens"], raw["n_windows"],
-                          raw["truncated"])
+    return attributions(call, BUNDLE_INFO.tag, BUNDLE_INFO.schema_, [CallPrediction.from_json(r) for r in raw])
 
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
@@ -267,7 +260,7 @@ class ScoringAPI:
         started = time.perf_counter()
         # With evidence, every call's occlusion batch (the call first) goes to the model in one request.
         batches = [occlusion_batch(c) if evidence else [c] for c in calls]
-        raw = [prediction_of(r) for r in await self.predict_with_retry([c for batch in batches for c in batch])]
+        raw = [CallPrediction.from_json(r) for r in await self.predict_with_retry([c for batch in batches for c in batch])]
         info, offset, firsts, explained = BUNDLE_INFO, 0, [], []
         for call, batch in zip(calls, batches):
             firsts.append(raw[offset])

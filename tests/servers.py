@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from callqa.serving.auth import KeyStore
@@ -106,3 +107,39 @@ class Postgres:
         subprocess.run([*self.as_user, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+@contextmanager
+def reviewing(server: Server, who: str, call_id: str):
+    """The review UI in headless Chromium, logged in as ``who`` with ``call_id`` opened from the queue."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto(f"{server.base}/review/")
+        page.get_by_test_id("key").fill(server.keys[who])
+        page.get_by_test_id("login").click()
+        page.locator(f"#queue li[data-call-id='{call_id}']").click()
+        expect(page.get_by_test_id("call-id")).to_have_text(call_id)
+        yield page
+        browser.close()
+
+
+def serve(bundle: Path, directory: Path, **config) -> Server:
+    """A real `callqa serve` of ``bundle`` on SQLite with a scorer key and two reviewer keys (anna, bo)."""
+    database = f"sqlite:///{directory / 'callqa.db'}"
+    keys = KeyStore(database)
+    names = {"scorer": ("scorer", "scoring service"), "anna": ("reviewer", "Anna"), "bo": ("reviewer", "Bo")}
+    created = {who: keys.create(role, name) for who, (role, name) in names.items()}
+    config = {"database": database, "precision": "fp32", "review": {"sample_rate": 0.0, "lease_minutes": 5}, **config}
+    process, base, log = start_server(bundle, directory, config)
+    server = Server(base, log, process, {who: key for who, (key, _) in created.items()}, keys)
+    server.key_ids = {who: row.id for who, (_, row) in created.items()}
+    server.database = database
+    return server

@@ -24,8 +24,8 @@ def test_convert_keeps_votes_and_nuggets():
     assert call.turns[0].text == "宽带又断了\n我的电话13812345678"
     assert call.labels["A"].votes == {"-2": 1, "1": 2}
     np.testing.assert_allclose(load_schema("stc3")["S"].target(call.labels["S"]), [0, 1 / 3, 2 / 3, 0, 0])
-    assert call.turns[0].labels["nugget"].votes == {"CNUG0": 2, "CNaN": 1}
-    assert call.turns[1].labels["nugget"].votes == {"HNUG": 2, "HNaN": 1}
+    assert call.turns[0].labels["customer_nugget"].votes == {"CNUG0": 2, "CNaN": 1}
+    assert call.turns[1].labels["helpdesk_nugget"].votes == {"HNUG": 2, "HNaN": 1}
 
 
 def test_import_of_the_shared_stc3_file(shared_stc3, tmp_path):

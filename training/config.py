@@ -71,13 +71,14 @@ class TrainConfig(BaseModel):
             schema = load_schema(self.schema_)
         except SchemaError as err:
             raise ValueError(str(err)) from None
-        unknown = [h for h in (self.heads or []) + list(self.loss.head_weights) if h not in schema.head_names]
+        names = [h.name for h in schema.all_heads]
+        unknown = [h for h in (self.heads or []) + list(self.loss.head_weights) if h not in names]
         if unknown:
-            raise ValueError(f"unknown head(s) {', '.join(unknown)}: schema {schema.name!r} has {', '.join(schema.head_names)}")
+            raise ValueError(f"unknown head(s) {', '.join(unknown)}: schema {schema.name!r} has {', '.join(names)}")
         metric = self.eval.metric
         if metric != "loss":
             head, _, name = metric.partition(".")
-            if not name or (head != "mean" and head not in schema.head_names):
+            if not name or (head != "mean" and head not in names):
                 raise ValueError(f"eval.metric {metric!r}: use 'loss', 'mean.nmd' or HEAD.METRIC with a head of {schema.name!r}")
         return self
 
@@ -88,7 +89,7 @@ class TrainConfig(BaseModel):
         except SchemaError as err:
             raise ValueError(str(err)) from None
         if self.heads:
-            schema = schema.model_copy(update={"heads": tuple(schema[h] for h in self.heads)})
+            schema = schema.narrowed(self.heads)
         return schema
 
     @classmethod

@@ -2,6 +2,8 @@
 
 The map step is the core's :class:`callqa.render.CallEncoder` — the same code serving runs — so there is one
 call-to-model-input path. Targets are the schema's distributions; a head a call lacks gets a zero target and mask 0.
+A schema with turn heads adds each window's token → turn ids and, per turn head, a target and mask per turn (mask 0
+for a turn without the label, of another speaker, or cut off by max_windows).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 
 from callqa.calls import Call
-from callqa.render import CallEncoder, pad_windows
+from callqa.render import CallEncoder, pad_turn_ids, pad_windows
 from callqa.schema import LabelSchema
 
 
@@ -29,7 +31,8 @@ def mask_column(head: str) -> str:
 
 
 def build_dataset(calls: list[Call], encoder: CallEncoder, schema: LabelSchema) -> datasets.Dataset:
-    """One row per call: ``windows`` (token ids), ``weights``, ``n_tokens``, and a target and mask per head."""
+    """One row per call: ``windows`` (token ids), ``weights``, ``n_tokens``, and a target and mask per head; with
+    turn heads also ``turn_ids`` (per window) and per turn head a list of per-turn targets and masks."""
     raw = [c.model_dump_json() for c in calls]
     fingerprint = hashlib.sha256(
         "\n".join(raw).encode() + encoder.tokenizer.to_str().encode() + encoder.spec.model_dump_json().encode()
@@ -38,9 +41,11 @@ def build_dataset(calls: list[Call], encoder: CallEncoder, schema: LabelSchema) 
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
         out: dict[str, list] = {"windows": [], "weights": [], "n_tokens": []}
-        for head in schema.heads:
+        for head in schema.all_heads:
             out[target_column(head.name)] = []
             out[mask_column(head.name)] = []
+        if schema.turn_heads:
+            out["turn_ids"] = []
         for text in batch["call"]:
             call = Call.model_validate_json(text)
             enc = encoder.encode(call)
@@ -53,6 +58,15 @@ def build_dataset(calls: list[Call], encoder: CallEncoder, schema: LabelSchema) 
                     (target if target is not None else np.zeros(head.size, np.float32)).tolist()
                 )
                 out[mask_column(head.name)].append(int(target is not None))
+            if schema.turn_heads:
+                out["turn_ids"].append(enc.turn_ids)
+                reached = {t for ids in enc.turn_ids for t in ids if t >= 0}
+                for head in schema.turn_heads:
+                    targets = [head.target(t.labels.get(head.name)) if head.applies_to(t) and i in reached else None
+                               for i, t in enumerate(call.turns)]
+                    out[target_column(head.name)].append(
+                        [(t if t is not None else np.zeros(head.size, np.float32)).tolist() for t in targets])
+                    out[mask_column(head.name)].append([int(t is not None) for t in targets])
         return out
 
     ds = datasets.Dataset.from_dict({"call_id": [c.call_id for c in calls], "call": raw})
@@ -69,13 +83,27 @@ class Batch:
     call_index: torch.Tensor  # [W] which call of the batch each window belongs to
     weights: torch.Tensor  # [W] the window's weight in its call's mean
     n_calls: int
-    targets: dict[str, torch.Tensor]  # head → [B, C]
-    masks: dict[str, torch.Tensor]  # head → [B]
+    targets: dict[str, torch.Tensor]  # head → [B, C]; turn head → [turns of the batch, C]
+    masks: dict[str, torch.Tensor]  # head → [B]; turn head → [turns of the batch]
+    turn_index: torch.Tensor | None = None  # [W, T] each token's turn among the batch's turns, −1 for none
+    n_turns: int = 0
 
     def to(self, device: torch.device | str) -> Batch:
         move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
         return Batch(move(self.input_ids), move(self.attention_mask), move(self.call_index), move(self.weights),
-                     self.n_calls, {k: move(v) for k, v in self.targets.items()}, {k: move(v) for k, v in self.masks.items()})
+                     self.n_calls, {k: move(v) for k, v in self.targets.items()}, {k: move(v) for k, v in self.masks.items()},
+                     None if self.turn_index is None else move(self.turn_index), self.n_turns)
+
+    def model_inputs(self) -> dict:
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask, "call_index": self.call_index,
+                "weights": self.weights, "n_calls": self.n_calls, "turn_index": self.turn_index, "n_turns": self.n_turns}
+
+
+def turn_counts(rows: list[dict], schema: LabelSchema) -> list[int]:
+    """Turns per call (0 for every call when the schema has no turn heads)."""
+    if not schema.turn_heads:
+        return [0] * len(rows)
+    return [len(r[mask_column(schema.turn_heads[0].name)]) for r in rows]
 
 
 def collate(rows: list[dict], schema: LabelSchema, pad_id: int) -> Batch:
@@ -83,7 +111,7 @@ def collate(rows: list[dict], schema: LabelSchema, pad_id: int) -> Batch:
     ids, mask = pad_windows(windows, pad_id)  # dynamic padding: to the longest window of this batch only
     call_index = [i for i, row in enumerate(rows) for _ in row["windows"]]
     weights = [w for row in rows for w in row["weights"]]
-    return Batch(
+    batch = Batch(
         input_ids=torch.from_numpy(ids),
         attention_mask=torch.from_numpy(mask),
         call_index=torch.tensor(call_index, dtype=torch.long),
@@ -92,11 +120,27 @@ def collate(rows: list[dict], schema: LabelSchema, pad_id: int) -> Batch:
         targets={h.name: torch.tensor([r[target_column(h.name)] for r in rows], dtype=torch.float32) for h in schema.heads},
         masks={h.name: torch.tensor([r[mask_column(h.name)] for r in rows], dtype=torch.float32) for h in schema.heads},
     )
+    if schema.turn_heads:
+        # Number the batch's turns call after call; a token's turn id becomes its turn's number in the batch.
+        offsets = np.cumsum([0, *turn_counts(rows, schema)])
+        turn_ids = [[t + offsets[i] if t >= 0 else -1 for t in window] for i, row in enumerate(rows)
+                    for window in row["turn_ids"]]
+        batch.turn_index, batch.n_turns = torch.from_numpy(pad_turn_ids(turn_ids)), int(offsets[-1])
+        for h in schema.turn_heads:
+            batch.targets[h.name] = torch.tensor([t for r in rows for t in r[target_column(h.name)]],
+                                                 dtype=torch.float32).reshape(-1, h.size)
+            batch.masks[h.name] = torch.tensor([m for r in rows for m in r[mask_column(h.name)]], dtype=torch.float32)
+    return batch
 
 
 def row_targets(rows: list[dict], head: str) -> np.ndarray:
     """[N, C] targets of one head; all-zero rows for calls that lack it (build_dataset writes zeros there)."""
     return np.array([r[target_column(head)] for r in rows], dtype=np.float32)
+
+
+def row_turn_targets(rows: list[dict], head: str) -> np.ndarray:
+    """[all turns of all rows, C] targets of one turn head, call after call; zero rows where a turn lacks it."""
+    return np.array([t for r in rows for t in r[target_column(head)]], dtype=np.float32)
 
 
 def row_mask(rows: list[dict], head: str) -> np.ndarray:

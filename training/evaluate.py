@@ -10,9 +10,10 @@ import numpy as np
 from callqa.bundle import sha256_file
 from callqa.heads import DEFAULT_THRESHOLD
 from callqa.jsonl import load_calls
-from callqa.metrics import head_metrics, nmd
+from callqa.metrics import head_metrics, nmd, turn_head_metrics
 from callqa.render import CallEncoder
 from callqa.schema import LabelSchema
+from callqa.scorer import turn_targets
 
 from . import baselines
 from .data import build_dataset, row_targets
@@ -78,6 +79,8 @@ def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, devic
     rows = build_dataset(calls, encoder, schema).to_list()
     probs, _ = predict_rows(model.to(dev), rows, schema, encoder.pad_id, 32, dev)
     q = {h.name: row_targets(rows, h.name) for h in schema.heads}
+    q.update({h.name: turn_targets(calls, h) for h in schema.turn_heads})
+    dialogue = np.repeat(np.arange(len(calls)), [len(c.turns) for c in calls])
     thresholds = {k: np.array(v) for k, v in info.thresholds.items()}
 
     systems = {"model": probs}
@@ -88,7 +91,8 @@ def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, devic
             systems["prior"] = baselines.prior(train_calls, calls, schema)
             systems["tfidf_lr"] = baselines.tfidf_lr(train_calls, calls, schema)
 
-    metrics = {name: {h.name: head_metrics(h, p[h.name], q[h.name], thresholds.get(h.name)) for h in schema.heads}
+    metrics = {name: {**{h.name: head_metrics(h, p[h.name], q[h.name], thresholds.get(h.name)) for h in schema.heads},
+                      **{h.name: turn_head_metrics(h, p[h.name], q[h.name], dialogue) for h in schema.turn_heads}}
                for name, p in systems.items()}
     n_tokens = np.array([r["n_tokens"] for r in rows])
     by_length = {}
@@ -108,6 +112,11 @@ def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, devic
     (out / "metrics.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     with open(out / "predictions.jsonl", "w", encoding="utf-8") as f:
         for i, call in enumerate(calls):
-            f.write(json.dumps({"call_id": call.call_id, **{h: probs[h][i].round(5).tolist() for h in probs}}) + "\n")
+            line = {"call_id": call.call_id, **{h.name: probs[h.name][i].round(5).tolist() for h in schema.heads}}
+            if schema.turn_heads:  # per turn, the head's distribution, or null for another speaker's turn
+                turns = dialogue == i
+                line["turns"] = {h.name: [row.round(5).tolist() if h.applies_to(t) and np.isfinite(row).all() else None
+                                          for row, t in zip(probs[h.name][turns], call.turns)] for h in schema.turn_heads}
+            f.write(json.dumps(line) + "\n")
     write_report(out / "report.html", info, schema, result, calls)
     return result

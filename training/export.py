@@ -28,10 +28,10 @@ from torch import nn
 from callqa.bundle import BundleInfo, GateResult, sha256_file, write_bundle_info
 from callqa.calls import Call
 from callqa.jsonl import load_calls
-from callqa.metrics import head_metrics
+from callqa.metrics import head_metrics, turn_head_metrics
 from callqa.render import pad_windows
 from callqa.schema import LabelSchema
-from callqa.scorer import OnnxScorer, make_session, stack_probs
+from callqa.scorer import OnnxScorer, make_session, stack_probs, stack_turn_probs, turn_targets
 
 from .baselines import targets as call_targets
 from .evaluate import load_run
@@ -62,20 +62,22 @@ class ExportError(RuntimeError):
 
 
 class WindowGraph(nn.Module):
-    """What model.onnx computes: one window batch → the pooled vector and each head's window logits."""
+    """What model.onnx computes: one window batch → the pooled vector, each call head's window logits and each turn
+    head's per-token logits (averaged per turn outside the graph, by callqa.render.aggregate_turns)."""
 
     def __init__(self, scorer: CallScorer):
         super().__init__()
         self.scorer = scorer
-        self.heads = [h.name for h in scorer.schema.heads]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        pooled, logits = self.scorer.window_logits(input_ids, attention_mask)
-        return (pooled, *(logits[name] for name in self.heads))
+        hidden = self.scorer.hidden_states(input_ids, attention_mask)
+        pooled = self.scorer.mean_pool(hidden, attention_mask)
+        heads, schema = self.scorer.heads, self.scorer.schema
+        return (pooled, *(heads[h.name](pooled) for h in schema.heads), *(heads[h.name](hidden) for h in schema.turn_heads))
 
 
 def output_names(schema: LabelSchema) -> list[str]:
-    return ["pooled", *(f"logits.{h.name}" for h in schema.heads)]
+    return ["pooled", *(f"logits.{h.name}" for h in schema.heads), *(f"token_logits.{h.name}" for h in schema.turn_heads)]
 
 
 def export_onnx(model: CallScorer, path: Path) -> None:
@@ -87,7 +89,7 @@ def export_onnx(model: CallScorer, path: Path) -> None:
     mask = torch.ones_like(ids)
     mask[1, 10:] = 0
     axes = {"input_ids": {0: "windows", 1: "tokens"}, "attention_mask": {0: "windows", 1: "tokens"}}
-    axes.update({name: {0: "windows"} for name in names})
+    axes.update({name: {0: "windows", 1: "tokens"} if name.startswith("token_") else {0: "windows"} for name in names})
     # The tracer warns about Python-side branches in transformers' mask code; parity is what proves the graph.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -157,7 +159,7 @@ def validation_calls(info: RunInfo, override: list[Path] | None = None) -> list[
 
 def quality_deltas(schema: LabelSchema, fp32: dict, int8: dict, gate: GateConfig) -> tuple[dict, list[str]]:
     deltas, failures = {}, []
-    for head in schema.heads:
+    for head in schema.all_heads:
         a, b = fp32[head.name], int8[head.name]
         if not a.get("n"):
             continue
@@ -178,22 +180,27 @@ def quality_deltas(schema: LabelSchema, fp32: dict, int8: dict, gate: GateConfig
 
 def window_parity(model: CallScorer, session, windows: list[list[int]], pad_id: int,
                   batch: int = 16) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Max |PyTorch − ONNX| per output over the given windows, batch by batch, and PyTorch's logits per head
-    (so the PyTorch call-level scores need no second forward pass)."""
+    """Max |PyTorch − ONNX| per output over the given windows (real tokens only, for per-token outputs), batch by
+    batch, and PyTorch's logits per head (so the PyTorch call-level scores need no second forward pass): [W, C] per
+    call head, a list of [tokens, C] per window for a turn head."""
     names = output_names(model.schema)
     worst = dict.fromkeys(names, 0.0)
-    torch_logits: dict[str, list[np.ndarray]] = {h.name: [] for h in model.schema.heads}
+    heads = [h.name for h in model.schema.all_heads]
+    torch_logits: dict[str, list[np.ndarray]] = {h: [] for h in heads}
     graph = WindowGraph(model.eval())
     for start in range(0, len(windows), batch):
-        ids, mask = pad_windows(windows[start : start + batch], pad_id)
+        chunk = windows[start : start + batch]
+        ids, mask = pad_windows(chunk, pad_id)
         with torch.no_grad():
             expected = [t.numpy() for t in graph(torch.from_numpy(ids), torch.from_numpy(mask))]
         got = session.run(names, {"input_ids": ids, "attention_mask": mask})
         for name, e, g in zip(names, expected, got):
-            worst[name] = max(worst[name], float(np.abs(e - g).max()))
-        for head, e in zip(torch_logits, expected[1:]):
-            torch_logits[head].append(e)
-    return worst, {head: np.concatenate(parts) for head, parts in torch_logits.items()}
+            gap = np.abs(e - g) * (mask[..., None] if e.ndim == 3 else 1)
+            worst[name] = max(worst[name], float(gap.max()))
+        for head, e in zip(heads, expected[1:]):
+            torch_logits[head].extend([e] if e.ndim == 2 else [e[i, : len(w)] for i, w in enumerate(chunk)])
+    turn = {h.name for h in model.schema.turn_heads}
+    return worst, {head: parts if head in turn else np.concatenate(parts) for head, parts in torch_logits.items()}
 
 
 def export_run(run_dir: Path, out: Path, version: str | None = None, validation: list[Path] | None = None,
@@ -225,17 +232,26 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
         "quantization": quantization, "gate": {"passed": False}, "files": {},
     })
     targets = call_targets(calls, schema)
+    targets.update({h.name: turn_targets(calls, h) for h in schema.turn_heads})
     thresholds = {k: np.array(v) for k, v in draft.thresholds.items()}
 
+    def probs_of(predictions: list) -> dict[str, np.ndarray]:
+        """Call heads [N, C] and turn heads [T, C] (NaN rows where a head has no prediction for a turn)."""
+        return {**stack_probs(predictions), **{h.name: stack_turn_probs(predictions, h)[0] for h in schema.turn_heads}}
+
     def metrics_of(probs: dict[str, np.ndarray]) -> dict:
-        return {h.name: head_metrics(h, probs[h.name], targets[h.name], thresholds.get(h.name)) for h in schema.heads}
+        out = {h.name: head_metrics(h, probs[h.name], targets[h.name], thresholds.get(h.name)) for h in schema.heads}
+        if schema.turn_heads:
+            dialogue = np.repeat(np.arange(len(calls)), [len(c.turns) for c in calls])
+            out.update({h.name: turn_head_metrics(h, probs[h.name], targets[h.name], dialogue) for h in schema.turn_heads})
+        return out
 
     fp32_scorer = OnnxScorer(fp32_session, encoder, draft)
     # PyTorch's window logits go through the same aggregation as ONNX's, so the two differ only by the graphs.
-    torch_probs = stack_probs(fp32_scorer.from_window_logits(encoded, torch_logits))
-    fp32_probs = stack_probs(fp32_scorer.predict_encoded(encoded))
+    torch_probs = probs_of(fp32_scorer.from_window_logits(encoded, torch_logits, calls))
+    fp32_probs = probs_of(fp32_scorer.predict_encoded(encoded, calls))
     metrics = {"pytorch": metrics_of(torch_probs), "fp32": metrics_of(fp32_probs)}
-    call_parity = max(float(np.abs(torch_probs[h] - fp32_probs[h]).max()) for h in fp32_probs)
+    call_parity = max(float(np.nan_to_num(np.abs(torch_probs[h] - fp32_probs[h])).max(initial=0.0)) for h in fp32_probs)
     parity_failures = []
     logit_gap = max(v for k, v in parity.items() if k != "pooled")
     if logit_gap > gate.parity_tolerance:
@@ -248,8 +264,8 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
     log(f"quantizing model.int8.onnx ({' or '.join(methods)})")
     for method in methods:
         quantize(out / "model.onnx", out / "model.int8.onnx", method, hidden.num_attention_heads, hidden.hidden_size)
-        int8_probs = OnnxScorer(make_session(out / "model.int8.onnx"), encoder, draft).predict_encoded(encoded)
-        metrics["int8"] = metrics_of(stack_probs(int8_probs))
+        int8_probs = OnnxScorer(make_session(out / "model.int8.onnx"), encoder, draft).predict_encoded(encoded, calls)
+        metrics["int8"] = metrics_of(probs_of(int8_probs))
         deltas, quality_failures = quality_deltas(schema, metrics["fp32"], metrics["int8"], gate)
         tried[method] = {"int8_vs_fp32": deltas, "failures": quality_failures}
         if not quality_failures:
@@ -298,7 +314,7 @@ def save_to_store(directory: Path, bundle: BundleInfo) -> None:
 
     metadata = {"gate_passed": bundle.gate.passed, "forced": bundle.gate.forced, "run": bundle.run,
                 "encoder": bundle.encoder, "quantization": bundle.quantization, "callqa_version": bundle.callqa_version,
-                "heads": [h.name for h in bundle.schema_.heads]}
+                "heads": [h.name for h in bundle.schema_.all_heads]}
     with bentoml.models.create(bundle.tag, labels={"schema": bundle.schema_.name}, metadata=metadata) as model:
         for path in Path(directory).iterdir():
             if path.is_file():

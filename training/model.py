@@ -1,4 +1,9 @@
-"""Encoder → mean-pooled vector per window → one linear head per schema head; call logits = weighted window mean."""
+"""Encoder → mean-pooled vector per window → one linear head per schema head; call logits = weighted window mean.
+
+Turn heads pool each turn's token states (over every window that holds the turn) and apply their linear layer to
+the mean: the same numbers as averaging the head's per-token logits (what the exported graph returns and
+callqa.render.aggregate_turns averages), because the head is linear.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +42,16 @@ def aggregate_windows_torch(window_logits: torch.Tensor, call_index: torch.Tenso
     return summed / total[:, None]
 
 
+def pool_turns(hidden: torch.Tensor, turn_index: torch.Tensor, n_turns: int) -> torch.Tensor:
+    """Turn vectors [n_turns, H]: the mean of each turn's token states [W, T, H] (turn_index [W, T], −1 = none)."""
+    flat, index = hidden.reshape(-1, hidden.shape[-1]), turn_index.reshape(-1)
+    keep = index >= 0
+    sums = torch.zeros(n_turns, hidden.shape[-1], dtype=hidden.dtype, device=hidden.device)
+    sums.index_add_(0, index[keep], flat[keep])
+    counts = torch.zeros(n_turns, dtype=hidden.dtype, device=hidden.device).index_add_(0, index[keep], torch.ones_like(index[keep], dtype=hidden.dtype))
+    return sums / counts.clamp(min=1.0)[:, None]
+
+
 class CallScorer(nn.Module):
     def __init__(self, encoder: nn.Module, schema: LabelSchema, dropout: float = 0.1):
         super().__init__()
@@ -44,22 +59,37 @@ class CallScorer(nn.Module):
         self.schema = schema
         self.dropout = nn.Dropout(dropout)
         hidden = encoder.config.hidden_size
-        self.heads = nn.ModuleDict({h.name: nn.Linear(hidden, h.size) for h in schema.heads})
+        # Call and turn heads in one dict (their names are unique): one heads.safetensors, one optimizer group.
+        self.heads = nn.ModuleDict({h.name: nn.Linear(hidden, h.size) for h in schema.all_heads})
 
-    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    @staticmethod
+    def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Mean of the last hidden states over real tokens: one vector per window (how e5 was trained)."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.mean_pool(self.hidden_states(input_ids, attention_mask), attention_mask)
 
     def window_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         pooled = self.pool(input_ids, attention_mask)
         dropped = self.dropout(pooled)
-        return pooled, {name: head(dropped) for name, head in self.heads.items()}
+        return pooled, {h.name: self.heads[h.name](dropped) for h in self.schema.heads}
 
-    def forward(self, input_ids, attention_mask, call_index, weights, n_calls: int) -> dict[str, torch.Tensor]:
-        _, per_window = self.window_logits(input_ids, attention_mask)
-        return {name: aggregate_windows_torch(logits, call_index, weights, n_calls) for name, logits in per_window.items()}
+    def forward(self, input_ids, attention_mask, call_index, weights, n_calls: int, turn_index=None,
+                n_turns: int = 0) -> dict[str, torch.Tensor]:
+        """Call heads' logits [n_calls, C]; with ``turn_index``, also the turn heads' logits [n_turns, C]."""
+        hidden = self.hidden_states(input_ids, attention_mask)
+        dropped = self.dropout(self.mean_pool(hidden, attention_mask))
+        out = {h.name: aggregate_windows_torch(self.heads[h.name](dropped), call_index, weights, n_calls)
+               for h in self.schema.heads}
+        if turn_index is not None and self.schema.turn_heads:
+            turns = self.dropout(pool_turns(hidden, turn_index, n_turns))
+            out.update({h.name: self.heads[h.name](turns) for h in self.schema.turn_heads})
+        return out
 
     def freeze_lower_layers(self, n: int) -> None:
         """Freeze the embeddings and the lowest ``n`` layers: less compute for backward, and less overfitting."""
@@ -114,9 +144,12 @@ LOSSES = {"ordinal": _ordinal_loss, "multiclass": _distribution_loss, "multilabe
 
 def head_losses(logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor],
                 schema: LabelSchema, loss: LossConfig, pos_weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """Per-head loss, averaged over the calls that carry the head (masked); 0 for a head no call in the batch has."""
+    """Per-head loss, averaged over the calls (turns, for a turn head) that carry the head (masked); 0 for a head no
+    call in the batch has."""
     out: dict[str, torch.Tensor] = {}
-    for head in schema.heads:
+    for head in schema.all_heads:
+        if head.name not in logits:
+            continue
         z, t, m = logits[head.name], targets[head.name], masks[head.name]
         per_call = LOSSES[head.kind](z, t, loss, (pos_weights or {}).get(head.name))
         out[head.name] = (per_call * m).sum() / m.sum().clamp(min=1.0)

@@ -31,13 +31,22 @@ from callqa import __version__
 from callqa.calls import Call
 from callqa.encoders import resolve_encoder
 from callqa.jsonl import load_calls
-from callqa.metrics import head_metrics, pick_metric, tune_thresholds
+from callqa.metrics import head_metrics, pick_metric, tune_thresholds, turn_head_metrics
 from callqa.render import CallEncoder
 from callqa.schema import LabelSchema, load_schema
 from callqa.split import split_calls
 
 from .config import TrainConfig
-from .data import bucketed_batches, build_dataset, call_lengths, iterate, row_mask, row_targets
+from .data import (
+    bucketed_batches,
+    build_dataset,
+    call_lengths,
+    iterate,
+    row_mask,
+    row_targets,
+    row_turn_targets,
+    turn_counts,
+)
 from .model import CallScorer, head_losses, load_encoder
 from .run import DataFile, EncoderRef, RunInfo, Validation
 
@@ -74,15 +83,18 @@ def load_tokenizer(encoder_path: str):
 @torch.no_grad()
 def predict_rows(model: CallScorer, rows: list[dict], schema: LabelSchema, pad_id: int, batch_size: int,
                  device: torch.device, loss_config=None) -> tuple[dict[str, np.ndarray], float]:
-    """Call-level probabilities per head ([N, C]: softmax, or sigmoid for multilabel) and the mean masked loss."""
+    """Probabilities per head (softmax, or sigmoid for multilabel) and the mean masked loss: call heads [N, C];
+    turn heads [all turns of all rows, call after call, C], NaN for a turn no window reached."""
     model.eval()
     batches = bucketed_batches(call_lengths(rows), batch_size, seed=0, shuffle=False)
+    offsets = np.cumsum([0, *turn_counts(rows, schema)])
     probs: dict[str, np.ndarray] = {h.name: np.zeros((len(rows), h.size), np.float32) for h in schema.heads}
+    probs.update({h.name: np.full((offsets[-1], h.size), np.nan, np.float32) for h in schema.turn_heads})
     losses, seen = [], 0
     for indices, batch in zip(batches, iterate(rows, batches, schema, pad_id)):
         batch = batch.to(device)
         with _autocast(device):
-            logits = model(batch.input_ids, batch.attention_mask, batch.call_index, batch.weights, batch.n_calls)
+            logits = model(**batch.model_inputs())
         logits = {k: v.float() for k, v in logits.items()}
         if loss_config is not None:
             per_head = head_losses(logits, batch.targets, batch.masks, schema, loss_config)
@@ -90,6 +102,15 @@ def predict_rows(model: CallScorer, rows: list[dict], schema: LabelSchema, pad_i
             seen += len(indices)
         for head in schema.heads:
             probs[head.name][indices] = head.spec.activate(logits[head.name].cpu().numpy())
+        if schema.turn_heads:
+            reached = np.zeros(batch.n_turns, bool)
+            ids = batch.turn_index.cpu().numpy()
+            reached[ids[ids >= 0]] = True
+            rows_turns = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in indices])
+            for head in schema.turn_heads:
+                p = head.spec.activate(logits[head.name].cpu().numpy())
+                p[~reached] = np.nan
+                probs[head.name][rows_turns] = p
     return probs, (sum(losses) / seen if seen else float("nan"))
 
 
@@ -125,6 +146,10 @@ def evaluate_rows(probs: dict[str, np.ndarray], rows: list[dict], schema: LabelS
     for head in schema.heads:
         t = np.array(thresholds[head.name]) if thresholds and head.name in thresholds else None
         out[head.name] = head_metrics(head, probs[head.name], row_targets(rows, head.name), t)
+    if schema.turn_heads:
+        dialogue = np.repeat(np.arange(len(rows)), turn_counts(rows, schema))
+        for head in schema.turn_heads:
+            out[head.name] = turn_head_metrics(head, probs[head.name], row_turn_targets(rows, head.name), dialogue)
     return out
 
 
@@ -294,7 +319,7 @@ class TrainingLoop:
         self.train_rows, self.val_rows, self.pad_id, self.dev = train_rows, val_rows, pad_id, dev
         self.checkpoint, self.state, self.best_weights, self.log = checkpoint, state, best_weights, log
         self.pos_weights = multilabel_pos_weights(train_rows, schema, dev) if config.loss.pos_weight else {}
-        self.head_weight = {h.name: config.loss.head_weights.get(h.name, 1.0) for h in schema.heads}
+        self.head_weight = {h.name: config.loss.head_weights.get(h.name, 1.0) for h in schema.all_heads}
 
     def evaluate(self) -> bool:
         """Evaluate, record, keep the best weights; True when early stopping says stop."""
@@ -321,7 +346,7 @@ class TrainingLoop:
         """Forward and backward of one batch; returns its loss."""
         batch = batch.to(self.dev)
         with _autocast(self.dev):
-            logits = self.model(batch.input_ids, batch.attention_mask, batch.call_index, batch.weights, batch.n_calls)
+            logits = self.model(**batch.model_inputs())
         per_head = head_losses({k: v.float() for k, v in logits.items()}, batch.targets, batch.masks, self.schema,
                                self.config.loss, self.pos_weights)
         loss = sum(self.head_weight[h] * v for h, v in per_head.items())

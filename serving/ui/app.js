@@ -152,8 +152,8 @@ function show(view, banner) {
     const when = turn.start != null ? ` ${clock(turn.start)}` : "";
     const reason = el("button", { type: "button", className: "reason", title: "标为当前项目评分的原因（按 r）" });
     reason.addEventListener("click", (e) => { e.stopPropagation(); toggleReason(index); });
-    const li = el("li", { className: turn.speaker }, el("div", { className: "who", textContent: who + when }, reason),
-      el("div", { className: "text", textContent: turn.text }));
+    const li = el("li", { className: turn.speaker }, el("div", { className: "who", textContent: who + when },
+      ...turnBadges(view, index), reason), el("div", { className: "text", textContent: turn.text }));
     return li;
   }));
   $("comment").value = "";
@@ -163,6 +163,13 @@ function show(view, banner) {
   renderScorecard();
   renderHistory();
   if (state.showEvidence) loadEvidence();
+}
+
+// The model's turn heads (STC-3 nuggets: 提出问题 / 给出方案 …) as a badge on each turn they label.
+function turnBadges(view, index) {
+  return Object.values(view.scores.turns || {}).map((scores) => scores[index]).filter(Boolean).map((score) =>
+    el("span", { className: "nugget", textContent: score.level_name,
+      title: `${score.display}：${score.level_name}（${Math.round(score.confidence * 100)}%）` }));
 }
 
 // --- reasons: turns a reviewer marks as why a head has its label -------------------------------------------------
