@@ -75,10 +75,13 @@ bundles/demo/current/bundle.json: $(DEMO)/run.json
 bundle: bundles/demo/current/bundle.json
 
 # Serve the demo bundle on 127.0.0.1 with a fresh scorer key, printing a curl example that works as written; the
-# sample's test calls are scored into the review queue, and a reviewer key opens the review UI.
+# sample's test calls are scored into the review queue (and a month report written from them), and a reviewer key
+# opens the review UI.
 serve: bundle
 	@mkdir -p var
 	@$(CALLQA) reviews ingest data/sample/test.jsonl --bundle bundles/demo/current --db $(DB)
+	@$(CALLQA) report --period 2026-06 --db $(DB) --agents datasets/examples/agents.csv --ui-base http://127.0.0.1:$(PORT) \
+		-o var/report-2026-06 > /dev/null && echo "QA month report: var/report-2026-06/report.html (and .xlsx, csv/)"
 	@KEY=$$($(CALLQA) keys create --role scorer --name demo --db $(DB) 2>/dev/null); \
 	REVIEWER=$$($(CALLQA) keys create --role reviewer --name demo-reviewer --db $(DB) 2>/dev/null); \
 	echo; echo "Score a call (in another terminal):"; echo; \

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# System packages some tests need: Debian's Chromium (the review UI runs in it headless) and a PostgreSQL server
-# (the review store's PostgreSQL test). Installed only when missing; needs root (or sudo) and a Debian package mirror.
+# System packages some tests need: Debian's Chromium (the review UI runs in it headless), a PostgreSQL server
+# (the review store's PostgreSQL test) and a CJK font (the QA report's screenshot test shows Chinese, not boxes). Installed only when missing; needs root (or sudo) and a Debian package mirror.
 # Without them those tests skip and say why; every other test still runs.
 set -uo pipefail
 
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-microhei)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then as_root=(); elif command -v sudo >/dev/null; then as_root=(sudo -n); else

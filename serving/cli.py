@@ -1,4 +1,4 @@
-"""`callqa serve / bench-serve / bundles / keys / reviews`: the serving part's commands (torch-free)."""
+"""`callqa serve / bench-serve / report / bundles / keys / reviews`: the serving part's commands (torch-free)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
     panel = "Serving and review"
     app.command("serve", rich_help_panel=panel)(serve_cmd)
     app.command("bench-serve", rich_help_panel=panel)(bench_serve_cmd)
+    app.command("report", rich_help_panel=panel)(report_cmd)
     app.add_typer(bundles_app, name="bundles", rich_help_panel=panel)
     app.add_typer(keys_app, name="keys", rich_help_panel=panel)
     app.add_typer(reviews_app, name="reviews", rich_help_panel=panel)
@@ -194,6 +195,44 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id as `key
         raise fail(f"no key with id {key_id}")
     console.print(f"revoked {key_id}")
 
+
+
+def report_cmd(
+    period: Annotated[str, typer.Option(help="A calendar month (2026-03) or an ISO week (2026-W10), in --tz.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="report.html, report.xlsx or report.csv (a folder of CSVs "
+                                      "named after it); a path without one of these suffixes is a folder for all three.")],
+    db: DbOption = None,
+    team: Annotated[str | None, typer.Option(help="Only this team's agents (needs --agents).")] = None,
+    agent: Annotated[str | None, typer.Option(help="Only this agent's calls.")] = None,
+    agents: Annotated[Path | None, typer.Option(help="Agent directory: CSV agent_id,name,team or YAML id → {name, team}.",
+                                                exists=True, dir_okay=False)] = None,
+    tz: Annotated[str, typer.Option(help="Time zone of the calendar periods (started_at is stored in UTC).")] = "Asia/Shanghai",
+    schema: SchemaOption = "callcenter",
+    ui_base: Annotated[str, typer.Option(help="Base URL of the review UI, for links to the worst calls.")] = "http://127.0.0.1:3000",
+) -> None:
+    """The QA report (质检月报/周报) of a period from the review store: calls per category, per agent the average
+    total, red lines and per-item averages against the standard points, a 6-period trend, the most frequent
+    deductions with redacted examples, the worst calls with links, and model–reviewer agreement. Reviewed calls
+    count with the reviewer's points; the report says how many."""
+    from zoneinfo import ZoneInfoNotFoundError
+
+    from callqa.serving.directory import AgentDirectory, DirectoryError
+    from callqa.serving.report import ReportBuilder, write_report
+
+    try:
+        directory = AgentDirectory.load(agents) if agents else AgentDirectory()
+        builder = ReportBuilder(_review_store(db), schema_or_fail(schema), directory, tz=tz, ui_base=ui_base)
+        report = builder.build(period, team=team, agent=agent)
+    except (DirectoryError, ValueError, ZoneInfoNotFoundError) as err:
+        raise fail(str(err)) from None
+    paths = write_report(report, out)
+    table = Table(*report.table("agents").columns[:7], title=f"{report.title} · {report.scope}")
+    for row in report.table("agents").rows:
+        table.add_row(*("–" if v is None else str(v) for v in row[:7]))
+    console.print(table)
+    console.print(report.source)
+    for path in paths[:3]:
+        console.print(f"written {path}")
 
 
 def _review_store(db: str | None):

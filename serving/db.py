@@ -26,4 +26,8 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
     Base.metadata.create_all(engine)
+    # create_all skips the indexes of tables that already exist: a store made by an older version gets new ones here.
+    for table in Base.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
     return engine

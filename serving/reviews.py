@@ -99,7 +99,9 @@ class CallRow(Base):
     __table_args__ = (Index("ix_review_calls_queue", "revision", "sample_key", "entropy", "margin", "low_score",
                             "lease_owner", "lease_until", "agent_id", "call_id"),
                       # the export's `--since` and the agents' daily quota
-                      Index("ix_review_calls_reviewed", "reviewed_at", "agent_id"))
+                      Index("ix_review_calls_reviewed", "reviewed_at", "agent_id"),
+                      # reports: a period's calls, per agent
+                      Index("ix_review_calls_started", "started_at", "agent_id", "revision"))
 
     call_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     agent_id: Mapped[str | None] = mapped_column(String(200), index=True)
@@ -628,14 +630,20 @@ class ReviewStore:
                      f"{_utc(row.lease_until):%H:%M:%S} UTC")
 
     # --- reviewed calls out -------------------------------------------------------------------------------------
-    def reviewed(self, since: date | datetime | None = None) -> Iterator[ReviewedCall]:
-        """Every reviewed call (last reviewed on or after ``since``) with its current labels, oldest review first."""
+    def reviewed(self, since: date | datetime | None = None, started: tuple[datetime, datetime] | None = None,
+                 agents: Iterable[str] | None = None) -> Iterator[ReviewedCall]:
+        """Every reviewed call (last reviewed on or after ``since``; started in ``[start, end)``; of these agents)
+        with its current labels, oldest review first."""
         with Session(self.engine) as session:
             query = select(CallRow).where(CallRow.revision > 0).order_by(CallRow.reviewed_at, CallRow.call_id)
             if since is not None:
                 if not isinstance(since, datetime):
                     since = datetime.combine(since, datetime.min.time())
                 query = query.where(CallRow.reviewed_at >= (since if since.tzinfo else since.replace(tzinfo=UTC)))
+            if started is not None:
+                query = query.where(CallRow.started_at >= started[0], CallRow.started_at < started[1])
+            if agents is not None:
+                query = query.where(CallRow.agent_id.in_(list(agents)))
             # Ids first, then one call at a time: nothing holds every transcript in memory at once.
             for call_id in session.scalars(query.with_only_columns(CallRow.call_id)).all():
                 row = session.get(CallRow, call_id)

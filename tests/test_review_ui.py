@@ -262,3 +262,20 @@ def test_evidence_is_computed_by_the_served_model_cached_and_shown_on_the_turns(
         assert "服务态度" in (turns_shown.nth(strongest).get_attribute("title") or "")
         page.get_by_test_id("evidence").click()  # off again: no shading left
         expect(turns_shown.first).not_to_have_attribute("data-weight", re.compile(".*"))
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                    "(scripts/install-test-deps.sh installs it)")
+def test_a_reports_link_opens_its_call_after_login(server):
+    """`callqa report` links the worst calls as …/review/?call=ID."""
+    from playwright.sync_api import expect, sync_playwright
+
+    call_id = sample_calls(6)[4]["call_id"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto(f"{server.base}/review/?call={call_id}")
+        page.get_by_test_id("key").fill(server.keys["bo"])
+        page.get_by_test_id("login").click()
+        expect(page.get_by_test_id("call-id")).to_have_text(call_id)
+        browser.close()

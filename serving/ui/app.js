@@ -50,6 +50,9 @@ async function login(key) {
   $("app").hidden = false;
   $("logout").hidden = false;
   await loadQueue();
+  // A link from a report (…/review/?call=ID) opens that call once logged in.
+  const linked = new URLSearchParams(location.search).get("call");
+  if (linked) await openCall(linked);
   return true;
 
   function fail(message) {

@@ -1,0 +1,608 @@
+"""QA reports (质检月报) from the review store: what a QA lead hands up every month.
+
+The figures follow a call center's monthly report: calls monitored in total and per category (the model's topics);
+per agent the calls, average total, red lines and per-item averages against the item's standard points; the trend
+over the last six periods; the most frequent deductions with example spans (PII redacted); the worst calls with links
+into the review UI; and model–reviewer agreement for the period.
+
+Which score counts: the scorecard of a call's latest prediction, unless a reviewer reviewed the call — then the
+reviewer's points (points set by hand, or the card's with the deductions marked 误判 given back; see
+:func:`callqa.serving.agreement.reviewer_points`). The report says how many calls each source gave.
+
+Scale: unreviewed calls are aggregated in SQL (sums and counts per agent and item over the period's calls, on the
+``started_at`` index); only reviewed calls — a few percent — are read one by one. Periods are calendar months or ISO
+weeks in a configurable time zone (default Asia/Shanghai); ``started_at`` is stored in UTC.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import logging
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+from sqlalchemy import Float, and_, case, cast, func, select
+from sqlalchemy.orm import Session, aliased
+
+from callqa.redact import redact
+from callqa.schema import LabelSchema
+from callqa.scorecard import ScorecardResult
+
+from .agreement import agreement, reviewer_points, scorecard_agreement
+from .directory import AgentDirectory
+from .reviews import CallRow, PredictionRow, ReviewedCall, ReviewStore, ScorecardItemRow, ScorecardRow
+
+DEFAULT_TZ = "Asia/Shanghai"
+TREND_PERIODS = 6
+EXAMPLES_PER_ITEM = 3
+WORST_CALLS = 10
+# Chinese text in the HTML and the charts' SVG text: the first of these fonts the reader's machine has.
+CJK_FONTS = '"Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", "WenQuanYi Micro Hei", sans-serif'
+
+
+# ----------------------------------------------------------------------------------------------- periods
+
+@dataclass(frozen=True)
+class Period:
+    """A calendar month (``2026-03``) or ISO week (``2026-W10``) in a time zone; ``start``/``end`` are aware."""
+
+    kind: Literal["month", "week"]
+    label: str
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def parse(cls, text: str, tz: ZoneInfo) -> Period:
+        try:
+            if "-W" in text:
+                year, week = text.split("-W")
+                first = date.fromisocalendar(int(year), int(week), 1)
+                return cls._week(first, tz)
+            year, month = (int(x) for x in text.split("-"))
+            return cls._month(year, month, tz)
+        except ValueError:
+            raise ValueError(f"period {text!r}: write a month as 2026-03 or an ISO week as 2026-W10") from None
+
+    @classmethod
+    def _month(cls, year: int, month: int, tz: ZoneInfo) -> Period:
+        start = datetime(year, month, 1, tzinfo=tz)
+        end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=tz)
+        return cls("month", f"{year:04d}-{month:02d}", start, end)
+
+    @classmethod
+    def _week(cls, monday: date, tz: ZoneInfo) -> Period:
+        start = datetime.combine(monday, datetime.min.time(), tzinfo=tz)
+        year, week, _ = monday.isocalendar()
+        return cls("week", f"{year:04d}-W{week:02d}", start, datetime.combine(monday + timedelta(days=7),
+                                                                               datetime.min.time(), tzinfo=tz))
+
+    @property
+    def utc(self) -> tuple[datetime, datetime]:
+        """[start, end) in UTC, as the store keeps started_at (SQLite compares the stored text, so offsets must match)."""
+        return self.start.astimezone(UTC), self.end.astimezone(UTC)
+
+    def previous(self) -> Period:
+        if self.kind == "week":
+            return self._week(self.start.date() - timedelta(days=7), self.start.tzinfo)
+        month = self.start.month - 1 or 12
+        return self._month(self.start.year - (self.start.month == 1), month, self.start.tzinfo)
+
+    def last(self, n: int) -> list[Period]:
+        """This period and the n − 1 before it, oldest first."""
+        periods = [self]
+        while len(periods) < n:
+            periods.append(periods[-1].previous())
+        return periods[::-1]
+
+
+# ----------------------------------------------------------------------------------------------- the report
+
+class Table(BaseModel):
+    name: str  # sheet and CSV file name
+    title: str
+    columns: list[str]
+    rows: list[list[str | int | float | None]]
+    note: str = ""
+    links: dict[int, str] = {}  # row index → URL of the row's call in the review UI (HTML only)
+
+
+class Report(BaseModel):
+    title: str
+    period: str
+    time_zone: str
+    generated: str
+    source: str  # which scores were used
+    scope: str  # all agents, a team, or an agent
+    tables: list[Table]
+    trend: dict[str, list[float | None]]  # "全部" and each agent → average total per period (charts)
+    trend_periods: list[str]
+    items: list[tuple[str, float, float]]  # (item title, average points, standard points) (charts)
+
+    def table(self, name: str) -> Table:
+        return next(t for t in self.tables if t.name == name)
+
+
+@dataclass
+class Sums:
+    """Running sums of one agent's (or one item's) calls; SQL and reviewed calls add into the same sums."""
+
+    calls: int = 0
+    total: float = 0.0
+    red_lines: int = 0
+    reviewed: int = 0
+
+    def add(self, calls: int, total: float, red_lines: int, reviewed: int = 0) -> None:
+        self.calls += calls
+        self.total += total
+        self.red_lines += red_lines
+        self.reviewed += reviewed
+
+    @property
+    def average(self) -> float | None:
+        return self.total / self.calls if self.calls else None
+
+
+@dataclass
+class ItemSums:
+    calls: int = 0
+    points: float = 0.0
+    standard: float = 0.0
+    deducted_calls: int = 0
+    deductions: int = 0
+
+    def add(self, calls: int, points: float, standard: float, deducted_calls: int, deductions: int) -> None:
+        self.calls += calls
+        self.points += points
+        self.standard += standard
+        self.deducted_calls += deducted_calls
+        self.deductions += deductions
+
+    @property
+    def average(self) -> float | None:
+        return self.points / self.calls if self.calls else None
+
+
+@dataclass
+class ItemInfo:
+    title: str
+    section: str
+    max_points: float
+    rules: dict[str, str] = field(default_factory=dict)  # rule id → the deduction's title
+
+
+def _latest_prediction_id():
+    """The id of a call's latest prediction (correlated on review_calls only: the outer query may join predictions)."""
+    latest = aliased(PredictionRow)
+    return select(func.max(latest.id)).where(latest.call_id == CallRow.call_id).correlate(CallRow).scalar_subquery()
+
+
+class ReportBuilder:
+    """Reads one period's figures out of a :class:`ReviewStore`."""
+
+    def __init__(self, store: ReviewStore, schema: LabelSchema | None = None, directory: AgentDirectory | None = None,
+                 tz: str = DEFAULT_TZ, ui_base: str = "http://127.0.0.1:3000"):
+        self.store, self.schema = store, schema
+        self.directory = directory or AgentDirectory()
+        self.tz_name, self.tz = tz, ZoneInfo(tz)
+        self.ui_base = ui_base.rstrip("/")
+
+    # --- SQL over unreviewed calls ---------------------------------------------------------------------------
+    def _in_period(self, period: Period, agents: list[str] | None):
+        start, end = period.utc
+        where = [CallRow.started_at >= start, CallRow.started_at < end]
+        if agents is not None:
+            where.append(CallRow.agent_id.in_(agents))
+        return and_(*where)
+
+    def agent_sums(self, session: Session, period: Period, agents: list[str] | None) -> dict[str, Sums]:
+        query = (select(CallRow.agent_id, func.count(), func.sum(ScorecardRow.total),
+                        func.sum(case((ScorecardRow.red_line, 1), else_=0)))
+                 .join(ScorecardRow, ScorecardRow.prediction_id == _latest_prediction_id())
+                 .where(self._in_period(period, agents), CallRow.revision == 0)
+                 .group_by(CallRow.agent_id))
+        out: dict[str, Sums] = defaultdict(Sums)
+        for agent, calls, total, red in session.execute(query):
+            out[agent or ""].add(calls, float(total or 0.0), int(red or 0))
+        return out
+
+    def item_sums(self, session: Session, period: Period, agents: list[str] | None) -> dict[tuple[str, str], ItemSums]:
+        """(agent, item) → sums over the period's unreviewed calls."""
+        query = (select(CallRow.agent_id, ScorecardItemRow.item, func.count(), func.sum(ScorecardItemRow.points),
+                        func.sum(ScorecardItemRow.max_points),
+                        func.sum(case((ScorecardItemRow.deductions > 0, 1), else_=0)),
+                        func.sum(ScorecardItemRow.deductions))
+                 .join(ScorecardItemRow, ScorecardItemRow.prediction_id == _latest_prediction_id())
+                 .where(self._in_period(period, agents), CallRow.revision == 0)
+                 .group_by(CallRow.agent_id, ScorecardItemRow.item))
+        out: dict[tuple[str, str], ItemSums] = defaultdict(ItemSums)
+        for agent, item, calls, points, standard, deducted, deductions in session.execute(query):
+            out[(agent or "", item)].add(calls, float(points or 0), float(standard or 0), int(deducted or 0),
+                                         int(deductions or 0))
+        return out
+
+    def predictions(self, session: Session, period: Period, agents: list[str] | None, item: str | None = None,
+                    limit: int | None = None, worst: bool = False):
+        """(call id, agent, started_at, stored scores) of the period's calls' latest predictions."""
+        query = (select(CallRow.call_id, CallRow.agent_id, CallRow.started_at, PredictionRow.scores)
+                 .join(PredictionRow, PredictionRow.id == _latest_prediction_id())
+                 .where(self._in_period(period, agents)))
+        if item is not None:
+            query = query.join(ScorecardItemRow, and_(ScorecardItemRow.prediction_id == PredictionRow.id,
+                                                      ScorecardItemRow.item == item, ScorecardItemRow.deductions > 0))
+        if worst:
+            query = (query.join(ScorecardRow, ScorecardRow.prediction_id == PredictionRow.id)
+                     .order_by(cast(ScorecardRow.total, Float) / ScorecardRow.max_total, CallRow.call_id))
+        else:
+            query = query.order_by(CallRow.started_at, CallRow.call_id)
+        return session.execute(query.limit(limit) if limit else query)
+
+    def topic_counts(self, session: Session, period: Period, agents: list[str] | None,
+                     reviewed: dict[str, ReviewedCall]) -> Counter:
+        """Calls per predicted topic (multilabel heads), a reviewer's topics where the call was reviewed."""
+        counts: Counter = Counter()
+        query = (select(CallRow.call_id, PredictionRow.scores)
+                 .join(PredictionRow, PredictionRow.id == _latest_prediction_id())
+                 .where(self._in_period(period, agents)))
+        for call_id, scores in session.execute(query.execution_options(yield_per=5000)):
+            if isinstance(scores, str):
+                scores = json.loads(scores)
+            r = reviewed.get(call_id)
+            for head, score in scores["scores"].items():
+                if "predicted" not in score:
+                    continue
+                topics = r.labels.get(head, score["predicted"]) if r else score["predicted"]
+                counts.update((head, t) for t in (topics if isinstance(topics, list) else [topics]))
+        return counts
+
+    # --- the report ------------------------------------------------------------------------------------------
+    def build(self, period_text: str, team: str | None = None, agent: str | None = None) -> Report:
+        period = Period.parse(period_text, self.tz)
+        agents = [agent] if agent else (self.directory.members(team) if team else None)
+        if team and not agents:
+            raise ValueError(f"team {team!r}: no agent of the directory is in it")
+        scope = f"坐席 {self.directory.name(agent)}" if agent else (f"班组 {team}" if team else "全部坐席")
+        with Session(self.store.engine) as session:
+            reviewed = {r.call.call_id: r for r in self.store.reviewed(started=period.utc, agents=agents)}
+            agent_sums = self.agent_sums(session, period, agents)
+            item_sums = self.item_sums(session, period, agents)
+            items = self._item_info(session, period, agents, reviewed)
+            for r in reviewed.values():
+                self._add_reviewed(r, agent_sums, item_sums)
+            trend_periods = period.last(TREND_PERIODS)
+            trend_sums = [self.agent_sums(session, p, agents) for p in trend_periods[:-1]]
+            for p, sums in zip(trend_periods[:-1], trend_sums):
+                for r in self.store.reviewed(started=p.utc, agents=agents):
+                    self._add_reviewed(r, sums, None)
+            trend_sums.append(agent_sums)
+            topics = self.topic_counts(session, period, agents, reviewed)
+            examples = {i: self._examples(session, period, agents, i) for i in self._top_items(item_sums)}
+            worst = list(self.predictions(session, period, agents, limit=WORST_CALLS, worst=True))
+
+        n_calls = sum(s.calls for s in agent_sums.values())
+        overall = Sums()
+        for s in agent_sums.values():
+            overall.add(s.calls, s.total, s.red_lines, s.reviewed)
+        source = (f"模型评分卡 {n_calls - overall.reviewed} 通；复核员评分 {overall.reviewed} 通（已复核的通话以复核员"
+                  f"给分为准：手动给分，或模型扣分中被标为误判的分数退回）")
+        tables = [
+            self._overview(period, n_calls, overall, scope, source),
+            self._categories(topics, n_calls),
+            self._agents(agent_sums, item_sums, items),
+            self._items(item_sums, items),
+            self._trend(trend_periods, trend_sums),
+            self._deductions(item_sums, items, examples),
+            self._worst(worst),
+            *self._agreement(list(reviewed.values())),
+        ]
+        trend = {"全部": [_avg(sum(s.total for s in sums.values()), sum(s.calls for s in sums.values()))
+                        for sums in trend_sums]}
+        for a in sorted({a for sums in trend_sums for a in sums}):
+            trend[self.directory.name(a) or "（无坐席）"] = [sums[a].average if a in sums else None for sums in trend_sums]
+        per_item = self._per_item(item_sums)
+        return Report(
+            title=f"质检{'月' if period.kind == 'month' else '周'}报 {period.label}", period=period.label,
+            time_zone=self.tz_name, generated=datetime.now(self.tz).strftime("%Y-%m-%d %H:%M %Z"), source=source,
+            scope=scope, tables=tables, trend=trend, trend_periods=[p.label for p in trend_periods],
+            items=[(items[i].title, s.average or 0.0, items[i].max_points) for i, s in per_item.items() if i in items],
+        )
+
+    def _item_info(self, session, period, agents, reviewed) -> dict[str, ItemInfo]:
+        """Item titles, sections and standard points, from the period's first stored scorecard."""
+        for _, _, _, scores in self.predictions(session, period, agents, limit=1):
+            card = _card(scores)
+            if card:
+                return {i.id: ItemInfo(i.title, s.title, i.max_points) for s in card.sections for i in s.items}
+        for r in reviewed.values():
+            if r.scorecard:
+                return {i.id: ItemInfo(i.title, s.title, i.max_points) for s in r.scorecard.sections for i in s.items}
+        return {}
+
+    @staticmethod
+    def _add_reviewed(r: ReviewedCall, agent_sums: dict[str, Sums], item_sums: dict | None) -> None:
+        card = r.scorecard
+        if card is None:
+            return
+        points = {i.id: reviewer_points(i, r.scorecard_review) for i in card.items().values()}
+        # The red line stands unless the reviewer gave a red-line item its points back.
+        red = any(i.red_line and points[i.id] < i.max_points for i in card.items().values())
+        total = 0.0 if red else sum(points.values())
+        agent_sums[r.call.agent_id or ""].add(1, total, int(red), reviewed=1)
+        if item_sums is not None:
+            for i in card.items().values():
+                wrong = sum(1 for d in i.deductions if r.scorecard_review and r.scorecard_review.marks_wrong(i.id, d))
+                kept = len(i.deductions) - wrong
+                item_sums[(r.call.agent_id or "", i.id)].add(1, points[i.id], i.max_points, int(kept > 0), kept)
+
+    @staticmethod
+    def _per_item(item_sums) -> dict[str, ItemSums]:
+        out: dict[str, ItemSums] = defaultdict(ItemSums)
+        for (_, item), s in item_sums.items():
+            out[item].add(s.calls, s.points, s.standard, s.deducted_calls, s.deductions)
+        return out
+
+    def _top_items(self, item_sums, n: int = 5) -> list[str]:
+        per_item = self._per_item(item_sums)
+        ranked = sorted((i for i, s in per_item.items() if s.deductions), key=lambda i: (-per_item[i].deducted_calls, i))
+        return ranked[:n]
+
+    def _examples(self, session, period, agents, item: str) -> list[tuple[str, str]]:
+        """Up to EXAMPLES_PER_ITEM (deduction title, redacted span) of an item, one per call."""
+        out = []
+        for _, _, _, scores in self.predictions(session, period, agents, item=item, limit=EXAMPLES_PER_ITEM):
+            card = _card(scores)
+            found = card.items().get(item) if card else None
+            if found and found.deductions:
+                d = found.deductions[0]
+                out.append((d.title, redact(d.text or "") or "（时间类扣分，无文字）"))
+        return out
+
+    # --- tables ----------------------------------------------------------------------------------------------
+    def _overview(self, period: Period, n_calls: int, overall: Sums, scope: str, source: str) -> Table:
+        rows = [["统计周期", f"{period.label}（{period.start:%Y-%m-%d} 至 {(period.end - timedelta(days=1)):%Y-%m-%d}，{self.tz_name}）"],
+                ["范围", scope], ["质检通话数", n_calls], ["其中复核", overall.reviewed],
+                ["平均得分", _round(overall.average)], ["红线通话", overall.red_lines], ["评分来源", source]]
+        return Table(name="overview", title="概览", columns=["项目", "数值"], rows=rows)
+
+    def _categories(self, topics: Counter, n_calls: int) -> Table:
+        rows = []
+        for (head, topic), n in topics.most_common():
+            name = topic
+            if self.schema is not None and head in self.schema.head_names:
+                name = self.schema[head].classes.get(topic, topic)
+            rows.append([name, n, _round(100 * n / n_calls if n_calls else None, 1)])
+        return Table(name="categories", title="分类统计（模型话题，已复核的以复核为准）", columns=["类别", "通话数", "占比 %"],
+                     rows=rows, note="一通电话可属多个类别")
+
+    def _agents(self, agent_sums, item_sums, items: dict[str, ItemInfo]) -> Table:
+        columns = ["坐席", "姓名", "班组", "通话数", "平均得分", "红线", "复核数",
+                   *(f"{info.title}（{_fmt(info.max_points)}）" for info in items.values())]
+        rows = []
+        for agent in sorted(agent_sums, key=lambda a: (-(agent_sums[a].calls), a)):
+            s = agent_sums[agent]
+            per_item = [_round(item_sums[(agent, i)].average) if (agent, i) in item_sums else None for i in items]
+            rows.append([agent, self.directory.name(agent) if agent in self.directory.agents else "",
+                         self.directory.team(agent), s.calls, _round(s.average), s.red_lines, s.reviewed, *per_item])
+        return Table(name="agents", title="坐席成绩", columns=columns, rows=rows)
+
+    def _items(self, item_sums, items: dict[str, ItemInfo]) -> Table:
+        per_item = self._per_item(item_sums)
+        rows = []
+        for i, info in items.items():
+            s = per_item.get(i, ItemSums())
+            avg = s.average
+            rows.append([info.section, info.title, info.max_points, _round(avg),
+                         _round(100 * avg / info.max_points if avg is not None and info.max_points else None, 1),
+                         s.deducted_calls, s.deductions])
+        return Table(name="items", title="评分项（平均得分对比标准分）",
+                     columns=["部分", "评分项", "标准分", "平均得分", "得分率 %", "被扣分通话", "扣分次数"], rows=rows)
+
+    def _trend(self, periods: list[Period], sums: list[dict[str, Sums]]) -> Table:
+        agents = sorted({a for s in sums for a in s})
+        rows = [["全部", "", *(_round(_avg(sum(x.total for x in s.values()), sum(x.calls for x in s.values())))
+                                for s in sums)]]
+        for a in agents:
+            rows.append([a, self.directory.name(a) if a in self.directory.agents else "",
+                         *(_round(s[a].average) if a in s else None for s in sums)])
+        return Table(name="trend", title=f"近 {len(periods)} 期平均得分趋势", columns=["坐席", "姓名", *(p.label for p in periods)],
+                     rows=rows)
+
+    def _deductions(self, item_sums, items, examples: dict[str, list[tuple[str, str]]]) -> Table:
+        per_item = self._per_item(item_sums)
+        rows = []
+        for i, found in examples.items():
+            title = items[i].title if i in items else i
+            rows.append([title, per_item[i].deducted_calls, per_item[i].deductions,
+                         "；".join(f"{t}：「{text}」" for t, text in found)])
+        return Table(name="deductions", title="主要问题（扣分最多的评分项，举例已脱敏）",
+                     columns=["评分项", "被扣分通话", "扣分次数", "举例"], rows=rows)
+
+    def _worst(self, worst) -> Table:
+        rows, links = [], {}
+        for n, (call_id, agent, started, scores) in enumerate(worst):
+            card = _card(scores)
+            when = started.replace(tzinfo=started.tzinfo or ZoneInfo("UTC")).astimezone(self.tz) if started else None
+            rows.append([call_id, self.directory.name(agent), f"{when:%Y-%m-%d %H:%M}" if when else "",
+                         card.total if card else None, "是" if card and card.red_line else ""])
+            links[n] = f"{self.ui_base}/review/?call={call_id}"
+        return Table(name="worst", title=f"得分最低的 {len(rows)} 通（模型评分卡；点击打开复核页面）",
+                     columns=["通话", "坐席", "开始时间", "得分", "红线"], rows=rows, links=links)
+
+    def _agreement(self, reviewed: list[ReviewedCall]) -> list[Table]:
+        if not reviewed:
+            return [Table(name="agreement", title="模型与复核一致性", columns=["指标", "数值"], rows=[["复核通话", 0]])]
+        rows = []
+        if self.schema is not None:
+            for h in agreement(reviewed, self.schema):
+                rows.append([f"{h.display}（{h.metric}）", h.overall.n, _round(h.overall.accuracy, 3),
+                             _round(h.overall.kappa, 3)])
+        card = scorecard_agreement(reviewed)
+        rules = [[f"{r.rule} {r.title}", r.reviewed, r.wrong, _round(r.precision, 3)] for r in card.rules]
+        return [Table(name="agreement", title="模型与复核一致性（本期已复核通话）", columns=["维度", "复核通话", "准确率", "一致性系数"],
+                      rows=rows),
+                Table(name="rules", title="规则准确率（复核确认的扣分 / 复核过的扣分）", columns=["规则", "复核过的扣分", "误判", "准确率"],
+                      rows=rules)]
+
+
+def _card(scores) -> ScorecardResult | None:
+    if isinstance(scores, str):
+        scores = json.loads(scores)
+    card = scores.get("scorecard")
+    return ScorecardResult.model_validate(card) if card else None
+
+
+def _avg(total: float, n: int) -> float | None:
+    return total / n if n else None
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+# ----------------------------------------------------------------------------------------------- writers
+
+def _charts(report: Report) -> list[str]:
+    """Inline SVG charts (matplotlib; text kept as text so the browser draws Chinese with the page's fonts)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "none", "font.family": "sans-serif", "font.size": 10,
+                         "font.sans-serif": [f.strip('" ') for f in CJK_FONTS.split(",")] + ["DejaVu Sans"]})
+    # Text stays text in the SVG, so a machine without CJK fonts only measures it with a Latin font: say nothing.
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+    warnings.filterwarnings("ignore", message="findfont: Font family")
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+    out = []
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for name, values in list(report.trend.items())[:9]:  # all calls and the first agents: a readable chart
+        xs = [p for p, v in zip(report.trend_periods, values) if v is not None]
+        ys = [v for v in values if v is not None]
+        ax.plot(xs, ys, marker="o", linewidth=2.5 if name == "全部" else 1, label=name)
+    ax.set_title("平均得分趋势")
+    ax.set_ylabel("平均得分")
+    ax.legend(fontsize=8, ncol=3)
+    ax.grid(alpha=0.3)
+    out.append(_svg(fig))
+    if report.items:
+        fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(report.items)))
+        titles = [t for t, _, _ in report.items]
+        ax.barh(titles, [m for _, _, m in report.items], color="#e4e7ec", label="标准分")
+        ax.barh(titles, [a for _, a, _ in report.items], color="#3538cd", height=0.5, label="平均得分")
+        ax.invert_yaxis()
+        ax.set_title("评分项：平均得分 / 标准分")
+        ax.legend(fontsize=8)
+        out.append(_svg(fig))
+    plt.close("all")
+    return out
+
+
+def _svg(fig) -> str:
+    buffer = io.StringIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="svg")
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "–"
+    return html.escape(_fmt(value) if isinstance(value, float) else str(value))
+
+
+def write_html(report: Report, path: Path) -> None:
+    """One self-contained file: styles and charts inline, no script, no network."""
+    parts = [f"<h1>{html.escape(report.title)}</h1>",
+             f"<p class=meta>{html.escape(report.scope)} · 时区 {html.escape(report.time_zone)} · 生成于 "
+             f"{html.escape(report.generated)}</p>", f"<p class=source>{html.escape(report.source)}</p>",
+             '<div class=charts>' + "".join(f"<figure>{svg}</figure>" for svg in _charts(report)) + "</div>"]
+    for t in report.tables:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
+        body = []
+        for n, row in enumerate(t.rows):
+            cells = [f"<td>{_cell(v)}</td>" for v in row]
+            if n in t.links:
+                cells[0] = f'<td><a href="{html.escape(t.links[n])}">{_cell(row[0])}</a></td>'
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        note = f"<p class=note>{html.escape(t.note)}</p>" if t.note else ""
+        parts.append(f'<section id="{t.name}"><h2>{html.escape(t.title)}</h2><table><thead><tr>{head}</tr></thead>'
+                     f"<tbody>{''.join(body) or '<tr><td>（无）</td></tr>'}</tbody></table>{note}</section>")
+    style = (f"body{{font-family:{CJK_FONTS};margin:2em auto;max-width:1100px;color:#101828}}"
+             "table{border-collapse:collapse;font-size:.9em;margin:.5em 0 1.5em}"
+             "th,td{border:1px solid #d0d5dd;padding:.3em .6em;text-align:right}th{background:#f2f4f7}"
+             "td:first-child,th:first-child{text-align:left}.meta,.note{color:#667085}.source{background:#fffaeb;"
+             "padding:.5em}.charts{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}"
+             f"svg text{{font-family:{CJK_FONTS}}}")
+    page = (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+    Path(path).write_text(page, encoding="utf-8")
+
+
+def write_xlsx(report: Report, path: Path) -> None:
+    """One sheet per table, headers bold and frozen, column widths fitted to the text."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    book.remove(book.active)
+    for t in report.tables:
+        sheet = book.create_sheet(t.title[:31].replace("/", "／"))
+        sheet.append(t.columns)
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for n, row in enumerate(t.rows):
+            sheet.append(row)
+            if n in t.links:
+                sheet.cell(row=n + 2, column=1).hyperlink = t.links[n]
+        sheet.freeze_panes = "A2"
+        for column in sheet.columns:
+            width = max(len(str(c.value or "")) for c in column)
+            sheet.column_dimensions[column[0].column_letter].width = min(60, 4 + 1.8 * width)
+    book.save(path)
+
+
+def write_csv(report: Report, directory: Path) -> list[Path]:
+    """One CSV per table (UTF-8 with BOM, which Excel opens as Chinese)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for t in report.tables:
+        path = directory / f"{t.name}.csv"
+        with open(path, "w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(t.columns)
+            writer.writerows(t.rows)
+        paths.append(path)
+    return paths
+
+
+def write_report(report: Report, out: Path) -> list[Path]:
+    """``out`` ending in .html, .xlsx or .csv (a folder of CSVs named after it) writes that; anything else is a
+    folder that gets all three."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix == ".html":
+        write_html(report, out)
+        return [out]
+    if suffix == ".xlsx":
+        write_xlsx(report, out)
+        return [out]
+    if suffix == ".csv":
+        return write_csv(report, out.with_suffix(""))
+    out.mkdir(parents=True, exist_ok=True)
+    write_html(report, out / "report.html")
+    write_xlsx(report, out / "report.xlsx")
+    return [out / "report.html", out / "report.xlsx", *write_csv(report, out / "csv")]

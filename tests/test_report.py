@@ -1,0 +1,181 @@
+"""`callqa report`: a month's QA figures from a hand-built review store, checked against numbers computed here."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+from servers import CHROMIUM, CHROMIUM_FLAGS
+from typer.testing import CliRunner
+
+from callqa.cli import app
+from callqa.jsonl import load_calls
+from callqa.pipeline import ScoredCall, head_scores
+from callqa.schema import load_schema
+from callqa.scorecard import load_scorecard
+from callqa.serving.directory import AgentDirectory, DirectoryError
+from callqa.serving.report import Period, ReportBuilder, write_report
+from callqa.serving.reviews import Reviewer, ReviewStore, ScorecardReview
+
+from conftest import SAMPLE
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# (agent, started_at in UTC): the last two sit on month edges that only the time zone decides.
+PLAN = [("a1", "2026-03-05T02:00:00Z"), ("a1", "2026-03-12T03:00:00Z"), ("a1", "2026-03-20T04:00:00Z"),
+        ("a2", "2026-03-06T05:00:00Z"), ("a2", "2026-03-18T06:00:00Z"), ("a3", "2026-03-25T07:00:00Z"),
+        ("a1", "2026-02-10T02:00:00Z"), ("a2", "2026-02-11T02:00:00Z"), ("a1", "2026-01-15T02:00:00Z"),
+        ("a2", "2026-02-28T16:30:00Z"),  # 2026-03-01 00:30 in Shanghai: March
+        ("a3", "2026-03-31T16:30:00Z")]  # 2026-04-01 00:30 in Shanghai: April
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A review store with the plan's calls, each scored on the default card from seeded random head scores."""
+    schema = load_schema("callcenter")
+    card = load_scorecard("default", schema)
+    rng = np.random.default_rng(3)
+    calls, scored = [], []
+    for call, (agent, started) in zip(load_calls(SAMPLE), PLAN):
+        call = call.model_copy(update={"agent_id": agent, "started_at": datetime.fromisoformat(started), "labels": {}})
+        probs = {h.name: rng.random(h.size) if h.spec.multilabel else rng.dirichlet(np.ones(h.size)) for h in schema.heads}
+        s = ScoredCall(call_id=call.call_id, n_tokens=100, truncated=False, scores=head_scores(schema, probs))
+        s.scorecard = card.score(call, s)
+        calls.append(call)
+        scored.append(s)
+    st = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    st.add_scored(calls, scored, "callqa-scorer:test", schema)
+    st.calls, st.scored = calls, scored
+    return st
+
+
+def in_march(started: str) -> bool:
+    local = datetime.fromisoformat(started).astimezone(SHANGHAI)
+    return (local.year, local.month) == (2026, 3)
+
+
+def test_periods_are_calendar_months_and_iso_weeks_in_the_time_zone():
+    march = Period.parse("2026-03", SHANGHAI)
+    assert march.start.isoformat() == "2026-03-01T00:00:00+08:00" and march.end.isoformat() == "2026-04-01T00:00:00+08:00"
+    assert [p.label for p in march.last(6)] == ["2025-10", "2025-11", "2025-12", "2026-01", "2026-02", "2026-03"]
+    week = Period.parse("2026-W01", SHANGHAI)
+    assert week.start.date().isoformat() == "2025-12-29" and week.previous().label == "2025-W52"
+    with pytest.raises(ValueError, match="2026-03 or an ISO week"):
+        Period.parse("March", SHANGHAI)
+
+
+def test_a_month_report_matches_figures_computed_by_hand(store, tmp_path):
+    directory = AgentDirectory.load(_directory(tmp_path))
+    report = ReportBuilder(store, load_schema("callcenter"), directory).build("2026-03")
+    march = [(c, s, agent) for c, s, (agent, started) in zip(store.calls, store.scored, PLAN) if in_march(started)]
+    assert len(march) == 7  # five plain March calls, and 02-28 16:30 UTC; not 03-31 16:30 UTC
+
+    overview = dict(report.table("overview").rows)
+    assert overview["质检通话数"] == 7 and overview["其中复核"] == 0
+    assert overview["平均得分"] == pytest.approx(round(np.mean([s.scorecard.total for _, s, _ in march]), 2))
+    assert overview["红线通话"] == sum(s.scorecard.red_line for _, s, _ in march)
+
+    agents = {row[0]: row for row in report.table("agents").rows}
+    for agent in ("a1", "a2", "a3"):
+        totals = [s.scorecard.total for _, s, a in march if a == agent]
+        assert agents[agent][3] == len(totals) and agents[agent][4] == pytest.approx(round(np.mean(totals), 2))
+    assert agents["a1"][1:3] == ["张三", "一组"] and agents["a3"][1] == ""  # a3 is not in the directory
+
+    items = {row[1]: row for row in report.table("items").rows}
+    for item in march[0][1].scorecard.items().values():
+        points = [s.scorecard.items()[item.id].points for _, s, _ in march]
+        row = items[item.title]
+        assert row[2] == item.max_points and row[3] == pytest.approx(round(np.mean(points), 2))
+        assert row[5] == sum(bool(s.scorecard.items()[item.id].deductions) for _, s, _ in march)
+
+    trend = report.table("trend")
+    assert trend.columns[-6:] == ["2025-10", "2025-11", "2025-12", "2026-01", "2026-02", "2026-03"]
+    feb = [s.scorecard.total for s, (_, started) in zip(store.scored, PLAN) if started.startswith("2026-02-1")]
+    assert trend.rows[0][-2] == pytest.approx(round(np.mean(feb), 2)) and trend.rows[0][2] is None
+
+    topics = {row[0]: row[1] for row in report.table("categories").rows}
+    topic_names = load_schema("callcenter")["topics"].classes
+    expected = {}
+    for _, s, _ in march:
+        for t in s.scores["topics"].predicted:
+            expected[topic_names[t]] = expected.get(topic_names[t], 0) + 1
+    assert topics == expected
+
+    worst = report.table("worst")
+    totals = sorted(s.scorecard.total / s.scorecard.max_total for _, s, _ in march)
+    assert [row[3] / 100 for row in worst.rows] == pytest.approx(totals)
+    assert worst.links[0].endswith(f"/review/?call={worst.rows[0][0]}")
+    for row in report.table("deductions").rows:
+        assert "138" not in row[3]  # examples are redacted (the sample has phone numbers)
+
+
+def test_a_reviewers_points_replace_the_models_and_the_report_says_so(store):
+    schema = load_schema("callcenter")
+    target = next(c for c, (agent, started) in zip(store.calls, PLAN) if agent == "a2" and in_march(started))
+    card = next(s for s in store.scored if s.call_id == target.call_id).scorecard
+    item = next(iter(card.items().values()))
+    given = 0.0 if item.points else item.max_points
+    store.submit(target.call_id, Reviewer("rev-1", "Anna"), 0, {}, schema, scorecard=ScorecardReview(points={item.id: given}))
+    report = ReportBuilder(store, schema).build("2026-03", agent="a2")
+    overview = dict(report.table("overview").rows)
+    assert overview["其中复核"] == 1 and "复核员评分 1 通" in report.source
+    model_total = [s.scorecard.total for s, (a, st) in zip(store.scored, PLAN) if a == "a2" and in_march(st)]
+    reviewer_total = card.total - item.points + given if not card.red_line else 0.0
+    expected = (sum(model_total) - card.total + reviewer_total) / len(model_total)
+    assert overview["平均得分"] == pytest.approx(round(expected, 2))
+    assert {row[0] for row in report.table("agents").rows} == {"a2"}
+
+
+def test_outputs_open_in_excel_csv_and_a_browser(store, tmp_path):
+    from openpyxl import load_workbook
+
+    report = ReportBuilder(store, load_schema("callcenter")).build("2026-03")
+    paths = write_report(report, tmp_path / "out")
+    book = load_workbook(tmp_path / "out" / "report.xlsx")
+    assert {t.title[:31] for t in report.tables} == set(book.sheetnames)
+    sheet = book[report.table("agents").title]
+    assert [c.value for c in sheet[1]][:5] == ["坐席", "姓名", "班组", "通话数", "平均得分"] and sheet.max_row == 4
+    assert (tmp_path / "out" / "csv" / "agents.csv").read_text(encoding="utf-8-sig").startswith("坐席,姓名")
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    # Offline: no script, stylesheet or image from anywhere; the only links are into the review UI.
+    assert "<script" not in page and "<link" not in page and "<img" not in page and not re.search(r"url\((?!#)", page)
+    assert re.findall(r'href="([^"#][^"]*)"', page) == [f"http://127.0.0.1:3000/review/?call={r[0]}" for r in report.table("worst").rows]
+    assert page.count("<svg") == 2 and "平均得分趋势" in page
+    assert len(paths) == 2 + len(report.tables)
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium to render the HTML")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        view = browser.new_page()
+        view.goto((tmp_path / "out" / "report.html").as_uri())
+        assert view.locator("h1").text_content() == "质检月报 2026-03"
+        assert view.locator("svg").count() == 2 and view.locator("svg").first.bounding_box()["height"] > 100
+        assert "坐席成绩" in view.locator("body").inner_text()
+        shot = view.screenshot(full_page=True)
+        browser.close()
+    assert len(shot) > 20_000  # a blank page is a few kB
+
+
+def test_cli_writes_the_report_and_names_bad_input(store, tmp_path):
+    runner = CliRunner()
+    db = str(store.engine.url)
+    result = runner.invoke(app, ["report", "--period", "2026-03", "--db", db, "-o", str(tmp_path / "march.xlsx"),
+                                 "--agents", str(_directory(tmp_path)), "--team", "一组"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "march.xlsx").exists() and "a1" in result.output
+    result = runner.invoke(app, ["report", "--period", "March", "--db", db, "-o", str(tmp_path / "x.html")])
+    assert result.exit_code != 0 and "2026-03 or an ISO week" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("agent_id,name,team\na/1,x,y\n", encoding="utf-8")
+    with pytest.raises(DirectoryError, match="bad.csv:2: agent_id"):
+        AgentDirectory.load(bad)
+
+
+def _directory(tmp_path):
+    path = tmp_path / "agents.csv"
+    path.write_text("agent_id,name,team\na1,张三,一组\na2,李四,二组\n", encoding="utf-8-sig")
+    return path
