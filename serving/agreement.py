@@ -19,7 +19,7 @@ from sklearn.metrics import confusion_matrix
 from callqa.metrics import kappa
 from callqa.schema import Head, LabelSchema
 
-from .reviews import ReviewedCall, ScorecardReview
+from .reviews import ReviewedCall, reviewer_points
 
 
 class Agreement(BaseModel):
@@ -111,16 +111,6 @@ class ScorecardAgreement(BaseModel):
     calls: int
     rules: list[RulePrecision]
     items: list[ItemAgreement]
-
-
-def reviewer_points(item, review: ScorecardReview | None) -> float:
-    """The points a reviewer gives an item: set by hand, else the scorecard's with the 误判 deductions given back."""
-    if review is None:
-        return item.points
-    if item.id in review.points:
-        return review.points[item.id]
-    back = sum(d.points for d in item.deductions if review.marks_wrong(item.id, d))
-    return min(item.max_points, item.points + back)
 
 
 def scorecard_agreement(reviewed: Iterable[ReviewedCall]) -> ScorecardAgreement:

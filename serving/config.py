@@ -43,6 +43,9 @@ class ServingConfig(BaseModel):
         default=100_000, ge=10, description="the API worker restarts after this many requests, returning the memory "
         "BentoML 1.4 keeps per request (~5 KB, docs/serving.md); connections wait in the socket's backlog meanwhile")
     review: QueuePolicy = QueuePolicy()
+    agents: str | None = Field(default=None, description="agent directory (CSV agent_id,name,team or YAML): names and "
+                               "teams in reports and the dashboard")
+    time_zone: str = Field(default="Asia/Shanghai", description="calendar periods of reports and the dashboard")
 
 
 def load_serving_config(path: str | Path | None = None) -> ServingConfig:

@@ -7,11 +7,13 @@ into the review UI; and model–reviewer agreement for the period.
 
 Which score counts: the scorecard of a call's latest prediction, unless a reviewer reviewed the call — then the
 reviewer's points (points set by hand, or the card's with the deductions marked 误判 given back; see
-:func:`callqa.serving.agreement.reviewer_points`). The report says how many calls each source gave.
+:func:`callqa.serving.reviews.reviewed_card`). The report says how many calls each source gave.
 
-Scale: unreviewed calls are aggregated in SQL (sums and counts per agent and item over the period's calls, on the
-``started_at`` index); only reviewed calls — a few percent — are read one by one. Periods are calendar months or ISO
-weeks in a configurable time zone (default Asia/Shanghai); ``started_at`` is stored in UTC.
+Scale: every figure is a SQL aggregate (sums and counts per agent, item and topic over the period's calls, on the
+``started_at`` index): unreviewed calls from their latest prediction's scorecard and topic rows, reviewed calls from
+the rows the store rewrites with each review (``reviewed_scorecards``, ``reviewed_scorecard_items``,
+``reviewed_topics``). Only the agreement table reads the period's reviewed calls one by one. Periods are calendar
+months or ISO weeks in a configurable time zone (default Asia/Shanghai); ``started_at`` is stored in UTC.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -37,9 +40,20 @@ from callqa.redact import redact
 from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
 
-from .agreement import agreement, reviewer_points, scorecard_agreement
+from .agreement import agreement, scorecard_agreement
 from .directory import AgentDirectory
-from .reviews import CallRow, PredictionRow, ReviewedCall, ReviewStore, ScorecardItemRow, ScorecardRow
+from .reviews import (
+    CallRow,
+    PredictionRow,
+    PredictionTopicRow,
+    ReviewedCall,
+    ReviewedItemRow,
+    ReviewedScorecardRow,
+    ReviewedTopicRow,
+    ReviewStore,
+    ScorecardItemRow,
+    ScorecardRow,
+)
 
 DEFAULT_TZ = "Asia/Shanghai"
 TREND_PERIODS = 6
@@ -195,7 +209,7 @@ class ReportBuilder:
         self.tz_name, self.tz = tz, ZoneInfo(tz)
         self.ui_base = ui_base.rstrip("/")
 
-    # --- SQL over unreviewed calls ---------------------------------------------------------------------------
+    # --- SQL aggregates --------------------------------------------------------------------------------------
     def _in_period(self, period: Period, agents: list[str] | None):
         start, end = period.utc
         where = [CallRow.started_at >= start, CallRow.started_at < end]
@@ -204,29 +218,36 @@ class ReportBuilder:
         return and_(*where)
 
     def agent_sums(self, session: Session, period: Period, agents: list[str] | None) -> dict[str, Sums]:
-        query = (select(CallRow.agent_id, func.count(), func.sum(ScorecardRow.total),
+        """Per agent: calls, sum of totals, red lines, reviewed calls — the model's scorecards for unreviewed calls,
+        the reviewed scorecards for the others."""
+        out: dict[str, Sums] = defaultdict(Sums)
+        model = (select(CallRow.agent_id, func.count(), func.sum(ScorecardRow.total),
                         func.sum(case((ScorecardRow.red_line, 1), else_=0)))
                  .join(ScorecardRow, ScorecardRow.prediction_id == _latest_prediction_id())
-                 .where(self._in_period(period, agents), CallRow.revision == 0)
-                 .group_by(CallRow.agent_id))
-        out: dict[str, Sums] = defaultdict(Sums)
-        for agent, calls, total, red in session.execute(query):
+                 .where(self._in_period(period, agents), CallRow.revision == 0).group_by(CallRow.agent_id))
+        for agent, calls, total, red in session.execute(model):
             out[agent or ""].add(calls, float(total or 0.0), int(red or 0))
+        reviewed = (select(CallRow.agent_id, func.count(), func.sum(ReviewedScorecardRow.total),
+                           func.sum(case((ReviewedScorecardRow.red_line, 1), else_=0)))
+                    .join(ReviewedScorecardRow, ReviewedScorecardRow.call_id == CallRow.call_id)
+                    .where(self._in_period(period, agents), CallRow.revision > 0).group_by(CallRow.agent_id))
+        for agent, calls, total, red in session.execute(reviewed):
+            out[agent or ""].add(calls, float(total or 0.0), int(red or 0), reviewed=calls)
         return out
 
     def item_sums(self, session: Session, period: Period, agents: list[str] | None) -> dict[tuple[str, str], ItemSums]:
-        """(agent, item) → sums over the period's unreviewed calls."""
-        query = (select(CallRow.agent_id, ScorecardItemRow.item, func.count(), func.sum(ScorecardItemRow.points),
-                        func.sum(ScorecardItemRow.max_points),
-                        func.sum(case((ScorecardItemRow.deductions > 0, 1), else_=0)),
-                        func.sum(ScorecardItemRow.deductions))
-                 .join(ScorecardItemRow, ScorecardItemRow.prediction_id == _latest_prediction_id())
-                 .where(self._in_period(period, agents), CallRow.revision == 0)
-                 .group_by(CallRow.agent_id, ScorecardItemRow.item))
+        """(agent, item) → sums over the period's calls (reviewed calls: the reviewer's points and kept deductions)."""
         out: dict[tuple[str, str], ItemSums] = defaultdict(ItemSums)
-        for agent, item, calls, points, standard, deducted, deductions in session.execute(query):
-            out[(agent or "", item)].add(calls, float(points or 0), float(standard or 0), int(deducted or 0),
-                                         int(deductions or 0))
+        for rows, reviewed in ((ScorecardItemRow, False), (ReviewedItemRow, True)):
+            join = (rows.call_id == CallRow.call_id) if reviewed else (rows.prediction_id == _latest_prediction_id())
+            query = (select(CallRow.agent_id, rows.item, func.count(), func.sum(rows.points), func.sum(rows.max_points),
+                            func.sum(case((rows.deductions > 0, 1), else_=0)), func.sum(rows.deductions))
+                     .join(rows, join)
+                     .where(self._in_period(period, agents), (CallRow.revision > 0) if reviewed else (CallRow.revision == 0))
+                     .group_by(CallRow.agent_id, rows.item))
+            for agent, item, calls, points, standard, deducted, deductions in session.execute(query):
+                out[(agent or "", item)].add(calls, float(points or 0), float(standard or 0), int(deducted or 0),
+                                             int(deductions or 0))
         return out
 
     def predictions(self, session: Session, period: Period, agents: list[str] | None, item: str | None = None,
@@ -245,22 +266,22 @@ class ReportBuilder:
             query = query.order_by(CallRow.started_at, CallRow.call_id)
         return session.execute(query.limit(limit) if limit else query)
 
-    def topic_counts(self, session: Session, period: Period, agents: list[str] | None,
-                     reviewed: dict[str, ReviewedCall]) -> Counter:
-        """Calls per predicted topic (multilabel heads), a reviewer's topics where the call was reviewed."""
+    def topic_counts(self, session: Session, period: Period, agents: list[str] | None) -> Counter:
+        """Calls per (head, topic) of the multilabel heads: predicted, or as reviewers left them."""
         counts: Counter = Counter()
-        query = (select(CallRow.call_id, PredictionRow.scores)
-                 .join(PredictionRow, PredictionRow.id == _latest_prediction_id())
-                 .where(self._in_period(period, agents)))
-        for call_id, scores in session.execute(query.execution_options(yield_per=5000)):
-            if isinstance(scores, str):
-                scores = json.loads(scores)
-            r = reviewed.get(call_id)
-            for head, score in scores["scores"].items():
-                if "predicted" not in score:
-                    continue
-                topics = r.labels.get(head, score["predicted"]) if r else score["predicted"]
-                counts.update((head, t) for t in (topics if isinstance(topics, list) else [topics]))
+        model = (select(PredictionTopicRow.head, PredictionTopicRow.topic, func.count())
+                 .select_from(CallRow)
+                 .join(PredictionTopicRow, PredictionTopicRow.prediction_id == _latest_prediction_id())
+                 .where(self._in_period(period, agents), CallRow.revision == 0)
+                 .group_by(PredictionTopicRow.head, PredictionTopicRow.topic))
+        reviewed = (select(ReviewedTopicRow.head, ReviewedTopicRow.topic, func.count())
+                    .select_from(CallRow)
+                    .join(ReviewedTopicRow, ReviewedTopicRow.call_id == CallRow.call_id)
+                    .where(self._in_period(period, agents), CallRow.revision > 0)
+                    .group_by(ReviewedTopicRow.head, ReviewedTopicRow.topic))
+        for query in (model, reviewed):
+            for head, topic, n in session.execute(query):
+                counts[(head, topic)] += n
         return counts
 
     # --- the report ------------------------------------------------------------------------------------------
@@ -271,21 +292,16 @@ class ReportBuilder:
             raise ValueError(f"team {team!r}: no agent of the directory is in it")
         scope = f"坐席 {self.directory.name(agent)}" if agent else (f"班组 {team}" if team else "全部坐席")
         with Session(self.store.engine) as session:
-            reviewed = {r.call.call_id: r for r in self.store.reviewed(started=period.utc, agents=agents)}
             agent_sums = self.agent_sums(session, period, agents)
             item_sums = self.item_sums(session, period, agents)
-            items = self._item_info(session, period, agents, reviewed)
-            for r in reviewed.values():
-                self._add_reviewed(r, agent_sums, item_sums)
+            items = self._item_info(session, period, agents)
             trend_periods = period.last(TREND_PERIODS)
-            trend_sums = [self.agent_sums(session, p, agents) for p in trend_periods[:-1]]
-            for p, sums in zip(trend_periods[:-1], trend_sums):
-                for r in self.store.reviewed(started=p.utc, agents=agents):
-                    self._add_reviewed(r, sums, None)
-            trend_sums.append(agent_sums)
-            topics = self.topic_counts(session, period, agents, reviewed)
+            trend_sums = [self.agent_sums(session, p, agents) for p in trend_periods[:-1]] + [agent_sums]
+            topics = self.topic_counts(session, period, agents)
             examples = {i: self._examples(session, period, agents, i) for i in self._top_items(item_sums)}
             worst = list(self.predictions(session, period, agents, limit=WORST_CALLS, worst=True))
+        # Agreement compares each reviewed call's labels with what the model said: read call by call, this period's only.
+        reviewed = list(self.store.reviewed(started=period.utc, agents=agents))
 
         n_calls = sum(s.calls for s in agent_sums.values())
         overall = Sums()
@@ -301,7 +317,7 @@ class ReportBuilder:
             self._trend(trend_periods, trend_sums),
             self._deductions(item_sums, items, examples),
             self._worst(worst),
-            *self._agreement(list(reviewed.values())),
+            *self._agreement(reviewed),
         ]
         trend = {"全部": [_avg(sum(s.total for s in sums.values()), sum(s.calls for s in sums.values()))
                         for sums in trend_sums]}
@@ -315,32 +331,13 @@ class ReportBuilder:
             items=[(items[i].title, s.average or 0.0, items[i].max_points) for i, s in per_item.items() if i in items],
         )
 
-    def _item_info(self, session, period, agents, reviewed) -> dict[str, ItemInfo]:
+    def _item_info(self, session, period, agents) -> dict[str, ItemInfo]:
         """Item titles, sections and standard points, from the period's first stored scorecard."""
         for _, _, _, scores in self.predictions(session, period, agents, limit=1):
             card = _card(scores)
             if card:
                 return {i.id: ItemInfo(i.title, s.title, i.max_points) for s in card.sections for i in s.items}
-        for r in reviewed.values():
-            if r.scorecard:
-                return {i.id: ItemInfo(i.title, s.title, i.max_points) for s in r.scorecard.sections for i in s.items}
         return {}
-
-    @staticmethod
-    def _add_reviewed(r: ReviewedCall, agent_sums: dict[str, Sums], item_sums: dict | None) -> None:
-        card = r.scorecard
-        if card is None:
-            return
-        points = {i.id: reviewer_points(i, r.scorecard_review) for i in card.items().values()}
-        # The red line stands unless the reviewer gave a red-line item its points back.
-        red = any(i.red_line and points[i.id] < i.max_points for i in card.items().values())
-        total = 0.0 if red else sum(points.values())
-        agent_sums[r.call.agent_id or ""].add(1, total, int(red), reviewed=1)
-        if item_sums is not None:
-            for i in card.items().values():
-                wrong = sum(1 for d in i.deductions if r.scorecard_review and r.scorecard_review.marks_wrong(i.id, d))
-                kept = len(i.deductions) - wrong
-                item_sums[(r.call.agent_id or "", i.id)].add(1, points[i.id], i.max_points, int(kept > 0), kept)
 
     @staticmethod
     def _per_item(item_sums) -> dict[str, ItemSums]:
@@ -432,7 +429,7 @@ class ReportBuilder:
             when = started.replace(tzinfo=started.tzinfo or ZoneInfo("UTC")).astimezone(self.tz) if started else None
             rows.append([call_id, self.directory.name(agent), f"{when:%Y-%m-%d %H:%M}" if when else "",
                          card.total if card else None, "是" if card and card.red_line else ""])
-            links[n] = f"{self.ui_base}/review/?call={call_id}"
+            links[n] = f"{self.ui_base}/review/?call={quote(call_id, safe='')}"
         return Table(name="worst", title=f"得分最低的 {len(rows)} 通（模型评分卡；点击打开复核页面）",
                      columns=["通话", "坐席", "开始时间", "得分", "红线"], rows=rows, links=links)
 
@@ -525,7 +522,12 @@ def _cell(value) -> str:
 
 
 def write_html(report: Report, path: Path) -> None:
-    """One self-contained file: styles and charts inline, no script, no network."""
+    Path(path).write_text(render_html(report), encoding="utf-8")
+
+
+def render_html(report: Report) -> str:
+    """One self-contained page: styles and charts inline, no script, no network. Links open in the whole window
+    (the dashboard shows the page in a frame)."""
     parts = [f"<h1>{html.escape(report.title)}</h1>",
              f"<p class=meta>{html.escape(report.scope)} · 时区 {html.escape(report.time_zone)} · 生成于 "
              f"{html.escape(report.generated)}</p>", f"<p class=source>{html.escape(report.source)}</p>",
@@ -537,7 +539,9 @@ def write_html(report: Report, path: Path) -> None:
             cells = [f"<td>{_cell(v)}</td>" for v in row]
             if n in t.links:
                 cells[0] = f'<td><a href="{html.escape(t.links[n])}">{_cell(row[0])}</a></td>'
-            body.append("<tr>" + "".join(cells) + "</tr>")
+            # An agent's row names the agent, so the dashboard can drill down to them.
+            key = f' data-agent="{html.escape(str(row[0]))}"' if t.name == "agents" else ""
+            body.append(f"<tr{key}>" + "".join(cells) + "</tr>")
         note = f"<p class=note>{html.escape(t.note)}</p>" if t.note else ""
         parts.append(f'<section id="{t.name}"><h2>{html.escape(t.title)}</h2><table><thead><tr>{head}</tr></thead>'
                      f"<tbody>{''.join(body) or '<tr><td>（无）</td></tr>'}</tbody></table>{note}</section>")
@@ -547,9 +551,8 @@ def write_html(report: Report, path: Path) -> None:
              "td:first-child,th:first-child{text-align:left}.meta,.note{color:#667085}.source{background:#fffaeb;"
              "padding:.5em}.charts{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}"
              f"svg text{{font-family:{CJK_FONTS}}}")
-    page = (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
-    Path(path).write_text(page, encoding="utf-8")
+    return (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><base target="_top">'
+            f"<title>{html.escape(report.title)}</title><style>{style}</style></head><body>{''.join(parts)}</body></html>")
 
 
 def write_xlsx(report: Report, path: Path) -> None:

@@ -33,6 +33,7 @@ from callqa.schema import LabelSchema
 from .auth import LOCAL_DEMO, KeyHolder
 from .middleware import KEY_HOLDER
 from .openapi import Operation
+from .report import Report, ReportBuilder, render_html
 from .reviews import (
     CallView,
     QueueItem,
@@ -84,6 +85,9 @@ class KeyInfo(BaseModel):
 
 
 ROLE = "reviewer"
+REPORT_QUERY = {"period": {"type": "string", "pattern": r"^\d{4}-(\d{2}|W\d{2})$", "description": "2026-03 or 2026-W10"},
+                "team": {"type": "string", "minLength": 1, "maxLength": 200},
+                "agent": {"type": "string", "minLength": 1, "maxLength": 200}}
 CALL_ERRORS = (404,)
 # The routes as clients see them (serving/openapi.py); the handlers below answer with these models.
 REVIEW_OPERATIONS = [
@@ -103,6 +107,10 @@ REVIEW_OPERATIONS = [
               ROLE, CallEvidence, errors=CALL_ERRORS),
     Operation("GET", "/api/reviews/stats", "Calls stored, reviewed, reviews saved", ROLE, StoreCounts),
     Operation("GET", "/api/reviews/me", "Who this key belongs to", ROLE, KeyInfo),
+    Operation("GET", "/api/reviews/report", "A period's QA report (质检月报/周报) as data: the tables of `callqa report`",
+              ROLE, Report, errors=(400,), query=REPORT_QUERY),
+    Operation("GET", "/api/reviews/report/page", "The same report as a self-contained HTML page (the dashboard shows it)",
+              ROLE, errors=(400,), query=REPORT_QUERY, media_type="text/html"),
 ]
 
 
@@ -120,9 +128,11 @@ def _error(err: ReviewError) -> JSONResponse:
 
 
 def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
-                  explain: Callable[[Call], Awaitable[CallEvidence]] | None = None, model: str = "") -> list[Route]:
+                  explain: Callable[[Call], Awaitable[CallEvidence]] | None = None, model: str = "",
+                  reports: Callable[[], ReportBuilder] | None = None) -> list[Route]:
     """Routes over the store ``store()`` returns (made on first use, in the worker that serves them); ``explain``
-    computes a call's evidence with the served model, tagged ``model`` (evidence is cached per call and model)."""
+    computes a call's evidence with the served model, tagged ``model`` (evidence is cached per call and model);
+    ``reports()`` builds QA reports over the same store."""
 
     def queue(request: Request) -> Response:
         try:
@@ -202,10 +212,26 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
         holder = _holder(request)
         return JSONResponse(KeyInfo(id=holder.id, name=holder.name, role=holder.role).model_dump())
 
+    async def report(request: Request) -> Response:
+        params = request.query_params
+        problems = [f"{name}: at most 200 characters" for name in ("team", "agent") if len(params.get(name) or "") > 200]
+        period = params.get("period")
+        if not period:
+            problems.append("period: required, e.g. 2026-03 or 2026-W10")
+        if problems or reports is None:
+            return JSONResponse({"error": "; ".join(problems) or "reports are not configured"}, status_code=400)
+        try:
+            found = await run_in_threadpool(reports().build, period, params.get("team") or None, params.get("agent") or None)
+        except (ValueError, OverflowError) as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+        if request.url.path.endswith("/page"):
+            return Response(await run_in_threadpool(render_html, found), media_type="text/html")
+        return JSONResponse(found.model_dump(mode="json"))
+
     return [
         Route("/queue", queue), Route("/next", next_call, methods=["POST"]), Route("/stats", stats), Route("/me", me),
         Route("/calls/{call_id}", view), Route("/calls/{call_id}/open", open_call, methods=["POST"]),
         Route("/calls/{call_id}/release", release, methods=["POST"]),
         Route("/calls/{call_id}/reviews", submit, methods=["POST"]),
-        Route("/calls/{call_id}/evidence", evidence),
+        Route("/calls/{call_id}/evidence", evidence), Route("/report", report), Route("/report/page", report),
     ]

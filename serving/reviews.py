@@ -37,6 +37,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    delete,
+    exists,
     func,
     or_,
     select,
@@ -160,6 +162,49 @@ class ScorecardItemRow(Base):
     deductions: Mapped[int] = mapped_column(Integer)
     applicable: Mapped[bool] = mapped_column(Boolean)
     red_line: Mapped[bool] = mapped_column(Boolean)
+
+
+class PredictionTopicRow(Base):
+    """A topic a prediction puts a call in (a multilabel head's label over its threshold): reports count in SQL."""
+
+    __tablename__ = "prediction_topics"
+
+    prediction_id: Mapped[int] = mapped_column(ForeignKey("predictions.id"), primary_key=True)
+    head: Mapped[str] = mapped_column(String(100), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+
+class ReviewedScorecardRow(Base):
+    """A reviewed call's scorecard as its reviews leave it (:func:`reviewed_card`): what reports count for the call
+    instead of the model's. Derived from the reviews, rewritten with each one."""
+
+    __tablename__ = "reviewed_scorecards"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("review_calls.call_id"), primary_key=True)
+    prediction_id: Mapped[int] = mapped_column(ForeignKey("predictions.id"))
+    total: Mapped[float] = mapped_column(Float)
+    max_total: Mapped[float] = mapped_column(Float)
+    red_line: Mapped[bool] = mapped_column(Boolean)
+
+
+class ReviewedItemRow(Base):
+    __tablename__ = "reviewed_scorecard_items"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("review_calls.call_id"), primary_key=True)
+    item: Mapped[str] = mapped_column(String(100), primary_key=True)
+    points: Mapped[float] = mapped_column(Float)
+    max_points: Mapped[float] = mapped_column(Float)
+    deductions: Mapped[int] = mapped_column(Integer)  # the model's deductions reviewers did not mark 误判
+
+
+class ReviewedTopicRow(Base):
+    """A reviewed call's topics: the reviewer's label where they set one, else the reviewed prediction's."""
+
+    __tablename__ = "reviewed_topics"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("review_calls.call_id"), primary_key=True)
+    head: Mapped[str] = mapped_column(String(100), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(100), primary_key=True)
 
 
 class EvidenceRow(Base):
@@ -342,6 +387,34 @@ class ScorecardReview(BaseModel):
         return HitRef(item=item, rule=deduction.rule, turn=deduction.turn, start=deduction.start) in self.false_hits
 
 
+def reviewer_points(item, review: ScorecardReview | None) -> float:
+    """The points a reviewer gives an item: set by hand, else the scorecard's with the 误判 deductions given back."""
+    if review is None:
+        return item.points
+    if item.id in review.points:
+        return review.points[item.id]
+    back = sum(d.points for d in item.deductions if review.marks_wrong(item.id, d))
+    return min(item.max_points, item.points + back)
+
+
+@dataclass(frozen=True)
+class ReviewedCard:
+    points: dict[str, float]  # item → the reviewer's points
+    kept: dict[str, int]  # item → the model's deductions not marked 误判
+    red_line: bool
+    total: float
+
+
+def reviewed_card(card: ScorecardResult, review: ScorecardReview | None) -> ReviewedCard:
+    """A scorecard as a review leaves it. The red line stands unless the reviewer gave each red-line item its
+    points back; a red line makes the total 0, as on the card."""
+    items = card.items().values()
+    points = {i.id: reviewer_points(i, review) for i in items}
+    kept = {i.id: sum(1 for d in i.deductions if not (review and review.marks_wrong(i.id, d))) for i in items}
+    red = any(i.red_line and points[i.id] < i.max_points for i in items)
+    return ReviewedCard(points, kept, red, 0.0 if red else sum(points.values()))
+
+
 class ReviewRecord(BaseModel):
     id: int
     revision: int
@@ -394,6 +467,24 @@ class ReviewStore:
     def __init__(self, url: str, policy: QueuePolicy | None = None):
         self.engine = make_engine(url)
         self.policy = policy or QueuePolicy()
+        self._fill_report_tables()
+
+    def _fill_report_tables(self) -> None:
+        """A store written before the report tables existed gets them filled once (topics of every prediction;
+        what reports count for each reviewed call)."""
+        with Session(self.engine) as session, session.begin():
+            if session.scalar(select(PredictionTopicRow.prediction_id).limit(1)) is None:
+                for pid, scores in session.execute(select(PredictionRow.id, PredictionRow.scores)
+                                                   .execution_options(yield_per=2000)):
+                    session.add_all(PredictionTopicRow(prediction_id=pid, head=h, topic=t)
+                                    for h, t in _topics(scores.get("scores", {})))
+            stale = select(CallRow.call_id).where(
+                CallRow.revision > 0, ~exists().where(ReviewedTopicRow.call_id == CallRow.call_id),
+                ~exists().where(ReviewedScorecardRow.call_id == CallRow.call_id))
+            for call_id in session.scalars(stale).all():
+                history = self._history(session, call_id)
+                shown = session.get(PredictionRow, session.get(ReviewRow, history[0].id).prediction_id)
+                _refresh_reviewed(session, call_id, shown, history)
 
     # --- calls and predictions in -------------------------------------------------------------------------------
     def add_scored(self, calls: Iterable[Call], scores: Iterable[CallScores], model: str, schema: LabelSchema) -> int:
@@ -421,9 +512,11 @@ class ReviewStore:
                 prediction = PredictionRow(call_id=call.call_id, model=model, scores=stored,
                                            created=now)
                 session.add(prediction)
+                session.flush()  # the prediction's id
+                session.add_all(PredictionTopicRow(prediction_id=prediction.id, head=head, topic=topic)
+                                for head, topic in _topics(score.scores))
                 card = getattr(score, "scorecard", None)
                 if card is not None:
-                    session.flush()  # the prediction's id
                     session.add(ScorecardRow(prediction_id=prediction.id, call_id=call.call_id, name=card.name,
                                              hash=card.hash, total=card.total, max_total=card.max_total,
                                              red_line=card.red_line))
@@ -611,6 +704,8 @@ class ReviewStore:
                 if problems:
                     raise ReviewError("; ".join(problems))  # rolls the whole review back
                 session.add_all(_scorecard_rows(scorecard, review.id, call_id))
+            session.flush()
+            _refresh_reviewed(session, call_id, prediction, self._history(session, call_id))
             # Built here, not read back: the session commits (and SQLite syncs) when this block exits.
             return ReviewRecord(id=review.id, revision=review.revision, reviewer=reviewer.id, reviewer_name=reviewer.name,
                                 created=now, comment=comment, model=prediction.model, changes=changes,
@@ -724,6 +819,35 @@ def _current_reasons(history: list[ReviewRecord]) -> dict[str, list[int]]:
     return reasons
 
 
+def _topics(scores: dict) -> list[tuple[str, str]]:
+    """(head, topic) of every label over its threshold, from a prediction's scores (as stored or as objects)."""
+    out = []
+    for head, score in scores.items():
+        predicted = score.get("predicted") if isinstance(score, dict) else getattr(score, "predicted", None)
+        if isinstance(predicted, list):
+            out += [(head, topic) for topic in predicted]
+    return out
+
+
+def _refresh_reviewed(session: Session, call_id: str, prediction: PredictionRow, history: list[ReviewRecord]) -> None:
+    """Rewrite what reports count for a reviewed call: its scorecard and topics as its reviews leave them."""
+    for table in (ReviewedScorecardRow, ReviewedItemRow, ReviewedTopicRow):
+        session.execute(delete(table).where(table.call_id == call_id))
+    shown = ScoredCall.model_validate(prediction.scores)
+    labels = _current(history)
+    topics = {(head, t) for head, t in _topics(shown.scores) if head not in labels}
+    topics |= {(head, str(t)) for head, value in labels.items() if isinstance(value, list) for t in value}
+    session.add_all(ReviewedTopicRow(call_id=call_id, head=head, topic=t) for head, t in sorted(topics))
+    if shown.scorecard is None:
+        return
+    card = shown.scorecard
+    result = reviewed_card(card, _merged_verdicts(history))
+    session.add(ReviewedScorecardRow(call_id=call_id, prediction_id=prediction.id, total=result.total,
+                                     max_total=card.max_total, red_line=result.red_line))
+    session.add_all(ReviewedItemRow(call_id=call_id, item=i.id, points=result.points[i.id], max_points=i.max_points,
+                                    deductions=result.kept[i.id]) for i in card.items().values())
+
+
 def _merged_verdicts(history: list[ReviewRecord]) -> ScorecardReview | None:
     reviews = [r.scorecard for r in history if r.scorecard]
     if not reviews:
@@ -745,4 +869,5 @@ def _current(history: list[ReviewRecord]) -> dict[str, Label]:
 
 
 __all__ = ["CallView", "Conflict", "Leased", "NotFound", "QueueItem", "QueuePolicy", "ReviewError",
-           "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "queue_keys", "sample_key"]
+           "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "queue_keys", "reviewed_card", "reviewer_points",
+           "sample_key"]

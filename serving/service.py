@@ -43,8 +43,10 @@ from callqa.schema import LabelSchema
 from callqa.scorecard import load_scorecard
 from callqa.scorer import CallPrediction, OnnxScorer
 from callqa.serving.config import Limits, load_serving_config
+from callqa.serving.directory import AgentDirectory
 from callqa.serving.middleware import GuardMiddleware, QuietValidationErrors, RouteTable
 from callqa.serving.openapi import DOCS_PAGE, DOCS_SCRIPT, Operation, build_spec
+from callqa.serving.report import ReportBuilder
 from callqa.serving.review_api import REVIEW_OPERATIONS, review_routes
 from callqa.serving.reviews import ReviewStore
 
@@ -183,7 +185,14 @@ async def explain(call: Call) -> CallEvidence:
 
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
-REVIEW_ROUTES = review_routes(review_store, BUNDLE_INFO.schema_, explain, BUNDLE_INFO.tag)
+@functools.cache
+def report_builder() -> ReportBuilder:
+    directory = AgentDirectory.load(CONFIG.agents) if CONFIG.agents else AgentDirectory()
+    # ui_base "": links to calls are paths on this server (/review/?call=ID).
+    return ReportBuilder(review_store(), BUNDLE_INFO.schema_, directory, tz=CONFIG.time_zone, ui_base="")
+
+
+REVIEW_ROUTES = review_routes(review_store, BUNDLE_INFO.schema_, explain, BUNDLE_INFO.tag, report_builder)
 info_app = Starlette(routes=[Route("/model", model_info), Mount("/reviews", routes=REVIEW_ROUTES)],
                      exception_handlers={Exception: server_error})
 ui_app = StaticFiles(directory=UI_DIR, html=True)

@@ -127,6 +127,34 @@ def test_a_reviewers_points_replace_the_models_and_the_report_says_so(store):
     assert overview["平均得分"] == pytest.approx(round(expected, 2))
     assert {row[0] for row in report.table("agents").rows} == {"a2"}
 
+    # The reviewer's topics replace the model's in the category counts.
+    store.submit(target.call_id, Reviewer("rev-2", "Bo"), 1, {"topics": ["billing"]}, schema)
+    model_topics = next(s for s in store.scored if s.call_id == target.call_id).scores["topics"].predicted
+    before = {row[0]: row[1] for row in report.table("categories").rows}
+    latest = ReportBuilder(store, schema).build("2026-03", agent="a2")
+    after = {row[0]: row[1] for row in latest.table("categories").rows}
+    names = schema["topics"].classes
+    for topic in set(model_topics) | {"billing"}:
+        change = (topic == "billing") - (topic in model_topics)
+        assert after.get(names[topic], 0) == before.get(names[topic], 0) + change
+
+    # A store written before these tables existed gets them filled when opened.
+    from sqlalchemy import delete
+
+    from callqa.serving.reviews import (
+        PredictionTopicRow,
+        ReviewedItemRow,
+        ReviewedScorecardRow,
+        ReviewedTopicRow,
+    )
+
+    with store.engine.begin() as conn:
+        for table in (PredictionTopicRow, ReviewedItemRow, ReviewedScorecardRow, ReviewedTopicRow):
+            conn.execute(delete(table))
+    reopened = ReviewStore(str(store.engine.url))
+    again = ReportBuilder(reopened, schema).build("2026-03", agent="a2")
+    assert again.tables == latest.tables
+
 
 def test_outputs_open_in_excel_csv_and_a_browser(store, tmp_path):
     from openpyxl import load_workbook
@@ -179,3 +207,53 @@ def _directory(tmp_path):
     path = tmp_path / "agents.csv"
     path.write_text("agent_id,name,team\na1,张三,一组\na2,李四,二组\n", encoding="utf-8-sig")
     return path
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                    "(scripts/install-test-deps.sh installs it)")
+def test_a_lead_reads_the_dashboard_drills_down_to_an_agent_and_opens_a_call(tiny_bundle, tmp_path):
+    import json
+    from collections import Counter
+
+    from playwright.sync_api import expect, sync_playwright
+    from servers import serve, stop
+
+    calls = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:40]]
+    month = Counter(datetime.fromisoformat(c["started_at"]).astimezone(SHANGHAI).strftime("%Y-%m") for c in calls)
+    period = month.most_common(1)[0][0]
+    in_period = [c for c in calls if datetime.fromisoformat(c["started_at"]).astimezone(SHANGHAI).strftime("%Y-%m") == period]
+    agents = Counter(c["agent_id"] for c in in_period)
+    directory = tmp_path / "agents.csv"
+    first = agents.most_common(1)[0][0]
+    directory.write_text(f"agent_id,name,team\n{first},王伟,一组\n", encoding="utf-8")
+    server = serve(tiny_bundle, tmp_path, agents=str(directory))
+    try:
+        status, body = server.post("/score", {"calls": calls, "store": True}, key="scorer")
+        assert status == 200 and body["stored"] == 40
+        assert server.get("/api/reviews/report?period=March", key="anna")[0] == 400
+        assert server.get(f"/api/reviews/report?period={period}", key="scorer")[0] == 403
+        status, raw = server.get(f"/api/reviews/report?period={period}&team=%E4%B8%80%E7%BB%84", key="anna")  # 一组
+        assert status == 200 and [r[0] for r in json.loads(raw)["tables"][2]["rows"]] == [first]
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+            page = browser.new_page()
+            page.goto(f"{server.base}/review/dashboard.html?period={period}")
+            page.get_by_test_id("key").fill(server.keys["anna"])
+            page.get_by_test_id("login").click()
+            expect(page.get_by_test_id("status")).to_contain_text(f"质检月报 {period}")
+            frame = page.frame_locator("#report")
+            rows = frame.locator("#agents tbody tr")
+            expect(rows).to_have_count(len(agents))
+            expect(frame.locator("svg")).to_have_count(2)
+            rows.filter(has_text="王伟").click()  # drill down to one agent
+            expect(page.get_by_test_id("status")).to_contain_text("坐席 王伟")
+            expect(frame.locator("#agents tbody tr")).to_have_count(1)
+            worst = frame.locator("#worst a").first
+            call_id = worst.text_content()
+            assert call_id in {c["call_id"] for c in in_period if c["agent_id"] == first}
+            worst.click()  # into the review UI, logged in with the same key
+            expect(page.get_by_test_id("call-id")).to_have_text(call_id)
+            browser.close()
+    finally:
+        stop(server.process)
