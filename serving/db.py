@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -26,8 +26,20 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
     Base.metadata.create_all(engine)
-    # create_all skips the indexes of tables that already exist: a store made by an older version gets new ones here.
+    _upgrade(engine)
+    return engine
+
+
+def _upgrade(engine: Engine) -> None:
+    """What create_all leaves out for tables that already exist: a store made by an older version gets the
+    nullable columns and the indexes added since (filled as rows are written again)."""
+    inspector = inspect(engine)
     for table in Base.metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable:
+                with engine.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} "
+                                      f"{column.type.compile(engine.dialect)}"))
         for index in table.indexes:
             index.create(engine, checkfirst=True)
-    return engine

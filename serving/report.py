@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 from sqlalchemy import Float, and_, case, cast, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from callqa.redact import redact
 from callqa.schema import LabelSchema
@@ -53,6 +53,7 @@ from .reviews import (
     ReviewStore,
     ScorecardItemRow,
     ScorecardRow,
+    latest_prediction_id,
 )
 
 DEFAULT_TZ = "Asia/Shanghai"
@@ -193,12 +194,6 @@ class ItemInfo:
     rules: dict[str, str] = field(default_factory=dict)  # rule id → the deduction's title
 
 
-def _latest_prediction_id():
-    """The id of a call's latest prediction (correlated on review_calls only: the outer query may join predictions)."""
-    latest = aliased(PredictionRow)
-    return select(func.max(latest.id)).where(latest.call_id == CallRow.call_id).correlate(CallRow).scalar_subquery()
-
-
 class ReportBuilder:
     """Reads one period's figures out of a :class:`ReviewStore`."""
 
@@ -223,7 +218,7 @@ class ReportBuilder:
         out: dict[str, Sums] = defaultdict(Sums)
         model = (select(CallRow.agent_id, func.count(), func.sum(ScorecardRow.total),
                         func.sum(case((ScorecardRow.red_line, 1), else_=0)))
-                 .join(ScorecardRow, ScorecardRow.prediction_id == _latest_prediction_id())
+                 .join(ScorecardRow, ScorecardRow.prediction_id == latest_prediction_id())
                  .where(self._in_period(period, agents), CallRow.revision == 0).group_by(CallRow.agent_id))
         for agent, calls, total, red in session.execute(model):
             out[agent or ""].add(calls, float(total or 0.0), int(red or 0))
@@ -239,7 +234,7 @@ class ReportBuilder:
         """(agent, item) → sums over the period's calls (reviewed calls: the reviewer's points and kept deductions)."""
         out: dict[tuple[str, str], ItemSums] = defaultdict(ItemSums)
         for rows, reviewed in ((ScorecardItemRow, False), (ReviewedItemRow, True)):
-            join = (rows.call_id == CallRow.call_id) if reviewed else (rows.prediction_id == _latest_prediction_id())
+            join = (rows.call_id == CallRow.call_id) if reviewed else (rows.prediction_id == latest_prediction_id())
             query = (select(CallRow.agent_id, rows.item, func.count(), func.sum(rows.points), func.sum(rows.max_points),
                             func.sum(case((rows.deductions > 0, 1), else_=0)), func.sum(rows.deductions))
                      .join(rows, join)
@@ -254,7 +249,7 @@ class ReportBuilder:
                     limit: int | None = None, worst: bool = False):
         """(call id, agent, started_at, stored scores) of the period's calls' latest predictions."""
         query = (select(CallRow.call_id, CallRow.agent_id, CallRow.started_at, PredictionRow.scores)
-                 .join(PredictionRow, PredictionRow.id == _latest_prediction_id())
+                 .join(PredictionRow, PredictionRow.id == latest_prediction_id())
                  .where(self._in_period(period, agents)))
         if item is not None:
             query = query.join(ScorecardItemRow, and_(ScorecardItemRow.prediction_id == PredictionRow.id,
@@ -271,7 +266,7 @@ class ReportBuilder:
         counts: Counter = Counter()
         model = (select(PredictionTopicRow.head, PredictionTopicRow.topic, func.count())
                  .select_from(CallRow)
-                 .join(PredictionTopicRow, PredictionTopicRow.prediction_id == _latest_prediction_id())
+                 .join(PredictionTopicRow, PredictionTopicRow.prediction_id == latest_prediction_id())
                  .where(self._in_period(period, agents), CallRow.revision == 0)
                  .group_by(PredictionTopicRow.head, PredictionTopicRow.topic))
         reviewed = (select(ReviewedTopicRow.head, ReviewedTopicRow.topic, func.count())

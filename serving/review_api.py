@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
@@ -31,10 +32,12 @@ from callqa.evidence import CallEvidence
 from callqa.schema import LabelSchema
 
 from .auth import LOCAL_DEMO, KeyHolder
+from .directory import AgentDirectory
 from .middleware import KEY_HOLDER
 from .openapi import Operation
 from .report import Report, ReportBuilder, render_html
 from .reviews import (
+    CallFilter,
     CallView,
     QueueItem,
     QueuePolicy,
@@ -68,8 +71,74 @@ class ReviewRequest(BaseModel):
 
 class QueuePage(BaseModel):
     policy: QueuePolicy
-    waiting: int = Field(description="calls waiting in all")
-    items: list[QueueItem] = Field(description="the next calls, in queue order")
+    waiting: int = Field(description="calls waiting in all; with filters, calls matching them")
+    items: list[QueueItem] = Field(description="the next calls, in queue order; with filters, newest first")
+    filtered: bool = Field(default=False, description="true when filters chose the calls (a search, not the queue)")
+    time_zone: str = Field(default="UTC", description="the zone the UI shows times in (the server's report zone)")
+
+
+# Filters of GET /api/reviews/queue: any of them turns the queue into a search over every stored call.
+FILTERS = {
+    "agent": {"type": "string", "minLength": 1, "maxLength": 200},
+    "team": {"type": "string", "minLength": 1, "maxLength": 200, "description": "agents of this team (directory)"},
+    "from": {"type": "string", "format": "date", "description": "calls started on or after this day (server zone)"},
+    "to": {"type": "string", "format": "date", "description": "calls started on or before this day"},
+    "topic": {"type": "string", "minLength": 1, "maxLength": 100},
+    "score_min": {"type": "number", "minimum": -1e6, "maximum": 1e6},
+    "score_max": {"type": "number", "minimum": -1e6, "maximum": 1e6},
+    "red_line": {"type": "boolean"}, "reviewed": {"type": "boolean"}, "sampled": {"type": "boolean"},
+    "mine": {"type": "boolean", "description": "calls I reviewed"},
+}
+
+
+def call_filter(params, reviewer: str, directory, tz) -> CallFilter | None:
+    """The search the query asks for, or None without filters; ValueError names a bad parameter."""
+    given = {k: v for k, v in params.items() if k in FILTERS and v != ""}
+    if not given:
+        return None
+    out: dict = {}
+
+    def flag(name: str) -> bool:
+        value = given[name].lower()
+        if value not in ("true", "false"):
+            raise ValueError(f"{name}: true or false, not {given[name][:20]!r}")
+        return value == "true"
+
+    def day(name: str):
+        try:
+            return datetime.combine(date.fromisoformat(given[name]), datetime.min.time(), tzinfo=tz)
+        except ValueError:
+            raise ValueError(f"{name}: a day as YYYY-MM-DD") from None
+
+    for name in ("agent", "team", "topic"):
+        if len(given.get(name, "")) > FILTERS[name]["maxLength"]:
+            raise ValueError(f"{name}: at most {FILTERS[name]['maxLength']} characters")
+    if "team" in given:
+        out["agents"] = directory.members(given["team"])
+    if "agent" in given:
+        out["agents"] = [a for a in out.get("agents", [given["agent"]]) if a == given["agent"]]
+    if "from" in given:
+        out["started_from"] = day("from")
+    if "to" in given:
+        out["started_before"] = day("to") + timedelta(days=1)
+    for name in ("score_min", "score_max"):
+        if name in given:
+            try:
+                out[name] = float(given[name])
+            except ValueError:
+                raise ValueError(f"{name}: a number") from None
+    for name in ("red_line", "reviewed", "sampled"):
+        if name in given:
+            out[name] = flag(name)
+    if "mine" in given and flag("mine"):
+        out["reviewed_by"] = reviewer
+    if "topic" in given:
+        out["topic"] = given["topic"]
+    try:
+        return CallFilter(**out)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise ValueError(f"{first['loc'][0]}: {first['msg']}") from None
 
 
 class StoreCounts(BaseModel):
@@ -91,8 +160,9 @@ REPORT_QUERY = {"period": {"type": "string", "pattern": r"^\d{4}-(\d{2}|W\d{2})$
 CALL_ERRORS = (404,)
 # The routes as clients see them (serving/openapi.py); the handlers below answer with these models.
 REVIEW_OPERATIONS = [
-    Operation("GET", "/api/reviews/queue", "The next calls in queue order, and how many wait", ROLE, QueuePage,
-              query={"limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}),
+    Operation("GET", "/api/reviews/queue", "The next calls in queue order, and how many wait; with filters, a search "
+              "over every stored call", ROLE, QueuePage, errors=(400,),
+              query={"limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, **FILTERS}),
     Operation("POST", "/api/reviews/next", "Lease the first queued call to me and return it (204: queue empty)",
               ROLE, CallView, also=(204,)),
     Operation("GET", "/api/reviews/calls/{call_id}", "A call: transcript, prediction, current labels, history", ROLE,
@@ -141,8 +211,19 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
             return JSONResponse({"error": "limit: not a whole number"}, status_code=400)
         if not 1 <= limit <= 500:
             return JSONResponse({"error": "limit: must be between 1 and 500"}, status_code=400)
-        items, total = store().queue(_reviewer(request).id, limit)
-        return JSONResponse(QueuePage(policy=store().policy, waiting=total, items=items).model_dump(mode="json"))
+        me = _reviewer(request).id
+        context = reports() if reports is not None else None
+        try:
+            search = call_filter(request.query_params, me, context.directory if context else AgentDirectory(),
+                                 context.tz if context else UTC)
+        except ValueError as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+        items, total = store().search(search, me, limit) if search else store().queue(me, limit)
+        if context is not None:
+            items = [i.model_copy(update={"agent_name": context.directory.name(i.agent_id)
+                                          if i.agent_id in context.directory.agents else ""}) for i in items]
+        return JSONResponse(QueuePage(policy=store().policy, waiting=total, items=items, filtered=search is not None,
+                                      time_zone=context.tz_name if context else "UTC").model_dump(mode="json"))
 
     def next_call(request: Request) -> Response:
         reviewer = _reviewer(request)

@@ -44,7 +44,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from callqa.calls import MAX_TEXT, MAX_TURNS, Call, Label
 from callqa.evidence import CallEvidence
@@ -109,6 +109,7 @@ class CallRow(Base):
     agent_id: Mapped[str | None] = mapped_column(String(200), index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     turns: Mapped[int] = mapped_column(Integer)
+    duration: Mapped[float | None] = mapped_column(Float)  # seconds to the last turn's end, where turns have times
     added: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Queue keys from the latest prediction (higher uncertainty / lower margin / lower score = review first).
     model: Mapped[str] = mapped_column(String(200))
@@ -325,7 +326,9 @@ def queue_keys(scores: CallScores, schema: LabelSchema) -> tuple[float, float, f
 class QueueItem(BaseModel):
     call_id: str
     agent_id: str | None
+    agent_name: str = Field(default="", description="from the agent directory, where the server has one")
     started_at: datetime | None
+    duration: float | None = Field(default=None, description="seconds, where the call's turns have times")
     model: str
     turns: int
     sampled: bool = Field(description="drawn for the random sample (抽检)")
@@ -333,6 +336,27 @@ class QueueItem(BaseModel):
     margin: float
     low_score: float | None
     leased_to_me: bool
+    total: float | None = Field(default=None, description="the latest prediction's scorecard total")
+    red_line: bool | None = None
+    revision: int = Field(default=0, description="reviews saved (0: not reviewed)")
+
+
+class CallFilter(BaseModel):
+    """A search over the stored calls (the queue page's filters); every field narrows, None = any."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agents: list[Annotated[str, Field(max_length=200)]] | None = Field(default=None, max_length=1000)
+    started_from: datetime | None = None
+    started_before: datetime | None = None
+    topic: Annotated[str, Field(max_length=100)] | None = None
+    score_min: Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)] | None = None
+    score_max: Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)] | None = None
+    red_line: bool | None = None
+    reviewed: bool | None = None
+    sampled: bool | None = None
+    reviewed_by: Annotated[str, Field(max_length=64)] | None = Field(default=None, description="a reviewer's key id: "
+                                                                      "calls they reviewed (“my reviews”)")
 
 
 class Change(BaseModel):
@@ -508,6 +532,7 @@ class ReviewStore:
                 # SQLite keeps no time zone: store UTC (a time without a zone is taken as UTC).
                 started = call.started_at.astimezone(UTC) if call.started_at and call.started_at.tzinfo else call.started_at
                 row.agent_id, row.started_at, row.turns, row.call = call.agent_id, started, len(call.turns), transcript
+                row.duration = max((t.end for t in call.turns if t.end is not None), default=None)
                 row.model, row.entropy, row.margin, row.low_score = model, entropy, margin, low
                 prediction = PredictionRow(call_id=call.call_id, model=model, scores=stored,
                                            created=now)
@@ -559,18 +584,51 @@ class ReviewStore:
             # Choose by the covering index, then read the chosen rows' columns (never a transcript).
             chosen = session.scalars(select(CallRow.call_id).where(where).order_by(*self._order()).limit(limit)).all()
             found = {r.call_id: r for r in session.execute(
-                select(CallRow.call_id, CallRow.agent_id, CallRow.started_at, CallRow.model, CallRow.turns,
-                       CallRow.sample_key, CallRow.entropy, CallRow.margin, CallRow.low_score, CallRow.lease_owner,
-                       CallRow.lease_until).where(CallRow.call_id.in_(chosen)))}
+                select(*_ITEM_COLUMNS).outerjoin(ScorecardRow, ScorecardRow.prediction_id == latest_prediction_id())
+                .where(CallRow.call_id.in_(chosen)))}
             rows = [found[call_id] for call_id in chosen]
             total = session.scalar(select(func.count()).select_from(CallRow).where(where))
-        items = [QueueItem(call_id=r.call_id, agent_id=r.agent_id, started_at=_utc(r.started_at), model=r.model,
-                           turns=r.turns, sampled=r.sample_key < self.policy.sample_rate, entropy=r.entropy,
-                           margin=r.margin, low_score=r.low_score,
-                           leased_to_me=r.lease_owner == reviewer and r.lease_until is not None
-                           and _utc(r.lease_until) > now)
-                 for r in rows]
+        items = [self._item(r, reviewer, now) for r in rows]
         return items, int(total or 0)
+
+    def search(self, found: CallFilter, reviewer: str, limit: int = 50) -> tuple[list[QueueItem], int]:
+        """Calls matching the filter, newest first, and how many match in all (reviewed calls too, unless filtered)."""
+        now = utcnow()
+        latest_id = latest_prediction_id()
+        where = []
+        if found.agents is not None:
+            where.append(CallRow.agent_id.in_(found.agents))
+        if found.started_from is not None:
+            where.append(CallRow.started_at >= found.started_from.astimezone(UTC))
+        if found.started_before is not None:
+            where.append(CallRow.started_at < found.started_before.astimezone(UTC))
+        if found.reviewed is not None:
+            where.append(CallRow.revision > 0 if found.reviewed else CallRow.revision == 0)
+        if found.sampled is not None:
+            where.append((CallRow.sample_key < self.policy.sample_rate) == found.sampled)
+        if found.topic is not None:
+            where.append(exists().where(PredictionTopicRow.prediction_id == latest_id, PredictionTopicRow.topic == found.topic))
+        if found.reviewed_by is not None:
+            where.append(exists().where(ReviewRow.call_id == CallRow.call_id, ReviewRow.reviewer == found.reviewed_by))
+        if found.score_min is not None:
+            where.append(ScorecardRow.total >= found.score_min)
+        if found.score_max is not None:
+            where.append(ScorecardRow.total <= found.score_max)
+        if found.red_line is not None:
+            where.append(ScorecardRow.red_line == found.red_line)
+        query = select(*_ITEM_COLUMNS).outerjoin(ScorecardRow, ScorecardRow.prediction_id == latest_id).where(*where)
+        with Session(self.engine) as session:
+            rows = session.execute(query.order_by(CallRow.started_at.desc(), CallRow.call_id).limit(limit)).all()
+            total = session.scalar(select(func.count()).select_from(query.subquery()))
+        return [self._item(r, reviewer, now) for r in rows], int(total or 0)
+
+    def _item(self, r, reviewer: str, now: datetime) -> QueueItem:
+        return QueueItem(call_id=r.call_id, agent_id=r.agent_id, started_at=_utc(r.started_at), duration=r.duration,
+                         model=r.model, turns=r.turns, sampled=r.sample_key < self.policy.sample_rate,
+                         entropy=r.entropy, margin=r.margin, low_score=r.low_score, revision=r.revision,
+                         total=r.total, red_line=r.red_line,
+                         leased_to_me=r.lease_owner == reviewer and r.lease_until is not None
+                         and _utc(r.lease_until) > now)
 
     def lease(self, call_id: str, reviewer: Reviewer) -> datetime:
         """Lease a call to a reviewer (renewing their own lease); :class:`Leased` if someone else holds it."""
@@ -759,6 +817,18 @@ class ReviewStore:
                     "reviews": session.scalar(select(func.count()).select_from(ReviewRow)) or 0}
 
 
+def latest_prediction_id():
+    """The id of a call's latest prediction, correlated on review_calls (the outer query may join predictions too)."""
+    latest = aliased(PredictionRow)
+    return select(func.max(latest.id)).where(latest.call_id == CallRow.call_id).correlate(CallRow).scalar_subquery()
+
+
+# What a queue or search row shows: the call's small columns and its latest scorecard's total (never a transcript).
+_ITEM_COLUMNS = (CallRow.call_id, CallRow.agent_id, CallRow.started_at, CallRow.duration, CallRow.model, CallRow.turns,
+                 CallRow.sample_key, CallRow.entropy, CallRow.margin, CallRow.low_score, CallRow.lease_owner,
+                 CallRow.lease_until, CallRow.revision, ScorecardRow.total, ScorecardRow.red_line)
+
+
 def _latest_prediction(session: Session, call_id: str) -> PredictionRow | None:
     return session.scalar(select(PredictionRow).where(PredictionRow.call_id == call_id)
                           .order_by(PredictionRow.id.desc()).limit(1))
@@ -868,6 +938,6 @@ def _current(history: list[ReviewRecord]) -> dict[str, Label]:
     return labels
 
 
-__all__ = ["CallView", "Conflict", "Leased", "NotFound", "QueueItem", "QueuePolicy", "ReviewError",
+__all__ = ["CallFilter", "CallView", "Conflict", "Leased", "NotFound", "QueueItem", "QueuePolicy", "ReviewError",
            "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "queue_keys", "reviewed_card", "reviewer_points",
            "sample_key"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -257,3 +258,44 @@ def test_a_lead_reads_the_dashboard_drills_down_to_an_agent_and_opens_a_call(tin
             browser.close()
     finally:
         stop(server.process)
+
+
+def test_the_queue_search_filters_every_stored_call(store):
+    from callqa.serving.review_api import call_filter
+    from callqa.serving.reviews import CallFilter
+
+    schema = load_schema("callcenter")
+    rows = list(zip(store.calls, store.scored, PLAN))
+
+    def ids(found: CallFilter) -> set[str]:
+        items, total = store.search(found, "rev-1", limit=100)
+        assert total == len(items)
+        return {i.call_id for i in items}
+
+    march = CallFilter(started_from=datetime(2026, 3, 1, tzinfo=SHANGHAI), started_before=datetime(2026, 4, 1, tzinfo=SHANGHAI))
+    assert ids(march) == {c.call_id for c, _, (_, started) in rows if in_march(started)}
+    assert ids(CallFilter(agents=["a2"])) == {c.call_id for c, _, (a, _) in rows if a == "a2"}
+    assert ids(CallFilter(score_min=50, score_max=80)) == {c.call_id for c, s, _ in rows if 50 <= s.scorecard.total <= 80}
+    assert ids(CallFilter(red_line=True)) == {c.call_id for c, s, _ in rows if s.scorecard.red_line}
+    topic = store.scored[0].scores["topics"].predicted[0]
+    assert ids(CallFilter(topic=topic)) == {c.call_id for c, s, _ in rows if topic in s.scores["topics"].predicted}
+    target = store.calls[4].call_id
+    store.submit(target, Reviewer("rev-1", "Anna"), 0, {"attitude": 3}, schema)
+    assert ids(CallFilter(reviewed=True)) == ids(CallFilter(reviewed_by="rev-1")) == {target}
+    assert target not in ids(CallFilter(reviewed=False)) and ids(CallFilter(reviewed_by="rev-2")) == set()
+    items, _ = store.search(CallFilter(agents=["a1"]), "rev-1")
+    assert [i.started_at for i in items] == sorted((i.started_at for i in items), reverse=True)  # newest first
+    assert all(i.duration and i.duration > 0 and i.total is not None for i in items)
+
+    # The API's query parameters, checked at the edge: days in the server's zone, a bad value names its parameter.
+    directory = AgentDirectory.load(_directory(Path(store.engine.url.database).parent))
+    found = call_filter({"team": "一组", "from": "2026-03-01", "to": "2026-03-31", "mine": "true"}, "rev-1",
+                        directory, SHANGHAI)
+    assert found.agents == ["a1"] and found.reviewed_by == "rev-1"
+    assert found.started_from == datetime(2026, 3, 1, tzinfo=SHANGHAI)
+    assert found.started_before == datetime(2026, 4, 1, tzinfo=SHANGHAI)
+    assert call_filter({"limit": "5"}, "rev-1", directory, SHANGHAI) is None  # no filter: the queue
+    for params, message in (({"from": "03/01"}, "from: a day"), ({"red_line": "yes"}, "red_line: true or false"),
+                            ({"score_min": "x"}, "score_min: a number"), ({"score_max": "1e9"}, "score_max")):
+        with pytest.raises(ValueError, match=message):
+            call_filter(params, "rev-1", directory, SHANGHAI)

@@ -279,3 +279,36 @@ def test_a_reports_link_opens_its_call_after_login(server):
         page.get_by_test_id("login").click()
         expect(page.get_by_test_id("call-id")).to_have_text(call_id)
         browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                    "(scripts/install-test-deps.sh installs it)")
+def test_a_reviewer_finds_their_own_reviews_with_the_queue_filters(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    status, _ = server.post("/score", {"calls": sample_calls(3, start=300), "store": True}, key="scorer")
+    assert status == 200
+    call_id = sample_calls(1, start=301)[0]["call_id"]
+    status, view = server.get(f"/api/reviews/calls/{call_id}", key="bo")
+    revision = json.loads(view)["revision"]
+    assert server.post(f"/api/reviews/calls/{call_id}/reviews", {"revision": revision, "labels": {"attitude": 2}},
+                       key="bo")[0] == 201
+    assert server.get("/api/reviews/queue?reviewed=maybe", key="bo")[0] == 400
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto(f"{server.base}/review/")
+        page.get_by_test_id("key").fill(server.keys["bo"])
+        page.get_by_test_id("login").click()
+        expect(page.locator("#queue li").first).to_be_visible()
+        assert page.locator(f"#queue li[data-call-id='{call_id}']").count() == 0  # reviewed: not in the work queue
+        page.get_by_test_id("filters").locator("summary").click()
+        page.get_by_test_id("filter-mine").check()
+        page.get_by_test_id("filter-apply").click()
+        expect(page.locator("#queue li")).to_have_count(1)
+        item = page.locator(f"#queue li[data-call-id='{call_id}']")
+        expect(item).to_contain_text("已复核")
+        expect(page.locator("#policy")).to_contain_text("筛选结果 1 通")
+        item.click()
+        expect(page.get_by_test_id("call-id")).to_have_text(call_id)
+        browser.close()

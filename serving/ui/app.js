@@ -45,6 +45,9 @@ async function login(key) {
   $("who").textContent = `复核员 ${me.data.name || me.data.id}`;
   sessionStorage.setItem("callqa.key", key);
   state.schema = model.data.schema;
+  const topics = model.data.schema.heads.filter((h) => h.kind === "multilabel")
+    .flatMap((h) => Object.entries(h.classes).map(([id, name]) => new Option(name, id)));
+  $("filter-form").topic.replaceChildren(new Option("全部话题", ""), ...topics);
   $("model").textContent = `模型 ${model.data.tag}`;
   $("login").hidden = true;
   $("app").hidden = false;
@@ -68,12 +71,27 @@ async function login(key) {
 // --- queue -------------------------------------------------------------------------------------------------------
 const ORDER_NAMES = { least_confident: "置信度最低优先", lowest_score: "预测得分最低优先", random: "随机" };
 
+function filterParams() {
+  // The filter form's non-empty fields (unchecked boxes send nothing): any of them makes the queue a search.
+  const params = new URLSearchParams();
+  for (const [name, value] of new FormData($("filter-form"))) if (String(value).trim()) params.set(name, String(value).trim());
+  return params;
+}
+
+function duration(seconds) {
+  if (seconds == null) return "";
+  return `${Math.floor(seconds / 60)}:${String(Math.round(seconds % 60)).padStart(2, "0")}`;
+}
+
 async function loadQueue() {
-  const { ok, data } = await api("GET", "/api/reviews/queue?limit=100");
-  if (!ok) return;
+  const params = filterParams();
+  params.set("limit", "100");
+  const { ok, data } = await api("GET", `/api/reviews/queue?${params}`);
+  if (!ok) return status(data?.error || "筛选条件有误", "bad");
   $("waiting").textContent = data.waiting;
   const p = data.policy;
-  $("policy").textContent = `${ORDER_NAMES[p.order]} · 抽检 ${(p.sample_rate * 100).toFixed(0)}%`;
+  $("policy").textContent = data.filtered ? `筛选结果 ${data.waiting} 通（最新在前）`
+    : `${ORDER_NAMES[p.order]} · 抽检 ${(p.sample_rate * 100).toFixed(0)}%`;
   const list = $("queue");
   list.replaceChildren();
   for (const item of data.items) {
@@ -81,7 +99,13 @@ async function loadQueue() {
       el("span", { textContent: item.call_id }));
     li.dataset.callId = item.call_id;
     if (item.sampled) li.append(el("span", { className: "sampled", textContent: "抽检" }));
-    if (item.agent_id) li.append(el("div", { className: "muted small", textContent: `坐席 ${item.agent_id} · ${item.turns} 轮` }));
+    if (item.red_line) li.append(el("span", { className: "sampled", textContent: "红线" }));
+    if (item.revision) li.append(el("span", { className: "reviewed", textContent: "已复核" }));
+    const when = item.started_at ? new Date(item.started_at).toLocaleString("zh-CN", { timeZone: data.time_zone,
+      month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" }) : "";
+    const who = item.agent_id ? `${item.agent_name || "坐席"} ${item.agent_id}` : "";
+    const facts = [who, when, duration(item.duration), item.total != null ? `${fmt(item.total)} 分` : `${item.turns} 轮`];
+    li.append(el("div", { className: "muted small", textContent: facts.filter(Boolean).join(" · ") }));
     if (state.view && item.call_id === state.view.call.call_id) li.classList.add("current");
     li.addEventListener("click", () => openCall(item.call_id));
     list.append(li);
@@ -507,7 +531,7 @@ function clock(seconds) {
 // --- keyboard ----------------------------------------------------------------------------------------------------
 document.addEventListener("keydown", (event) => {
   if ($("app").hidden) return;
-  const typing = ["TEXTAREA", "INPUT"].includes(document.activeElement?.tagName);
+  const typing = ["TEXTAREA", "INPUT", "SELECT"].includes(document.activeElement?.tagName);
   if (typing) {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); submit(); }
     if (event.key === "Escape") document.activeElement.blur();
@@ -532,6 +556,8 @@ document.addEventListener("keydown", (event) => {
 });
 
 $("login-form").addEventListener("submit", (event) => { event.preventDefault(); login($("key").value.trim()); });
+$("filter-form").addEventListener("submit", (event) => { event.preventDefault(); loadQueue(); });
+$("filter-form").addEventListener("reset", () => setTimeout(loadQueue));
 $("submit").addEventListener("click", submit);
 $("evidence-toggle").addEventListener("click", () => {
   state.showEvidence = !state.showEvidence;
