@@ -165,13 +165,17 @@ def _key_store(db: str | None):
 
 @keys_app.command("create")
 def keys_create(
-    role: Annotated[str, typer.Option(help="scorer (POST /score), reviewer (review UI), metrics (GET /metrics, for a Prometheus scraper), or admin (everything).")],
+    role: Annotated[str, typer.Option(help="scorer (POST /score), reviewer (review UI), lead (review UI, dashboard, "
+                    "rulings on appeals), agent (one agent's own scorecards and appeals; needs --agent), metrics "
+                    "(GET /metrics, for a Prometheus scraper), or admin (everything).")],
     name: Annotated[str, typer.Option(help="Who or what uses the key, for `keys list`.")] = "",
+    agent: Annotated[str | None, typer.Option(help="For --role agent: the agent id (as in the calls' agent_id) whose "
+                     "calls the key may see.")] = None,
     db: DbOption = None,
 ) -> None:
     """Create a key and print it once: only its SHA-256 is stored."""
     try:
-        key, row = _key_store(db).create(role, name)
+        key, row = _key_store(db).create(role, name, agent)
     except ValueError as err:
         raise fail(str(err)) from None
     err_console.print(f"created {row.role} key {row.id}… (shown once; store it now):", highlight=False)
@@ -311,9 +315,11 @@ def reviews_export(
     db: DbOption = None,
 ) -> None:
     """Reviewed calls with their current labels (each head's latest correction) as labeled JSONL:
-    meta.source = review, meta.reviewer = the key id of the latest review. Retrain with
+    meta.source = review (or appeal, when the latest change was a lead's ruling on an agent's appeal),
+    meta.reviewer = the key id of the latest review, meta.scorecard = the card as reviewers left it. Retrain with
     [bold]callqa train --data base.jsonl --data reviews.jsonl[/bold]."""
     from callqa.jsonl import write_calls
+    from callqa.serving.reviews import reviewed_card
 
     schema = schema_or_fail(schema_name)
 
@@ -325,8 +331,14 @@ def reviews_export(
 
     def labeled():
         for r in _review_store(db).reviewed(_date(since)):
-            meta = {**r.call.meta, "source": "review", "reviewer": r.reviewer,
+            meta = {**r.call.meta, "source": r.source, "reviewer": r.reviewer,
                     "reviewed_at": r.reviewed_at.isoformat(), "model": r.model}
+            if r.scorecard is not None and r.scorecard_review:
+                # The scorecard as reviewers (or an appeal's ruling) left it: points per item, and the deductions
+                # marked wrong or missed — labels for tuning rules and phrase lists.
+                card = reviewed_card(r.scorecard, r.scorecard_review)
+                meta["scorecard"] = {"name": r.scorecard.name, "hash": r.scorecard.hash, "points": card.points,
+                                     "total": card.total, **r.scorecard_review.model_dump(exclude={"points"})}
             labels = {head: typed(head, label) for head, label in r.labels.items()}
             turns = r.call.turns
             if r.reasons:

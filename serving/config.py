@@ -46,6 +46,8 @@ class ServingConfig(BaseModel):
     agents: str | None = Field(default=None, description="agent directory (CSV agent_id,name,team or YAML): names and "
                                "teams in reports and the dashboard")
     time_zone: str = Field(default="Asia/Shanghai", description="calendar periods of reports and the dashboard")
+    appeal_days: float = Field(default=7.0, gt=0, le=366, description="an agent may appeal a call's scorecard this many "
+                               "days after it was scored")
 
 
 def load_serving_config(path: str | Path | None = None) -> ServingConfig:

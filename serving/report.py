@@ -41,6 +41,7 @@ from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
 
 from .agreement import agreement, scorecard_agreement
+from .appeals import AppealEntryRow, RulingRow
 from .directory import AgentDirectory
 from .reviews import (
     CallRow,
@@ -295,6 +296,7 @@ class ReportBuilder:
             topics = self.topic_counts(session, period, agents)
             examples = {i: self._examples(session, period, agents, i) for i in self._top_items(item_sums)}
             worst = list(self.predictions(session, period, agents, limit=WORST_CALLS, worst=True))
+            appeals = self._appeals(session, period, agents, items)
         # Agreement compares each reviewed call's labels with what the model said: read call by call, this period's only.
         reviewed = list(self.store.reviewed(started=period.utc, agents=agents))
 
@@ -312,6 +314,7 @@ class ReportBuilder:
             self._trend(trend_periods, trend_sums),
             self._deductions(item_sums, items, examples),
             self._worst(worst),
+            appeals,
             *self._agreement(reviewed),
         ]
         trend = {"全部": [_avg(sum(s.total for s in sums.values()), sum(s.calls for s in sums.values()))
@@ -427,6 +430,25 @@ class ReportBuilder:
             links[n] = f"{self.ui_base}/review/?call={quote(call_id, safe='')}"
         return Table(name="worst", title=f"得分最低的 {len(rows)} 通（模型评分卡；点击打开复核页面）",
                      columns=["通话", "坐席", "开始时间", "得分", "红线"], rows=rows, links=links)
+
+    def _appeals(self, session: Session, period: Period, agents: list[str] | None, items: dict[str, ItemInfo]) -> Table:
+        """Appeals of the period's calls per item and rule: filed, ruled, overturned. A rule overturned often is a
+        bad rule."""
+        query = (select(AppealEntryRow.item, AppealEntryRow.rule, func.count(AppealEntryRow.id), func.count(RulingRow.id),
+                        func.sum(case((RulingRow.decision == "overturned", 1), else_=0)))
+                 .select_from(CallRow)
+                 .join(AppealEntryRow, AppealEntryRow.call_id == CallRow.call_id)
+                 .outerjoin(RulingRow, RulingRow.entry_id == AppealEntryRow.id)
+                 .where(self._in_period(period, agents))
+                 .group_by(AppealEntryRow.item, AppealEntryRow.rule))
+        rows = []
+        for item, rule, filed, ruled, overturned in session.execute(query):
+            title = items[item].title if item in items else item
+            rows.append([title, rule or "（整项）", filed, ruled, int(overturned or 0),
+                         _round(100 * (overturned or 0) / ruled if ruled else None, 1)])
+        rows.sort(key=lambda r: (-(r[4]), -r[2], r[0]))
+        return Table(name="appeals", title="申诉（按评分项与规则；改判率高的规则需要复查）",
+                     columns=["评分项", "规则", "申诉", "已裁决", "改判", "改判率 %"], rows=rows)
 
     def _agreement(self, reviewed: list[ReviewedCall]) -> list[Table]:
         if not reviewed:

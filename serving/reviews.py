@@ -231,6 +231,7 @@ class ReviewRow(Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     comment: Mapped[str] = mapped_column(Text, default="")
     prediction_id: Mapped[int | None] = mapped_column(ForeignKey("predictions.id"))
+    source: Mapped[str | None] = mapped_column(String(20), default="review")  # review | appeal (a lead's ruling)
 
 
 class CorrectionRow(Base):
@@ -450,6 +451,7 @@ class ReviewRecord(BaseModel):
     changes: list[Change]
     scorecard: ScorecardReview | None = None
     reasons: dict[str, list[int]] = Field(default={}, description="head → turns marked as the reason for its label")
+    source: str = Field(default="review", description="review, or appeal: a lead's ruling that overturned deductions")
 
 
 class CallView(BaseModel):
@@ -485,6 +487,7 @@ class ReviewedCall:
     scorecard: ScorecardResult | None = None  # that prediction's scorecard
     reasons: dict[str, list[int]] | None = None  # head → turns reviewers marked as the reason for its current label
     scorecard_review: ScorecardReview | None = None  # every review's verdicts on it, merged (latest points win)
+    source: str = "review"  # of the latest review: review, or appeal
 
 
 class ReviewStore:
@@ -710,13 +713,13 @@ class ReviewStore:
             reasons.setdefault(row.review_id, {}).setdefault(row.head, []).append(row.turn)
         return [ReviewRecord(id=r.id, revision=r.revision, reviewer=r.reviewer, reviewer_name=r.reviewer_name,
                              created=_utc(r.created), comment=r.comment, model=model, changes=changes.get(r.id, []),
-                             scorecard=cards.get(r.id), reasons=reasons.get(r.id, {}))
+                             scorecard=cards.get(r.id), reasons=reasons.get(r.id, {}), source=r.source or "review")
                 for r, model in reviews]
 
     # --- saving a review ----------------------------------------------------------------------------------------
     def submit(self, call_id: str, reviewer: Reviewer, revision: int, labels: dict[str, Label], schema: LabelSchema,
                comment: str = "", scorecard: ScorecardReview | None = None,
-               reasons: dict[str, list[int]] | None = None) -> ReviewRecord:
+               reasons: dict[str, list[int]] | None = None, source: str = "review") -> ReviewRecord:
         """Save a review made on ``revision`` of the call: one correction per head in ``labels``, and the verdicts
         on the prediction's scorecard. Raises :class:`Conflict` when the call has a newer review, :class:`Leased`
         when another reviewer holds it. The review is committed (and on SQLite, synced to disk) before this returns."""
@@ -725,49 +728,57 @@ class ReviewStore:
             problems.append(("labels", "no labels given: set at least one head"))
         if problems:
             raise ReviewError("; ".join(f"{field}: {message}" for field, message in problems))
-        now = utcnow()
         with Session(self.engine) as session, session.begin():
-            done = session.execute(
-                update(CallRow).where(CallRow.call_id == call_id, CallRow.revision == revision,
-                                      or_(CallRow.lease_owner.is_(None), CallRow.lease_owner == reviewer.id,
-                                          CallRow.lease_until < now))
-                .values(revision=revision + 1, reviewed_at=now, lease_owner=None, lease_until=None)).rowcount
-            if not done:
-                self._why_not(session, call_id, reviewer, now, revision)
-            prediction = _latest_prediction(session, call_id)
-            before = _current(self._history(session, call_id))
-            model_says = CallScores.model_validate(prediction.scores).predicted()
-            review = ReviewRow(call_id=call_id, revision=revision + 1, reviewer=reviewer.id, reviewer_name=reviewer.name,
-                               created=now, comment=comment, prediction_id=prediction.id)
-            session.add(review)
-            session.flush()
-            changes = [Change(head=head, previous=before.get(head, model_says.get(head)), value=_canonical(labels[head]))
-                       for head in schema.head_names if head in labels]
-            session.add_all(CorrectionRow(review_id=review.id, call_id=call_id, head=c.head, previous=c.previous,
-                                          value=c.value) for c in changes)
-            reasons = {head: sorted(set(turns)) for head, turns in (reasons or {}).items() if turns}
-            if reasons:
-                n_turns = len(session.get(CallRow, call_id).call["turns"])
-                bad = [f"reasons.{head}: no head {head!r} in schema {schema.name!r}" for head in reasons
-                       if head not in schema.head_names]
-                bad += [f"reasons.{head}: turn {t} is not one of the call's {n_turns} turns"
-                        for head, turns in reasons.items() for t in turns if t >= n_turns]
-                if bad:
-                    raise ReviewError("; ".join(bad))  # rolls the whole review back
-                session.add_all(ReasonRow(review_id=review.id, head=head, turn=t, call_id=call_id)
-                                for head, turns in reasons.items() for t in turns)
-            if scorecard:
-                shown = ScoredCall.model_validate(prediction.scores)
-                problems = _scorecard_problems(scorecard, shown, session.get(CallRow, call_id).call["turns"])
-                if problems:
-                    raise ReviewError("; ".join(problems))  # rolls the whole review back
-                session.add_all(_scorecard_rows(scorecard, review.id, call_id))
-            session.flush()
-            _refresh_reviewed(session, call_id, prediction, self._history(session, call_id))
-            # Built here, not read back: the session commits (and SQLite syncs) when this block exits.
-            return ReviewRecord(id=review.id, revision=review.revision, reviewer=reviewer.id, reviewer_name=reviewer.name,
-                                created=now, comment=comment, model=prediction.model, changes=changes,
-                                scorecard=scorecard or None, reasons=reasons)
+            return self.save_review(session, call_id, reviewer, revision, labels, schema, comment, scorecard, reasons,
+                                    source)
+
+    def save_review(self, session: Session, call_id: str, reviewer: Reviewer, revision: int, labels: dict[str, Label],
+                    schema: LabelSchema, comment: str = "", scorecard: ScorecardReview | None = None,
+                    reasons: dict[str, list[int]] | None = None, source: str = "review") -> ReviewRecord:
+        """:meth:`submit`'s work inside the caller's transaction (an appeal's ruling saves its correction and the
+        ruling together). The caller has checked ``labels`` against the schema."""
+        now = utcnow()
+        done = session.execute(
+            update(CallRow).where(CallRow.call_id == call_id, CallRow.revision == revision,
+                                  or_(CallRow.lease_owner.is_(None), CallRow.lease_owner == reviewer.id,
+                                      CallRow.lease_until < now))
+            .values(revision=revision + 1, reviewed_at=now, lease_owner=None, lease_until=None)).rowcount
+        if not done:
+            self._why_not(session, call_id, reviewer, now, revision)
+        prediction = _latest_prediction(session, call_id)
+        before = _current(self._history(session, call_id))
+        model_says = CallScores.model_validate(prediction.scores).predicted()
+        review = ReviewRow(call_id=call_id, revision=revision + 1, reviewer=reviewer.id, reviewer_name=reviewer.name,
+                           created=now, comment=comment, prediction_id=prediction.id, source=source)
+        session.add(review)
+        session.flush()
+        changes = [Change(head=head, previous=before.get(head, model_says.get(head)), value=_canonical(labels[head]))
+                   for head in schema.head_names if head in labels]
+        session.add_all(CorrectionRow(review_id=review.id, call_id=call_id, head=c.head, previous=c.previous,
+                                      value=c.value) for c in changes)
+        reasons = {head: sorted(set(turns)) for head, turns in (reasons or {}).items() if turns}
+        if reasons:
+            n_turns = len(session.get(CallRow, call_id).call["turns"])
+            bad = [f"reasons.{head}: no head {head!r} in schema {schema.name!r}" for head in reasons
+                   if head not in schema.head_names]
+            bad += [f"reasons.{head}: turn {t} is not one of the call's {n_turns} turns"
+                    for head, turns in reasons.items() for t in turns if t >= n_turns]
+            if bad:
+                raise ReviewError("; ".join(bad))  # rolls the whole review back
+            session.add_all(ReasonRow(review_id=review.id, head=head, turn=t, call_id=call_id)
+                            for head, turns in reasons.items() for t in turns)
+        if scorecard:
+            shown = ScoredCall.model_validate(prediction.scores)
+            problems = _scorecard_problems(scorecard, shown, session.get(CallRow, call_id).call["turns"])
+            if problems:
+                raise ReviewError("; ".join(problems))  # rolls the whole review back
+            session.add_all(_scorecard_rows(scorecard, review.id, call_id))
+        session.flush()
+        _refresh_reviewed(session, call_id, prediction, self._history(session, call_id))
+        # Built here, not read back: the session commits (and SQLite syncs) when this block exits.
+        return ReviewRecord(id=review.id, revision=review.revision, reviewer=reviewer.id, reviewer_name=reviewer.name,
+                            created=now, comment=comment, model=prediction.model, changes=changes,
+                            scorecard=scorecard or None, reasons=reasons, source=source)
 
     def _why_not(self, session: Session, call_id: str, reviewer: Reviewer, now: datetime,
                  revision: int | None = None) -> None:
@@ -807,7 +818,7 @@ class ReviewStore:
                 yield ReviewedCall(call=Call.model_validate(row.call), labels=_current(history), reviewer=latest.reviewer,
                                    reviewed_at=latest.created, model=shown.model, predicted=scores.predicted(),
                                    scorecard=scores.scorecard, scorecard_review=_merged_verdicts(history),
-                                   reasons=_current_reasons(history))
+                                   reasons=_current_reasons(history), source=latest.source)
                 session.expunge_all()
 
     def counts(self) -> dict[str, int]:

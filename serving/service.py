@@ -42,6 +42,8 @@ from callqa.redact import redact_call
 from callqa.schema import LabelSchema
 from callqa.scorecard import load_scorecard
 from callqa.scorer import CallPrediction, OnnxScorer
+from callqa.serving.appeal_api import APPEAL_OPERATIONS, appeal_routes
+from callqa.serving.appeals import Appeals
 from callqa.serving.config import Limits, load_serving_config
 from callqa.serving.directory import AgentDirectory
 from callqa.serving.middleware import GuardMiddleware, QuietValidationErrors, RouteTable
@@ -192,8 +194,14 @@ def report_builder() -> ReportBuilder:
     return ReportBuilder(review_store(), BUNDLE_INFO.schema_, directory, tz=CONFIG.time_zone, ui_base="")
 
 
+@functools.cache
+def appeal_flow() -> Appeals:
+    return Appeals(review_store(), BUNDLE_INFO.schema_, window_days=CONFIG.appeal_days)
+
+
 REVIEW_ROUTES = review_routes(review_store, BUNDLE_INFO.schema_, explain, BUNDLE_INFO.tag, report_builder)
-info_app = Starlette(routes=[Route("/model", model_info), Mount("/reviews", routes=REVIEW_ROUTES)],
+info_app = Starlette(routes=[Route("/model", model_info), Mount("/reviews", routes=REVIEW_ROUTES),
+                             *appeal_routes(appeal_flow)],
                      exception_handlers={Exception: server_error})
 ui_app = StaticFiles(directory=UI_DIR, html=True)
 
@@ -204,6 +212,7 @@ OPERATIONS = [
     Operation("GET", "/api/model", "The served bundle: tag, label schema, gate, validation metrics, limits", "any",
               ModelInfo),
     *REVIEW_OPERATIONS,
+    *APPEAL_OPERATIONS,
     Operation("GET", "/metrics", "Prometheus metrics, by route template", "metrics",
               media_type="text/plain; version=0.0.4"),
     Operation("GET", "/healthz", "Alive", None, media_type="text/plain"),

@@ -1,0 +1,114 @@
+"""The appeals API: ``/api/appeals/mine/…`` for agent keys (their own calls only), ``/api/appeals/…`` for leads.
+
+The middleware checks the role by path prefix; these handlers add the one check a role cannot express: an agent key
+reads and appeals only calls whose ``agent_id`` is its own (another agent's call answers 404, as a missing one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .appeals import AgentCall, AgentCallView, AppealRecord, AppealRequest, Appeals, RulingRequest
+from .middleware import KEY_HOLDER
+from .openapi import Operation
+from .review_api import _reviewer
+from .reviews import ReviewError
+
+
+class AgentCalls(BaseModel):
+    calls: list[AgentCall]
+
+
+class AppealList(BaseModel):
+    appeals: list[AppealRecord]
+
+
+APPEAL_OPERATIONS = [
+    Operation("GET", "/api/appeals/mine/calls", "My calls (an agent key's agent) with their scorecards, newest first",
+              "agent", AgentCalls, errors=(403,)),
+    Operation("GET", "/api/appeals/mine/calls/{call_id}", "One of my calls: transcript, scorecard, appeals", "agent",
+              AgentCallView, errors=(403, 404)),
+    Operation("POST", "/api/appeals/mine/calls/{call_id}", "Appeal deductions (or whole items) of my call's scorecard",
+              "agent", AppealRecord, body=AppealRequest, status=201, errors=(403, 404, 409)),
+    Operation("GET", "/api/appeals", "Appeals, oldest first (open ones unless open=false)", "lead", AppealList,
+              query={"open": {"type": "boolean", "default": True}}),
+    Operation("POST", "/api/appeals/{appeal_id}/rulings", "Uphold or overturn appealed entries (overturned: a correction)",
+              "lead", AppealRecord, body=RulingRequest, errors=(404, 409, 423)),
+]
+
+
+def _error(err: ReviewError) -> JSONResponse:
+    return JSONResponse({"error": str(err)}, status_code=err.status)
+
+
+def appeal_routes(appeals: Callable[[], Appeals]) -> list[Route]:
+    def agent_id(request: Request) -> str | None:
+        holder = request.scope.get(KEY_HOLDER)
+        return holder.agent_id if holder is not None else None
+
+    def not_an_agent() -> JSONResponse:
+        return JSONResponse({"error": "this key is not bound to an agent (callqa keys create --role agent --agent ID)"},
+                            status_code=403)
+
+    def my_calls(request: Request) -> Response:
+        agent = agent_id(request)
+        if agent is None:
+            return not_an_agent()
+        return JSONResponse(AgentCalls(calls=appeals().my_calls(agent)).model_dump(mode="json"))
+
+    def my_call(request: Request) -> Response:
+        agent = agent_id(request)
+        if agent is None:
+            return not_an_agent()
+        try:
+            return JSONResponse(appeals().my_call(request.path_params["call_id"], agent).model_dump(mode="json"))
+        except ReviewError as err:
+            return _error(err)
+
+    async def file(request: Request) -> Response:
+        agent = agent_id(request)
+        if agent is None:
+            return not_an_agent()
+        try:
+            body = AppealRequest.model_validate_json(await request.body())
+        except ValidationError as err:
+            first = err.errors()[0]
+            return JSONResponse({"error": f"{'.'.join(map(str, first['loc']))}: {first['msg']}"}, status_code=400)
+        try:
+            found = await run_in_threadpool(appeals().file, request.path_params["call_id"], _reviewer(request), agent, body)
+        except ReviewError as err:
+            return _error(err)
+        return JSONResponse(found.model_dump(mode="json"), status_code=201)
+
+    def listing(request: Request) -> Response:
+        value = request.query_params.get("open", "true").lower()
+        if value not in ("true", "false"):
+            return JSONResponse({"error": "open: true or false"}, status_code=400)
+        return JSONResponse(AppealList(appeals=appeals().list(open_only=value == "true")).model_dump(mode="json"))
+
+    async def rule(request: Request) -> Response:
+        try:
+            appeal_id = int(request.path_params["appeal_id"])
+        except ValueError:
+            return JSONResponse({"error": "no such appeal"}, status_code=404)
+        try:
+            body = RulingRequest.model_validate_json(await request.body())
+        except ValidationError as err:
+            first = err.errors()[0]
+            return JSONResponse({"error": f"{'.'.join(map(str, first['loc']))}: {first['msg']}"}, status_code=400)
+        try:
+            found = await run_in_threadpool(appeals().rule, appeal_id, _reviewer(request), body)
+        except ReviewError as err:
+            return _error(err)
+        return JSONResponse(found.model_dump(mode="json"))
+
+    # Paths under /api (the service mounts these next to /model and /reviews).
+    return [Route("/appeals/mine/calls", my_calls), Route("/appeals/mine/calls/{call_id}", my_call, methods=["GET"]),
+            Route("/appeals/mine/calls/{call_id}", file, methods=["POST"]), Route("/appeals", listing),
+            Route("/appeals/{appeal_id}/rulings", rule, methods=["POST"])]
