@@ -109,6 +109,10 @@ def appeal_routes(appeals: Callable[[], Appeals]) -> list[Route]:
         return JSONResponse(found.model_dump(mode="json"))
 
     # Paths under /api (the service mounts these next to /model and /reviews).
-    return [Route("/appeals/mine/calls", my_calls), Route("/appeals/mine/calls/{call_id}", my_call, methods=["GET"]),
-            Route("/appeals/mine/calls/{call_id}", file, methods=["POST"]), Route("/appeals", listing),
+    async def call(request: Request) -> Response:
+        # One route for both methods, so a 405 lists them both in Allow.
+        return await file(request) if request.method == "POST" else my_call(request)
+
+    return [Route("/appeals/mine/calls", my_calls), Route("/appeals/mine/calls/{call_id}", call, methods=["GET", "POST"]),
+            Route("/appeals", listing),
             Route("/appeals/{appeal_id}/rulings", rule, methods=["POST"])]

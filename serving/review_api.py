@@ -93,9 +93,12 @@ FILTERS = {
 
 def call_filter(params, reviewer: str, directory, tz) -> CallFilter | None:
     """The search the query asks for, or None without filters; ValueError names a bad parameter."""
-    given = {k: v for k, v in params.items() if k in FILTERS and v != ""}
+    given = {k: v for k, v in params.items() if k in FILTERS}
     if not given:
         return None
+    empty = [k for k, v in given.items() if not v]
+    if empty:
+        raise ValueError(f"{empty[0]}: empty (leave a filter out to not filter by it)")
     out: dict = {}
 
     def flag(name: str) -> bool:
