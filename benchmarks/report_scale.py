@@ -1,6 +1,6 @@
 """How long `callqa report` takes on a big store: N scored calls spread over 6 months, 1 % of them reviewed.
 
-    python benchmarks/report_scale.py --calls 1000000 [--db URL] [--out benchmarks/results/report-scale-latest.json]
+    python benchmarks/report_scale.py --calls 1000000 [--db URL | --postgres] [--out benchmarks/results/report-scale-latest.json]
 
 The store is filled by bulk SQL inserts (the ReviewStore's own tables), each call's prediction and scorecard copied
 from one of 200 sample calls scored on the default card with seeded random head scores, so rows look like real
@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -68,14 +69,15 @@ def fill(store: ReviewStore, n: int, chunk: int = 20_000) -> float:
             calls, predictions, cards, items, topics = [], [], [], [], []
             for i in range(first, min(first + chunk, n)):
                 call, scored, (entropy, margin, low) = tpl[i % len(tpl)]
+                card = scored.scorecard
                 call_id = f"c{i:08d}"
+                pid = i + 1
                 at = START + timedelta(seconds=int(rng.integers(seconds)))
                 calls.append({"call_id": call_id, "agent_id": f"a-{i % 300:03d}", "started_at": at, "turns": len(call["turns"]),
-                              "added": now, "model": "callqa-scorer:bench", "entropy": entropy, "margin": margin,
+                              "added": now, "model": "callqa-scorer:bench", "prediction_id": pid, "total": card.total,
+                              "max_total": card.max_total, "red_line": card.red_line, "entropy": entropy, "margin": margin,
                               "low_score": low, "sample_key": sample_key(call_id), "revision": 0,
                               "call": {**call, "call_id": call_id}})
-                pid = i + 1
-                card = scored.scorecard
                 predictions.append({"id": pid, "call_id": call_id, "model": "callqa-scorer:bench", "created": now,
                                     "scores": scored.model_dump(mode="json") | {"call_id": call_id}})
                 topics += [{"prediction_id": pid, "head": "topics", "topic": t} for t in scored.scores["topics"].predicted]
@@ -113,13 +115,30 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--reviewed", type=float, default=0.01, help="share of calls reviewed")
     parser.add_argument("--db", help="database URL (default: a SQLite file in --store)")
+    parser.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL cluster (Debian's postgresql, "
+                        "as the tests start it)")
     parser.add_argument("--store", type=Path, help="folder of the SQLite store: filled once, reused by later runs "
                         "(default: a fresh temporary folder)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/report-scale-latest.json"))
     args = parser.parse_args()
     directory = args.store or Path(tempfile.mkdtemp(prefix="callqa-report-"))
     directory.mkdir(parents=True, exist_ok=True)
+    postgres = None
+    if args.postgres:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from servers import Postgres
+
+        postgres = Postgres()
+        args.db = postgres.new_database()
     url = args.db or f"sqlite:///{directory}/reviews.db"
+    try:
+        run(args, url, directory)
+    finally:
+        if postgres is not None:
+            postgres.stop()
+
+
+def run(args, url: str, directory: Path) -> None:
     store = ReviewStore(url)
     filled = store.counts()
     if filled["calls"] == args.calls:
@@ -144,7 +163,7 @@ def main() -> None:
         "calls": args.calls, "reviewed": reviewed, "database": store.engine.dialect.name,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "fill_s": fill_s, "runs": timings, "period_calls": overview["质检通话数"],
-        "database_bytes": (directory / "reviews.db").stat().st_size if not args.db else None,
+        "database_bytes": (directory / "reviews.db").stat().st_size if url.startswith("sqlite") else None,
     }
     print(json.dumps(result, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,7 +17,7 @@ from starlette.routing import Route
 from .appeals import AgentCall, AgentCallView, AppealRecord, AppealRequest, Appeals, RulingRequest
 from .middleware import KEY_HOLDER
 from .openapi import Operation
-from .review_api import _reviewer
+from .review_api import _reviewer, parse_body
 from .reviews import ReviewError
 
 
@@ -75,11 +75,9 @@ def appeal_routes(appeals: Callable[[], Appeals]) -> list[Route]:
         agent = agent_id(request)
         if agent is None:
             return not_an_agent()
-        try:
-            body = AppealRequest.model_validate_json(await request.body())
-        except ValidationError as err:
-            first = err.errors()[0]
-            return JSONResponse({"error": f"{'.'.join(map(str, first['loc']))}: {first['msg']}"}, status_code=400)
+        body = await parse_body(request, AppealRequest)
+        if isinstance(body, JSONResponse):
+            return body
         try:
             found = await run_in_threadpool(appeals().file, request.path_params["call_id"], _reviewer(request), agent, body)
         except ReviewError as err:
@@ -97,11 +95,9 @@ def appeal_routes(appeals: Callable[[], Appeals]) -> list[Route]:
             appeal_id = int(request.path_params["appeal_id"])
         except ValueError:
             return JSONResponse({"error": "no such appeal"}, status_code=404)
-        try:
-            body = RulingRequest.model_validate_json(await request.body())
-        except ValidationError as err:
-            first = err.errors()[0]
-            return JSONResponse({"error": f"{'.'.join(map(str, first['loc']))}: {first['msg']}"}, status_code=400)
+        body = await parse_body(request, RulingRequest)
+        if isinstance(body, JSONResponse):
+            return body
         try:
             found = await run_in_threadpool(appeals().rule, appeal_id, _reviewer(request), body)
         except ReviewError as err:

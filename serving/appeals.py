@@ -39,7 +39,6 @@ from .reviews import (
     ScorecardReview,
     TurnIndex,
     _utc,
-    latest_prediction_id,
     utcnow,
 )
 
@@ -185,15 +184,11 @@ class Appeals:
         return row, prediction
 
     def my_calls(self, agent_id: str, limit: int = 100) -> list[AgentCall]:
-        from .reviews import ScorecardRow
-
         with Session(self.store.engine) as session:
             rows = session.execute(
-                select(CallRow.call_id, CallRow.started_at, ScorecardRow.total, ScorecardRow.max_total,
-                       ScorecardRow.red_line, PredictionRow.created)
-                .select_from(CallRow)
-                .join(PredictionRow, PredictionRow.id == latest_prediction_id())
-                .outerjoin(ScorecardRow, ScorecardRow.prediction_id == PredictionRow.id)
+                select(CallRow.call_id, CallRow.started_at, CallRow.total, CallRow.max_total, CallRow.red_line,
+                       PredictionRow.created)
+                .join(PredictionRow, PredictionRow.id == CallRow.prediction_id)
                 .where(CallRow.agent_id == agent_id)
                 .order_by(CallRow.started_at.desc(), CallRow.call_id).limit(limit)).all()
             counts = dict(session.execute(select(AppealRow.call_id, func.count()).where(AppealRow.agent_id == agent_id)

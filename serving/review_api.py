@@ -200,6 +200,16 @@ def _error(err: ReviewError) -> JSONResponse:
     return JSONResponse({"error": str(err)}, status_code=err.status)
 
 
+async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
+    """The request's JSON body as ``model``, or a 400 naming the first bad field (never echoing its value)."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        return JSONResponse({"error": f"{where}: {first['msg']}"}, status_code=400)
+
+
 def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
                   explain: Callable[[Call], Awaitable[CallEvidence]] | None = None, model: str = "",
                   reports: Callable[[], ReportBuilder] | None = None) -> list[Route]:
@@ -260,12 +270,9 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
         return Response(status_code=204)
 
     async def submit(request: Request) -> Response:
-        try:
-            body = ReviewRequest.model_validate_json(await request.body())
-        except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            return JSONResponse({"error": f"{where}: {first['msg']}"}, status_code=400)
+        body = await parse_body(request, ReviewRequest)
+        if isinstance(body, JSONResponse):
+            return body
         call_id = request.path_params["call_id"]
         try:
             # Synchronous DB work off the event loop; the review is committed before the 201 goes out.

@@ -44,7 +44,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callqa.calls import MAX_TEXT, MAX_TURNS, Call, Label
 from callqa.evidence import CallEvidence
@@ -102,8 +102,10 @@ class CallRow(Base):
                             "lease_owner", "lease_until", "agent_id", "call_id"),
                       # the export's `--since` and the agents' daily quota
                       Index("ix_review_calls_reviewed", "reviewed_at", "agent_id"),
-                      # reports: a period's calls, per agent
-                      Index("ix_review_calls_started", "started_at", "agent_id", "revision"))
+                      # reports: a period's calls per agent with their totals and latest predictions, from the index
+                      # alone (report.by_period names it)
+                      Index("ix_review_calls_report", "started_at", "agent_id", "revision", "total", "red_line",
+                            "prediction_id"))
 
     call_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     agent_id: Mapped[str | None] = mapped_column(String(200), index=True)
@@ -113,6 +115,11 @@ class CallRow(Base):
     added: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Queue keys from the latest prediction (higher uncertainty / lower margin / lower score = review first).
     model: Mapped[str] = mapped_column(String(200))
+    prediction_id: Mapped[int | None] = mapped_column(Integer)  # the latest prediction (reports join on it)
+    # What reports count for the call: its latest scorecard, or the reviewed one once reviewed (None: no card).
+    total: Mapped[float | None] = mapped_column(Float)
+    max_total: Mapped[float | None] = mapped_column(Float)
+    red_line: Mapped[bool | None] = mapped_column(Boolean)
     entropy: Mapped[float] = mapped_column(Float)
     margin: Mapped[float] = mapped_column(Float)
     low_score: Mapped[float | None] = mapped_column(Float)
@@ -337,7 +344,8 @@ class QueueItem(BaseModel):
     margin: float
     low_score: float | None
     leased_to_me: bool
-    total: float | None = Field(default=None, description="the latest prediction's scorecard total")
+    total: float | None = Field(default=None, description="the scorecard total: the latest prediction's, or the "
+                                "reviewed card's once reviewed")
     red_line: bool | None = None
     revision: int = Field(default=0, description="reviews saved (0: not reviewed)")
 
@@ -500,14 +508,25 @@ class ReviewStore:
         """A store written before the report tables existed gets them filled once (topics of every prediction;
         what reports count for each reviewed call)."""
         with Session(self.engine) as session, session.begin():
+            if session.scalar(select(CallRow.call_id).where(CallRow.prediction_id.is_(None)).limit(1)) is not None:
+                latest = select(func.max(PredictionRow.id)).where(PredictionRow.call_id == CallRow.call_id).scalar_subquery()
+                session.execute(update(CallRow).where(CallRow.prediction_id.is_(None)).values(prediction_id=latest))
+            if session.scalar(select(CallRow.call_id).where(CallRow.total.is_(None), CallRow.revision == 0,
+                                                            CallRow.prediction_id.in_(select(ScorecardRow.prediction_id)))
+                              .limit(1)) is not None:
+                card = select(ScorecardRow).where(ScorecardRow.prediction_id == CallRow.prediction_id)
+                session.execute(update(CallRow).where(CallRow.total.is_(None), CallRow.revision == 0).values(
+                    total=card.with_only_columns(ScorecardRow.total).scalar_subquery(),
+                    max_total=card.with_only_columns(ScorecardRow.max_total).scalar_subquery(),
+                    red_line=card.with_only_columns(ScorecardRow.red_line).scalar_subquery()))
             if session.scalar(select(PredictionTopicRow.prediction_id).limit(1)) is None:
                 for pid, scores in session.execute(select(PredictionRow.id, PredictionRow.scores)
                                                    .execution_options(yield_per=2000)):
                     session.add_all(PredictionTopicRow(prediction_id=pid, head=h, topic=t)
                                     for h, t in _topics(scores.get("scores", {})))
-            stale = select(CallRow.call_id).where(
-                CallRow.revision > 0, ~exists().where(ReviewedTopicRow.call_id == CallRow.call_id),
-                ~exists().where(ReviewedScorecardRow.call_id == CallRow.call_id))
+            stale = select(CallRow.call_id).where(CallRow.revision > 0, or_(
+                CallRow.total.is_(None), and_(~exists().where(ReviewedTopicRow.call_id == CallRow.call_id),
+                                              ~exists().where(ReviewedScorecardRow.call_id == CallRow.call_id))))
             for call_id in session.scalars(stale).all():
                 history = self._history(session, call_id)
                 shown = session.get(PredictionRow, session.get(ReviewRow, history[0].id).prediction_id)
@@ -541,9 +560,12 @@ class ReviewStore:
                                            created=now)
                 session.add(prediction)
                 session.flush()  # the prediction's id
+                row.prediction_id = prediction.id
                 session.add_all(PredictionTopicRow(prediction_id=prediction.id, head=head, topic=topic)
                                 for head, topic in _topics(score.scores))
                 card = getattr(score, "scorecard", None)
+                if row.revision == 0:  # a reviewed call keeps counting with its reviewed card
+                    row.total, row.max_total, row.red_line = (card.total, card.max_total, card.red_line) if card else (None,) * 3
                 if card is not None:
                     session.add(ScorecardRow(prediction_id=prediction.id, call_id=call.call_id, name=card.name,
                                              hash=card.hash, total=card.total, max_total=card.max_total,
@@ -587,8 +609,7 @@ class ReviewStore:
             # Choose by the covering index, then read the chosen rows' columns (never a transcript).
             chosen = session.scalars(select(CallRow.call_id).where(where).order_by(*self._order()).limit(limit)).all()
             found = {r.call_id: r for r in session.execute(
-                select(*_ITEM_COLUMNS).outerjoin(ScorecardRow, ScorecardRow.prediction_id == latest_prediction_id())
-                .where(CallRow.call_id.in_(chosen)))}
+                select(*_ITEM_COLUMNS).where(CallRow.call_id.in_(chosen)))}
             rows = [found[call_id] for call_id in chosen]
             total = session.scalar(select(func.count()).select_from(CallRow).where(where))
         items = [self._item(r, reviewer, now) for r in rows]
@@ -597,7 +618,6 @@ class ReviewStore:
     def search(self, found: CallFilter, reviewer: str, limit: int = 50) -> tuple[list[QueueItem], int]:
         """Calls matching the filter, newest first, and how many match in all (reviewed calls too, unless filtered)."""
         now = utcnow()
-        latest_id = latest_prediction_id()
         where = []
         if found.agents is not None:
             where.append(CallRow.agent_id.in_(found.agents))
@@ -610,16 +630,16 @@ class ReviewStore:
         if found.sampled is not None:
             where.append((CallRow.sample_key < self.policy.sample_rate) == found.sampled)
         if found.topic is not None:
-            where.append(exists().where(PredictionTopicRow.prediction_id == latest_id, PredictionTopicRow.topic == found.topic))
+            where.append(exists().where(PredictionTopicRow.prediction_id == CallRow.prediction_id, PredictionTopicRow.topic == found.topic))
         if found.reviewed_by is not None:
             where.append(exists().where(ReviewRow.call_id == CallRow.call_id, ReviewRow.reviewer == found.reviewed_by))
         if found.score_min is not None:
-            where.append(ScorecardRow.total >= found.score_min)
+            where.append(CallRow.total >= found.score_min)
         if found.score_max is not None:
-            where.append(ScorecardRow.total <= found.score_max)
+            where.append(CallRow.total <= found.score_max)
         if found.red_line is not None:
-            where.append(ScorecardRow.red_line == found.red_line)
-        query = select(*_ITEM_COLUMNS).outerjoin(ScorecardRow, ScorecardRow.prediction_id == latest_id).where(*where)
+            where.append(CallRow.red_line == found.red_line)
+        query = select(*_ITEM_COLUMNS).where(*where)
         with Session(self.engine) as session:
             rows = session.execute(query.order_by(CallRow.started_at.desc(), CallRow.call_id).limit(limit)).all()
             total = session.scalar(select(func.count()).select_from(query.subquery()))
@@ -828,16 +848,10 @@ class ReviewStore:
                     "reviews": session.scalar(select(func.count()).select_from(ReviewRow)) or 0}
 
 
-def latest_prediction_id():
-    """The id of a call's latest prediction, correlated on review_calls (the outer query may join predictions too)."""
-    latest = aliased(PredictionRow)
-    return select(func.max(latest.id)).where(latest.call_id == CallRow.call_id).correlate(CallRow).scalar_subquery()
-
-
 # What a queue or search row shows: the call's small columns and its latest scorecard's total (never a transcript).
 _ITEM_COLUMNS = (CallRow.call_id, CallRow.agent_id, CallRow.started_at, CallRow.duration, CallRow.model, CallRow.turns,
                  CallRow.sample_key, CallRow.entropy, CallRow.margin, CallRow.low_score, CallRow.lease_owner,
-                 CallRow.lease_until, CallRow.revision, ScorecardRow.total, ScorecardRow.red_line)
+                 CallRow.lease_until, CallRow.revision, CallRow.total, CallRow.red_line)
 
 
 def _latest_prediction(session: Session, call_id: str) -> PredictionRow | None:
@@ -923,6 +937,8 @@ def _refresh_reviewed(session: Session, call_id: str, prediction: PredictionRow,
         return
     card = shown.scorecard
     result = reviewed_card(card, _merged_verdicts(history))
+    session.execute(update(CallRow).where(CallRow.call_id == call_id)
+                    .values(total=result.total, max_total=card.max_total, red_line=result.red_line))
     session.add(ReviewedScorecardRow(call_id=call_id, prediction_id=prediction.id, total=result.total,
                                      max_total=card.max_total, red_line=result.red_line))
     session.add_all(ReviewedItemRow(call_id=call_id, item=i.id, points=result.points[i.id], max_points=i.max_points,
