@@ -36,6 +36,52 @@ def main(
     """callqa — score every call on the QA scorecard, and learn from reviewers' corrections."""
 
 
+@app.command("score", rich_help_panel="Scoring")
+def score(
+    inputs: Annotated[list[str], typer.Argument(help="JSONL call files, globs (quoted) or folders of *.jsonl.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: a Parquet dataset (part-*.parquet) and "
+                                      "rejects-*.jsonl for bad lines.")],
+    bundle: Annotated[str, typer.Option("--bundle", "-b", help="Bundle folder or tag in the BentoML model store "
+                                        "(callqa-scorer:VERSION, or latest).")],
+    scorecard: Annotated[str, typer.Option(help="QA scorecard: a shipped name, a YAML path, or none.")] = "default",
+    chunk_size: Annotated[int, typer.Option(help="Input lines per output part (the unit a rerun skips).", min=1)] = 2000,
+    batch_size: Annotated[int, typer.Option(help="Calls per onnxruntime run.", min=1)] = 64,
+    threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores).", min=1)] = None,
+) -> None:
+    """Score call files in bulk through the same pipeline as /score, into flat Parquet columns: per head the level,
+    confidence, expected score and distribution (topics over threshold), the scorecard total, red line and item
+    points, the model tag and the card's hash. Bad lines are written to rejects-*.jsonl as file:line:field and
+    counted; they never stop the job. A killed job, run again, skips the parts already written."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from callqa.batch import input_files, score_files
+    from callqa.bundle import BundleError, resolve_bundle
+    from callqa.pipeline import ScoringPipeline
+    from callqa.scorecard import ScorecardError, load_scorecard
+    from callqa.scorer import OnnxScorer
+
+    try:
+        files = input_files(inputs)
+        scorer = OnnxScorer.from_bundle(resolve_bundle(bundle), threads=threads)
+        card = None if scorecard == "none" else load_scorecard(scorecard)
+        pipeline = ScoringPipeline(scorer.info, card)
+    except (BundleError, ScorecardError, FileNotFoundError, ValueError) as err:
+        raise fail(str(err)) from None
+    lines = 0
+    for path in files:
+        with open(path, "rb") as handle:
+            lines += sum(1 for _ in handle)
+    columns = [TextColumn(f"scoring with {scorer.info.tag}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task("score", total=lines)
+        result = score_files(files, out, scorer, pipeline, chunk_size, batch_size,
+                             advance=lambda n: progress.advance(task, n))
+    console.print(f"{result.calls} calls scored into {out} ({result.parts_written} parts written, "
+                  f"{result.parts_skipped} already there); {result.rejected_lines} bad lines in {out}/rejects-*.jsonl")
+    if result.rejected_lines:
+        raise typer.Exit(1)
+
+
 @data_app.command("validate")
 def validate(
     files: Annotated[list[Path], typer.Argument(help="JSONL call files.", exists=True, dir_okay=False)],

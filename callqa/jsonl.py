@@ -61,6 +61,29 @@ def _validation_errors(path: str, line: int, err: ValidationError) -> Iterator[L
         yield LineError(path, line, loc, e["msg"])
 
 
+def parse_line(path: str, line_no: int, raw_bytes: bytes, schema: LabelSchema | None = None) -> Call | list[LineError] | None:
+    """One line of a call file: the call, its errors (file:line:field), or None for a blank line. Duplicate ids are
+    the caller's to find (they need the whole file)."""
+    try:
+        raw = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return [LineError(path, line_no, "(line)", f"not valid UTF-8 at byte {err.start}")]
+    if not raw.strip():
+        return None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as err:
+        return [LineError(path, line_no, "(line)", f"not valid JSON: {err.msg} at column {err.colno}")]
+    if not isinstance(data, dict):
+        return [LineError(path, line_no, "(line)", f"a call is a JSON object, got {type(data).__name__}")]
+    try:
+        call = Call.model_validate(data)
+    except ValidationError as err:
+        return list(_validation_errors(path, line_no, err))
+    problems = schema.check_labels(call.labels) + schema.check_turn_labels(call.turns) if schema else []
+    return [LineError(path, line_no, f, m) for f, m in problems] if problems else call
+
+
 def read_calls(path: str | Path, schema: LabelSchema | None = None) -> CallFile:
     """Parse a JSONL call file; with a schema, labels are checked against it too. Blank lines are skipped."""
     path_str = str(path)
@@ -68,34 +91,18 @@ def read_calls(path: str | Path, schema: LabelSchema | None = None) -> CallFile:
     first_seen: dict[str, int] = {}
     with open(path, "rb") as handle:
         for line_no, raw_bytes in enumerate(handle, start=1):
-            try:
-                raw = raw_bytes.decode("utf-8")
-            except UnicodeDecodeError as err:
-                result.errors.append(LineError(path_str, line_no, "(line)", f"not valid UTF-8 at byte {err.start}"))
+            parsed = parse_line(path_str, line_no, raw_bytes, schema)
+            if parsed is None:
                 continue
-            if not raw.strip():
+            if isinstance(parsed, list):
+                result.errors.extend(parsed)
                 continue
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as err:
-                result.errors.append(LineError(path_str, line_no, "(line)", f"not valid JSON: {err.msg} at column {err.colno}"))
+            if parsed.call_id in first_seen:
+                result.errors.append(LineError(path_str, line_no, "call_id",
+                                               f"duplicate call_id (first at line {first_seen[parsed.call_id]})"))
                 continue
-            if not isinstance(data, dict):
-                result.errors.append(LineError(path_str, line_no, "(line)", f"a call is a JSON object, got {type(data).__name__}"))
-                continue
-            try:
-                call = Call.model_validate(data)
-            except ValidationError as err:
-                result.errors.extend(_validation_errors(path_str, line_no, err))
-                continue
-            problems = schema.check_labels(call.labels) + schema.check_turn_labels(call.turns) if schema else []
-            if call.call_id in first_seen:
-                problems.append(("call_id", f"duplicate call_id (first at line {first_seen[call.call_id]})"))
-            if problems:
-                result.errors.extend(LineError(path_str, line_no, f, m) for f, m in problems)
-                continue
-            first_seen[call.call_id] = line_no
-            result.calls.append(CallLine(path_str, line_no, raw.rstrip("\r\n"), call))
+            first_seen[parsed.call_id] = line_no
+            result.calls.append(CallLine(path_str, line_no, raw_bytes.decode("utf-8").rstrip("\r\n"), parsed))
     return result
 
 
