@@ -20,7 +20,7 @@ DB     ?= sqlite:///$(CURDIR)/var/callqa.db
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e ".[train,serve,dev]"
+	$(PY) -m pip install -q -e ".[train,serve,scale,dev]"
 	touch $@
 
 install: $(VENV)/.installed

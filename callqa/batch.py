@@ -45,28 +45,40 @@ def input_files(inputs: list[str]) -> list[Path]:
 
 @dataclass(frozen=True)
 class Chunk:
+    """Lines ``first_line``… of one input file, as a byte range: an engine's worker reads its own chunk."""
+
     file_index: int
     index: int
-    path: Path
-    lines: list[tuple[int, bytes]]  # (line number, raw bytes)
+    path: str
+    offset: int
+    size: int
+    first_line: int
+    n_lines: int
 
     @property
     def name(self) -> str:
         return f"{self.file_index:05d}-{self.index:05d}"
 
+    def lines(self) -> list[tuple[int, bytes]]:
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read(self.size)
+        return list(enumerate(data.splitlines(keepends=True), start=self.first_line))
+
 
 def chunks(files: list[Path], chunk_size: int) -> Iterator[Chunk]:
+    """Every ``chunk_size`` lines of every file, in order (one pass over the bytes; no line is parsed here)."""
     for i, path in enumerate(files):
-        batch: list[tuple[int, bytes]] = []
-        n = 0
+        n, offset, start, first, count = 0, 0, 0, 1, 0
         with open(path, "rb") as handle:
             for line_no, raw in enumerate(handle, start=1):
-                batch.append((line_no, raw))
-                if len(batch) == chunk_size:
-                    yield Chunk(i, n, path, batch)
-                    batch, n = [], n + 1
-        if batch:
-            yield Chunk(i, n, path, batch)
+                offset += len(raw)
+                count += 1
+                if count == chunk_size:
+                    yield Chunk(i, n, str(path), start, offset - start, first, count)
+                    n, start, first, count = n + 1, offset, line_no + 1, 0
+        if count:
+            yield Chunk(i, n, str(path), start, offset - start, first, count)
 
 
 def flat_row(call: Call, scored: ScoredCall, model: str, schema: LabelSchema) -> dict:
@@ -102,46 +114,122 @@ class BatchResult:
     parts_written: int = 0
     parts_skipped: int = 0
 
+    def add(self, other: BatchResult) -> None:
+        for name in ("calls", "rejected_lines", "parts_written", "parts_skipped"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
-def score_files(files: list[Path], out: Path, scorer: OnnxScorer, pipeline: ScoringPipeline, chunk_size: int = 2000,
-                batch_size: int = 64, advance: Callable[[int], None] = lambda n: None) -> BatchResult:
+
+def part_path(out: Path, chunk: Chunk) -> Path:
+    return Path(out) / f"part-{chunk.name}.parquet"
+
+
+def score_chunk(chunk: Chunk, out: Path, scorer: OnnxScorer, pipeline: ScoringPipeline, batch_size: int = 64,
+                advance: Callable[[int], None] = lambda n: None) -> BatchResult:
+    """Score one chunk into its part (and its rejects): the unit of work of every engine."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    part = part_path(out, chunk)
+    lines = chunk.lines()
+    calls: list[Call] = []
+    rejects: list[LineError] = []
+    for line_no, raw in lines:
+        parsed = parse_line(chunk.path, line_no, raw)
+        if isinstance(parsed, list):
+            rejects += parsed
+        elif parsed is not None:
+            calls.append(parsed)
+    rows = []
+    for start in range(0, len(calls), batch_size):
+        batch = calls[start : start + batch_size]
+        rows += [flat_row(c, s, scorer.info.tag, scorer.schema)
+                 for c, s in zip(batch, pipeline.score(scorer, batch), strict=True)]
+        advance(len(batch))
+    advance(len(lines) - len(calls))
+    if rejects:
+        _write_atomic(part.parent / f"rejects-{chunk.name}.jsonl", "".join(
+            json.dumps({"file": e.path, "line": e.line, "field": e.field, "message": e.message}, ensure_ascii=False) + "\n"
+            for e in rejects).encode("utf-8"))
+    table = pa.Table.from_pylist(rows) if rows else pa.table({"call_id": pa.array([], pa.string())})
+    tmp = part.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, part)  # the part exists only once complete: a rerun after a kill redoes only missing parts
+    return BatchResult(calls=len(calls), rejected_lines=len({e.line for e in rejects}), parts_written=1)
+
+
+def score_files(files: list[Path], out: Path, scorer: OnnxScorer, pipeline: ScoringPipeline, chunk_size: int = 2000,
+                batch_size: int = 64, advance: Callable[[int], None] = lambda n: None) -> BatchResult:
+    """The local engine: chunk after chunk in this process (onnxruntime uses every core)."""
     out.mkdir(parents=True, exist_ok=True)
     result = BatchResult()
-    tag = scorer.info.tag
     for chunk in chunks(files, chunk_size):
-        part = out / f"part-{chunk.name}.parquet"
-        if part.exists():
+        if part_path(out, chunk).exists():
             result.parts_skipped += 1
-            advance(len(chunk.lines))
+            advance(chunk.n_lines)
             continue
-        calls: list[Call] = []
-        rejects: list[LineError] = []
-        for line_no, raw in chunk.lines:
-            parsed = parse_line(str(chunk.path), line_no, raw)
-            if isinstance(parsed, list):
-                rejects += parsed
-            elif parsed is not None:
-                calls.append(parsed)
-        rows = []
-        for start in range(0, len(calls), batch_size):
-            batch = calls[start : start + batch_size]
-            rows += [flat_row(c, s, tag, scorer.schema) for c, s in zip(batch, pipeline.score(scorer, batch), strict=True)]
-            advance(len(batch))
-        advance(len(chunk.lines) - len(calls))
-        if rejects:
-            _write_atomic(out / f"rejects-{chunk.name}.jsonl", "".join(
-                json.dumps({"file": e.path, "line": e.line, "field": e.field, "message": e.message}, ensure_ascii=False) + "\n"
-                for e in rejects).encode("utf-8"))
-        table = pa.Table.from_pylist(rows) if rows else pa.table({"call_id": pa.array([], pa.string())})
-        tmp = part.with_suffix(".parquet.tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, part)  # the part exists only once complete: a rerun after a kill redoes only missing parts
-        result.calls += len(calls)
-        result.rejected_lines += len({e.line for e in rejects})
-        result.parts_written += 1
+        result.add(score_chunk(chunk, out, scorer, pipeline, batch_size, advance))
+    return result
+
+
+class _ChunkScorer:
+    """A Ray actor: one bundle load, then chunk after chunk through :func:`score_chunk` (as the local engine)."""
+
+    def __init__(self, bundle: str, scorecard: str | None, out: str, batch_size: int, threads: int):
+        from callqa.scorecard import load_scorecard
+
+        self.scorer = OnnxScorer.from_bundle(bundle, threads=threads)
+        card = load_scorecard(scorecard, self.scorer.schema) if scorecard else None
+        self.pipeline = ScoringPipeline(self.scorer.info, card)
+        self.out, self.batch_size = Path(out), batch_size
+
+    def __call__(self, batch: dict) -> dict:
+        import numpy as np
+
+        fields = [f for f in Chunk.__dataclass_fields__]
+        done = [score_chunk(Chunk(**{f: batch[f][i].item() if hasattr(batch[f][i], "item") else batch[f][i]
+                                     for f in fields}), self.out, self.scorer, self.pipeline, self.batch_size)
+                for i in range(len(batch["path"]))]
+        return {name: np.array([getattr(r, name) for r in done]) for name in ("calls", "rejected_lines", "parts_written")}
+
+
+def score_files_ray(files: list[Path], out: Path, bundle: Path, scorecard: str | None, chunk_size: int = 2000,
+                    batch_size: int = 64, address: str | None = None, workers: int | None = None) -> BatchResult:
+    """The Ray engine: the missing parts as a Ray Dataset, mapped by a pool of actors that each load the bundle once
+    and write their parts as the local engine would (so the outputs are the same files). ``address`` connects to an
+    existing cluster (``auto`` or ``ray://host:10001``); without it a local Ray starts on this machine's cores. The
+    inputs, the bundle and ``out`` must be paths every worker can reach."""
+    import ray
+
+    out.mkdir(parents=True, exist_ok=True)
+    result = BatchResult()
+    todo = []
+    for chunk in chunks(files, chunk_size):
+        if part_path(out, chunk).exists():
+            result.parts_skipped += 1
+        else:
+            todo.append(chunk)
+    if not todo:
+        return result
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, num_cpus=None if address else (workers or os.cpu_count()),
+                 include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        import ray.data
+
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        pool = workers or max(1, int(ray.available_resources().get("CPU", 1)))
+        dataset = ray.data.from_items([dict(c.__dict__) for c in todo], override_num_blocks=len(todo))
+        counts = dataset.map_batches(
+            _ChunkScorer, fn_constructor_kwargs={"bundle": str(bundle), "scorecard": scorecard, "out": str(out),
+                                                 "batch_size": batch_size, "threads": 1},
+            batch_size=1, batch_format="numpy", concurrency=min(pool, len(todo)), num_cpus=1).take_all()
+    finally:
+        if started_here:
+            ray.shutdown()
+    for row in counts:
+        result.add(BatchResult(calls=int(row["calls"]), rejected_lines=int(row["rejected_lines"]),
+                               parts_written=int(row["parts_written"])))
     return result
 
 
@@ -158,4 +246,4 @@ def read_scores(out: Path):
     return ds.dataset([str(p) for p in sorted(Path(out).glob("part-*.parquet"))], format="parquet").to_table()
 
 
-__all__ = ["BatchResult", "flat_row", "input_files", "read_scores", "score_files"]
+__all__ = ["BatchResult", "flat_row", "input_files", "read_scores", "score_files", "score_files_ray"]

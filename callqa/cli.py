@@ -46,27 +46,54 @@ def score(
     scorecard: Annotated[str, typer.Option(help="QA scorecard: a shipped name, a YAML path, or none.")] = "default",
     chunk_size: Annotated[int, typer.Option(help="Input lines per output part (the unit a rerun skips).", min=1)] = 2000,
     batch_size: Annotated[int, typer.Option(help="Calls per onnxruntime run.", min=1)] = 64,
-    threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores).", min=1)] = None,
+    threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads of the local engine (default: all "
+                                                "cores).", min=1)] = None,
+    engine: Annotated[str, typer.Option(help="local: this process, all cores through onnxruntime threads; ray: a Ray "
+                                        "Data job with an actor pool (pip install 'callqa[scale]').")] = "local",
+    address: Annotated[str | None, typer.Option(help="--engine ray: an existing cluster (auto, or ray://host:10001); "
+                                                "default: a local Ray on this machine.")] = None,
+    workers: Annotated[int | None, typer.Option(help="--engine ray: actors (each loads the bundle once; default: "
+                                                "one per CPU of the cluster).", min=1)] = None,
 ) -> None:
     """Score call files in bulk through the same pipeline as /score, into flat Parquet columns: per head the level,
     confidence, expected score and distribution (topics over threshold), the scorecard total, red line and item
     points, the model tag and the card's hash. Bad lines are written to rejects-*.jsonl as file:line:field and
     counted; they never stop the job. A killed job, run again, skips the parts already written."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from callqa.batch import input_files, score_files
+    from callqa.batch import input_files, score_files_ray
     from callqa.bundle import BundleError, resolve_bundle
     from callqa.pipeline import ScoringPipeline
     from callqa.scorecard import ScorecardError, load_scorecard
     from callqa.scorer import OnnxScorer
 
+    if engine not in ("local", "ray"):
+        raise fail(f"--engine: local or ray, not {engine!r}")
     try:
         files = input_files(inputs)
-        scorer = OnnxScorer.from_bundle(resolve_bundle(bundle), threads=threads)
+        bundle_dir = resolve_bundle(bundle)
+        scorer = OnnxScorer.from_bundle(bundle_dir, threads=threads)
         card = None if scorecard == "none" else load_scorecard(scorecard)
         pipeline = ScoringPipeline(scorer.info, card)
     except (BundleError, ScorecardError, FileNotFoundError, ValueError) as err:
         raise fail(str(err)) from None
+    if engine == "ray":
+        try:
+            result = score_files_ray(files, out, bundle_dir, None if scorecard == "none" else scorecard, chunk_size,
+                                     batch_size, address, workers)
+        except ImportError:
+            raise fail("--engine ray needs Ray: pip install 'callqa[scale]'") from None
+    else:
+        result = _score_locally(files, out, scorer, pipeline, chunk_size, batch_size)
+    console.print(f"{result.calls} calls scored into {out} ({result.parts_written} parts written, "
+                  f"{result.parts_skipped} already there); {result.rejected_lines} bad lines in {out}/rejects-*.jsonl")
+    if result.rejected_lines:
+        raise typer.Exit(1)
+
+
+def _score_locally(files, out, scorer, pipeline, chunk_size: int, batch_size: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from callqa.batch import score_files
+
     lines = 0
     for path in files:
         with open(path, "rb") as handle:
@@ -74,12 +101,7 @@ def score(
     columns = [TextColumn(f"scoring with {scorer.info.tag}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("score", total=lines)
-        result = score_files(files, out, scorer, pipeline, chunk_size, batch_size,
-                             advance=lambda n: progress.advance(task, n))
-    console.print(f"{result.calls} calls scored into {out} ({result.parts_written} parts written, "
-                  f"{result.parts_skipped} already there); {result.rejected_lines} bad lines in {out}/rejects-*.jsonl")
-    if result.rejected_lines:
-        raise typer.Exit(1)
+        return score_files(files, out, scorer, pipeline, chunk_size, batch_size, advance=lambda n: progress.advance(task, n))
 
 
 @data_app.command("validate")

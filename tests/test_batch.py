@@ -80,3 +80,27 @@ def test_the_cli_reports_counts_and_exits_1_on_bad_lines(tiny_bundle, files, tmp
     assert result.exit_code == 1 and "45 calls scored" in result.output and "3 bad lines" in result.output
     result = CliRunner().invoke(app, ["score", str(tmp_path / "nothing-*.jsonl"), "-b", str(tiny_bundle), "-o", "x"])
     assert result.exit_code != 0 and "no files match" in result.output
+
+
+def test_ray_gives_the_local_engines_scores_and_resumes_too(tiny_bundle, files, tmp_path):
+    """A real local Ray (2 CPUs): an actor pool of onnxruntime sessions writes the same parts as the local engine."""
+    pytest.importorskip("ray", reason="Ray is the scale extra (make install installs it)")
+    from callqa.batch import score_files_ray
+
+    scorer = OnnxScorer.from_bundle(tiny_bundle)  # int8, as the job serves: chunks are batched alike in both engines
+    pipeline = ScoringPipeline(scorer.info, load_scorecard("default", scorer.schema))
+    local = score_files(list(files), tmp_path / "local", scorer, pipeline, chunk_size=10)
+    (tmp_path / "ray").mkdir()
+    # A part left by an earlier run is not scored again.
+    first = sorted((tmp_path / "local").glob("part-*.parquet"))[0]
+    (tmp_path / "ray" / first.name).write_bytes(first.read_bytes())
+    result = score_files_ray(list(files), tmp_path / "ray", tiny_bundle, "default", chunk_size=10, workers=2)
+    assert result.parts_skipped == 1 and result.parts_written == local.parts_written - 1
+    assert result.calls + 10 == local.calls and result.rejected_lines == local.rejected_lines
+    a, b = read_scores(tmp_path / "local").sort_by("call_id"), read_scores(tmp_path / "ray").sort_by("call_id")
+    assert a.column_names == b.column_names and a.num_rows == b.num_rows == 45
+    for name in a.column_names:
+        left, right = a[name].to_pylist(), b[name].to_pylist()
+        assert left == pytest.approx(right, abs=1e-6) if isinstance(left[0], float) else left == right, name
+    assert sorted(p.name for p in (tmp_path / "ray").glob("rejects-*")) == sorted(
+        p.name for p in (tmp_path / "local").glob("rejects-*"))
