@@ -131,9 +131,10 @@ def reviewing(server: Server, who: str, call_id: str):
         browser.close()
 
 
-def serve(bundle: Path, directory: Path, **config) -> Server:
-    """A real `callqa serve` of ``bundle`` on SQLite with a scorer key and two reviewer keys (anna, bo)."""
-    database = f"sqlite:///{directory / 'callqa.db'}"
+def serve(bundle: Path, directory: Path, database: str | None = None, **config) -> Server:
+    """A real `callqa serve` of ``bundle`` on SQLite (or ``database``) with a scorer key and two reviewer keys (anna,
+    bo)."""
+    database = database or f"sqlite:///{directory / 'callqa.db'}"
     keys = KeyStore(database)
     names = {"scorer": ("scorer", "scoring service"), "anna": ("reviewer", "Anna"), "bo": ("reviewer", "Bo")}
     created = {who: keys.create(role, name) for who, (role, name) in names.items()}

@@ -316,3 +316,24 @@ def test_a_reviewer_finds_their_own_reviews_with_the_queue_filters(server):
         item.click()
         expect(page.get_by_test_id("call-id")).to_have_text(call_id)
         browser.close()
+
+
+def test_the_review_flow_over_http_on_postgresql(tiny_bundle, postgres, tmp_path):
+    """The served review loop on a throwaway PostgreSQL: store, two reviewers racing (one 409), export."""
+    server = serve(tiny_bundle, tmp_path, database=postgres.new_database())
+    try:
+        status, body = server.post("/score", {"calls": sample_calls(4, start=120), "store": True}, key="scorer")
+        assert status == 200 and body["stored"] == 4
+        call_id = sample_calls(1, start=121)[0]["call_id"]
+        seen = [json.loads(server.get(f"/api/reviews/calls/{call_id}", key=who)[1])["revision"] for who in ("anna", "bo")]
+        assert seen == [0, 0]
+        first = server.post(f"/api/reviews/calls/{call_id}/reviews", {"revision": 0, "labels": {"attitude": 2}}, key="anna")
+        second = server.post(f"/api/reviews/calls/{call_id}/reviews", {"revision": 0, "labels": {"attitude": 5}}, key="bo")
+        assert first[0] == 201 and second[0] == 409 and "Anna" in second[1]["error"]
+        out = tmp_path / "reviews.jsonl"
+        result = CliRunner().invoke(app, ["reviews", "export", "-o", str(out), "--db", server.database])
+        assert result.exit_code == 0, result.output
+        exported = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        assert [(c["call_id"], c["labels"]["attitude"]) for c in exported] == [(call_id, 2)]
+    finally:
+        stop(server.process)

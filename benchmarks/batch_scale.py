@@ -1,0 +1,86 @@
+"""`callqa score` throughput: the local engine vs a local Ray on the same generated calls, same bundle, same parts.
+
+    python benchmarks/batch_scale.py --bundle bundles/demo/current --calls 2000 [--out benchmarks/results/batch-latest.json]
+
+Calls are the sample set repeated with new ids (as many as --calls). Each engine writes its own Parquet dataset; the
+script checks both hold the same rows, and reports calls/s, the Ray job's start-up (ray.init and the actors' bundle
+loads are inside its time) and the CPU's ISA flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from callqa.batch import read_scores, score_files, score_files_ray
+from callqa.bundle import resolve_bundle
+from callqa.pipeline import ScoringPipeline
+from callqa.scorecard import load_scorecard
+from callqa.scorer import OnnxScorer
+
+SAMPLE = Path(__file__).resolve().parent.parent / "datasets" / "sample" / "calls.jsonl"
+
+
+def generate(n: int, path: Path) -> None:
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    with open(path, "w", encoding="utf-8") as out:
+        for i in range(n):
+            call = json.loads(lines[i % len(lines)])
+            call["call_id"] = f"g{i:07d}"
+            call.pop("labels", None)
+            out.write(json.dumps(call, ensure_ascii=False) + "\n")
+
+
+def isa() -> list[str]:
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return []
+    return sorted(f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", default="bundles/demo/current")
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--chunk-size", type=int, default=250)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/batch-latest.json"))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="callqa-batch-"))
+    data = work / "calls.jsonl"
+    generate(args.calls, data)
+    bundle = resolve_bundle(args.bundle)
+    scorer = OnnxScorer.from_bundle(bundle)
+    pipeline = ScoringPipeline(scorer.info, load_scorecard("default", scorer.schema))
+
+    started = time.perf_counter()
+    local = score_files([data], work / "local", scorer, pipeline, chunk_size=args.chunk_size)
+    local_s = time.perf_counter() - started
+    started = time.perf_counter()
+    ray = score_files_ray([data], work / "ray", bundle, "default", chunk_size=args.chunk_size, workers=os.cpu_count())
+    ray_s = time.perf_counter() - started
+    same = read_scores(work / "local").sort_by("call_id")["scorecard.total"].to_pylist() == \
+        read_scores(work / "ray").sort_by("call_id")["scorecard.total"].to_pylist()
+    result = {
+        "what": "callqa score, local engine vs --engine ray (local Ray, one actor per core, 1 onnxruntime thread each); "
+                "benchmarks/batch_scale.py",
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "isa": isa()},
+        "bundle": scorer.info.tag, "model_file": scorer.info.model_file, "calls": args.calls,
+        "chunk_size": args.chunk_size,
+        "local": {"seconds": local_s, "calls_per_s": local.calls / local_s},
+        "ray": {"seconds": ray_s, "calls_per_s": ray.calls / ray_s},
+        "ray_vs_local": (ray.calls / ray_s) / (local.calls / local_s),
+        "same_totals": same,
+    }
+    print(json.dumps(result, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
