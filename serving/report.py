@@ -139,6 +139,7 @@ class Report(BaseModel):
     trend: dict[str, list[float | None]]  # "全部" and each agent → average total per period (charts)
     trend_periods: list[str]
     items: list[tuple[str, float, float]]  # (item title, average points, standard points) (charts)
+    charts: list[str] = []  # the trend and item charts as SVG documents (HTML inlines them; the dashboard shows images)
 
     def table(self, name: str) -> Table:
         return next(t for t in self.tables if t.name == name)
@@ -318,12 +319,13 @@ class ReportBuilder:
         for a in sorted({a for sums in trend_sums for a in sums}):
             trend[self.directory.name(a) or "（无坐席）"] = [sums[a].average if a in sums else None for sums in trend_sums]
         per_item = self._per_item(item_sums)
-        return Report(
+        report = Report(
             title=f"质检{'月' if period.kind == 'month' else '周'}报 {period.label}", period=period.label,
             time_zone=self.tz_name, generated=datetime.now(self.tz).strftime("%Y-%m-%d %H:%M %Z"), source=source,
             scope=scope, tables=tables, trend=trend, trend_periods=[p.label for p in trend_periods],
             items=[(items[i].title, s.average or 0.0, items[i].max_points) for i, s in per_item.items() if i in items],
         )
+        return report.model_copy(update={"charts": _charts(report)})
 
     def _item_info(self, session, period, agents) -> dict[str, ItemInfo]:
         """Item titles, sections and standard points, from the period's first stored scorecard."""
@@ -543,7 +545,7 @@ def render_html(report: Report) -> str:
     parts = [f"<h1>{html.escape(report.title)}</h1>",
              f"<p class=meta>{html.escape(report.scope)} · 时区 {html.escape(report.time_zone)} · 生成于 "
              f"{html.escape(report.generated)}</p>", f"<p class=source>{html.escape(report.source)}</p>",
-             '<div class=charts>' + "".join(f"<figure>{svg}</figure>" for svg in _charts(report)) + "</div>"]
+             '<div class=charts>' + "".join(f"<figure>{svg}</figure>" for svg in report.charts) + "</div>"]
     for t in report.tables:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
         body = []

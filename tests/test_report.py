@@ -243,14 +243,16 @@ def test_a_lead_reads_the_dashboard_drills_down_to_an_agent_and_opens_a_call(tin
             page.get_by_test_id("key").fill(server.keys["anna"])
             page.get_by_test_id("login").click()
             expect(page.get_by_test_id("status")).to_contain_text(f"质检月报 {period}")
-            frame = page.frame_locator("#report")
-            rows = frame.locator("#agents tbody tr")
+            report = page.get_by_test_id("report")
+            rows = report.locator("#agents tbody tr")
             expect(rows).to_have_count(len(agents))
-            expect(frame.locator("svg")).to_have_count(2)
+            charts = report.locator("img.chart")
+            expect(charts).to_have_count(2)
+            assert charts.first.evaluate("img => img.complete && img.naturalWidth > 300")  # the SVG drew
             rows.filter(has_text="王伟").click()  # drill down to one agent
             expect(page.get_by_test_id("status")).to_contain_text("坐席 王伟")
-            expect(frame.locator("#agents tbody tr")).to_have_count(1)
-            worst = frame.locator("#worst a").first
+            expect(report.locator("#agents tbody tr")).to_have_count(1)
+            worst = report.locator("#worst a").first
             call_id = worst.text_content()
             assert call_id in {c["call_id"] for c in in_period if c["agent_id"] == first}
             worst.click()  # into the review UI, logged in with the same key

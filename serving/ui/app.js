@@ -13,6 +13,7 @@ const state = {
   evidence: null,      // per-turn attributions of the open call (GET …/evidence), when asked for
   reasons: {},         // head → turn indices the reviewer marks as the reason for that head's label
   showEvidence: false,
+  timeZone: "UTC",
 };
 
 const $ = (id) => document.getElementById(id);
@@ -89,6 +90,7 @@ async function loadQueue() {
   const { ok, data } = await api("GET", `/api/reviews/queue?${params}`);
   if (!ok) return status(data?.error || "筛选条件有误", "bad");
   $("waiting").textContent = data.waiting;
+  state.timeZone = data.time_zone;  // the server's report zone: every time on the page is shown in it
   const p = data.policy;
   $("policy").textContent = data.filtered ? `筛选结果 ${data.waiting} 通（最新在前）`
     : `${ORDER_NAMES[p.order]} · 抽检 ${(p.sample_rate * 100).toFixed(0)}%`;
@@ -169,7 +171,8 @@ function show(view, banner) {
   $("score-pane").hidden = false;
   const call = view.call;
   $("call-title").textContent = call.call_id;
-  const meta = [call.agent_id && `坐席 ${call.agent_id}`, call.started_at && new Date(call.started_at).toLocaleString("zh-CN"),
+  const meta = [call.agent_id && `坐席 ${call.agent_id}`,
+    call.started_at && new Date(call.started_at).toLocaleString("zh-CN", { timeZone: state.timeZone }),
     call.channel, `模型 ${view.model}`, view.revision ? `已复核 ${view.revision} 次` : "未复核"].filter(Boolean);
   $("call-meta").textContent = meta.join(" · ");
   $("banner").hidden = !banner;

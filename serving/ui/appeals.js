@@ -9,6 +9,7 @@ const el = (tag, props = {}, ...children) => {
   for (const child of children) node.append(child);
   return node;
 };
+const fmt = (x) => (x == null ? "–" : Number.isInteger(x) ? String(x) : x.toFixed(1));
 const DECISIONS = { upheld: "维持扣分", overturned: "改判（撤销扣分）" };
 
 async function api(method, path, body) {
@@ -25,7 +26,7 @@ function say(text, kind = "") { $("status").textContent = text; $("status").clas
 function entryLine(entry) {
   const ruling = entry.ruling ? `${DECISIONS[entry.ruling.decision]}${entry.ruling.final ? "（终审）" : ""}：${entry.ruling.comment || "无说明"}`
     : "待裁决";
-  return `第 ${entry.round} 次申诉 · ${entry.title} · ${entry.points} 分 · ${ruling}`;
+  return `第 ${entry.round} 次申诉 · ${entry.title} · ${fmt(entry.points)} 分 · ${ruling}`;
 }
 
 function appealItem(appeal) {
@@ -38,7 +39,7 @@ async function loadMyCalls() {
   const { ok, data } = await api("GET", "/api/appeals/mine/calls");
   if (!ok) return say(data?.error || "无法读取通话", "error");
   $("my-calls").replaceChildren(...data.calls.map((c) => {
-    const li = el("li", { textContent: `${c.call_id} · ${c.total ?? "–"} 分${c.red_line ? " · 红线" : ""}${c.appeals ? ` · 申诉 ${c.appeals}` : ""}` });
+    const li = el("li", { textContent: `${c.call_id} · ${fmt(c.total)} 分${c.red_line ? " · 红线" : ""}${c.appeals ? ` · 申诉 ${c.appeals}` : ""}` });
     li.dataset.callId = c.call_id;
     li.addEventListener("click", () => openMyCall(c.call_id));
     return li;
@@ -54,7 +55,7 @@ async function openMyCall(callId) {
   $("my-call-title").textContent = callId;
   const until = data.appealable_until ? new Date(data.appealable_until) : null;
   $("my-call-meta").textContent = data.scorecard
-    ? `得分 ${data.scorecard.total} / ${data.scorecard.max_total} · 申诉截止 ${until.toLocaleString("zh-CN")}` : "无评分表";
+    ? `得分 ${fmt(data.scorecard.total)} / ${fmt(data.scorecard.max_total)} · 申诉截止 ${until.toLocaleString("zh-CN")}` : "无评分表";
   const open = until && until > new Date();
   const rows = [];
   for (const section of data.scorecard?.sections || []) {
@@ -63,12 +64,12 @@ async function openMyCall(callId) {
         const box = el("input", { type: "checkbox", disabled: !open });
         box.dataset.target = JSON.stringify({ item: item.id, rule: d.rule, turn: d.turn, start: d.start });
         const quote = d.text ? `「${d.text}」` : "";
-        rows.push(el("label", { className: "deduction" }, box, ` ${item.title}：${d.title} −${d.points} 分 ${quote}`));
+        rows.push(el("label", { className: "deduction" }, box, ` ${item.title}：${d.title} −${fmt(d.points)} 分 ${quote}`));
       }
       if (!item.deductions.length && item.points < item.max_points) {
         const box = el("input", { type: "checkbox", disabled: !open });
         box.dataset.target = JSON.stringify({ item: item.id });
-        rows.push(el("label", { className: "deduction" }, box, ` ${item.title}：得 ${item.points} / ${item.max_points} 分（整项）`));
+        rows.push(el("label", { className: "deduction" }, box, ` ${item.title}：得 ${fmt(item.points)} / ${fmt(item.max_points)} 分（整项）`));
       }
     }
   }
@@ -103,7 +104,7 @@ async function loadOpenAppeals() {
       const choice = el("select", {}, ...Object.entries(DECISIONS).map(([v, t]) => new Option(t, v)));
       choice.dataset.entry = e.id;
       const comment = el("input", { placeholder: "裁决说明", maxLength: 2000 });
-      return el("div", { className: "ruling" }, el("span", { textContent: `${e.title}（${e.points} 分）` }), choice, comment);
+      return el("div", { className: "ruling" }, el("span", { textContent: `${e.title}（${fmt(e.points)} 分）` }), choice, comment);
     });
     const final = el("input", { type: "checkbox" });
     const decide = el("button", { textContent: "提交裁决" });

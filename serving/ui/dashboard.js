@@ -1,5 +1,7 @@
-// The QA lead's dashboard: a period's report (the same page `callqa report` writes), filtered by team or agent.
-// Clicking an agent's row drills down to that agent; the worst calls link into the review UI.
+// The QA lead's dashboard: a period's report (the figures `callqa report` writes), filtered by team or agent.
+// Clicking an agent's row drills down to that agent; the worst calls link into the review UI. Tables are built
+// from the report's JSON with textContent; the charts are SVG shown as images (the page's CSP allows no inline
+// styles, an image keeps its own).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -28,7 +30,7 @@ async function show() {
   if ($("agent").value) params.set("agent", $("agent").value);
   history.replaceState(null, "", `?${params}`);
   $("status").textContent = "生成中…";
-  const [data, page] = await Promise.all([get(`/api/reviews/report?${params}`), get(`/api/reviews/report/page?${params}`)]);
+  const data = await get(`/api/reviews/report?${params}`);
   if (data.status === 401 || data.status === 403) return needKey(data.status === 401 ? "密钥无效或已吊销" : "需要复核员密钥");
   if (!data.ok) {
     $("status").textContent = JSON.parse(data.text).error || `错误 (${data.status})`;
@@ -42,18 +44,46 @@ async function show() {
   fillSelect($("agent"), agents.rows.map((r) => [r[0], r[1] ? `${r[1]}（${r[0]}）` : r[0]]), params.get("agent") || "");
   $("status").textContent = `${report.title} · ${report.scope} · ${report.source}`;
   $("status").className = "muted";
-  const frame = $("report");
-  frame.hidden = false;
-  frame.onload = () => {
-    const doc = frame.contentDocument;
-    frame.style.height = `${doc.documentElement.scrollHeight + 20}px`;
-    doc.querySelectorAll("tr[data-agent]").forEach((row) => {
-      row.style.cursor = "pointer";
-      row.title = "查看该坐席的报表";
-      row.addEventListener("click", () => { $("team").value = ""; fillSelect($("agent"), [[row.dataset.agent, row.dataset.agent]], row.dataset.agent); show(); });
+  render(report);
+}
+
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  for (const child of children) node.append(child);
+  return node;
+};
+
+function cell(value) {
+  if (value === null || value === undefined) return "–";
+  return typeof value === "number" && !Number.isInteger(value) ? String(Math.round(value * 100) / 100) : String(value);
+}
+
+function render(report) {
+  const charts = report.charts.map((svg) => el("img", { className: "chart",
+    src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`, alt: "图表" }));
+  const sections = report.tables.map((table) => {
+    const rows = table.rows.map((row, n) => {
+      const tr = el("tr", {}, ...row.map((value, i) => {
+        const link = i === 0 && table.links[n];
+        return el("td", {}, link ? el("a", { href: link, textContent: cell(value) }) : cell(value));
+      }));
+      if (table.name === "agents") {  // drill down to one agent
+        tr.dataset.agent = row[0];
+        tr.title = "查看该坐席的报表";
+        tr.addEventListener("click", () => {
+          $("team").value = "";
+          fillSelect($("agent"), [[row[0], row[0]]], row[0]);
+          show();
+        });
+      }
+      return tr;
     });
-  };
-  frame.srcdoc = page.text;
+    return el("section", { id: table.name }, el("h2", { textContent: table.title }),
+      el("table", {}, el("thead", {}, el("tr", {}, ...table.columns.map((c) => el("th", { textContent: c })))),
+        el("tbody", {}, ...rows)), ...(table.note ? [el("p", { className: "muted", textContent: table.note })] : []));
+  });
+  $("report").replaceChildren(el("div", { className: "charts" }, ...charts), ...sections);
+  $("report").hidden = false;
 }
 
 function needKey(message) {
