@@ -307,3 +307,13 @@ def test_served_turn_heads_show_as_badges_on_the_reviewers_turns(turn_bundle, tu
                     assert f"{round(score['confidence'] * 100)}%" in badge.get_attribute("title")
     finally:
         stop(server.process)
+
+
+def test_the_evaluation_report_shows_turn_heads_next_to_their_baselines(turn_run, turn_data, tmp_path):
+    from callqa.training.evaluate import evaluate_run
+
+    evaluate_run(turn_run, [turn_data[2]], out=tmp_path / "eval", log=lambda *_: None)
+    page = (tmp_path / "eval" / "report.html").read_text(encoding="utf-8")
+    section = page[page.index("<h2>提出问题"):]
+    assert "turn head (customer turns)" in section and "jsd ↓" in section
+    assert all(f"<tr><th>{system}</th>" in section for system in ("model", "prior", "tfidf_lr"))

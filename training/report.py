@@ -67,6 +67,9 @@ GLOSSARY = [
     ("macro_f1", "宏平均 F1", "higher", "F1 averaged over classes (topics: over labels that occur), so rare classes count"),
     ("micro_f1", "微平均 F1", "higher", "F1 over every (call, label) decision"),
     ("ece", "ECE 期望校准误差", "lower", "gap between the model's confidence and how often it is right; 0 = calibrated"),
+    ("jsd", "JSD 詹森-香农散度", "lower", "turn heads: divergence of the predicted from the annotators' distribution of a "
+     "turn, in bits (0..1), averaged over a call's turns, then calls (STC-3's nugget metric)"),
+    ("rnss", "RNSS 归一化平方和根", "lower", "turn heads: sqrt(Σ (p − q)² / 2) per turn (0..1), averaged like JSD"),
 ]
 ARROW = {key: "↓" if direction == "lower" else "↑" for key, _, direction, _ in GLOSSARY}
 SMALL_SET = 100  # calls: below this, differences of a few hundredths are mostly noise
@@ -180,6 +183,17 @@ def write_report(path: Path, info: RunInfo, schema: LabelSchema, result: dict, c
                                                    if "calibration" in metrics[s][head.name]}) + "</div>")
         if result.get("worst", {}).get(head.name):
             parts.append(_worst_table(head, result["worst"][head.name], by_id))
+    for head in schema.turn_heads:  # per turn: STC-3's nugget metrics, then the argmax's accuracy and macro-F1
+        keys = ("jsd", "rnss", "accuracy", "macro_f1")
+        rows = "".join(f"<tr><th>{s}</th>" + "".join(
+            "<td>–</td>" if metrics[s][head.name].get(k) is None else f"<td>{metrics[s][head.name][k]:.4f}</td>"
+            for k in keys) + "</tr>" for s in systems if metrics[s][head.name].get("n"))
+        m = metrics["model"][head.name]
+        parts.append(f"<h2>{e(head.display)} <small>{head.name} · turn head ({head.speaker or 'every'} turns) · "
+                     f"{m.get('n', 0)} turns in {m.get('dialogues', 0)} calls</small></h2><table><tr><th></th>"
+                     f"{''.join(f'<th>{k} {ARROW.get(k, str())}</th>' for k in keys)}</tr>{rows}</table>")
+        if "confusion" in m:
+            parts.append(_confusion_table(head, m["confusion"]))
     if result.get("nmd_by_length"):
         parts.append("<h2>按通话长度的误差 error by call length</h2>" + _by_length(result["nmd_by_length"]))
     style = ("body{font:14px system-ui,'PingFang SC','Noto Sans CJK SC','Microsoft YaHei',sans-serif;max-width:64rem;"
