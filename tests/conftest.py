@@ -104,6 +104,26 @@ def without_shared(monkeypatch, tmp_path):
     monkeypatch.setenv("CALLQA_HOME", str(tmp_path / "empty-home"))
 
 
+def score_randomly(calls, seed: int):
+    """Each call scored on the default card from seeded random head scores (callcenter schema): a store's worth of
+    realistic predictions without a model."""
+    import numpy as np
+
+    from callqa.pipeline import ScoredCall, head_scores
+    from callqa.schema import load_schema
+    from callqa.scorecard import load_scorecard
+
+    schema = load_schema("callcenter")
+    card, rng = load_scorecard("default", schema), np.random.default_rng(seed)
+    out = []
+    for call in calls:
+        probs = {h.name: rng.random(h.size) if h.spec.multilabel else rng.dirichlet(np.ones(h.size)) for h in schema.heads}
+        scored = ScoredCall(call_id=call.call_id, n_tokens=100, truncated=False, scores=head_scores(schema, probs))
+        scored.scorecard = card.score(call, scored)
+        out.append(scored)
+    return out
+
+
 def build_char_tokenizer(texts: list[str]) -> Tokenizer:
     """A BERT-style character tokenizer over the characters of ``texts``: small, fast, built in the test."""
     chars = sorted({ch for t in texts for ch in t if not ch.isspace()})

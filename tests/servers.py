@@ -115,20 +115,29 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-
 
 
 @contextmanager
-def reviewing(server: Server, who: str, call_id: str):
-    """The review UI in headless Chromium, logged in as ``who`` with ``call_id`` opened from the queue."""
-    from playwright.sync_api import expect, sync_playwright
+def logged_in(server: Server, who: str, path: str = "/review/"):
+    """A page of the web app at ``path`` in headless Chromium (a browser of its own), logged in with ``who``'s key."""
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
         page = browser.new_page()
-        page.goto(f"{server.base}/review/")
+        page.goto(f"{server.base}{path}")
         page.get_by_test_id("key").fill(server.keys[who])
         page.get_by_test_id("login").click()
+        yield page
+        browser.close()
+
+
+@contextmanager
+def reviewing(server: Server, who: str, call_id: str):
+    """The review UI logged in as ``who`` with ``call_id`` opened from the queue."""
+    from playwright.sync_api import expect
+
+    with logged_in(server, who) as page:
         page.locator(f"#queue li[data-call-id='{call_id}']").click()
         expect(page.get_by_test_id("call-id")).to_have_text(call_id)
         yield page
-        browser.close()
 
 
 def serve(bundle: Path, directory: Path, database: str | None = None, **config) -> Server:

@@ -6,20 +6,17 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 import pytest
-from servers import CHROMIUM, CHROMIUM_FLAGS, serve, stop
+from servers import CHROMIUM, logged_in, serve, stop
 from typer.testing import CliRunner
 
 from callqa.cli import app
 from callqa.jsonl import load_calls
-from callqa.pipeline import ScoredCall, head_scores
 from callqa.schema import load_schema
-from callqa.scorecard import load_scorecard
 from callqa.serving.appeals import AppealRequest, Appeals, AppealTarget, RulingInput, RulingRequest
 from callqa.serving.reviews import Conflict, NotFound, Reviewer, ReviewError, ReviewStore
 
-from conftest import SAMPLE
+from conftest import SAMPLE, score_randomly
 
 AGENT, LEAD = Reviewer("key-agent", "坐席 a-19"), Reviewer("key-lead", "主管")
 
@@ -27,15 +24,8 @@ AGENT, LEAD = Reviewer("key-agent", "坐席 a-19"), Reviewer("key-lead", "主管
 @pytest.fixture
 def flow(tmp_path):
     schema = load_schema("callcenter")
-    card = load_scorecard("default", schema)
-    rng = np.random.default_rng(5)
-    calls, scored = [], []
-    for call in load_calls(SAMPLE)[:30]:
-        s = ScoredCall(call_id=call.call_id, n_tokens=100, truncated=False, scores=head_scores(schema, {
-            h.name: rng.random(h.size) if h.spec.multilabel else rng.dirichlet(np.ones(h.size)) for h in schema.heads}))
-        s.scorecard = card.score(call, s)
-        calls.append(call)
-        scored.append(s)
+    calls = load_calls(SAMPLE)[:30]
+    scored = score_randomly(calls, seed=5)
     store = ReviewStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
     store.add_scored(calls, scored, "callqa-scorer:test", schema)
     return store, Appeals(store, schema), calls, {s.call_id: s.scorecard for s in scored}, schema
@@ -181,19 +171,14 @@ def test_an_agent_key_reads_nothing_but_its_own_calls_on_every_route(appeal_serv
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                     "(scripts/install-test-deps.sh installs it)")
 def test_an_agent_appeals_a_lead_overturns_and_the_export_holds_the_correction(appeal_server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     server = appeal_server
     call_id = next(c["call_id"] for c in server.calls if c["agent_id"] == server.agent and any(
         i["deductions"] and not i["red_line"] for s in server.scored[c["call_id"]]["scorecard"]["sections"] for i in s["items"]))
     card = server.scored[call_id]["scorecard"]
     item, d = next((i, i["deductions"][0]) for s in card["sections"] for i in s["items"] if i["deductions"] and not i["red_line"])
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
-        agent = browser.new_context().new_page()
-        agent.goto(f"{server.base}/review/appeals.html")
-        agent.get_by_test_id("key").fill(server.keys["agent"])
-        agent.get_by_test_id("login").click()
+    with logged_in(server, "agent", "/review/appeals.html") as agent:
         agent.locator(f"#my-calls li[data-call-id='{call_id}']").click()
         expect(agent.get_by_test_id("my-call-id")).to_have_text(call_id)
         agent.get_by_test_id("my-card").locator("label", has_text=d["title"]).first.locator("input").check()
@@ -201,22 +186,16 @@ def test_an_agent_appeals_a_lead_overturns_and_the_export_holds_the_correction(a
         agent.get_by_test_id("file").click()
         expect(agent.get_by_test_id("status")).to_contain_text("已提交")
         expect(agent.get_by_test_id("my-appeals")).to_contain_text("待裁决")
-
-        lead = browser.new_context().new_page()
-        lead.goto(f"{server.base}/review/appeals.html")
-        lead.get_by_test_id("key").fill(server.keys["lead"])
-        lead.get_by_test_id("login").click()
+    with logged_in(server, "lead", "/review/appeals.html") as lead:
         appeal = lead.locator("#open-appeals > li", has_text=call_id)
         expect(appeal).to_have_count(1)
         appeal.locator("select").first.select_option("overturned")
         appeal.locator(".ruling input").first.fill("录音核实，改判")
         appeal.get_by_role("button", name="提交裁决").click()
         expect(lead.get_by_test_id("status")).to_contain_text("已裁决")
-
-        agent.reload()
+    with logged_in(server, "agent", "/review/appeals.html") as agent:
         agent.locator(f"#my-calls li[data-call-id='{call_id}']").click()
         expect(agent.get_by_test_id("my-appeals")).to_contain_text("改判")
-        browser.close()
 
     out = tmp_path / "reviews.jsonl"
     result = CliRunner().invoke(app, ["reviews", "export", "-o", str(out), "--db", server.database])

@@ -14,14 +14,12 @@ from typer.testing import CliRunner
 
 from callqa.cli import app
 from callqa.jsonl import load_calls
-from callqa.pipeline import ScoredCall, head_scores
 from callqa.schema import load_schema
-from callqa.scorecard import load_scorecard
 from callqa.serving.directory import AgentDirectory, DirectoryError
 from callqa.serving.report import Period, ReportBuilder, write_report
 from callqa.serving.reviews import Reviewer, ReviewStore, ScorecardReview
 
-from conftest import SAMPLE
+from conftest import SAMPLE, score_randomly
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # (agent, started_at in UTC): the last two sit on month edges that only the time zone decides.
@@ -35,19 +33,11 @@ PLAN = [("a1", "2026-03-05T02:00:00Z"), ("a1", "2026-03-12T03:00:00Z"), ("a1", "
 @pytest.fixture
 def store(tmp_path):
     """A review store with the plan's calls, each scored on the default card from seeded random head scores."""
-    schema = load_schema("callcenter")
-    card = load_scorecard("default", schema)
-    rng = np.random.default_rng(3)
-    calls, scored = [], []
-    for call, (agent, started) in zip(load_calls(SAMPLE), PLAN):
-        call = call.model_copy(update={"agent_id": agent, "started_at": datetime.fromisoformat(started), "labels": {}})
-        probs = {h.name: rng.random(h.size) if h.spec.multilabel else rng.dirichlet(np.ones(h.size)) for h in schema.heads}
-        s = ScoredCall(call_id=call.call_id, n_tokens=100, truncated=False, scores=head_scores(schema, probs))
-        s.scorecard = card.score(call, s)
-        calls.append(call)
-        scored.append(s)
+    calls = [call.model_copy(update={"agent_id": agent, "started_at": datetime.fromisoformat(started), "labels": {}})
+             for call, (agent, started) in zip(load_calls(SAMPLE), PLAN)]
+    scored = score_randomly(calls, seed=3)
     st = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
-    st.add_scored(calls, scored, "callqa-scorer:test", schema)
+    st.add_scored(calls, scored, "callqa-scorer:test", load_schema("callcenter"))
     st.calls, st.scored = calls, scored
     return st
 
@@ -216,8 +206,8 @@ def test_a_lead_reads_the_dashboard_drills_down_to_an_agent_and_opens_a_call(tin
     import json
     from collections import Counter
 
-    from playwright.sync_api import expect, sync_playwright
-    from servers import serve, stop
+    from playwright.sync_api import expect
+    from servers import logged_in, serve, stop
 
     calls = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:40]]
     month = Counter(datetime.fromisoformat(c["started_at"]).astimezone(SHANGHAI).strftime("%Y-%m") for c in calls)
@@ -236,12 +226,7 @@ def test_a_lead_reads_the_dashboard_drills_down_to_an_agent_and_opens_a_call(tin
         status, raw = server.get(f"/api/reviews/report?period={period}&team=%E4%B8%80%E7%BB%84", key="anna")  # 一组
         assert status == 200 and [r[0] for r in json.loads(raw)["tables"][2]["rows"]] == [first]
 
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
-            page = browser.new_page()
-            page.goto(f"{server.base}/review/dashboard.html?period={period}")
-            page.get_by_test_id("key").fill(server.keys["anna"])
-            page.get_by_test_id("login").click()
+        with logged_in(server, "anna", f"/review/dashboard.html?period={period}") as page:
             expect(page.get_by_test_id("status")).to_contain_text(f"质检月报 {period}")
             report = page.get_by_test_id("report")
             rows = report.locator("#agents tbody tr")
@@ -257,7 +242,6 @@ def test_a_lead_reads_the_dashboard_drills_down_to_an_agent_and_opens_a_call(tin
             assert call_id in {c["call_id"] for c in in_period if c["agent_id"] == first}
             worst.click()  # into the review UI, logged in with the same key
             expect(page.get_by_test_id("call-id")).to_have_text(call_id)
-            browser.close()
     finally:
         stop(server.process)
 

@@ -10,7 +10,7 @@ import signal
 
 import numpy as np
 import pytest
-from servers import CHROMIUM, CHROMIUM_FLAGS, reviewing, serve, stop
+from servers import CHROMIUM, CHROMIUM_FLAGS, logged_in, reviewing, serve, stop
 from typer.testing import CliRunner
 
 from callqa.cli import app
@@ -268,23 +268,17 @@ def test_evidence_is_computed_by_the_served_model_cached_and_shown_on_the_turns(
                     "(scripts/install-test-deps.sh installs it)")
 def test_a_reports_link_opens_its_call_after_login(server):
     """`callqa report` links the worst calls as …/review/?call=ID."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     call_id = sample_calls(6)[4]["call_id"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
-        page = browser.new_page()
-        page.goto(f"{server.base}/review/?call={call_id}")
-        page.get_by_test_id("key").fill(server.keys["bo"])
-        page.get_by_test_id("login").click()
+    with logged_in(server, "bo", f"/review/?call={call_id}") as page:
         expect(page.get_by_test_id("call-id")).to_have_text(call_id)
-        browser.close()
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                     "(scripts/install-test-deps.sh installs it)")
 def test_a_reviewer_finds_their_own_reviews_with_the_queue_filters(server):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     status, _ = server.post("/score", {"calls": sample_calls(3, start=300), "store": True}, key="scorer")
     assert status == 200
@@ -298,12 +292,7 @@ def test_a_reviewer_finds_their_own_reviews_with_the_queue_filters(server):
     mine = [i["call_id"] for i in json.loads(raw)["items"]]
     status, raw = server.get("/api/reviews/queue?mine=true", key="anna")
     assert call_id in mine and call_id not in [i["call_id"] for i in json.loads(raw)["items"]]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
-        page = browser.new_page()
-        page.goto(f"{server.base}/review/")
-        page.get_by_test_id("key").fill(server.keys["bo"])
-        page.get_by_test_id("login").click()
+    with logged_in(server, "bo") as page:
         expect(page.locator("#queue li").first).to_be_visible()
         assert page.locator(f"#queue li[data-call-id='{call_id}']").count() == 0  # reviewed: not in the work queue
         page.get_by_test_id("filters").locator("summary").click()
@@ -315,7 +304,6 @@ def test_a_reviewer_finds_their_own_reviews_with_the_queue_filters(server):
         expect(page.locator("#policy")).to_contain_text(f"筛选结果 {len(mine)} 通")
         item.click()
         expect(page.get_by_test_id("call-id")).to_have_text(call_id)
-        browser.close()
 
 
 def test_the_review_flow_over_http_on_postgresql(tiny_bundle, postgres, tmp_path):
