@@ -38,6 +38,7 @@ from .reviews import (
     ReviewStore,
     ScorecardReview,
     TurnIndex,
+    _latest_prediction,
     _utc,
     utcnow,
 )
@@ -179,9 +180,7 @@ class Appeals:
         row = session.get(CallRow, call_id)
         if row is None or row.agent_id != agent_id:
             raise NotFound("no such call of yours")  # another agent's call looks exactly like a missing one
-        prediction = session.get(PredictionRow, session.scalar(select(func.max(PredictionRow.id))
-                                                               .where(PredictionRow.call_id == call_id)))
-        return row, prediction
+        return row, _latest_prediction(session, call_id)
 
     def my_calls(self, agent_id: str, limit: int = 100) -> list[AgentCall]:
         with Session(self.store.engine) as session:
@@ -281,8 +280,7 @@ class Appeals:
             false_hits=[HitRef(item=e.item, rule=e.rule, turn=e.turn, start=e.start) for e in overturned if e.rule],
             points={e.item: items[e.item].max_points for e in overturned if e.rule is None})
         row = session.get(CallRow, appeal.call_id)
-        latest = session.scalar(select(func.max(PredictionRow.id)).where(PredictionRow.call_id == appeal.call_id))
-        if latest != appeal.prediction_id:
+        if _latest_prediction(session, appeal.call_id).id != appeal.prediction_id:
             raise Conflict(f"call {appeal.call_id} was scored again since the appeal; the agent should appeal the "
                            f"new scorecard")
         record = self.store.save_review(session, appeal.call_id, lead, row.revision, {}, self.schema, scorecard=verdict,

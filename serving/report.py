@@ -147,7 +147,7 @@ class Report(BaseModel):
 
 @dataclass
 class Sums:
-    """Running sums of one agent's (or one item's) calls; SQL and reviewed calls add into the same sums."""
+    """Running sums of one agent's calls (or of all agents', :func:`all_agents`)."""
 
     calls: int = 0
     total: float = 0.0
@@ -165,18 +165,24 @@ class Sums:
         return self.total / self.calls if self.calls else None
 
 
+def all_agents(sums: dict[str, Sums]) -> Sums:
+    """One period's sums over every agent."""
+    out = Sums()
+    for s in sums.values():
+        out.add(s.calls, s.total, s.red_lines, s.reviewed)
+    return out
+
+
 @dataclass
 class ItemSums:
     calls: int = 0
     points: float = 0.0
-    standard: float = 0.0
     deducted_calls: int = 0
     deductions: int = 0
 
-    def add(self, calls: int, points: float, standard: float, deducted_calls: int, deductions: int) -> None:
+    def add(self, calls: int, points: float, deducted_calls: int, deductions: int) -> None:
         self.calls += calls
         self.points += points
-        self.standard += standard
         self.deducted_calls += deducted_calls
         self.deductions += deductions
 
@@ -234,14 +240,13 @@ class ReportBuilder:
         out: dict[tuple[str, str], ItemSums] = defaultdict(ItemSums)
         for rows, reviewed in ((ScorecardItemRow, False), (ReviewedItemRow, True)):
             join = (rows.call_id == CallRow.call_id) if reviewed else (rows.prediction_id == CallRow.prediction_id)
-            query = (select(CallRow.agent_id, rows.item, func.count(), func.sum(rows.points), func.sum(rows.max_points),
+            query = (select(CallRow.agent_id, rows.item, func.count(), func.sum(rows.points),
                             func.sum(case((rows.deductions > 0, 1), else_=0)), func.sum(rows.deductions))
                      .join(rows, join)
                      .where(self._in_period(period, agents), (CallRow.revision > 0) if reviewed else (CallRow.revision == 0))
                      .group_by(CallRow.agent_id, rows.item))
-            for agent, item, calls, points, standard, deducted, deductions in session.execute(by_period(query)):
-                out[(agent or "", item)].add(calls, float(points or 0), float(standard or 0), int(deducted or 0),
-                                             int(deductions or 0))
+            for agent, item, calls, points, deducted, deductions in session.execute(by_period(query)):
+                out[(agent or "", item)].add(calls, float(points or 0), int(deducted or 0), int(deductions or 0))
         return out
 
     def predictions(self, session: Session, period: Period, agents: list[str] | None, item: str | None = None,
@@ -297,10 +302,8 @@ class ReportBuilder:
         # Agreement compares each reviewed call's labels with what the model said: read call by call, this period's only.
         reviewed = list(self.store.reviewed(started=period.utc, agents=agents))
 
-        n_calls = sum(s.calls for s in agent_sums.values())
-        overall = Sums()
-        for s in agent_sums.values():
-            overall.add(s.calls, s.total, s.red_lines, s.reviewed)
+        overall = all_agents(agent_sums)
+        n_calls = overall.calls
         source = (f"模型评分卡 {n_calls - overall.reviewed} 通；复核员评分 {overall.reviewed} 通（已复核的通话以复核员"
                   f"给分为准：手动给分，或模型扣分中被标为误判的分数退回）")
         tables = [
@@ -314,8 +317,7 @@ class ReportBuilder:
             appeals,
             *self._agreement(reviewed),
         ]
-        trend = {"全部": [_avg(sum(s.total for s in sums.values()), sum(s.calls for s in sums.values()))
-                        for sums in trend_sums]}
+        trend = {"全部": [all_agents(sums).average for sums in trend_sums]}
         for a in sorted({a for sums in trend_sums for a in sums}):
             trend[self.directory.name(a) or "（无坐席）"] = [sums[a].average if a in sums else None for sums in trend_sums]
         per_item = self._per_item(item_sums)
@@ -339,7 +341,7 @@ class ReportBuilder:
     def _per_item(item_sums) -> dict[str, ItemSums]:
         out: dict[str, ItemSums] = defaultdict(ItemSums)
         for (_, item), s in item_sums.items():
-            out[item].add(s.calls, s.points, s.standard, s.deducted_calls, s.deductions)
+            out[item].add(s.calls, s.points, s.deducted_calls, s.deductions)
         return out
 
     def _top_items(self, item_sums, n: int = 5) -> list[str]:
@@ -400,8 +402,7 @@ class ReportBuilder:
 
     def _trend(self, periods: list[Period], sums: list[dict[str, Sums]]) -> Table:
         agents = sorted({a for s in sums for a in s})
-        rows = [["全部", "", *(_round(_avg(sum(x.total for x in s.values()), sum(x.calls for x in s.values())))
-                                for s in sums)]]
+        rows = [["全部", "", *(_round(all_agents(s).average) for s in sums)]]
         for a in agents:
             rows.append([a, self.directory.name(a) if a in self.directory.agents else "",
                          *(_round(s[a].average) if a in s else None for s in sums)])
@@ -468,10 +469,6 @@ def _card(scores) -> ScorecardResult | None:
         scores = json.loads(scores)
     card = scores.get("scorecard")
     return ScorecardResult.model_validate(card) if card else None
-
-
-def _avg(total: float, n: int) -> float | None:
-    return total / n if n else None
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:
