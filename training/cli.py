@@ -48,15 +48,22 @@ def train_cmd(
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps (overrides the "
                          "recipe's; for a quick check).", min=1)] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (overrides the recipe's).")] = None,
+    nproc: Annotated[int, typer.Option(help="Training processes on this machine (PyTorch DDP: one per GPU, or CPU "
+                     "processes with gloo); each trains on its share of every batch. Several machines: torchrun, "
+                     "see docs/scale.md.", min=1, max=64)] = 1,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Fine-tune an encoder with one head per schema head on labeled calls; writes model, tokenizer and run.json."""
+    import os
+
     from callqa.encoders import EncoderNotFound
     from callqa.jsonl import CallFileError
     from callqa.training.config import ConfigError, TrainConfig
-    from callqa.training.trainer import train
+    from callqa.training.trainer import train, train_processes
 
     library_bars()
+    if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise fail("--nproc starts its own processes; under torchrun (WORLD_SIZE is set) leave it out")
 
     try:
         cfg = TrainConfig.from_yaml(config)
@@ -64,7 +71,12 @@ def train_cmd(
             cfg = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"max_steps": max_steps})})
         if seed is not None:
             cfg = cfg.model_copy(update={"seed": seed})
-        info = train(cfg, data, out, validation=validation or None, device=device, progress=not quiet, log=console.print)
+        if nproc > 1:
+            info = train_processes(nproc, cfg, data, out, validation=validation or None, device=device,
+                                   progress=not quiet)
+        else:
+            info = train(cfg, data, out, validation=validation or None, device=device, progress=not quiet,
+                         log=console.print)
     except (ConfigError, CallFileError, EncoderNotFound, ValueError) as err:
         raise fail(str(err)) from None
     print_metrics(info.label_schema, {"validation": info.validation_metrics})

@@ -143,14 +143,17 @@ LOSSES = {"ordinal": _ordinal_loss, "multiclass": _distribution_loss, "multilabe
 
 
 def head_losses(logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor],
-                schema: LabelSchema, loss: LossConfig, pos_weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+                schema: LabelSchema, loss: LossConfig, pos_weights: dict[str, torch.Tensor] | None = None,
+                counts: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Per-head loss, averaged over the calls (turns, for a turn head) that carry the head (masked); 0 for a head no
-    call in the batch has."""
+    call in the batch has. ``counts`` replaces the per-head number of labeled calls that the sum is divided by
+    (under DDP: the whole batch's count over the ranks, so that the averaged gradients are the whole batch's)."""
     out: dict[str, torch.Tensor] = {}
     for head in schema.all_heads:
         if head.name not in logits:
             continue
         z, t, m = logits[head.name], targets[head.name], masks[head.name]
         per_call = LOSSES[head.kind](z, t, loss, (pos_weights or {}).get(head.name))
-        out[head.name] = (per_call * m).sum() / m.sum().clamp(min=1.0)
+        count = m.sum() if counts is None else counts[head.name]
+        out[head.name] = (per_call * m).sum() / count.clamp(min=1.0)
     return out

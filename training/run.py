@@ -75,6 +75,7 @@ class RunInfo(BaseModel):
     steps: int
     best_step: int | None
     device: str
+    processes: int = 1  # training processes (DDP ranks); device is rank 0's
     train_seconds: float
     thresholds: dict[str, list[float]] = {}
     validation_loss: float

@@ -37,6 +37,7 @@ from callqa.schema import LabelSchema, load_schema
 from callqa.split import split_calls
 
 from .config import TrainConfig
+from .distributed import Ranks, join_from_env, leave, local_device, spawn
 from .data import (
     bucketed_batches,
     build_dataset,
@@ -80,17 +81,33 @@ def load_tokenizer(encoder_path: str):
     return tok.backend_tokenizer
 
 
-@torch.no_grad()
 def predict_rows(model: CallScorer, rows: list[dict], schema: LabelSchema, pad_id: int, batch_size: int,
-                 device: torch.device, loss_config=None) -> tuple[dict[str, np.ndarray], float]:
+                 device: torch.device, loss_config=None, ranks: Ranks = Ranks()) -> tuple[dict[str, np.ndarray], float]:
     """Probabilities per head (softmax, or sigmoid for multilabel) and the mean masked loss: call heads [N, C];
-    turn heads [all turns of all rows, call after call, C], NaN for a turn no window reached."""
+    turn heads [all turns of all rows, call after call, C], NaN for a turn no window reached. Under several
+    processes each predicts its block of ``rows`` and every rank gets the whole result."""
+    block = ranks.block(len(rows))
+    parts = ranks.gather(_predict_block(model, rows[block.start : block.stop], schema, pad_id, batch_size, device,
+                                        loss_config))
+    probs = {h.name: np.concatenate([p[h.name] for p, _ in parts]) for h in schema.all_heads}
+    if loss_config is None:
+        return probs, float("nan")
+    # Each head's loss averaged over every labeled call (or turn) of ``rows``, summed over heads: what the training
+    # loss is per batch, and the same number however the rows are batched or split over processes.
+    sums = np.sum([s for _, s in parts], axis=0)
+    return probs, float(sum(total / count for total, count in sums if count))
+
+
+@torch.no_grad()
+def _predict_block(model: CallScorer, rows: list[dict], schema: LabelSchema, pad_id: int, batch_size: int,
+                   device: torch.device, loss_config) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """(probabilities, per head [summed loss, labeled calls or turns]) of ``rows``."""
     model.eval()
     batches = bucketed_batches(call_lengths(rows), batch_size, seed=0, shuffle=False)
     offsets = np.cumsum([0, *turn_counts(rows, schema)])
     probs: dict[str, np.ndarray] = {h.name: np.zeros((len(rows), h.size), np.float32) for h in schema.heads}
     probs.update({h.name: np.full((offsets[-1], h.size), np.nan, np.float32) for h in schema.turn_heads})
-    losses, seen = [], 0
+    sums = np.zeros((len(schema.all_heads), 2))
     for indices, batch in zip(batches, iterate(rows, batches, schema, pad_id)):
         batch = batch.to(device)
         with _autocast(device):
@@ -98,8 +115,9 @@ def predict_rows(model: CallScorer, rows: list[dict], schema: LabelSchema, pad_i
         logits = {k: v.float() for k, v in logits.items()}
         if loss_config is not None:
             per_head = head_losses(logits, batch.targets, batch.masks, schema, loss_config)
-            losses.append(float(sum(per_head.values())) * len(indices))
-            seen += len(indices)
+            for i, head in enumerate(schema.all_heads):
+                count = float(batch.masks[head.name].sum())
+                sums[i] += (float(per_head[head.name]) * count, count)
         for head in schema.heads:
             probs[head.name][indices] = head.spec.activate(logits[head.name].cpu().numpy())
         if schema.turn_heads:
@@ -111,7 +129,7 @@ def predict_rows(model: CallScorer, rows: list[dict], schema: LabelSchema, pad_i
                 p = head.spec.activate(logits[head.name].cpu().numpy())
                 p[~reached] = np.nan
                 probs[head.name][rows_turns] = p
-    return probs, (sum(losses) / seen if seen else float("nan"))
+    return probs, sums
 
 
 def _autocast(device: torch.device):
@@ -233,13 +251,40 @@ class Checkpoint:
 
 def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Path] | None = None,
           device: str | None = None, progress: bool = True, log=print) -> RunInfo:
-    """Train, evaluate on validation data, keep the best model; writes the run folder and returns its run.json."""
+    """Train, evaluate on validation data, keep the best model; writes the run folder and returns its run.json.
+    Started by torchrun (WORLD_SIZE > 1 in the environment), each process trains its share (training.distributed)."""
+    ranks = join_from_env(device)
+    try:
+        return _train(config, data, out, validation, device, progress, log if ranks.main else _silent, ranks)
+    finally:
+        leave()
+
+
+def train_processes(nproc: int, config: TrainConfig, data: list[Path], out: Path, validation: list[Path] | None = None,
+                    device: str | None = None, progress: bool = True) -> RunInfo:
+    """``train`` on ``nproc`` processes of this machine (DDP); returns the run.json rank 0 wrote."""
+    spawn(nproc, _train_rank, config, data, out, validation, device, progress)
+    return RunInfo.read(out)
+
+
+def _train_rank(config, data, out, validation, device, progress) -> None:
+    from callqa.console import console
+
+    train(config, data, out, validation, device, progress, log=console.print)
+
+
+def _silent(*_) -> None:
+    pass
+
+
+def _train(config: TrainConfig, data: list[Path], out: Path, validation: list[Path] | None, device: str | None,
+           progress: bool, log, ranks: Ranks) -> RunInfo:
     started = time.time()
     schema = config.label_schema()
     train_calls, val_calls = split_validation(config, data, validation)
 
     set_seed(config.seed)
-    dev = pick_device(device)
+    dev = pick_device(device or local_device())
     encoder_path = resolve_encoder(config.encoder)
     tokenizer = load_tokenizer(encoder_path)
     call_encoder = CallEncoder(tokenizer, config.render)
@@ -248,7 +293,8 @@ def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pat
 
     model = CallScorer(load_encoder(encoder_path), schema, dropout=config.optim.dropout)
     encoder_ref = EncoderRef.of(config.encoder or encoder_path, model.encoder)
-    log(f"{len(train_rows)} training and {len(val_rows)} validation calls; encoder {encoder_ref}; device {dev}")
+    log(f"{len(train_rows)} training and {len(val_rows)} validation calls; encoder {encoder_ref}; device {dev}"
+        + (f" × {ranks.world} processes" if ranks.distributed else ""))
     model.freeze_lower_layers(config.optim.freeze_layers)
     model.to(dev)
 
@@ -268,20 +314,19 @@ def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pat
         log(f"resumed from {checkpoint.dir} at step {state['step']}")
 
     loop = TrainingLoop(model, optimizer, scheduler, config, schema, train_rows, val_rows, call_encoder.pad_id, dev,
-                        checkpoint, state, best_weights, log)
+                        checkpoint, state, best_weights, log, ranks)
     loop.run(total_steps, eval_every=config.eval.every_steps or steps_per_epoch, progress=progress)
     if loop.best_weights is not None:
         model.load_state_dict(loop.best_weights)
 
-    probs, val_loss = predict_rows(model, val_rows, schema, call_encoder.pad_id, o.batch_size * 2, dev, config.loss)
+    probs, val_loss = predict_rows(model, val_rows, schema, call_encoder.pad_id, o.batch_size * 2, dev, config.loss,
+                                   ranks)
     thresholds = {}
     for h in schema.heads:
         if h.spec.multilabel:
             has = row_mask(val_rows, h.name)
             thresholds[h.name] = tune_thresholds(probs[h.name][has], row_targets(val_rows, h.name)[has] > 0.5).tolist()
 
-    model.to("cpu").save(out / "model")
-    tokenizer.save(str(out / "tokenizer.json"))
     info = RunInfo(
         callqa_version=code_version(),
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -297,14 +342,18 @@ def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pat
         steps=state["step"],
         best_step=state["best_step"],
         device=str(dev),
+        processes=ranks.world,
         train_seconds=round(time.time() - started, 1),
         thresholds=thresholds,
         validation_loss=val_loss,
         validation_metrics=evaluate_rows(probs, val_rows, schema, thresholds),
         history=state["history"],
     )
-    info.write(out)
-    checkpoint.remove()
+    if ranks.main:
+        model.to("cpu").save(out / "model")
+        tokenizer.save(str(out / "tokenizer.json"))
+        info.write(out)
+        checkpoint.remove()
     return info
 
 
@@ -313,8 +362,16 @@ class TrainingLoop:
     steps, early stopping on the recipe's metric, keeping the best weights, and a checkpoint after each evaluation."""
 
     def __init__(self, model, optimizer, scheduler, config: TrainConfig, schema: LabelSchema, train_rows, val_rows,
-                 pad_id: int, dev: torch.device, checkpoint: Checkpoint, state: dict, best_weights, log):
+                 pad_id: int, dev: torch.device, checkpoint: Checkpoint, state: dict, best_weights, log,
+                 ranks: Ranks = Ranks()):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.ranks = ranks
+        # Forward/backward through DDP (it averages the gradients over ranks); evaluation and saving use the model.
+        self.trained = model
+        if ranks.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.trained = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
         self.config, self.schema, self.o = config, schema, config.optim
         self.train_rows, self.val_rows, self.pad_id, self.dev = train_rows, val_rows, pad_id, dev
         self.checkpoint, self.state, self.best_weights, self.log = checkpoint, state, best_weights, log
@@ -325,7 +382,7 @@ class TrainingLoop:
         """Evaluate, record, keep the best weights; True when early stopping says stop."""
         state, config = self.state, self.config
         probs, val_loss = predict_rows(self.model, self.val_rows, self.schema, self.pad_id, self.o.batch_size * 2,
-                                       self.dev, config.loss)
+                                       self.dev, config.loss, self.ranks)
         metrics = evaluate_rows(probs, self.val_rows, self.schema)
         metrics_flat = {f"{h}.{k}": v for h, m in metrics.items() for k, v in m.items() if isinstance(v, float)}
         value, lower = (val_loss, True) if config.eval.metric == "loss" else pick_metric(metrics, config.eval.metric)
@@ -346,9 +403,9 @@ class TrainingLoop:
         """Forward and backward of one batch; returns its loss."""
         batch = batch.to(self.dev)
         with _autocast(self.dev):
-            logits = self.model(**batch.model_inputs())
+            logits = self.trained(**batch.model_inputs())
         per_head = head_losses({k: v.float() for k, v in logits.items()}, batch.targets, batch.masks, self.schema,
-                               self.config.loss, self.pos_weights)
+                               self.config.loss, self.pos_weights, self.ranks.label_counts(batch.masks))
         loss = sum(self.head_weight[h] * v for h, v in per_head.items())
         (loss / self.o.grad_accum).backward()
         return loss.item()
@@ -360,6 +417,12 @@ class TrainingLoop:
         self.optimizer.zero_grad(set_to_none=True)
         self.state["step"] += 1
 
+    def epoch_batches(self, lengths: list[int], epoch: int) -> list[list[int]]:
+        """This rank's share of each global batch of the epoch. Every rank draws the same global batches (same
+        seed); a final batch too small to give every rank a call is left out, as DDP needs all ranks in each step."""
+        batches = bucketed_batches(lengths, self.o.batch_size, seed=self.config.seed + epoch)
+        return [self.ranks.share(b) for b in batches if len(b) >= self.ranks.world]
+
     def run(self, total_steps: int, eval_every: int, progress: bool) -> None:
         state, o = self.state, self.o
         lengths = call_lengths(self.train_rows)
@@ -368,17 +431,17 @@ class TrainingLoop:
         self.model.train()
         stop = state["step"] >= total_steps
         # A bar where a person watches a terminal; plain lines where the output goes to a log or a pipe.
-        bar_visible = progress and Console(stderr=True).is_terminal
+        bar_visible = progress and self.ranks.main and Console(stderr=True).is_terminal
         lines = LogProgress(total_steps, self.log, done=state["step"]) if progress and not bar_visible else None
         with Progress(*columns, disable=not bar_visible, transient=False) as bar:
             task = bar.add_task("train", total=total_steps, completed=state["step"], epoch=state["epoch"] + 1, info="")
             running = None
             while not stop:
-                batches = bucketed_batches(lengths, o.batch_size, seed=self.config.seed + state["epoch"])
+                batches = self.epoch_batches(lengths, state["epoch"])
                 for b_index, batch in enumerate(iterate(self.train_rows, batches, self.schema, self.pad_id)):
                     if b_index < state["batch_in_epoch"]:
                         continue  # resumed mid-epoch: these batches were already trained on
-                    loss = self.step(batch)
+                    loss = self.ranks.mean(self.step(batch))
                     running = loss if running is None else 0.9 * running + 0.1 * loss
                     state["batch_in_epoch"] = b_index + 1
                     if state["batch_in_epoch"] % o.grad_accum and b_index + 1 < len(batches):
@@ -389,7 +452,8 @@ class TrainingLoop:
                         lines.update(state["step"], state["epoch"] + 1, running)
                     if state["step"] % eval_every == 0 or state["step"] >= total_steps:
                         stop = self.evaluate() or state["step"] >= total_steps
-                        self.checkpoint.save(self.model, self.optimizer, self.scheduler, state, self.best_weights)
+                        if self.ranks.main:
+                            self.checkpoint.save(self.model, self.optimizer, self.scheduler, state, self.best_weights)
                         if stop:
                             break
                 else:
