@@ -15,7 +15,7 @@ export BENTOML_HOME ?= $(CURDIR)/var/bentoml
 export BENTOML_DO_NOT_TRACK := True
 DB     ?= sqlite:///$(CURDIR)/var/callqa.db
 
-.PHONY: install test test-deps smoke demo bundle serve bench lint sample stc3 stc3-train stc3-seeds stc3-nuggets clean
+.PHONY: install test test-deps smoke demo bundle bento serve bench lint sample stc3 stc3-train stc3-seeds stc3-nuggets clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -90,6 +90,10 @@ serve: bundle
 	echo "Review UI: http://127.0.0.1:$(PORT)/review/  reviewer key: $$REVIEWER"; \
 	echo "OpenAPI docs: http://127.0.0.1:$(PORT)/  (metrics at /metrics need a key: callqa keys create --role metrics)"; echo; \
 	exec $(CALLQA) serve --bundle bundles/demo/current --port $(PORT) --db $(DB)
+
+# A Bento of the scoring service and the demo bundle (docs/scale.md): `bentoml containerize` turns it into an image.
+bento: bundle
+	$(CALLQA) bundles bento --bundle bundles/demo/current
 
 # Benchmarks (docs/export.md, docs/serving.md): PyTorch vs ONNX fp32 vs int8 variants on the demo bundle, then load
 # on a served copy at concurrency 1/8/32, then the review store with 20,000 calls (docs/reviews.md).

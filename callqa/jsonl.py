@@ -86,8 +86,14 @@ def parse_line(path: str, line_no: int, raw_bytes: bytes, schema: LabelSchema | 
 
 def read_calls(path: str | Path, schema: LabelSchema | None = None) -> CallFile:
     """Parse a JSONL call file; with a schema, labels are checked against it too. Blank lines are skipped."""
+    result = CallFile(str(path))
+    result.calls.extend(iter_call_lines(path, schema, result.errors))
+    return result
+
+
+def iter_call_lines(path: str | Path, schema: LabelSchema | None, errors: list[LineError]) -> Iterator[CallLine]:
+    """The valid calls of one file as they are read; bad lines and repeated ids go to ``errors``."""
     path_str = str(path)
-    result = CallFile(path_str)
     first_seen: dict[str, int] = {}
     with open(path, "rb") as handle:
         for line_no, raw_bytes in enumerate(handle, start=1):
@@ -95,34 +101,34 @@ def read_calls(path: str | Path, schema: LabelSchema | None = None) -> CallFile:
             if parsed is None:
                 continue
             if isinstance(parsed, list):
-                result.errors.extend(parsed)
+                errors.extend(parsed)
                 continue
             if parsed.call_id in first_seen:
-                result.errors.append(LineError(path_str, line_no, "call_id",
-                                               f"duplicate call_id (first at line {first_seen[parsed.call_id]})"))
+                errors.append(LineError(path_str, line_no, "call_id",
+                                        f"duplicate call_id (first at line {first_seen[parsed.call_id]})"))
                 continue
             first_seen[parsed.call_id] = line_no
-            result.calls.append(CallLine(path_str, line_no, raw_bytes.decode("utf-8").rstrip("\r\n"), parsed))
-    return result
+            yield CallLine(path_str, line_no, raw_bytes.decode("utf-8").rstrip("\r\n"), parsed)
+
+
+def iter_calls(paths: Iterable[str | Path], schema: LabelSchema | None, errors: list[LineError]) -> Iterator[Call]:
+    """The valid calls of several files, one at a time (a training set larger than memory streams through this);
+    bad lines and ids repeated in or across files go to ``errors``."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        for item in iter_call_lines(path, schema, errors):
+            if item.call.call_id in seen:
+                errors.append(LineError(item.path, item.line, "call_id",
+                                        f"duplicate call_id (also at {seen[item.call.call_id]})"))
+                continue
+            seen[item.call.call_id] = f"{item.path}:{item.line}"
+            yield item.call
 
 
 def load_calls(paths: str | Path | Iterable[str | Path], schema: LabelSchema | None = None) -> list[Call]:
     """All calls of one or more files, or :class:`CallFileError` listing every bad line of every file."""
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    calls: list[Call] = []
     errors: list[LineError] = []
-    seen: dict[str, str] = {}
-    for path in paths:
-        parsed = read_calls(path, schema)
-        errors.extend(parsed.errors)
-        for item in parsed.calls:
-            where = f"{item.path}:{item.line}"
-            if item.call.call_id in seen:
-                errors.append(LineError(item.path, item.line, "call_id", f"duplicate call_id (also at {seen[item.call.call_id]})"))
-                continue
-            seen[item.call.call_id] = where
-            calls.append(item.call)
+    calls = list(iter_calls([paths] if isinstance(paths, (str, Path)) else paths, schema, errors))
     if errors:
         raise CallFileError(errors)
     return calls

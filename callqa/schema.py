@@ -20,10 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from callqa.calls import Label, Speaker, Turn, Votes
 from callqa.heads import KINDS, HeadKind
+from callqa.resources import config_dir
 
 KindName = Literal["ordinal", "multiclass", "multilabel"]  # the keys of callqa.heads.KINDS
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "configs" / "schemas"
+SCHEMA_DIR = config_dir("schemas")
 
 
 class SchemaError(ValueError):

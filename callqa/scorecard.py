@@ -25,11 +25,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from callqa.calls import Call
+from callqa.resources import config_dir
 from callqa.rules import CompiledRule, Hit, Rule, RuleError
 from callqa.schema import LabelSchema
 from callqa.scores import CallScores, TopicsScore
 
-SCORECARD_DIR = Path(__file__).resolve().parent.parent / "configs" / "scorecards"
+SCORECARD_DIR = config_dir("scorecards")
 
 
 class ScorecardError(ValueError):

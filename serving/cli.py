@@ -62,6 +62,24 @@ def bundles_list() -> None:
     console.print(table)
 
 
+@bundles_app.command("bento")
+def bundles_bento(
+    bundle: Annotated[str, typer.Option("--bundle", "-b", help="Bundle folder or tag; its version must be in the "
+                      "store (callqa export puts it there).")] = "callqa-scorer:latest",
+    work: Annotated[Path, typer.Option(help="Build context: the callqa wheel and bentofile.yaml go here.")] = Path("var/bento"),
+) -> None:
+    """Build a Bento (BentoML's deployable unit) of the scoring service and the bundle: the callqa wheel, the serving
+    dependencies pinned as installed here (no torch), the model. `bentoml containerize TAG` makes an image of it."""
+    from callqa.serving.bento import BentoError, build_bento
+
+    try:
+        tag = build_bento(bundle, work)
+    except (BentoError, FileNotFoundError) as err:
+        raise fail(str(err)) from None
+    console.print(f"built {tag}; run it with `bentoml serve {tag}` (set CALLQA_DB), or make an image with "
+                  f"`bentoml containerize {tag}` (needs Docker; docs/scale.md)")
+
+
 def _port_free(host: str, port: int) -> None:
     """Fail in one line when the port is taken (BentoML's process manager would print a 56-line traceback)."""
     import socket

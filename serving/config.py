@@ -9,9 +9,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from callqa.resources import config_dir
+
 from .reviews import QueuePolicy
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "serving" / "default.yaml"
+DEFAULT_CONFIG = config_dir("serving") / "default.yaml"
 
 
 class Limits(BaseModel):

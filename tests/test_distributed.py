@@ -4,11 +4,10 @@ import json
 import shutil
 
 import numpy as np
+from test_training import tiny_config
 
 from callqa.training.model import CallScorer
 from callqa.training.trainer import train, train_processes
-
-from test_training import tiny_config
 
 
 def test_two_gloo_processes_train_like_one_process_with_the_same_global_batch(tiny_encoder_dir, tiny_data, tmp_path):

@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import torch
 
 from callqa.calls import Call
+from callqa.jsonl import CallFileError, LineError, iter_calls
 from callqa.render import CallEncoder, pad_turn_ids, pad_windows
 from callqa.schema import LabelSchema
+from callqa.split import majority_class
+
+Rows = list[dict] | datasets.Dataset  # rendered calls: in memory, or an Arrow file on disk (memory-mapped)
+
+CALL_TABLE = pa.schema([("call_id", pa.string()), ("agent_id", pa.string()), ("stratum", pa.string()),
+                        ("call", pa.string())])
 
 
 def target_column(head: str) -> str:
@@ -30,17 +40,39 @@ def mask_column(head: str) -> str:
     return f"mask.{head}"
 
 
-def build_dataset(calls: list[Call], encoder: CallEncoder, schema: LabelSchema) -> datasets.Dataset:
-    """One row per call: ``windows`` (token ids), ``weights``, ``n_tokens``, and a target and mask per head; with
-    turn heads also ``turn_ids`` (per window) and per turn head a list of per-turn targets and masks."""
-    raw = [c.model_dump_json() for c in calls]
+def call_table(paths: Iterable[Path], schema: LabelSchema, stratify: str | None, path: Path) -> datasets.Dataset:
+    """The calls of JSONL files written to an Arrow file at ``path`` as they are read, and opened memory-mapped: a
+    training set larger than memory never is in memory. Columns: call_id, agent_id, stratum (the class a held-out
+    split stratifies on), call (the validated call as JSON). Raises :class:`CallFileError` listing every bad line."""
+    errors: list[LineError] = []
+    calls = iter_calls(paths, schema, errors)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, CALL_TABLE) as writer:
+        while chunk := list(islice(calls, 1000)):
+            writer.write_batch(pa.record_batch([
+                [c.call_id for c in chunk], [c.agent_id for c in chunk],
+                [majority_class(c, stratify) if stratify else "" for c in chunk],
+                [c.model_dump_json() for c in chunk]], schema=CALL_TABLE))
+    if errors:
+        raise CallFileError(errors)
+    return datasets.Dataset.from_file(str(path))
+
+
+def build_dataset(calls: list[Call] | datasets.Dataset, encoder: CallEncoder, schema: LabelSchema,
+                  cache_file: Path | None = None) -> datasets.Dataset:
+    """One row per call: ``windows`` (token ids), ``weights``, ``n_tokens``, ``cost`` (padded tokens: windows ×
+    longest window) and a target and mask per head; with turn heads also ``turn_ids`` (per window) and per turn
+    head a list of per-turn targets and masks. ``calls`` is a list, or a :func:`call_table`; with ``cache_file``
+    the rows are written there and memory-mapped instead of held in memory."""
+    if not isinstance(calls, datasets.Dataset):
+        calls = datasets.Dataset.from_dict({"call_id": [c.call_id for c in calls],
+                                            "call": [c.model_dump_json() for c in calls]})
     fingerprint = hashlib.sha256(
-        "\n".join(raw).encode() + encoder.tokenizer.to_str().encode() + encoder.spec.model_dump_json().encode()
+        calls._fingerprint.encode() + encoder.tokenizer.to_str().encode() + encoder.spec.model_dump_json().encode()
         + schema.model_dump_json().encode()
     ).hexdigest()[:32]
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        out: dict[str, list] = {"windows": [], "weights": [], "n_tokens": []}
+        out: dict[str, list] = {"windows": [], "weights": [], "n_tokens": [], "cost": []}
         for head in schema.all_heads:
             out[target_column(head.name)] = []
             out[mask_column(head.name)] = []
@@ -52,6 +84,7 @@ def build_dataset(calls: list[Call], encoder: CallEncoder, schema: LabelSchema) 
             out["windows"].append(enc.windows)
             out["weights"].append(enc.weights)
             out["n_tokens"].append(enc.n_tokens)
+            out["cost"].append(len(enc.windows) * max(len(w) for w in enc.windows))
             for head in schema.heads:
                 target = head.target(call.labels.get(head.name))
                 out[target_column(head.name)].append(
@@ -69,9 +102,23 @@ def build_dataset(calls: list[Call], encoder: CallEncoder, schema: LabelSchema) 
                     out[mask_column(head.name)].append([int(t is not None) for t in targets])
         return out
 
-    ds = datasets.Dataset.from_dict({"call_id": [c.call_id for c in calls], "call": raw})
-    return ds.map(encode, batched=True, remove_columns=["call"], new_fingerprint=fingerprint,
-                  desc="rendering calls", load_from_cache_file=False)
+    return calls.map(encode, batched=True, remove_columns=[c for c in calls.column_names if c != "call_id"],
+                     new_fingerprint=fingerprint, desc="rendering calls", load_from_cache_file=False,
+                     cache_file_name=str(cache_file) if cache_file else None)
+
+
+def column(rows: Rows, name: str) -> list:
+    """One column of every row."""
+    if isinstance(rows, datasets.Dataset):
+        return rows.data.column(name).to_pylist() if rows._indices is None else rows[name][:]
+    return [r[name] for r in rows]
+
+
+def take(rows: Rows, indices: list[int]) -> list[dict]:
+    """The rows at ``indices``: a batch read from the Arrow file, or picked from the list."""
+    if isinstance(rows, datasets.Dataset):
+        return rows.select(indices).to_list()
+    return [rows[i] for i in indices]
 
 
 @dataclass
@@ -99,11 +146,11 @@ class Batch:
                 "weights": self.weights, "n_calls": self.n_calls, "turn_index": self.turn_index, "n_turns": self.n_turns}
 
 
-def turn_counts(rows: list[dict], schema: LabelSchema) -> list[int]:
+def turn_counts(rows: Rows, schema: LabelSchema) -> list[int]:
     """Turns per call (0 for every call when the schema has no turn heads)."""
     if not schema.turn_heads:
         return [0] * len(rows)
-    return [len(r[mask_column(schema.turn_heads[0].name)]) for r in rows]
+    return [len(m) for m in column(rows, mask_column(schema.turn_heads[0].name))]
 
 
 def collate(rows: list[dict], schema: LabelSchema, pad_id: int) -> Batch:
@@ -133,9 +180,9 @@ def collate(rows: list[dict], schema: LabelSchema, pad_id: int) -> Batch:
     return batch
 
 
-def row_targets(rows: list[dict], head: str) -> np.ndarray:
+def row_targets(rows: Rows, head: str) -> np.ndarray:
     """[N, C] targets of one head; all-zero rows for calls that lack it (build_dataset writes zeros there)."""
-    return np.array([r[target_column(head)] for r in rows], dtype=np.float32)
+    return np.array(column(rows, target_column(head)), dtype=np.float32)
 
 
 def row_turn_targets(rows: list[dict], head: str) -> np.ndarray:
@@ -143,14 +190,14 @@ def row_turn_targets(rows: list[dict], head: str) -> np.ndarray:
     return np.array([t for r in rows for t in r[target_column(head)]], dtype=np.float32)
 
 
-def row_mask(rows: list[dict], head: str) -> np.ndarray:
+def row_mask(rows: Rows, head: str) -> np.ndarray:
     """[N] True where a call carries the head."""
-    return np.array([bool(r[mask_column(head)]) for r in rows])
+    return np.array(column(rows, mask_column(head)), dtype=bool)
 
 
-def call_lengths(rows: list[dict]) -> list[int]:
+def call_lengths(rows: Rows) -> list[int]:
     """Padded cost of a call: its windows × its longest window."""
-    return [len(r["windows"]) * max(len(w) for w in r["windows"]) for r in rows]
+    return column(rows, "cost")
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, seed: int, shuffle: bool = True) -> list[list[int]]:
@@ -173,7 +220,7 @@ def bucketed_batches(lengths: list[int], batch_size: int, seed: int, shuffle: bo
     return batches
 
 
-def iterate(rows: list[dict], batches: list[list[int]], schema: LabelSchema, pad_id: int) -> Iterator[Batch]:
-    """Batches of ``rows`` (a dataset's ``to_list()``, read once: row access through Arrow per batch is slow)."""
+def iterate(rows: Rows, batches: list[list[int]], schema: LabelSchema, pad_id: int) -> Iterator[Batch]:
+    """Batches of ``rows``: each batch's rows are read when it is due (from disk for a memory-mapped dataset)."""
     for indices in batches:
-        yield collate([rows[i] for i in indices], schema, pad_id)
+        yield collate(take(rows, indices), schema, pad_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,26 +29,27 @@ from rich.progress import (
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from callqa import __version__
-from callqa.calls import Call
 from callqa.encoders import resolve_encoder
-from callqa.jsonl import load_calls
 from callqa.metrics import head_metrics, pick_metric, tune_thresholds, turn_head_metrics
 from callqa.render import CallEncoder
 from callqa.schema import LabelSchema, load_schema
-from callqa.split import split_calls
+from callqa.split import split_keys
 
 from .config import TrainConfig
-from .distributed import Ranks, join_from_env, leave, local_device, spawn
 from .data import (
+    Rows,
     bucketed_batches,
     build_dataset,
     call_lengths,
+    call_table,
+    column,
     iterate,
     row_mask,
     row_targets,
     row_turn_targets,
     turn_counts,
 )
+from .distributed import Ranks, join_from_env, leave, local_device, spawn
 from .model import CallScorer, head_losses, load_encoder
 from .run import DataFile, EncoderRef, RunInfo, Validation
 
@@ -171,23 +173,26 @@ def evaluate_rows(probs: dict[str, np.ndarray], rows: list[dict], schema: LabelS
     return out
 
 
-def load_training_calls(config: TrainConfig, files: list[Path]) -> list[Call]:
-    # Labels are checked against the whole schema, so a file may carry heads this config does not train.
-    return load_calls(files, load_schema(config.schema_))
-
-
-def split_validation(config: TrainConfig, data: list[Path], validation: list[Path] | None) -> tuple[list[Call], list[Call]]:
-    """(training calls, validation calls): the validation files, or a stratified held-out share of the data."""
-    calls = load_training_calls(config, data)
+def load_training_data(config: TrainConfig, data: list[Path], validation: list[Path] | None,
+                       call_encoder: CallEncoder, work: Path) -> tuple[Rows, list[dict], list[str]]:
+    """(training rows, validation rows, held-out call ids): the training rows are streamed from the files into Arrow
+    files under ``work`` and memory-mapped, so a training set need not fit in memory; the validation rows (the
+    validation files, or a stratified held-out share of the data) are held in memory. Labels are checked against
+    the whole schema, so a file may carry heads this config does not train."""
+    checked, schema = load_schema(config.schema_), config.label_schema()
+    stratify = None if validation else schema.heads[0].name
+    table = call_table(data, checked, stratify, work / "calls.arrow")
     if validation:
-        train_calls, val_calls = calls, load_training_calls(config, validation)
+        train_table, val_table = table, call_table(validation, checked, None, work / "validation.arrow")
     else:
         f = config.eval.validation_fraction
-        parts = split_calls(calls, (1 - f, f, 0.0), seed=config.seed, stratify=config.label_schema().heads[0].name)
-        train_calls, val_calls = [calls[i] for i in parts[0]], [calls[i] for i in parts[1]]
-    if not train_calls or not val_calls:
-        raise ValueError(f"need training and validation calls, got {len(train_calls)} and {len(val_calls)}")
-    return train_calls, val_calls
+        parts = split_keys(list(zip(column(table, "agent_id"), column(table, "stratum"))), (1 - f, f, 0.0),
+                           seed=config.seed)
+        train_table, val_table = table.select(parts[0]), table.select(parts[1])
+    if not len(train_table) or not len(val_table):
+        raise ValueError(f"need training and validation calls, got {len(train_table)} and {len(val_table)}")
+    train_rows = build_dataset(train_table, call_encoder, schema, cache_file=work / "train.arrow")
+    return train_rows, build_dataset(val_table, call_encoder, schema).to_list(), column(val_table, "call_id")
 
 
 def make_optimizer(model: CallScorer, o) -> torch.optim.Optimizer:
@@ -255,7 +260,11 @@ def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pat
     Started by torchrun (WORLD_SIZE > 1 in the environment), each process trains its share (training.distributed)."""
     ranks = join_from_env(device)
     try:
-        return _train(config, data, out, validation, device, progress, log if ranks.main else _silent, ranks)
+        # The rendered training set lives here while training (TMPDIR chooses the disk; a run folder that a bad
+        # file never got to start is never created).
+        with tempfile.TemporaryDirectory(prefix="callqa-train-") as work:
+            return _train(config, data, out, validation, device, progress, log if ranks.main else _silent, ranks,
+                          Path(work))
     finally:
         leave()
 
@@ -278,18 +287,16 @@ def _silent(*_) -> None:
 
 
 def _train(config: TrainConfig, data: list[Path], out: Path, validation: list[Path] | None, device: str | None,
-           progress: bool, log, ranks: Ranks) -> RunInfo:
+           progress: bool, log, ranks: Ranks, work: Path) -> RunInfo:
     started = time.time()
     schema = config.label_schema()
-    train_calls, val_calls = split_validation(config, data, validation)
-
-    set_seed(config.seed)
-    dev = pick_device(device or local_device())
     encoder_path = resolve_encoder(config.encoder)
     tokenizer = load_tokenizer(encoder_path)
     call_encoder = CallEncoder(tokenizer, config.render)
-    train_rows = build_dataset(train_calls, call_encoder, schema).to_list()
-    val_rows = build_dataset(val_calls, call_encoder, schema).to_list()
+    train_rows, val_rows, held_out_ids = load_training_data(config, data, validation, call_encoder, work)
+
+    set_seed(config.seed)
+    dev = pick_device(device or local_device())
 
     model = CallScorer(load_encoder(encoder_path), schema, dropout=config.optim.dropout)
     encoder_ref = EncoderRef.of(config.encoder or encoder_path, model.encoder)
@@ -336,7 +343,7 @@ def _train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pa
         render=config.render,
         data=[DataFile.of(p) for p in data],
         validation=Validation(files=[DataFile.of(p) for p in validation]) if validation else
-        Validation(held_out_fraction=config.eval.validation_fraction, held_out_ids=[c.call_id for c in val_calls]),
+        Validation(held_out_fraction=config.eval.validation_fraction, held_out_ids=held_out_ids),
         n_train=len(train_rows),
         n_validation=len(val_rows),
         steps=state["step"],
