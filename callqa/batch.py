@@ -113,10 +113,19 @@ class BatchResult:
     rejected_lines: int = 0
     parts_written: int = 0
     parts_skipped: int = 0
+    real_tokens: int = 0  # tokens of the calls' windows
+    computed_tokens: int = 0  # tokens the model ran, padding included
 
     def add(self, other: BatchResult) -> None:
-        for name in ("calls", "rejected_lines", "parts_written", "parts_skipped"):
+        for name in COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @property
+    def padding_waste(self) -> float:
+        return 1 - self.real_tokens / self.computed_tokens if self.computed_tokens else 0.0
+
+
+COUNTS = ("calls", "rejected_lines", "parts_written", "parts_skipped", "real_tokens", "computed_tokens")
 
 
 def part_path(out: Path, chunk: Chunk) -> Path:
@@ -140,6 +149,7 @@ def score_chunk(chunk: Chunk, out: Path, scorer: OnnxScorer, pipeline: ScoringPi
         elif parsed is not None:
             calls.append(parsed)
     rows = []
+    real, computed = scorer.tokens.real, scorer.tokens.computed
     for start in range(0, len(calls), batch_size):
         batch = calls[start : start + batch_size]
         rows += [flat_row(c, s, scorer.info.tag, scorer.schema)
@@ -154,7 +164,8 @@ def score_chunk(chunk: Chunk, out: Path, scorer: OnnxScorer, pipeline: ScoringPi
     tmp = part.with_suffix(".parquet.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, part)  # the part exists only once complete: a rerun after a kill redoes only missing parts
-    return BatchResult(calls=len(calls), rejected_lines=len({e.line for e in rejects}), parts_written=1)
+    return BatchResult(calls=len(calls), rejected_lines=len({e.line for e in rejects}), parts_written=1,
+                       real_tokens=scorer.tokens.real - real, computed_tokens=scorer.tokens.computed - computed)
 
 
 def score_files(files: list[Path], out: Path, scorer: OnnxScorer, pipeline: ScoringPipeline, chunk_size: int = 2000,
@@ -189,7 +200,7 @@ class _ChunkScorer:
         done = [score_chunk(Chunk(**{f: batch[f][i].item() if hasattr(batch[f][i], "item") else batch[f][i]
                                      for f in fields}), self.out, self.scorer, self.pipeline, self.batch_size)
                 for i in range(len(batch["path"]))]
-        return {name: np.array([getattr(r, name) for r in done]) for name in ("calls", "rejected_lines", "parts_written")}
+        return {name: np.array([getattr(r, name) for r in done]) for name in COUNTS}
 
 
 def score_files_ray(files: list[Path], out: Path, bundle: Path, scorecard: str | None, chunk_size: int = 2000,
@@ -228,8 +239,7 @@ def score_files_ray(files: list[Path], out: Path, bundle: Path, scorecard: str |
         if started_here:
             ray.shutdown()
     for row in counts:
-        result.add(BatchResult(calls=int(row["calls"]), rejected_lines=int(row["rejected_lines"]),
-                               parts_written=int(row["parts_written"])))
+        result.add(BatchResult(**{name: int(row[name]) for name in COUNTS}))
     return result
 
 

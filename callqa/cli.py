@@ -84,7 +84,8 @@ def score(
     else:
         result = _score_locally(files, out, scorer, pipeline, chunk_size, batch_size)
     console.print(f"{result.calls} calls scored into {out} ({result.parts_written} parts written, "
-                  f"{result.parts_skipped} already there); {result.rejected_lines} bad lines in {out}/rejects-*.jsonl")
+                  f"{result.parts_skipped} already there; padding {result.padding_waste:.1%} of the tokens computed); "
+                  f"{result.rejected_lines} bad lines in {out}/rejects-*.jsonl")
     if result.rejected_lines:
         raise typer.Exit(1)
 

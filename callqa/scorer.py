@@ -55,10 +55,24 @@ class CallPrediction:
                    {k: [None if t is None else np.asarray(t) for t in v] for k, v in raw.get("turn_probs", {}).items()})
 
 
+@dataclass
+class TokenCount:
+    """Tokens the model computed (padded chunks) against the real ones: what padding wastes."""
+
+    real: int = 0
+    computed: int = 0
+
+    @property
+    def waste(self) -> float:
+        """The share of computed tokens that were padding."""
+        return 1 - self.real / self.computed if self.computed else 0.0
+
+
 class OnnxScorer:
     def __init__(self, session: ort.InferenceSession, encoder: CallEncoder, info: BundleInfo,
                  max_batch_tokens: int = 8192):
         self.session = session
+        self.tokens = TokenCount()  # since this scorer was made; callers read or reset it
         self.encoder = encoder
         self.info = info
         self.schema = info.schema_
@@ -86,6 +100,8 @@ class OnnxScorer:
             chunk = order[start:end]
             ids, mask = pad_windows([windows[i] for i in chunk], self.encoder.pad_id)
             results = self.session.run(self._outputs, {"input_ids": ids, "attention_mask": mask})
+            self.tokens.real += int(mask.sum())
+            self.tokens.computed += mask.size
             for head, logits in zip(self.schema.heads, results):
                 out[head.name][chunk] = logits
             for head, logits in zip(self.schema.turn_heads, results[len(self.schema.heads):]):

@@ -44,6 +44,7 @@ from callqa.scorecard import load_scorecard
 from callqa.scorer import CallPrediction, OnnxScorer
 from callqa.serving.appeal_api import APPEAL_OPERATIONS, appeal_routes
 from callqa.serving.appeals import Appeals
+from callqa.serving.batcher import GreedyBatcher
 from callqa.serving.config import Limits, load_serving_config
 from callqa.serving.directory import AgentDirectory
 from callqa.serving.middleware import GuardMiddleware, QuietValidationErrors, RouteTable
@@ -63,6 +64,12 @@ log = logging.getLogger("bentoml.callqa")
 predicted_levels = bentoml.metrics.Counter(
     name="callqa_predicted_level", documentation="Calls scored, by head and predicted level (topics: per label)",
     labelnames=["head", "level"],
+)
+
+
+model_tokens = bentoml.metrics.Counter(
+    name="callqa_model_tokens", documentation="Tokens the model computed: real ones, and padding (waste = padding / "
+    "(real + padding))", labelnames=["kind"],
 )
 
 
@@ -139,7 +146,11 @@ class CallModel:
 
     @bentoml.api
     def predict(self, calls: list[Call]) -> list[dict]:
-        return [p.to_json() for p in self.scorer.predict(calls)]
+        real, computed = self.scorer.tokens.real, self.scorer.tokens.computed
+        predictions = [p.to_json() for p in self.scorer.predict(calls)]
+        model_tokens.labels(kind="real").inc(self.scorer.tokens.real - real)
+        model_tokens.labels(kind="padding").inc(self.scorer.tokens.computed - computed - (self.scorer.tokens.real - real))
+        return predictions
 
 
 class ModelInfo(BaseModel):
@@ -254,6 +265,8 @@ class ScoringAPI:
     def __init__(self) -> None:
         global MODEL_SERVICE
         MODEL_SERVICE = self.model
+        # Requests that arrive while the model runs share its next run (serving/batcher.py).
+        self.batcher = GreedyBatcher(self.predict_with_retry, max_items=CONFIG.limits.max_calls)
         info = BUNDLE_INFO
         self.warning = None
         if info.gate.forced:
@@ -278,7 +291,7 @@ class ScoringAPI:
         started = time.perf_counter()
         # With evidence, every call's occlusion batch (the call first) goes to the model in one request.
         batches = [occlusion_batch(c) if evidence else [c] for c in calls]
-        raw = [CallPrediction.from_json(r) for r in await self.predict_with_retry([c for batch in batches for c in batch])]
+        raw = [CallPrediction.from_json(r) for r in await self.batcher.submit([c for batch in batches for c in batch])]
         info, offset, firsts, explained = BUNDLE_INFO, 0, [], []
         for call, batch in zip(calls, batches):
             firsts.append(raw[offset])

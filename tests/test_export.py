@@ -143,4 +143,12 @@ def test_bench_measures_every_engine_on_the_same_calls(tiny_bundle, tiny_data, t
         assert e["batch"]["1"]["p99_ms"] >= e["batch"]["1"]["p50_ms"] > 0
     fp32 = bench["engines"][1]["quality_delta_vs_fp32"]
     assert all(abs(v) < 1e-5 for d in fp32.values() for v in d.values())
-    assert "| ort-fp32 |" in result.output
+    assert "| ort-fp32 | 2 |" in result.output
+    # Against the machine: measured matmul peaks, each engine's useful GFLOP/s a fraction of its arithmetic's peak,
+    # and what padding wasted (batch 1 pads one call's windows to its longest; batch 32 mixes calls).
+    roof = bench["machine"]["roof"]
+    assert roof["fp32_gflops"] > 1 and roof["int8_gops"] > 1
+    for e in bench["engines"]:
+        assert 0 < e["roof_fraction"] < 1.5 and e["gflops"] > 0
+        assert 0 <= e["batch"]["1"]["padding_waste"] < 1 and 0 <= e["batch"]["32"]["padding_waste"] < 1
+        assert e["batch"]["32"]["window_tokens_per_s"] > 0

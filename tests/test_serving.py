@@ -186,6 +186,22 @@ def test_bad_input_gets_a_4xx_naming_the_field_and_the_server_keeps_serving(serv
     assert server.post("/score", {"calls": sample_calls(1)})[0] == 200
 
 
+def test_concurrent_requests_share_model_runs_and_each_gets_its_own_scores(server):
+    """Requests arriving while the model runs are batched into its next run (serving/batcher.py): each response holds
+    its own calls, scored as they are alone (the server scores fp32; int8 would move ~1e-4 with batch-mates)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = sample_calls(12)
+    alone = [server.post("/score", {"calls": [c], "scorecard": False})[1]["results"][0] for c in calls]
+    with ThreadPoolExecutor(12) as pool:
+        together = list(pool.map(lambda c: server.post("/score", {"calls": [c], "scorecard": False}), calls))
+    for call, single, (status, body) in zip(calls, alone, together):
+        assert status == 200 and [r["call_id"] for r in body["results"]] == [call["call_id"]]
+        for head, score in single["scores"].items():
+            if "expected" in score:
+                assert body["results"][0]["scores"][head]["expected"] == pytest.approx(score["expected"], abs=1e-5)
+
+
 def test_api_keys_and_roles(server):
     calls = {"calls": sample_calls(1)}
     assert server.post("/score", calls, key=None)[0] == 401
@@ -202,6 +218,10 @@ def test_api_keys_and_roles(server):
     assert server.get("/metrics")[0] == 401 and server.get("/metrics", key="scorer")[0] == 403
     status, metrics = server.get("/metrics", key="metrics")
     assert status == 200 and b'callqa_predicted_level_total{head="attitude"' in metrics
+    # What padding costs: the model worker counts the real and the padding tokens it ran.
+    counted = {kind: float(line.rsplit(" ", 1)[1]) for line in metrics.decode().splitlines()
+               for kind in ("real", "padding") if line.startswith(f'callqa_model_tokens_total{{kind="{kind}"}}')}
+    assert counted["real"] > 0 and counted["padding"] >= 0
     assert b'callqa_http_requests_total{method="POST",route="/score",status="200"}' in metrics
 
 

@@ -23,6 +23,8 @@ import numpy as np
 from callqa.bundle import read_bundle_info
 from callqa.jsonl import load_calls, write_calls
 
+from .roof import encoder_flops_per_token, roof
+
 BATCH_SIZES = (1, 8, 32)
 
 
@@ -79,7 +81,7 @@ def peak_rss_mb() -> float:
 def run_worker(engine: str, model_path: str, bundle: Path, data: Path, threads: int, repeats: int) -> dict:
     """Runs in a child process: one engine, all batch sizes; returns throughput, latency, RSS and probabilities."""
     from callqa.render import CallEncoder
-    from callqa.scorer import OnnxScorer, make_session
+    from callqa.scorer import OnnxScorer, TokenCount, make_session
 
     info = read_bundle_info(bundle)  # no gate check: measuring a bundle whose gate failed is part of the job
     encoder = CallEncoder.from_file(bundle / "tokenizer.json", info.render)
@@ -90,16 +92,20 @@ def run_worker(engine: str, model_path: str, bundle: Path, data: Path, threads: 
     tokens = sum(e.n_tokens for e in encoded)
     scorer.predict_encoded(encoded[:8])  # warm-up: first-run allocations are not what a server sees
     result: dict = {"engine": engine, "threads": threads, "calls": len(calls), "tokens": tokens,
-                    "windows": sum(len(e.windows) for e in encoded), "batch": {}}
+                    "windows": sum(len(e.windows) for e in encoded),
+                    "window_tokens": sum(len(w) for e in encoded for w in e.windows), "batch": {}}
     for size in BATCH_SIZES:
         latencies, elapsed = [], 0.0
+        scorer.tokens = TokenCount()
         for _ in range(repeats):
             for start in range(0, len(encoded), size):
                 t0 = time.perf_counter()
                 scorer.predict_encoded(encoded[start : start + size])
                 latencies.append(time.perf_counter() - t0)
             elapsed += sum(latencies[-((len(encoded) + size - 1) // size):])
-        entry = {"calls_per_s": repeats * len(calls) / elapsed, "tokens_per_s": repeats * tokens / elapsed}
+        entry = {"calls_per_s": repeats * len(calls) / elapsed, "tokens_per_s": repeats * tokens / elapsed,
+                 # window tokens (overlaps and special tokens included): the work the model does, without padding
+                 "window_tokens_per_s": scorer.tokens.real / elapsed, "padding_waste": scorer.tokens.waste}
         if size == 1:
             entry.update(p50_ms=1000 * float(np.percentile(latencies, 50)), p99_ms=1000 * float(np.percentile(latencies, 99)))
         result["batch"][str(size)] = entry
@@ -144,6 +150,17 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
             engines.append((f"ort-int8 ({method})", path))
         results = [_spawn(name, path, bundle, data, threads, repeats, log) for name, path in engines]
         calls = load_calls(data)
+    log("bench: matrix-multiply peaks (fp32, int8) …")
+    peaks = roof(threads)
+    for r in results:
+        # Useful work per second at batch 32 against the peak of the engine's arithmetic (int8 graphs: the int8 peak).
+        model_run = run_dir if r["engine"] == "pytorch-fp32" else Path(info.run)
+        config = json.loads((model_run / "model" / "encoder" / "config.json").read_text(encoding="utf-8"))
+        b32 = r["batch"]["32"]
+        flops = encoder_flops_per_token(config, r["window_tokens"] / r["windows"]) * b32["window_tokens_per_s"]
+        peak = peaks["int8_gops"] if "int8" in r["engine"] else peaks["fp32_gflops"]
+        r["layers"] = config["num_hidden_layers"]
+        r["gflops"], r["roof_fraction"] = flops / 1e9, flops / 1e9 / peak
 
     from callqa.metrics import head_metrics
 
@@ -162,25 +179,31 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
         # The export gate's own comparison (NMD for ordinal heads, macro-F1 otherwise); its verdict is not needed here.
         r["quality_delta_vs_fp32"], _ = quality_deltas(info.schema_, quality["ort-fp32"], quality[r["engine"]],
                                                        GateConfig())
+        # Against the PyTorch baseline's run: for a distilled bundle benched with --run TEACHER, the teacher.
+        r["quality_delta_vs_pytorch"], _ = quality_deltas(info.schema_, quality["pytorch-fp32"], quality[r["engine"]],
+                                                          GateConfig())
     import onnxruntime
     import torch
 
     return {
         "bundle": str(bundle), "version": info.version, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "flags": cpu_flags(), "threads": threads,
-                    "torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+                    "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "roof": peaks},
         "render": info.render.model_dump(), "repeats": repeats, "engines": results,
     }
 
 
 def markdown_table(result: dict) -> str:
-    lines = ["| engine | calls/s b=1 | b=8 | b=32 | tokens/s b=32 | p50 ms b=1 | p99 ms b=1 | × PyTorch b=32 | peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| engine | layers | calls/s b=1 | b=8 | b=32 | tokens/s b=32 | padding b=32 | GFLOP/s (GOP/s) b=32 | "
+             "% of roof | p50 ms b=1 | × PyTorch b=32 | Δ vs baseline | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["engines"]:
         b = r["batch"]
-        lines.append(f"| {r['engine']} | {b['1']['calls_per_s']:.1f} | {b['8']['calls_per_s']:.1f} | "
-                     f"{b['32']['calls_per_s']:.1f} | {b['32']['tokens_per_s']:.0f} | {b['1']['p50_ms']:.0f} | "
-                     f"{b['1']['p99_ms']:.0f} | {r['speedup_vs_pytorch']['32']:.2f} | {r['peak_rss_mb']:.0f} |")
+        delta = ", ".join(f"{h} {next(iter(v.values())):+.3f}" for h, v in r.get("quality_delta_vs_pytorch", {}).items())
+        lines.append(f"| {r['engine']} | {r['layers']} | {b['1']['calls_per_s']:.1f} | {b['8']['calls_per_s']:.1f} | "
+                     f"{b['32']['calls_per_s']:.1f} | {b['32']['tokens_per_s']:.0f} | {b['32']['padding_waste']:.1%} | "
+                     f"{r['gflops']:.0f} | {r['roof_fraction']:.0%} | {b['1']['p50_ms']:.0f} | "
+                     f"{r['speedup_vs_pytorch']['32']:.2f} | {delta or '–'} | {r['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
 
 

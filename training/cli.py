@@ -20,8 +20,8 @@ model_app = typer.Typer(help="Pretrained encoders on this machine: pull one from
 def register(app: typer.Typer) -> None:
     """Add the training commands to the `callqa` command (callqa/cli.py finds this through an entry point)."""
     panel = "Training"
-    for name, command in (("train", train_cmd), ("evaluate", evaluate_cmd), ("export", export_cmd),
-                          ("bench", bench_cmd)):
+    for name, command in (("train", train_cmd), ("distill", distill_cmd), ("evaluate", evaluate_cmd),
+                          ("export", export_cmd), ("bench", bench_cmd)):
         app.command(name, rich_help_panel=panel)(command)
     app.add_typer(model_app, name="model", rich_help_panel=panel)
 
@@ -82,6 +82,46 @@ def train_cmd(
     print_metrics(info.label_schema, {"validation": info.validation_metrics})
     console.print(f"run written to {out}/ ({info.steps} steps, best at step {info.best_step}, "
                   f"{info.train_seconds:.0f} s); next: callqa evaluate --run {out} --data TEST.jsonl")
+
+
+def distill_cmd(
+    teacher: Annotated[Path, typer.Option("--teacher", "-t", help="The trained run to distill (a `callqa train` "
+                       "folder).", exists=True, file_okay=False)],
+    layers: Annotated[int, typer.Option("--layers", "-k", help="Encoder layers the student keeps (e5-small has 12).",
+                      min=1)],
+    data: Annotated[list[Path], typer.Option("--data", "-d", help="Calls to learn from: labeled, and any unlabeled "
+                    "calls (they learn the teacher's scores alone); repeat for several files.", exists=True,
+                    dir_okay=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The student's run folder (export it like any run).")],
+    validation: Annotated[list[Path] | None, typer.Option("--validation", "-v", help="Labeled validation JSONL "
+                          "(gold labels decide early stopping); default: a share of --data.", exists=True,
+                          dir_okay=False)] = None,
+    pick: Annotated[str, typer.Option(help="every: every n-th teacher layer, ending with the top one; lower: the "
+                    "lowest K.")] = "every",
+    alpha: Annotated[float, typer.Option(help="Weight of the teacher's distributions against the gold labels.",
+                     min=0.0, max=1.0)] = 0.7,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.", min=1)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: the teacher's recipe's).")] = None,
+    nproc: Annotated[int, typer.Option(help="Training processes (DDP), as for `callqa train`.", min=1, max=64)] = 1,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda … (default: cuda when present).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """A smaller, faster student of a trained run: the teacher's encoder with fewer layers, trained on the teacher's
+    distributions mixed with the gold labels, with the teacher's recipe. Export and gate it like any run."""
+    from callqa.jsonl import CallFileError
+    from callqa.training.distill import distill
+
+    library_bars()
+    if pick not in ("every", "lower"):
+        raise fail(f"--pick {pick!r}: use every or lower")
+    try:
+        info = distill(teacher, layers, data, out, validation or None, pick, alpha, max_steps, seed, nproc, device,
+                       progress=not quiet, log=console.print)
+    except (CallFileError, ValueError, FileNotFoundError) as err:
+        raise fail(str(err)) from None
+    print_metrics(info.label_schema, {"validation": info.validation_metrics})
+    console.print(f"student written to {out}/ ({info.steps} steps, {info.train_seconds:.0f} s); next: callqa export "
+                  f"--run {out}")
 
 
 def evaluate_cmd(

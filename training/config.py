@@ -53,6 +53,17 @@ class EvalConfig(BaseModel):
     validation_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="held out when no --validation file")
 
 
+class DistillConfig(BaseModel):
+    """Train on a teacher run's predictions (`callqa distill` writes this section)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    teacher: str = Field(description="the teacher's run folder")
+    alpha: float = Field(default=0.7, ge=0, le=1, description="each target is alpha × the teacher's distribution + "
+                         "(1 − alpha) × the gold label where the call has one; calls without labels learn the teacher's")
+    layers: list[int] = Field(default_factory=list, description="the teacher's encoder layers the student kept")
+
+
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,6 +74,7 @@ class TrainConfig(BaseModel):
     loss: LossConfig = Field(default_factory=LossConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     heads: list[str] | None = Field(default=None, description="train only these heads of the schema")
+    distill: DistillConfig | None = Field(default=None, description="learn a teacher run's outputs (callqa distill)")
     seed: int = 42
 
     @model_validator(mode="after")

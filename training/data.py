@@ -114,6 +114,13 @@ def column(rows: Rows, name: str) -> list:
     return [r[name] for r in rows]
 
 
+def subset(rows: Rows, block: range) -> Rows:
+    """The rows of a contiguous block, of the same kind as ``rows``."""
+    if isinstance(rows, datasets.Dataset):
+        return rows.select(block)
+    return rows[block.start : block.stop]
+
+
 def take(rows: Rows, indices: list[int]) -> list[dict]:
     """The rows at ``indices``: a batch read from the Arrow file, or picked from the list."""
     if isinstance(rows, datasets.Dataset):

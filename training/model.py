@@ -107,6 +107,11 @@ class CallScorer(nn.Module):
         save_file({k: v.contiguous() for k, v in self.heads.state_dict().items()}, str(directory / "heads.safetensors"))
         (directory / "schema.json").write_text(self.schema.model_dump_json(indent=2), encoding="utf-8")
 
+    def load_heads(self, path: Path) -> None:
+        """Start from trained heads (a distilled student starts from its teacher's); heads not in the file stay new."""
+        saved = load_file(str(path))
+        self.heads.load_state_dict({k: v for k, v in saved.items() if k.split(".")[0] in self.heads}, strict=False)
+
     @classmethod
     def load(cls, directory: Path) -> CallScorer:
         schema = LabelSchema.model_validate(json.loads((directory / "schema.json").read_text(encoding="utf-8")))

@@ -47,8 +47,10 @@ from .data import (
     row_mask,
     row_targets,
     row_turn_targets,
+    subset,
     turn_counts,
 )
+from .distill import teacher_targets
 from .distributed import Ranks, join_from_env, leave, local_device, spawn
 from .model import CallScorer, head_losses, load_encoder
 from .run import DataFile, EncoderRef, RunInfo, Validation
@@ -89,8 +91,7 @@ def predict_rows(model: CallScorer, rows: list[dict], schema: LabelSchema, pad_i
     turn heads [all turns of all rows, call after call, C], NaN for a turn no window reached. Under several
     processes each predicts its block of ``rows`` and every rank gets the whole result."""
     block = ranks.block(len(rows))
-    parts = ranks.gather(_predict_block(model, rows[block.start : block.stop], schema, pad_id, batch_size, device,
-                                        loss_config))
+    parts = ranks.gather(_predict_block(model, subset(rows, block), schema, pad_id, batch_size, device, loss_config))
     probs = {h.name: np.concatenate([p[h.name] for p, _ in parts]) for h in schema.all_heads}
     if loss_config is None:
         return probs, float("nan")
@@ -298,7 +299,12 @@ def _train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pa
     set_seed(config.seed)
     dev = pick_device(device or local_device())
 
+    if config.distill:
+        train_rows = teacher_targets(train_rows, config.distill, schema, call_encoder.pad_id, config.optim.batch_size * 2,
+                                     dev, work / "distill.arrow", ranks, log)
     model = CallScorer(load_encoder(encoder_path), schema, dropout=config.optim.dropout)
+    if (Path(encoder_path) / "heads.safetensors").exists():  # a student (callqa distill) starts from its teacher's
+        model.load_heads(Path(encoder_path) / "heads.safetensors")
     encoder_ref = EncoderRef.of(config.encoder or encoder_path, model.encoder)
     log(f"{len(train_rows)} training and {len(val_rows)} validation calls; encoder {encoder_ref}; device {dev}"
         + (f" × {ranks.world} processes" if ranks.distributed else ""))

@@ -1,0 +1,70 @@
+"""The scoring API's greedy batcher: requests that arrive while the model runs share its next run, none waits."""
+
+import asyncio
+
+import pytest
+
+from callqa.serving.batcher import GreedyBatcher
+
+
+class SlowModel:
+    """Doubles numbers; each run takes a while and records what it was given."""
+
+    def __init__(self, fail_on: int | None = None):
+        self.runs: list[list[int]] = []
+        self.fail_on = fail_on
+
+    async def __call__(self, items: list[int]) -> list[int]:
+        self.runs.append(items)
+        await asyncio.sleep(0.05)
+        if self.fail_on in items:
+            raise RuntimeError("model failed")
+        return [2 * i for i in items]
+
+
+def test_a_lone_request_runs_at_once_and_requests_arriving_meanwhile_share_the_next_run():
+    async def scenario():
+        model = SlowModel()
+        batcher = GreedyBatcher(model, max_items=64)
+        first = asyncio.create_task(batcher.submit([1]))
+        await asyncio.sleep(0.01)  # the first run is under way
+        rest = [asyncio.create_task(batcher.submit([10 * k, 10 * k + 1])) for k in range(1, 6)]
+        results = [await first] + [await t for t in rest]
+        return model.runs, results
+
+    runs, results = asyncio.run(scenario())
+    assert runs == [[1], [10, 11, 20, 21, 30, 31, 40, 41, 50, 51]]
+    assert results == [[2], [20, 22], [40, 42], [60, 62], [80, 82], [100, 102]]
+
+
+def test_runs_hold_at_most_max_items_whole_requests_in_arrival_order():
+    async def scenario():
+        model = SlowModel()
+        batcher = GreedyBatcher(model, max_items=4)
+        first = asyncio.create_task(batcher.submit([0]))
+        await asyncio.sleep(0.01)
+        waiting = [asyncio.create_task(batcher.submit(items)) for items in ([1, 2, 3], [4, 5], [6], [7, 8, 9, 10, 11])]
+        await asyncio.gather(first, *waiting)
+        return model.runs, [w.result() for w in waiting]
+
+    runs, results = asyncio.run(scenario())
+    assert runs == [[0], [1, 2, 3], [4, 5, 6], [7, 8, 9, 10, 11]]  # a request over the limit goes alone
+    assert results == [[2, 4, 6], [8, 10], [12], [14, 16, 18, 20, 22]]
+
+
+def test_a_failed_run_fails_its_requests_only_and_the_batcher_keeps_going():
+    async def scenario():
+        model = SlowModel(fail_on=13)
+        batcher = GreedyBatcher(model, max_items=64)
+        first = asyncio.create_task(batcher.submit([1]))
+        await asyncio.sleep(0.01)
+        bad, good = asyncio.create_task(batcher.submit([13])), asyncio.create_task(batcher.submit([2]))
+        await first
+        with pytest.raises(RuntimeError, match="model failed"):
+            await bad
+        with pytest.raises(RuntimeError):  # it shared the failed run
+            await good
+        return await batcher.submit([3]), batcher.busy
+
+    after, busy = asyncio.run(scenario())
+    assert after == [6] and not busy

@@ -1,0 +1,83 @@
+"""`callqa distill`: a student with fewer layers learns its teacher's distributions (tiny BERT, seconds)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from test_training import tiny_config
+from typer.testing import CliRunner
+
+from callqa.cli import app
+from callqa.jsonl import load_calls
+from callqa.render import CallEncoder
+from callqa.training.data import build_dataset
+from callqa.training.distill import distill, pick_layers, write_student
+from callqa.training.model import CallScorer
+from callqa.training.run import RunInfo
+from callqa.training.trainer import predict_rows, train
+
+
+def test_the_student_keeps_every_nth_layer_ending_with_the_top_one_or_the_lowest():
+    assert pick_layers(12, 4) == [2, 5, 8, 11]
+    assert pick_layers(12, 6) == [1, 3, 5, 7, 9, 11]
+    assert pick_layers(12, 3) == [3, 7, 11]
+    assert pick_layers(12, 12) == list(range(12))
+    assert pick_layers(12, 4, "lower") == [0, 1, 2, 3]
+    for bad in (0, 13):
+        with pytest.raises(ValueError, match="keep 1 to 12"):
+            pick_layers(12, bad)
+
+
+def _kl_to(teacher: dict, probs: dict, heads) -> float:
+    return float(np.mean([np.sum(teacher[h] * np.log(teacher[h] / probs[h]), axis=1).mean() for h in heads]))
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_encoder_dir, tiny_data, tmp_path_factory):
+    """A tiny BERT trained long enough to be far from the prior (the session's tiny run barely moved from it)."""
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    train(tiny_config(tiny_encoder_dir, max_steps=60, epochs=15), [tiny_data[0]], out, validation=[tiny_data[1]],
+          progress=False, log=lambda *_: None)
+    return out
+
+
+def test_a_student_learns_its_teacher_from_unlabeled_calls(teacher, tiny_data, tmp_path):
+    """alpha 1 on calls without labels: the only signal is the teacher's distributions. The student starts as the
+    teacher's top layer with zeroed heads (uniform scores: a truncated tiny BERT alone scores almost as its teacher,
+    which would leave nothing to learn) and must end close to its teacher (KL on those calls, ordinal heads)."""
+    unlabeled = tmp_path / "unlabeled.jsonl"
+    calls = load_calls(tiny_data[0])
+    unlabeled.write_text("".join(c.model_copy(update={"labels": {}}).model_dump_json() + "\n" for c in calls),
+                         encoding="utf-8")
+    out = tmp_path / "student"
+    write_student(teacher, [1], out / "student-init")  # distill() starts from an init it finds there
+    heads = load_file(str(out / "student-init" / "heads.safetensors"))
+    save_file({k: torch.zeros_like(v) for k, v in heads.items()}, str(out / "student-init" / "heads.safetensors"))
+    info = distill(teacher, 1, [unlabeled], out, validation=[tiny_data[1]], alpha=1.0, max_steps=40, seed=0,
+                   progress=False, log=lambda *_: None)
+
+    assert info.config["distill"]["layers"] == [1] and info.config["distill"]["teacher"] == str(teacher)
+    assert not (out / "student-init").exists()
+    student = CallScorer.load(out / "model")
+    assert student.encoder.config.num_hidden_layers == 1
+
+    schema = RunInfo.read(teacher).label_schema
+    encoder = CallEncoder.from_file(teacher / "tokenizer.json", RunInfo.read(teacher).render)
+    rows = build_dataset(calls, encoder, schema).to_list()
+    cpu = torch.device("cpu")
+    teacher_p, _ = predict_rows(CallScorer.load(teacher / "model"), rows, schema, encoder.pad_id, 8, cpu)
+    after, _ = predict_rows(student, rows, schema, encoder.pad_id, 8, cpu)
+    levels = [h.name for h in schema.heads if h.spec.ordinal]
+    uniform = {h: np.full_like(teacher_p[h], 1 / teacher_p[h].shape[1]) for h in levels}
+    kl_before, kl_after = _kl_to(teacher_p, uniform, levels), _kl_to(teacher_p, after, levels)
+    print(f"KL to the teacher: {kl_before:.4f} → {kl_after:.4f}")
+    assert kl_after < 0.2 * kl_before
+
+
+def test_distill_command_says_what_is_wrong(tiny_run, tiny_data, tmp_path):
+    result = CliRunner().invoke(app, ["distill", "--teacher", str(tiny_run), "--layers", "5", "--data",
+                                      str(tiny_data[0]), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 1 and "the teacher has 2 layers" in result.output
+    assert json.loads((tiny_run / "run.json").read_text(encoding="utf-8"))["steps"] > 0

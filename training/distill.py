@@ -1,0 +1,139 @@
+"""Distillation: a smaller, faster student from a trained run (the teacher).
+
+The student starts as the teacher with fewer encoder layers (every n-th, keeping the top one, or the lowest K) and the
+teacher's heads, then trains with the one trainer on targets that mix the teacher's distributions with the gold labels
+(``alpha``). Cross-entropy is linear in its target, so training on the mix is training on alpha × the cross-entropy to
+the teacher (its KL plus a constant) + (1 − alpha) × the gold loss. Calls without labels — call centers record
+millions — learn the teacher's distributions alone. Validation, early stopping and the exported gate use gold labels.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Literal
+
+import datasets
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tokenizers import Tokenizer
+from torch import nn
+from transformers import PreTrainedTokenizerFast
+
+from callqa.schema import LabelSchema
+
+from .config import DistillConfig, TrainConfig
+from .data import Rows, mask_column, target_column, turn_counts
+from .distributed import Ranks
+from .model import CallScorer
+from .run import RunInfo
+
+Pick = Literal["every", "lower"]
+
+
+def pick_layers(n_layers: int, keep: int, pick: Pick = "every") -> list[int]:
+    """Which of the teacher's ``n_layers`` the student keeps: every n-th ending with the top layer (12 → 4: 2, 5, 8,
+    11), or the lowest ``keep``."""
+    if not 1 <= keep <= n_layers:
+        raise ValueError(f"--layers {keep}: the teacher has {n_layers} layers; keep 1 to {n_layers}")
+    if pick == "lower":
+        return list(range(keep))
+    return [round((i + 1) * n_layers / keep) - 1 for i in range(keep)]
+
+
+def write_student(teacher_run: Path, layers: list[int], folder: Path) -> None:
+    """The teacher's model with only ``layers`` of its encoder: a Hugging Face encoder folder with the teacher's
+    tokenizer, heads and schema beside it (what training starts from)."""
+    teacher = CallScorer.load(teacher_run / "model")
+    encoder = teacher.encoder
+    encoder.encoder.layer = nn.ModuleList([encoder.encoder.layer[i] for i in layers])
+    encoder.config.num_hidden_layers = len(layers)
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder.save_pretrained(folder)
+    save_file({k: v.contiguous() for k, v in teacher.heads.state_dict().items()}, str(folder / "heads.safetensors"))
+    # The run's tokenizer as a Hugging Face tokenizer folder, so the student's folder loads like any encoder's.
+    PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(teacher_run / "tokenizer.json"))).save_pretrained(folder)
+
+
+def student_config(teacher: RunInfo, teacher_run: Path, init: Path, layers: list[int], alpha: float) -> TrainConfig:
+    """The teacher's recipe for the student: its encoder is ``init``; it freezes the same share of its layers; no
+    positive-class weights (they would inflate the teacher's small probabilities on every topic a call lacks)."""
+    config = TrainConfig.model_validate(teacher.config)
+    freeze = config.optim.freeze_layers * len(layers) // teacher_layers(teacher_run)
+    return config.model_copy(update={
+        "encoder": str(init),
+        "optim": config.optim.model_copy(update={"freeze_layers": freeze}),
+        "loss": config.loss.model_copy(update={"pos_weight": False}),
+        "distill": DistillConfig(teacher=str(teacher_run), alpha=alpha, layers=layers),
+    })
+
+
+def teacher_layers(teacher_run: Path) -> int:
+    config = json.loads((teacher_run / "model" / "encoder" / "config.json").read_text(encoding="utf-8"))
+    return int(config["num_hidden_layers"])
+
+
+def teacher_targets(rows: Rows, distill: DistillConfig, schema: LabelSchema, pad_id: int, batch_size: int,
+                    device: torch.device, cache_file: Path, ranks: Ranks, log) -> datasets.Dataset:
+    """``rows`` with the targets replaced by the teacher's mix: every call for a call head; for a turn head only the
+    turns that carry a gold label (the rows do not say which unlabeled turns a head applies to)."""
+    from .trainer import predict_rows
+
+    teacher = CallScorer.load(Path(distill.teacher) / "model")
+    missing = [h.name for h in schema.all_heads if h.name not in teacher.heads]
+    if missing:
+        raise ValueError(f"the teacher {distill.teacher} has no head {', '.join(missing)}")
+    log(f"teacher {Path(distill.teacher).name}: predicting {len(rows)} training calls")
+    probs, _ = predict_rows(teacher.to(device), rows, schema, pad_id, batch_size, device, ranks=ranks)
+    del teacher
+    offsets = np.cumsum([0, *turn_counts(rows, schema)])
+    a = distill.alpha
+
+    def mix(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        out: dict[str, list] = {}
+        for head in schema.heads:
+            gold, has = np.array(batch[target_column(head.name)]), np.array(batch[mask_column(head.name)])
+            teacher_p = probs[head.name][indices]
+            out[target_column(head.name)] = np.where(has[:, None] > 0, a * teacher_p + (1 - a) * gold, teacher_p).tolist()
+            out[mask_column(head.name)] = [1] * len(indices)
+        for head in schema.turn_heads:
+            targets = []
+            for j, i in enumerate(indices):
+                teacher_p = probs[head.name][offsets[i] : offsets[i + 1]]
+                gold = np.array(batch[target_column(head.name)][j]).reshape(len(teacher_p), head.size)
+                has = np.array(batch[mask_column(head.name)][j])[:, None] > 0  # labeled turns were all reached
+                targets.append(np.where(has, a * np.nan_to_num(teacher_p) + (1 - a) * gold, gold).tolist())
+            out[target_column(head.name)] = targets
+        return out
+
+    if not isinstance(rows, datasets.Dataset):
+        rows = datasets.Dataset.from_list(rows)
+    return rows.map(mix, with_indices=True, batched=True, desc="teacher targets", load_from_cache_file=False,
+                    cache_file_name=str(cache_file))
+
+
+def distill(teacher_run: Path, keep: int, data: list[Path], out: Path, validation: list[Path] | None = None,
+            pick: Pick = "every", alpha: float = 0.7, max_steps: int | None = None, seed: int | None = None,
+            nproc: int = 1, device: str | None = None, progress: bool = True, log=print) -> RunInfo:
+    """Train a ``keep``-layer student of ``teacher_run`` on ``data`` (labeled and unlabeled calls) into ``out``."""
+    from .trainer import train, train_processes
+
+    teacher = RunInfo.read(teacher_run)
+    layers = pick_layers(teacher_layers(teacher_run), keep, pick)
+    init = out / "student-init"  # a fixed place: a killed run resumes with the same config
+    if not (init / "config.json").exists():
+        write_student(teacher_run, layers, init)
+    config = student_config(teacher, teacher_run, init, layers, alpha)
+    if max_steps is not None:
+        config = config.model_copy(update={"optim": config.optim.model_copy(update={"max_steps": max_steps})})
+    if seed is not None:
+        config = config.model_copy(update={"seed": seed})
+    log(f"student: layers {layers} of the teacher's {teacher_layers(teacher_run)}, alpha {alpha}")
+    if nproc > 1:
+        info = train_processes(nproc, config, data, out, validation, device, progress)
+    else:
+        info = train(config, data, out, validation, device, progress, log)
+    shutil.rmtree(init)
+    return info
