@@ -59,13 +59,19 @@ def write_student(teacher_run: Path, layers: list[int], folder: Path) -> None:
 
 def student_config(teacher: RunInfo, teacher_run: Path, init: Path, layers: list[int], alpha: float) -> TrainConfig:
     """The teacher's recipe for the student: its encoder is ``init``; it freezes the same share of its layers; no
-    positive-class weights (they would inflate the teacher's small probabilities on every topic a call lacks)."""
+    positive-class weights (they would inflate the teacher's small probabilities on every topic a call lacks). A
+    multilabel head's loss is a mean over its labels; against soft targets that leaves each label a small gradient,
+    so the head's weight is multiplied by its number of labels (the sum over labels)."""
     config = TrainConfig.model_validate(teacher.config)
     freeze = config.optim.freeze_layers * len(layers) // teacher_layers(teacher_run)
+    weights = dict(config.loss.head_weights)
+    for head in config.label_schema().all_heads:
+        if head.spec.multilabel:
+            weights[head.name] = weights.get(head.name, 1.0) * head.size
     return config.model_copy(update={
         "encoder": str(init),
         "optim": config.optim.model_copy(update={"freeze_layers": freeze}),
-        "loss": config.loss.model_copy(update={"pos_weight": False}),
+        "loss": config.loss.model_copy(update={"pos_weight": False, "head_weights": weights}),
         "distill": DistillConfig(teacher=str(teacher_run), alpha=alpha, layers=layers),
     })
 
