@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -59,9 +60,11 @@ def main() -> None:
     pipeline = ScoringPipeline(scorer.info, load_scorecard("default", scorer.schema))
 
     started = time.perf_counter()
+    print(f"{args.calls} calls: local engine …", flush=True)
     local = score_files([data], work / "local", scorer, pipeline, chunk_size=args.chunk_size)
     local_s = time.perf_counter() - started
     started = time.perf_counter()
+    print(f"local: {local.calls / local_s:.1f} calls/s; Ray engine …", flush=True)
     ray = score_files_ray([data], work / "ray", bundle, "default", chunk_size=args.chunk_size, workers=os.cpu_count())
     ray_s = time.perf_counter() - started
     same = read_scores(work / "local").sort_by("call_id")["scorecard.total"].to_pylist() == \
@@ -72,12 +75,13 @@ def main() -> None:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "isa": isa()},
         "bundle": scorer.info.tag, "model_file": scorer.info.model_file, "calls": args.calls,
         "chunk_size": args.chunk_size,
-        "local": {"seconds": local_s, "calls_per_s": local.calls / local_s},
-        "ray": {"seconds": ray_s, "calls_per_s": ray.calls / ray_s},
+        "local": {"seconds": local_s, "calls_per_s": local.calls / local_s, "padding_waste": local.padding_waste},
+        "ray": {"seconds": ray_s, "calls_per_s": ray.calls / ray_s, "padding_waste": ray.padding_waste},
         "ray_vs_local": (ray.calls / ray_s) / (local.calls / local_s),
         "same_totals": same,
     }
     print(json.dumps(result, indent=2))
+    shutil.rmtree(work)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 

@@ -70,13 +70,13 @@ class TokenCount:
 
 class OnnxScorer:
     def __init__(self, session: ort.InferenceSession, encoder: CallEncoder, info: BundleInfo,
-                 max_batch_tokens: int = 8192):
+                 max_batch_tokens: int = 8192, max_padding: float = 0.05):
         self.session = session
         self.tokens = TokenCount()  # since this scorer was made; callers read or reset it
         self.encoder = encoder
         self.info = info
         self.schema = info.schema_
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens, self.max_padding = max_batch_tokens, max_padding
         self._outputs = [f"logits.{h.name}" for h in self.schema.heads] + [f"token_logits.{h.name}" for h in self.schema.turn_heads]
 
     @classmethod
@@ -93,9 +93,14 @@ class OnnxScorer:
         out.update({h.name: [None] * len(windows) for h in self.schema.turn_heads})
         start = 0
         while start < len(order):
-            # Grow the chunk while (rows × longest row) stays within the token budget; the longest is the last.
-            end = start + 1
-            while end < len(order) and (end + 1 - start) * len(windows[order[end]]) <= self.max_batch_tokens:
+            # Grow the chunk while (rows × longest row) stays within the token budget and padding stays under
+            # max_padding of the chunk's tokens; the longest row is the last (sorted), so each test is one product.
+            end, real = start + 1, len(windows[order[start]])
+            while end < len(order):
+                rows, longest = end + 1 - start, len(windows[order[end]])
+                if rows * longest > self.max_batch_tokens or rows * longest - (real + longest) > self.max_padding * rows * longest:
+                    break
+                real += longest
                 end += 1
             chunk = order[start:end]
             ids, mask = pad_windows([windows[i] for i in chunk], self.encoder.pad_id)

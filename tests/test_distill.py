@@ -55,7 +55,7 @@ def test_a_student_learns_its_teacher_from_unlabeled_calls(teacher, tiny_data, t
     write_student(teacher, [1], out / "student-init")  # distill() starts from an init it finds there
     heads = load_file(str(out / "student-init" / "heads.safetensors"))
     save_file({k: torch.zeros_like(v) for k, v in heads.items()}, str(out / "student-init" / "heads.safetensors"))
-    info = distill(teacher, 1, [unlabeled], out, validation=[tiny_data[1]], alpha=1.0, max_steps=40, seed=0,
+    info = distill(teacher, 1, [unlabeled], out, validation=[tiny_data[1]], alpha=1.0, max_steps=80, seed=0,
                    progress=False, log=lambda *_: None)
 
     assert info.config["distill"]["layers"] == [1] and info.config["distill"]["teacher"] == str(teacher)

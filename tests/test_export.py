@@ -152,3 +152,12 @@ def test_bench_measures_every_engine_on_the_same_calls(tiny_bundle, tiny_data, t
         assert 0 < e["roof_fraction"] < 1.5 and e["gflops"] > 0
         assert 0 <= e["batch"]["1"]["padding_waste"] < 1 and 0 <= e["batch"]["32"]["padding_waste"] < 1
         assert e["batch"]["32"]["window_tokens_per_s"] > 0
+
+
+def test_exporting_a_version_the_store_holds_fails_at_once_and_says_what_to_do(tiny_run, tiny_bundle, tmp_path):
+    result = CliRunner().invoke(app, ["export", "--run", str(tiny_run), "--out", str(tmp_path / "again"),
+                                      "--version", "tiny"])
+    assert result.exit_code == 1
+    assert "callqa-scorer:tiny is already in the BentoML model store" in result.output
+    assert "bentoml models delete callqa-scorer:tiny" in result.output
+    assert not (tmp_path / "again").exists()  # refused before any work

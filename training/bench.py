@@ -167,10 +167,12 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
     from .baselines import targets as call_targets
 
     targets = call_targets(calls, info.schema_)
-    thresholds = {k: np.array(v) for k, v in info.thresholds.items()}
     quality = {}
     for r in results:
         probs = {h: np.array(v) for h, v in r.pop("probs").items()}
+        # Each model with its own topic thresholds: the PyTorch baseline may be another run (a student's teacher).
+        own = RunInfo.read(run_dir).thresholds if r["engine"] == "pytorch-fp32" else info.thresholds
+        thresholds = {k: np.array(v) for k, v in own.items()}
         quality[r["engine"]] = {h.name: head_metrics(h, probs[h.name], targets[h.name], thresholds.get(h.name))
                                 for h in info.schema_.heads}
     base = results[0]["batch"]

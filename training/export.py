@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -25,7 +26,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from callqa.bundle import BundleInfo, GateResult, sha256_file, write_bundle_info
+from callqa.bundle import BENTO_MODEL_NAME, BundleInfo, GateResult, sha256_file, write_bundle_info
 from callqa.calls import Call
 from callqa.jsonl import load_calls
 from callqa.metrics import head_metrics, turn_head_metrics
@@ -211,6 +212,8 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
     run_dir, out = Path(run_dir), Path(out)
     info, schema, model, encoder = load_run(run_dir)
     version = version or time.strftime("%Y%m%d-%H%M%S")
+    if store:
+        stored_already(version)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir / "tokenizer.json", out / "tokenizer.json")
 
@@ -307,6 +310,20 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
         save_to_store(out, bundle)
         log(f"stored as {bundle.tag} in the BentoML model store")
     return bundle
+
+
+def stored_already(version: str) -> None:
+    """Refuse a version the BentoML store holds, before any work (the store never overwrites a tag)."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    tag = f"{BENTO_MODEL_NAME}:{version}"
+    try:
+        bentoml.models.get(tag)
+    except NotFound:
+        return
+    raise ExportError(f"{tag} is already in the BentoML model store ({os.environ.get('BENTOML_HOME', '~/bentoml')}): "
+                      f"choose another --version, or delete it first with `bentoml models delete {tag}`")
 
 
 def save_to_store(directory: Path, bundle: BundleInfo) -> None:

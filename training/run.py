@@ -77,6 +77,7 @@ class RunInfo(BaseModel):
     device: str
     processes: int = 1  # training processes (DDP ranks); device is rank 0's
     train_seconds: float
+    loop_seconds: float | None = None  # of train_seconds, the optimizer steps and evaluations (no data preparation)
     thresholds: dict[str, list[float]] = {}
     validation_loss: float
     validation_metrics: dict[str, dict[str, Any]]

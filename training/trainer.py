@@ -328,7 +328,9 @@ def _train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pa
 
     loop = TrainingLoop(model, optimizer, scheduler, config, schema, train_rows, val_rows, call_encoder.pad_id, dev,
                         checkpoint, state, best_weights, log, ranks)
+    loop_started = time.time()
     loop.run(total_steps, eval_every=config.eval.every_steps or steps_per_epoch, progress=progress)
+    loop_seconds = time.time() - loop_started
     if loop.best_weights is not None:
         model.load_state_dict(loop.best_weights)
 
@@ -357,6 +359,7 @@ def _train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pa
         device=str(dev),
         processes=ranks.world,
         train_seconds=round(time.time() - started, 1),
+        loop_seconds=round(loop_seconds, 1),
         thresholds=thresholds,
         validation_loss=val_loss,
         validation_metrics=evaluate_rows(probs, val_rows, schema, thresholds),
