@@ -27,13 +27,15 @@ from callqa.scorer import OnnxScorer
 SAMPLE = Path(__file__).resolve().parent.parent / "datasets" / "sample" / "calls.jsonl"
 
 
-def generate(n: int, path: Path) -> None:
+def generate(n: int, path: Path, labels: bool = False) -> None:
+    """``n`` calls: the sample set repeated with new ids (benchmarks/train_memory.py keeps the labels)."""
     lines = SAMPLE.read_text(encoding="utf-8").splitlines()
     with open(path, "w", encoding="utf-8") as out:
         for i in range(n):
             call = json.loads(lines[i % len(lines)])
             call["call_id"] = f"g{i:07d}"
-            call.pop("labels", None)
+            if not labels:
+                call.pop("labels", None)
             out.write(json.dumps(call, ensure_ascii=False) + "\n")
 
 

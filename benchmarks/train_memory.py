@@ -19,17 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-SAMPLE = Path(__file__).resolve().parent.parent / "datasets" / "sample" / "calls.jsonl"
+from batch_scale import generate  # the sample set repeated with new ids, as the batch benchmark makes it
+
 RECIPE = Path(__file__).resolve().parent.parent / "configs" / "train" / "demo.yaml"
-
-
-def generate(n: int, path: Path) -> None:
-    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
-    with open(path, "w", encoding="utf-8") as out:
-        for i in range(n):
-            call = json.loads(lines[i % len(lines)])
-            call["call_id"] = f"g{i:07d}"
-            out.write(json.dumps(call, ensure_ascii=False) + "\n")
 
 
 def child(way: str, data: Path, work: Path) -> dict:
@@ -68,8 +60,8 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="callqa-train-memory-") as work:
         data = Path(work) / "train.jsonl"
-        generate(args.calls, data)
-        generate(200, data.with_name("validation.jsonl"))
+        generate(args.calls, data, labels=True)
+        generate(200, data.with_name("validation.jsonl"), labels=True)
         results = []
         for way in ("in-memory", "streamed"):
             done = subprocess.run([sys.executable, __file__, "--child", way, str(data), work], check=True,
