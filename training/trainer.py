@@ -85,7 +85,7 @@ def load_tokenizer(encoder_path: str):
     return tok.backend_tokenizer
 
 
-def predict_rows(model: CallScorer, rows: list[dict], schema: LabelSchema, pad_id: int, batch_size: int,
+def predict_rows(model: CallScorer, rows: Rows, schema: LabelSchema, pad_id: int, batch_size: int,
                  device: torch.device, loss_config=None, ranks: Ranks = Ranks()) -> tuple[dict[str, np.ndarray], float]:
     """Probabilities per head (softmax, or sigmoid for multilabel) and the mean masked loss: call heads [N, C];
     turn heads [all turns of all rows, call after call, C], NaN for a turn no window reached. Under several
@@ -102,7 +102,7 @@ def predict_rows(model: CallScorer, rows: list[dict], schema: LabelSchema, pad_i
 
 
 @torch.no_grad()
-def _predict_block(model: CallScorer, rows: list[dict], schema: LabelSchema, pad_id: int, batch_size: int,
+def _predict_block(model: CallScorer, rows: Rows, schema: LabelSchema, pad_id: int, batch_size: int,
                    device: torch.device, loss_config) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """(probabilities, per head [summed loss, labeled calls or turns]) of ``rows``."""
     model.eval()
