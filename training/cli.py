@@ -59,24 +59,15 @@ def train_cmd(
     from callqa.encoders import EncoderNotFound
     from callqa.jsonl import CallFileError
     from callqa.training.config import ConfigError, TrainConfig
-    from callqa.training.trainer import train, train_processes
+    from callqa.training.trainer import train_processes
 
     library_bars()
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise fail("--nproc starts its own processes; under torchrun (WORLD_SIZE is set) leave it out")
 
     try:
-        cfg = TrainConfig.from_yaml(config)
-        if max_steps is not None:
-            cfg = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"max_steps": max_steps})})
-        if seed is not None:
-            cfg = cfg.model_copy(update={"seed": seed})
-        if nproc > 1:
-            info = train_processes(nproc, cfg, data, out, validation=validation or None, device=device,
-                                   progress=not quiet)
-        else:
-            info = train(cfg, data, out, validation=validation or None, device=device, progress=not quiet,
-                         log=console.print)
+        cfg = TrainConfig.from_yaml(config).overridden(max_steps, seed)
+        info = train_processes(nproc, cfg, data, out, validation or None, device, not quiet, log=console.print)
     except (ConfigError, CallFileError, EncoderNotFound, ValueError) as err:
         raise fail(str(err)) from None
     print_metrics(info.label_schema, {"validation": info.validation_metrics})

@@ -94,6 +94,15 @@ class TrainConfig(BaseModel):
                 raise ValueError(f"eval.metric {metric!r}: use 'loss', 'mean.nmd' or HEAD.METRIC with a head of {schema.name!r}")
         return self
 
+    def overridden(self, max_steps: int | None = None, seed: int | None = None) -> TrainConfig:
+        """This recipe with a command line's --max-steps and --seed where given."""
+        config = self
+        if max_steps is not None:
+            config = config.model_copy(update={"optim": config.optim.model_copy(update={"max_steps": max_steps})})
+        if seed is not None:
+            config = config.model_copy(update={"seed": seed})
+        return config
+
     def label_schema(self) -> LabelSchema:
         """The schema, narrowed to ``heads`` when the config names some."""
         try:

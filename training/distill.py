@@ -124,22 +124,15 @@ def distill(teacher_run: Path, keep: int, data: list[Path], out: Path, validatio
             pick: Pick = "every", alpha: float = 0.7, max_steps: int | None = None, seed: int | None = None,
             nproc: int = 1, device: str | None = None, progress: bool = True, log=print) -> RunInfo:
     """Train a ``keep``-layer student of ``teacher_run`` on ``data`` (labeled and unlabeled calls) into ``out``."""
-    from .trainer import train, train_processes
+    from .trainer import train_processes
 
     teacher = RunInfo.read(teacher_run)
     layers = pick_layers(teacher_layers(teacher_run), keep, pick)
     init = out / "student-init"  # a fixed place: a killed run resumes with the same config
     if not (init / "config.json").exists():
         write_student(teacher_run, layers, init)
-    config = student_config(teacher, teacher_run, init, layers, alpha)
-    if max_steps is not None:
-        config = config.model_copy(update={"optim": config.optim.model_copy(update={"max_steps": max_steps})})
-    if seed is not None:
-        config = config.model_copy(update={"seed": seed})
+    config = student_config(teacher, teacher_run, init, layers, alpha).overridden(max_steps, seed)
     log(f"student: layers {layers} of the teacher's {teacher_layers(teacher_run)}, alpha {alpha}")
-    if nproc > 1:
-        info = train_processes(nproc, config, data, out, validation, device, progress)
-    else:
-        info = train(config, data, out, validation, device, progress, log)
+    info = train_processes(nproc, config, data, out, validation, device, progress, log)
     shutil.rmtree(init)
     return info

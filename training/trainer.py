@@ -271,8 +271,11 @@ def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pat
 
 
 def train_processes(nproc: int, config: TrainConfig, data: list[Path], out: Path, validation: list[Path] | None = None,
-                    device: str | None = None, progress: bool = True) -> RunInfo:
-    """``train`` on ``nproc`` processes of this machine (DDP); returns the run.json rank 0 wrote."""
+                    device: str | None = None, progress: bool = True, log=print) -> RunInfo:
+    """``train`` on ``nproc`` processes of this machine (DDP), or in this one when ``nproc`` is 1 (with ``log``);
+    returns the run.json rank 0 wrote."""
+    if nproc <= 1:
+        return train(config, data, out, validation, device, progress, log)
     spawn(nproc, _train_rank, config, data, out, validation, device, progress)
     return RunInfo.read(out)
 
