@@ -14,6 +14,7 @@ from callqa.jsonl import load_calls
 from callqa.render import CallEncoder
 from callqa.training.data import build_dataset
 from callqa.training.distill import distill, pick_layers, write_student
+from callqa.training.export import GateConfig, export_run
 from callqa.training.model import CallScorer
 from callqa.training.run import RunInfo
 from callqa.training.trainer import predict_rows, train
@@ -74,6 +75,21 @@ def test_a_student_learns_its_teacher_from_unlabeled_calls(teacher, tiny_data, t
     kl_before, kl_after = _kl_to(teacher_p, uniform, levels), _kl_to(teacher_p, after, levels)
     print(f"KL to the teacher: {kl_before:.4f} → {kl_after:.4f}")
     assert kl_after < 0.2 * kl_before
+
+    # Its export reports the served graph against the teacher's PyTorch fp32 on the same validation calls: the same
+    # numbers the teacher's own export measures for its PyTorch model.
+    loose = GateConfig(max_nmd_increase=1.0, max_macro_f1_drop=1.0)
+    said = []
+    bundle = export_run(out, tmp_path / "bundle", version="student", gate=loose, store=False, log=said.append)
+    reference = export_run(teacher, tmp_path / "teacher-bundle", version="teacher", gate=loose, store=False,
+                           log=lambda *_: None).metrics["validation"]["pytorch"]
+    parity = json.loads((tmp_path / "bundle" / "parity.json").read_text())
+    compared = parity["served_vs_teacher"]
+    assert compared["teacher"] == str(teacher) and compared["within_limits"]
+    served = bundle.metrics["validation"][bundle.serve]
+    for head in levels:
+        assert compared["deltas"][head]["nmd"] == pytest.approx(served[head]["nmd"] - reference[head]["nmd"], abs=1e-6)
+    assert [line for line in said if line.startswith(f"{bundle.serve} against the teacher's PyTorch fp32: within")]
 
 
 def test_distill_command_says_what_is_wrong(tiny_run, tiny_data, tmp_path):

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -12,10 +13,19 @@ from typer.testing import CliRunner
 from callqa.bundle import BundleError, load_bundle, read_bundle_info, resolve_bundle
 from callqa.cli import app
 from callqa.jsonl import load_calls
-from callqa.scorer import OnnxScorer
+from callqa.scorer import OnnxScorer, make_session
 from callqa.training.data import build_dataset
 from callqa.training.evaluate import load_run
-from callqa.training.export import ExportError, GateConfig, export_run
+from callqa.training.export import (
+    AUTO,
+    ExportError,
+    GateConfig,
+    export_run,
+    quantize,
+    validation_calls,
+    window_feeds,
+)
+from callqa.training.run import RunInfo
 from callqa.training.trainer import predict_rows
 
 from conftest import SAMPLE
@@ -78,8 +88,9 @@ def test_failed_gate_fails_the_export_and_the_loader_refuses_it(tiny_run, tmp_pa
     with pytest.raises(ExportError, match="export gate failed"):
         export_run(tiny_run, tmp_path / "failed", version="failed", gate=strict, quantization="qint8-per-channel",
                    log=said.append)
-    assert [line for line in said if "qint8-per-channel:" in line] == [
-        line for line in said if line.startswith("int8 qint8-per-channel: failed: attitude: int8 NMD")]
+    verdicts = [line for line in said if "qint8-per-channel" in line and "failed" in line]
+    assert len(verdicts) == 1 and verdicts[0].startswith("qint8-per-channel failed the gate (attitude: int8 NMD")
+    assert "serving int8 qint8-per-channel: failed: attitude: int8 NMD" in verdicts[0]
     # auto: no int8 method keeps quality, so the fp32 graph serves; one line says so, and onnxruntime's
     # pre-processing advice is not repeated per try.
     said.clear()
@@ -88,6 +99,7 @@ def test_failed_gate_fails_the_export_and_the_loader_refuses_it(tiny_run, tmp_pa
     assert len(verdicts) == 1 and verdicts[0].startswith("qint8-per-channel failed the gate (attitude: int8 NMD")
     assert verdicts[0].endswith("), serving fp32 (model.onnx): passed")
     assert "qint8-per-channel-ffn-fp32 failed the gate (attitude: int8 NMD" in verdicts[0]
+    assert "static-u8s8 failed the gate (attitude: int8 NMD" in verdicts[0]
     assert fallback.gate.passed and fallback.serve == "fp32" and fallback.model_file == "model.onnx"
     assert load_bundle(tmp_path / "fp32")[0].serve == "fp32"
     assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
@@ -137,7 +149,8 @@ def test_bench_measures_every_engine_on_the_same_calls(tiny_bundle, tiny_data, t
     assert result.exit_code == 0, result.output
     bench = json.loads(out.read_text())
     engines = [e["engine"] for e in bench["engines"]]
-    assert engines == ["pytorch-fp32", "ort-fp32", "ort-int8 (qint8-per-channel)", "ort-int8 (quint8)"]
+    own = read_bundle_info(tiny_bundle).quantization  # auto's pick on this machine
+    assert engines == ["pytorch-fp32", "ort-fp32", f"ort-int8 ({own})", "ort-int8 (quint8)"]
     for e in bench["engines"]:
         assert e["calls"] == 24 and set(e["batch"]) == {"1", "8", "32"} and e["peak_rss_mb"] > 0
         assert e["batch"]["1"]["p99_ms"] >= e["batch"]["1"]["p50_ms"] > 0
@@ -152,6 +165,46 @@ def test_bench_measures_every_engine_on_the_same_calls(tiny_bundle, tiny_data, t
         assert 0 < e["roof_fraction"] < 1.5 and e["gflops"] > 0
         assert 0 <= e["batch"]["1"]["padding_waste"] < 1 and 0 <= e["batch"]["32"]["padding_waste"] < 1
         assert e["batch"]["32"]["window_tokens_per_s"] > 0
+
+
+def test_auto_serves_the_fastest_graph_that_passed_the_gate(tiny_bundle):
+    parity = json.loads((tiny_bundle / "parity.json").read_text())
+    info = read_bundle_info(tiny_bundle)
+    tried = parity["quantizations_tried"]
+    assert list(tried) == list(AUTO) and all(t["windows_per_s"] > 0 and not t["failures"] for t in tried.values())
+    assert info.quantization == max(tried, key=lambda m: tried[m]["windows_per_s"])
+    # fp32 serves where it ran faster than every int8 graph (a tiny encoder's matmuls are too small to gain).
+    faster_fp32 = parity["fp32_windows_per_s"] >= tried[info.quantization]["windows_per_s"]
+    assert info.serve == ("fp32" if faster_fp32 else "int8") == parity["serve"]
+    assert not list(tiny_bundle.glob("tmp*")), "the other candidates are not left in the bundle"
+
+
+@pytest.mark.parametrize("method, zero_point", [("static-u8s8", onnx.TensorProto.UINT8),
+                                                ("static-s8s8", onnx.TensorProto.INT8)])
+def test_static_quantization_calibrates_fixed_activation_scales(tiny_run, tiny_bundle, tmp_path, method, zero_point):
+    _, _, model, encoder = load_run(tiny_run)
+    calls = validation_calls(RunInfo.read(tiny_run))
+    windows = [w for e in encoder.encode_batch(calls) for w in e.windows]
+    config = model.encoder.config
+    with pytest.raises(ExportError, match="needs calibration windows"):
+        quantize(tiny_bundle / "model.onnx", tmp_path / "none.onnx", method, config.num_attention_heads,
+                 config.hidden_size)
+    out = tmp_path / f"{method}.onnx"
+    quantize(tiny_bundle / "model.onnx", out, method, config.num_attention_heads, config.hidden_size,
+             window_feeds(windows, encoder.pad_id))
+    graph = onnx.load(str(out)).graph
+    ops = [n.op_type for n in graph.node]
+    # Static: activations quantize with stored scales (QuantizeLinear), never measured per batch at run time.
+    assert "DynamicQuantizeLinear" not in ops and ops.count("QuantizeLinear") >= config.num_hidden_layers * 4
+    constants = {i.name: i for i in graph.initializer}
+    activation_zero_points = [constants[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"
+                              and n.input[0] not in constants]
+    assert activation_zero_points and {z.data_type for z in activation_zero_points} == {zero_point}
+    # Same outputs as fp32 within int8's error on the calibration windows.
+    feeds = window_feeds(windows, encoder.pad_id)[0]
+    fp32 = make_session(tiny_bundle / "model.onnx").run(None, feeds)[0]
+    int8 = make_session(out).run(None, feeds)[0]
+    assert np.abs(int8 - fp32).max() < 0.1 * np.abs(fp32).max()
 
 
 def test_exporting_a_version_the_store_holds_fails_at_once_and_says_what_to_do(tiny_run, tiny_bundle, tmp_path):

@@ -128,7 +128,9 @@ def _spawn(engine: str, model_path: Path, bundle: Path, data: Path, threads: int
 
 def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, quantization: list[str] | None = None,
           threads: int | None = None, repeats: int = 1, log=print) -> dict:
-    from .export import GateConfig, quality_deltas, quantize, validation_calls
+    from callqa.render import CallEncoder
+
+    from .export import GateConfig, quality_deltas, quantize, validation_calls, window_feeds
     from .run import RunInfo
 
     bundle = Path(bundle)
@@ -141,12 +143,15 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
             write_calls(validation_calls(RunInfo.read(run_dir)), data)
         engines = [("pytorch-fp32", run_dir), ("ort-fp32", bundle / "model.onnx"),
                    (f"ort-int8 ({info.quantization})", bundle / "model.int8.onnx")]
+        encoder = CallEncoder.from_file(bundle / "tokenizer.json", info.render)
+        # Static methods calibrate on the bench's calls, as export calibrates on the validation calls it gates on.
+        feeds = window_feeds([w for e in encoder.encode_batch(load_calls(data)) for w in e.windows], encoder.pad_id)
+        config = json.loads((Path(info.run) / "model" / "encoder" / "config.json").read_text(encoding="utf-8"))
         for method in quantization or []:
             if method == info.quantization:  # already measured as the bundle's own int8 graph
                 continue
             path = Path(tmp) / f"{method}.onnx"
-            config = json.loads((run_dir / "model" / "encoder" / "config.json").read_text(encoding="utf-8"))
-            quantize(bundle / "model.onnx", path, method, config["num_attention_heads"], config["hidden_size"])
+            quantize(bundle / "model.onnx", path, method, config["num_attention_heads"], config["hidden_size"], feeds)
             engines.append((f"ort-int8 ({method})", path))
         results = [_spawn(name, path, bundle, data, threads, repeats, log) for name, path in engines]
         calls = load_calls(data)
