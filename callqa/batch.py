@@ -234,7 +234,8 @@ def score_files_ray(files: list[Path], out: Path, bundle: Path, scorecard: str |
         counts = dataset.map_batches(
             _ChunkScorer, fn_constructor_kwargs={"bundle": str(bundle), "scorecard": scorecard, "out": str(out),
                                                  "batch_size": batch_size, "threads": 1},
-            batch_size=1, batch_format="numpy", concurrency=min(pool, len(todo)), num_cpus=1).take_all()
+            batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=min(pool, len(todo))),
+            num_cpus=1).take_all()
     finally:
         if started_here:
             ray.shutdown()

@@ -145,9 +145,11 @@ def export_cmd(
     version: Annotated[str | None, typer.Option(help="Bundle version, also the BentoML tag version (default: a timestamp).")] = None,
     validation: Annotated[list[Path] | None, typer.Option("--validation", "-v", help="Labeled calls for the gate "
                           "(default: the run's own validation calls).", exists=True, dir_okay=False)] = None,
-    quantization: Annotated[str, typer.Option(help="int8 method: auto (the fastest that passes the gate), qint8, "
-                            "quint8, qint8-per-channel, qint8-per-channel-ffn-fp32, fused-qint8 (docs/export.md "
-                            "compares them).")] = "auto",
+    quantization: Annotated[str, typer.Option(help="int8 method: auto (builds, gates and times the candidates on "
+                            "this machine; the fastest graph that passes serves, fp32 included), or one of qint8, "
+                            "quint8, qint8-per-channel, qint8-per-channel-ffn-fp32, fused-qint8 (dynamic), "
+                            "static-u8s8, static-s8s8, static-u8s8-ffn-fp32 (calibrated on the validation calls); "
+                            "docs/export.md compares them.")] = "auto",
     max_nmd_increase: Annotated[float, typer.Option(help="Gate: largest allowed int8-vs-fp32 NMD increase per ordinal head.")] = 0.005,
     max_macro_f1_drop: Annotated[float, typer.Option(help="Gate: largest allowed int8-vs-fp32 macro-F1 drop per multilabel head.")] = 0.01,
     force: Annotated[bool, typer.Option(help="Export and store even if the gate fails; the override is recorded in "
