@@ -95,14 +95,15 @@ serve: bundle
 bento: bundle
 	$(CALLQA) bundles bento --bundle bundles/demo/current
 
-# Distilled students of the demo model (docs/export.md): 6, 4 and 3 of its 12 layers, exported and gated.
+# Distilled students of the demo model (docs/export.md): 6, 4 and 3 of its 12 layers, exported and gated (used by
+# path, not stored: a rebuilt student would clash with the stored version of the same name).
 students: bundles/demo-k6/bundle.json bundles/demo-k4/bundle.json bundles/demo-k3/bundle.json
 
 bundles/demo-k%/bundle.json: $(DEMO)/run.json
 	rm -rf runs/demo-k$* bundles/demo-k$*
 	$(CALLQA) distill --teacher $(DEMO) --layers $* --data data/sample/train.jsonl --validation data/sample/validation.jsonl \
 		--out runs/demo-k$*
-	$(CALLQA) export --run runs/demo-k$* --out bundles/demo-k$* --version demo-k$*
+	$(CALLQA) export --run runs/demo-k$* --out bundles/demo-k$* --version demo-k$* --no-store
 
 # Benchmarks (docs/export.md, docs/serving.md): PyTorch vs ONNX fp32 vs int8 variants on the demo bundle, then load
 # on a served copy at concurrency 1/8/32, then the review store with 20,000 calls (docs/reviews.md).

@@ -13,7 +13,7 @@ from callqa.cli import app
 from callqa.jsonl import load_calls
 from callqa.render import CallEncoder
 from callqa.training.data import build_dataset
-from callqa.training.distill import distill, pick_layers, write_student
+from callqa.training.distill import distill, pick_layers, student_config, write_student
 from callqa.training.export import GateConfig, export_run
 from callqa.training.model import CallScorer
 from callqa.training.run import RunInfo
@@ -60,6 +60,10 @@ def test_a_student_learns_its_teacher_from_unlabeled_calls(teacher, tiny_data, t
                    progress=False, log=lambda *_: None)
 
     assert info.config["distill"]["layers"] == [1] and info.config["distill"]["teacher"] == str(teacher)
+    # The teacher's compute, not its epochs: half the layers, twice the epochs and step limit (--max-steps wins).
+    assert info.config["optim"]["epochs"] == 2 * 15 and info.config["optim"]["max_steps"] == 80
+    recipe = student_config(RunInfo.read(teacher), teacher, out / "init", [1], 0.7).optim
+    assert (recipe.epochs, recipe.max_steps) == (30, 120)
     assert not (out / "student-init").exists()
     student = CallScorer.load(out / "model")
     assert student.encoder.config.num_hidden_layers == 1

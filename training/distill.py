@@ -10,6 +10,7 @@ millions — learn the teacher's distributions alone. Validation, early stopping
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Literal
@@ -58,19 +59,25 @@ def write_student(teacher_run: Path, layers: list[int], folder: Path) -> None:
 
 
 def student_config(teacher: RunInfo, teacher_run: Path, init: Path, layers: list[int], alpha: float) -> TrainConfig:
-    """The teacher's recipe for the student: its encoder is ``init``; it freezes the same share of its layers; no
-    positive-class weights (they would inflate the teacher's small probabilities on every topic a call lacks). A
-    multilabel head's loss is a mean over its labels; against soft targets that leaves each label a small gradient,
-    so the head's weight is multiplied by its number of labels (the sum over labels)."""
+    """The teacher's recipe for the student: its encoder is ``init``; it freezes the same share of its layers; it
+    trains for the teacher's compute, not its epochs (epochs and any step limit × teacher layers / student layers: a
+    4-layer student of a 12-layer teacher takes 3× the steps, each about a third as costly); no positive-class
+    weights (they would inflate the teacher's small probabilities on every topic a call lacks). A multilabel head's
+    loss is a mean over its labels; against soft targets that leaves each label a small gradient, so the head's
+    weight is multiplied by its number of labels (the sum over labels)."""
     config = TrainConfig.model_validate(teacher.config)
-    freeze = config.optim.freeze_layers * len(layers) // teacher_layers(teacher_run)
+    depth = teacher_layers(teacher_run)
+    freeze = config.optim.freeze_layers * len(layers) // depth
+    scaled = {"epochs": math.ceil(config.optim.epochs * depth / len(layers))}
+    if config.optim.max_steps:
+        scaled["max_steps"] = math.ceil(config.optim.max_steps * depth / len(layers))
     weights = dict(config.loss.head_weights)
     for head in config.label_schema().all_heads:
         if head.spec.multilabel:
             weights[head.name] = weights.get(head.name, 1.0) * head.size
     return config.model_copy(update={
         "encoder": str(init),
-        "optim": config.optim.model_copy(update={"freeze_layers": freeze}),
+        "optim": config.optim.model_copy(update={"freeze_layers": freeze, **scaled}),
         "loss": config.loss.model_copy(update={"pos_weight": False, "head_weights": weights}),
         "distill": DistillConfig(teacher=str(teacher_run), alpha=alpha, layers=layers),
     })
