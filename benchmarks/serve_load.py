@@ -1,6 +1,7 @@
 """Serve a bundle on a free loopback port (local-demo mode, no keys), load it at concurrency 1/8/32, stop it; and
-measure raw onnxruntime on the same calls in this process just before and after, so the served share is a ratio
-taken in one run (this VM's speed drifts by tens of percent between runs).
+measure raw onnxruntime on the same calls in this process before and after every load round, so each round's share is
+a ratio taken within minutes (this VM's speed drifts by tens of percent, sometimes within one run); the median over
+rounds is reported.
 
     python benchmarks/serve_load.py --bundle bundles/demo-k4 --data data/sample/test.jsonl \
         --out benchmarks/results/serve-latest.json
@@ -11,11 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 from callqa.bundle import resolve_bundle
 from callqa.jsonl import load_calls
@@ -47,31 +51,42 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--requests", type=int, default=96)
+    parser.add_argument("--rounds", type=int, default=3, help="load rounds, each between two raw measurements; the "
+                        "share reported is the median over rounds")
     args = parser.parse_args()
 
     calls = load_calls(Path(args.data))
     scorer = OnnxScorer.from_bundle(resolve_bundle(args.bundle), threads=os.cpu_count())
-    before = raw_calls_per_second(scorer, calls)
     tmp = Path(tempfile.mkdtemp(prefix="callqa-load-"))
     server, port = start_serve(args.bundle, tmp / "server.log", "--no-auth", "--db", f"sqlite:///{tmp}/callqa.db")
+    raw, rounds = [raw_calls_per_second(scorer, calls)], []
     try:
-        subprocess.run([sys.executable, "-m", "callqa.cli", "bench-serve", "--url", f"http://127.0.0.1:{port}",
-                        "--data", args.data, "--requests", str(args.requests), "--out", args.out], check=True)
+        for i in range(args.rounds):
+            out = tmp / f"round-{i}.json"
+            subprocess.run([sys.executable, "-m", "callqa.cli", "bench-serve", "--url", f"http://127.0.0.1:{port}",
+                            "--data", args.data, "--requests", str(args.requests), "--out", str(out)], check=True)
+            rounds.append(json.loads(out.read_text(encoding="utf-8")))
+            raw.append(raw_calls_per_second(scorer, calls))
     finally:
         stop_tree(server)
-    after = raw_calls_per_second(scorer, calls)
-    result = json.loads(Path(args.out).read_text(encoding="utf-8"))
-    raw = {kind: (before[kind] + after[kind]) / 2 for kind in before}
-    result["raw_onnxruntime_batch32"] = {"before": before, "after": after, "mean": raw,
-                                         "model_file": scorer.info.model_file}
-    for entry in result["levels"].values():
-        entry["share_of_raw"] = {kind: entry["calls_per_s"] / value for kind, value in raw.items()}
+        shutil.rmtree(tmp, ignore_errors=True)
+    result = {**rounds[0], "rounds": [], "raw_onnxruntime_batch32": raw, "model_file": scorer.info.model_file}
+    shares: dict[str, list[float]] = {level: [] for level in rounds[0]["levels"]}
+    for i, measured in enumerate(rounds):
+        # Each round against the mean of the raw measurements just before and just after it.
+        around = {kind: (raw[i][kind] + raw[i + 1][kind]) / 2 for kind in raw[i]}
+        for level, entry in measured["levels"].items():
+            entry["share_of_raw"] = {kind: entry["calls_per_s"] / value for kind, value in around.items()}
+            shares[level].append(entry["share_of_raw"]["model_only"])
+        result["rounds"].append(measured["levels"])
+    result["median_share_of_raw_model_only"] = {level: float(np.median(v)) for level, v in shares.items()}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print("raw onnxruntime, batch 32 (before / after): "
-          + ", ".join(f"{kind} {before[kind]:.1f} / {after[kind]:.1f}" for kind in before))
-    for level, entry in result["levels"].items():
-        print(f"concurrency {level}: {entry['calls_per_s']:.1f} calls/s = "
-              + ", ".join(f"{share:.2f} of raw {kind}" for kind, share in entry["share_of_raw"].items()))
+    print("raw onnxruntime, batch 32, pre-tokenized, around the rounds: "
+          + " / ".join(f"{r['model_only']:.1f}" for r in raw))
+    for level, values in shares.items():
+        calls_per_s = [r[level]["calls_per_s"] for r in result["rounds"]]
+        print(f"concurrency {level}: " + " / ".join(f"{c:.1f}" for c in calls_per_s) + " calls/s; share of raw "
+              + " / ".join(f"{v:.2f}" for v in values) + f", median {np.median(values):.2f}")
 
 
 if __name__ == "__main__":
