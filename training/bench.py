@@ -143,9 +143,11 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
             write_calls(validation_calls(RunInfo.read(run_dir)), data)
         engines = [("pytorch-fp32", run_dir), ("ort-fp32", bundle / "model.onnx"),
                    (f"ort-int8 ({info.quantization})", bundle / "model.int8.onnx")]
-        encoder = CallEncoder.from_file(bundle / "tokenizer.json", info.render)
-        # Static methods calibrate on the bench's calls, as export calibrates on the validation calls it gates on.
-        feeds = window_feeds([w for e in encoder.encode_batch(load_calls(data)) for w in e.windows], encoder.pad_id)
+        feeds = None
+        if any(m.startswith("static") for m in quantization or []):
+            # Static methods calibrate on the bench's calls, as export calibrates on the validation calls it gates on.
+            encoder = CallEncoder.from_file(bundle / "tokenizer.json", info.render)
+            feeds = window_feeds([w for e in encoder.encode_batch(load_calls(data)) for w in e.windows], encoder.pad_id)
         config = json.loads((Path(info.run) / "model" / "encoder" / "config.json").read_text(encoding="utf-8"))
         for method in quantization or []:
             if method == info.quantization:  # already measured as the bundle's own int8 graph
