@@ -43,17 +43,6 @@ class CallPrediction:
     truncated: bool
     turn_probs: dict[str, list[np.ndarray | None]] = field(default_factory=dict)
 
-    def to_json(self) -> dict:
-        """Plain JSON (lists, null), for a hop between processes: the service's model worker → its API worker."""
-        return {"probs": {k: v.tolist() for k, v in self.probs.items()}, "n_tokens": self.n_tokens,
-                "n_windows": self.n_windows, "truncated": self.truncated,
-                "turn_probs": {k: [None if t is None else t.tolist() for t in v] for k, v in self.turn_probs.items()}}
-
-    @classmethod
-    def from_json(cls, raw: dict) -> CallPrediction:
-        return cls({k: np.asarray(v) for k, v in raw["probs"].items()}, raw["n_tokens"], raw["n_windows"], raw["truncated"],
-                   {k: [None if t is None else np.asarray(t) for t in v] for k, v in raw.get("turn_probs", {}).items()})
-
 
 @dataclass
 class TokenCount:

@@ -1,6 +1,6 @@
 """Greedy batching of the model's work: the calls of every request that arrives while the model is busy go to it
 together in its next run. No timer: a request that finds the model idle is sent at once, so a lone request is never
-delayed; under load, one model run (and one hop to the model worker) serves many requests, and onnxruntime gets
+delayed; under load, one model run serves many requests, and onnxruntime gets
 length-sorted chunks of many calls instead of one call at a time.
 
 BentoML's own adaptive batching waits before dispatch by the running mean of past waits, which kept single requests

@@ -42,8 +42,9 @@ class ServingConfig(BaseModel):
     precision: Literal["int8", "fp32"] | None = Field(default=None, description="which graph to serve (default: the bundle's choice, int8)")
     limits: Limits = Limits()
     recycle_after_requests: int | None = Field(
-        default=100_000, ge=10, description="the API worker restarts after this many requests, returning the memory "
-        "BentoML 1.4 keeps per request (~5 KB, docs/serving.md); connections wait in the socket's backlog meanwhile")
+        default=100_000, ge=10, description="the worker restarts after this many requests, returning the memory "
+        "BentoML 1.4 keeps per request (~5 KB, docs/serving.md); connections wait in the socket's backlog while the "
+        "fresh worker loads its model")
     review: QueuePolicy = QueuePolicy()
     agents: str | None = Field(default=None, description="agent directory (CSV agent_id,name,team or YAML): names and "
                                "teams in reports and the dashboard")

@@ -1,36 +1,41 @@
 """`callqa bench-serve`: load on a running scoring API, one call per request as a call-center system sends them.
 
-At each concurrency level, that many clients post calls back to back; throughput is calls/s over the whole run and
-latency is per request. The result is compared with raw onnxruntime batch throughput on the same calls (from
-`callqa bench`), which is the ceiling a server on the same CPU can approach.
+At each concurrency level, that many clients post calls back to back, each over a keep-alive connection of its own
+(as a scoring service's connection pool does); throughput is calls/s over the whole run and latency is per request.
+The clients are coroutines on one aiohttp session, so the load generator costs little CPU beside the server it
+measures (benchmarks/serve_load.py runs both on one machine).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 
 from callqa.jsonl import load_calls
 
 
-def _post(url: str, body: bytes, key: str | None) -> tuple[int, float]:
-    request = urllib.request.Request(url, data=body, method="POST", headers={"content-type": "application/json"})
-    if key:
-        request.add_header("Authorization", f"Bearer {key}")
-    started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=300) as response:
-            response.read()
-            status = response.status
-    except urllib.error.HTTPError as err:
-        status = err.code
-    return status, time.perf_counter() - started
+async def _client(session: aiohttp.ClientSession, url: str, bodies: list[bytes], headers: dict,
+                  results: list[tuple[int, float]]) -> None:
+    for body in bodies:
+        started = time.perf_counter()
+        async with session.post(url, data=body, headers=headers) as response:
+            await response.read()
+        results.append((response.status, time.perf_counter() - started))
+
+
+async def _level(url: str, jobs: list[bytes], clients: int, headers: dict) -> tuple[list[tuple[int, float]], float]:
+    results: list[tuple[int, float]] = []
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=300)) as session:
+        await _client(session, url, jobs[:1], headers, [])  # warm-up
+        started = time.perf_counter()
+        await asyncio.gather(*(_client(session, url, jobs[i::clients], headers, results) for i in range(clients)))
+        return results, time.perf_counter() - started
 
 
 def load_test(base_url: str, data: Path, key: str | None = None, levels: tuple[int, ...] = (1, 8, 32),
@@ -39,16 +44,13 @@ def load_test(base_url: str, data: Path, key: str | None = None, levels: tuple[i
     bodies = [json.dumps({"calls": [c.model_dump(mode="json", exclude={"labels"})]}, ensure_ascii=False).encode()
               for c in calls]
     url = base_url.rstrip("/") + "/score"
-    _post(url, bodies[0], key)  # warm-up
+    headers = {"content-type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
     out = {"url": base_url, "calls_in_pool": len(calls), "levels": {}}
     for level in levels:
         n = max(requests_per_level, level)
         jobs = [bodies[i % len(bodies)] for i in range(n)]
         log(f"load: concurrency {level}, {n} requests …")
-        started = time.perf_counter()
-        with ThreadPoolExecutor(level) as pool:
-            results = list(pool.map(lambda b: _post(url, b, key), jobs))
-        elapsed = time.perf_counter() - started
+        results, elapsed = asyncio.run(_level(url, jobs, level, headers))
         latencies = np.array([t for _, t in results])
         ok = sum(1 for s, _ in results if s == 200)
         statuses = sorted({s for s, _ in results if s != 200})

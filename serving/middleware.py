@@ -28,6 +28,7 @@ import re
 import signal
 import time
 
+import uvicorn
 from starlette.routing import compile_path
 
 from .auth import LOCAL_DEMO, KeyStore, allowed
@@ -233,8 +234,11 @@ class GuardMiddleware:
         accepted have had time to send their requests, it gets SIGTERM: uvicorn finishes requests in flight but
         drops a connection whose request it has not read yet, which a client sees as a broken pipe."""
         log.info("served %d requests: restarting this worker to return its memory", self.served)
-        for server in (o for o in gc.get_objects() if isinstance(o, asyncio.base_events.Server)):
-            server.close()  # stop accepting; connections already open are untouched
+        # uvicorn's listeners (asyncio's or uvloop's servers, which share no base class): stop accepting;
+        # connections already open are untouched.
+        for server in (o for o in gc.get_objects() if isinstance(o, uvicorn.Server)):
+            for listener in server.servers:
+                listener.close()
         asyncio.get_running_loop().call_later(1.0, os.kill, os.getpid(), signal.SIGTERM)
 
     async def _guarded(self, scope, receive, send, reply, seen):

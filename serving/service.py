@@ -11,20 +11,19 @@
 
 Run it with `callqa serve` (or `bentoml serve callqa.serving.service:ScoringAPI`). Settings: configs/serving/.
 
-Two services: ``ScoringAPI`` validates, authenticates (middleware) and formats; ``CallModel`` holds the ONNX
-session and batches adaptively across concurrent requests (``batchable``), running each batch's windows in
-length-sorted chunks so short calls are not padded to long ones.
+One service, one worker: ``ScoringAPI`` validates, authenticates (middleware) and formats; its ``CallModel`` holds
+the ONNX session and runs the calls of every request that arrives while it is busy together in its next run
+(serving/batcher.py), in length-sorted chunks so short calls are not padded to long ones.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-import time
 from pathlib import Path
 from typing import Annotated
 
-import aiohttp
 import bentoml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 from starlette.applications import Starlette
@@ -130,27 +129,41 @@ class ScoreResponse(BaseModel):
     results: list[ScoredCall]
 
 
-# One request at a time, in arrival order: each request's calls already run as one onnxruntime batch that uses every
-# core, so running requests side by side only splits the cores. BentoML's adaptive batching (batchable=True) was
-# tried and dropped: its wait before dispatch is the running mean of past waits, so after one burst every request
-# waits as long as the burst's requests did, and the p50 of single requests stayed 2.7× slower long after the load
-# was gone (docs/serving.md).
-@bentoml.service(name="callqa-model", workers=1, threads=1)
 class CallModel:
-    """The ONNX model of one bundle."""
+    """The ONNX model of one bundle, in the API worker: one run at a time, on every core, fed by a greedy batcher.
+
+    It used to be a BentoML service of its own (a second worker): every call then crossed a local HTTP hop, was
+    serialised, parsed and validated by pydantic a second time, and its probabilities went back as JSON — ~3 ms of
+    CPU per call beside the model's ~16 (int8, 4 layers, 2 cores), a fifth of the served throughput
+    (docs/serving.md). onnxruntime releases the GIL while it runs, so the worker's event loop keeps reading and
+    answering requests meanwhile."""
 
     def __init__(self) -> None:
         self.scorer = OnnxScorer.from_bundle(
             BUNDLE_DIR, model_file={"int8": "model.int8.onnx", "fp32": "model.onnx"}.get(CONFIG.precision),
             threads=CONFIG.threads)
+        # Requests that arrive while the model runs share its next run. One run at a time, in arrival order: each run
+        # already uses every core, so runs side by side would only split them.
+        self.batcher = GreedyBatcher(self._run, max_items=CONFIG.limits.max_calls)
 
-    @bentoml.api
-    def predict(self, calls: list[Call]) -> list[dict]:
+    async def predict(self, calls: list[Call]) -> list[CallPrediction]:
+        return await self.batcher.submit(calls)
+
+    async def _run(self, calls: list[Call]) -> list[CallPrediction]:
+        return await asyncio.to_thread(self._predict, calls)
+
+    def _predict(self, calls: list[Call]) -> list[CallPrediction]:
         real, computed = self.scorer.tokens.real, self.scorer.tokens.computed
-        predictions = [p.to_json() for p in self.scorer.predict(calls)]
+        predictions = self.scorer.predict(calls)
         model_tokens.labels(kind="real").inc(self.scorer.tokens.real - real)
         model_tokens.labels(kind="padding").inc(self.scorer.tokens.computed - computed - (self.scorer.tokens.real - real))
         return predictions
+
+
+@functools.cache
+def call_model() -> CallModel:
+    """The worker's model, loaded when ScoringAPI starts (never in BentoML's supervising process)."""
+    return CallModel()
 
 
 class ModelInfo(BaseModel):
@@ -176,7 +189,7 @@ def model_info(_request) -> JSONResponse:
 
 @functools.cache
 def review_store() -> ReviewStore:
-    """The worker's review store, made on first use (the model worker never opens the database)."""
+    """The worker's review store, made on first use."""
     return ReviewStore(CONFIG.database, CONFIG.review)
 
 
@@ -186,15 +199,10 @@ async def server_error(_request, err: Exception) -> JSONResponse:
     return JSONResponse({"error": "the server failed; see its log"}, status_code=500)
 
 
-# The API worker's handle on the model service, set when ScoringAPI starts (the review routes' evidence uses it).
-MODEL_SERVICE = None
-
-
 async def explain(call: Call) -> CallEvidence:
-    """Per-turn attributions of one call: the call and it without each turn, scored in one batch by the model."""
+    """Per-turn attributions of one call: the call and it without each turn, scored in one model run."""
     batch = occlusion_batch(call)
-    raw = await MODEL_SERVICE.to_async.predict(batch)
-    return attributions(call, BUNDLE_INFO.tag, BUNDLE_INFO.schema_, [CallPrediction.from_json(r) for r in raw])
+    return attributions(call, BUNDLE_INFO.tag, BUNDLE_INFO.schema_, await call_model().predict(batch))
 
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
@@ -256,42 +264,28 @@ def metrics_text() -> tuple[bytes, str]:
 @bentoml.asgi_app(ui_app, path="/review")
 @bentoml.asgi_app(info_app, path="/api")
 # BentoML's HTTP metrics and access log name requests by raw path (ids, phone numbers, forged CR/LF lines, and an
-# unbounded number of metric series): both are off, and the guard middleware does them by route template.
+# unbounded number of metric series): both are off, and the guard middleware does them by route template (one log
+# line per request). Tracing is off too: callqa exports no traces, and BentoML's OpenTelemetry middleware otherwise
+# makes a span per request — with the second log line /score had, ~0.5 ms of the worker's CPU per call.
 @bentoml.service(name="callqa", workers=1, traffic={"timeout": 120}, metrics={"enabled": False},
-                 logging={"access": {"enabled": False}})
+                 logging={"access": {"enabled": False}}, tracing={"excluded_urls": ".*"})
 class ScoringAPI:
-    model = bentoml.depends(CallModel)
-
     def __init__(self) -> None:
-        global MODEL_SERVICE
-        MODEL_SERVICE = self.model
-        # Requests that arrive while the model runs share its next run (serving/batcher.py).
-        self.batcher = GreedyBatcher(self.predict_with_retry, max_items=CONFIG.limits.max_calls)
+        self.model = call_model()
         info = BUNDLE_INFO
         self.warning = None
         if info.gate.forced:
             self.warning = f"{info.tag} was exported past a failed gate: {'; '.join(info.gate.failures)}"
             log.warning(self.warning)
 
-    async def predict_with_retry(self, calls: list[Call], attempts: int = 3) -> list[dict]:
-        # BentoML's client between services sometimes reuses a keep-alive connection the model worker has just
-        # closed (bentoml/BentoML#3669, #4238): "Server disconnected" under load. Scoring is idempotent, so retry.
-        for attempt in range(1, attempts):
-            try:
-                return await self.model.to_async.predict(calls)
-            except (aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError):
-                log.warning("model worker connection dropped; retrying (%d/%d)", attempt, attempts - 1)
-        return await self.model.to_async.predict(calls)
-
     @bentoml.api(route="/score", input_spec=ScoreRequest)
     async def score(self, calls: list[Call], redact: bool = False, store: bool = False,
                     scorecard: bool = True, evidence: bool = False) -> ScoreResponse:
         if redact:
             calls = [redact_call(c) for c in calls]
-        started = time.perf_counter()
         # With evidence, every call's occlusion batch (the call first) goes to the model in one request.
         batches = [occlusion_batch(c) if evidence else [c] for c in calls]
-        raw = [CallPrediction.from_json(r) for r in await self.batcher.submit([c for batch in batches for c in batch])]
+        raw = await self.model.predict([c for batch in batches for c in batch])
         info, offset, firsts, explained = BUNDLE_INFO, 0, [], []
         for call, batch in zip(calls, batches):
             firsts.append(raw[offset])
@@ -310,9 +304,6 @@ class ScoringAPI:
             stored = await run_in_threadpool(review_store().add_scored, calls, results, info.tag, info.schema_)
             for found in explained:  # what the review UI would compute again on demand
                 await run_in_threadpool(review_store().save_evidence, found)
-        # Counts and time only: transcript text, ids and numbers never reach the logs.
-        log.info("scored %d calls in %.0f ms%s", len(calls), 1000 * (time.perf_counter() - started),
-                 f", stored {stored}" if store else "")
         return ScoreResponse(model=info.tag, warning=self.warning, results=results, stored=stored)
 
 

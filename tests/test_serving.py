@@ -218,7 +218,7 @@ def test_api_keys_and_roles(server):
     assert server.get("/metrics")[0] == 401 and server.get("/metrics", key="scorer")[0] == 403
     status, metrics = server.get("/metrics", key="metrics")
     assert status == 200 and b'callqa_predicted_level_total{head="attitude"' in metrics
-    # What padding costs: the model worker counts the real and the padding tokens it ran.
+    # What padding costs: the model counts the real and the padding tokens it ran.
     counted = {kind: float(line.rsplit(" ", 1)[1]) for line in metrics.decode().splitlines()
                for kind in ("real", "padding") if line.startswith(f'callqa_model_tokens_total{{kind="{kind}"}}')}
     assert counted["real"] > 0 and counted["padding"] >= 0
@@ -243,7 +243,7 @@ def test_logs_never_carry_transcript_text_or_numbers(server):
     assert server.post("/score", {"calls": [_call(turns=[{"speaker": "robot", "text": SECRET_TEXT}])]})[0] == 400
     time.sleep(1)
     log = server.log.read_text(encoding="utf-8", errors="replace")
-    assert "scored 1 calls" in log  # the log is being written
+    assert "POST /score 200 in" in log  # the log is being written
     for secret in ("13812345678", "11010519491231002X", "手机号是"):
         assert secret not in log
 
@@ -253,7 +253,7 @@ def test_serving_never_loads_torch(server):
 
     root = psutil.Process(server.process.pid)
     pids = [root.pid, *(p.pid for p in root.children(recursive=True))]
-    assert len(pids) >= 3  # the supervisor, the API worker, the model worker
+    assert len(pids) >= 2  # the supervisor, the worker that serves and scores
     loaded_onnxruntime = False
     for pid in pids:
         try:
