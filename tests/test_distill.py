@@ -60,10 +60,14 @@ def test_a_student_learns_its_teacher_from_unlabeled_calls(teacher, tiny_data, t
                    progress=False, log=lambda *_: None)
 
     assert info.config["distill"]["layers"] == [1] and info.config["distill"]["teacher"] == str(teacher)
-    # The teacher's compute, not its epochs: half the layers, twice the epochs and step limit (--max-steps wins).
+    # The teacher's compute, not its epochs: half the layers, twice the steps the teacher ran (--max-steps wins).
     assert info.config["optim"]["epochs"] == 2 * 15 and info.config["optim"]["max_steps"] == 80
-    recipe = student_config(RunInfo.read(teacher), teacher, out / "init", [1], 0.7).optim
-    assert (recipe.epochs, recipe.max_steps) == (30, 120)
+    ran = RunInfo.read(teacher)
+    recipe = student_config(ran, teacher, out / "init", [1], 0.7).optim
+    assert (recipe.epochs, recipe.max_steps) == (30, 2 * ran.steps)
+    # A teacher that early-stopped: the steps it ran set the student's schedule, not the ones it planned.
+    stopped = ran.model_copy(update={"steps": 25})
+    assert student_config(stopped, teacher, out / "init", [1], 0.7).optim.max_steps == 50
     assert not (out / "student-init").exists()
     student = CallScorer.load(out / "model")
     assert student.encoder.config.num_hidden_layers == 1

@@ -60,17 +60,19 @@ def write_student(teacher_run: Path, layers: list[int], folder: Path) -> None:
 
 def student_config(teacher: RunInfo, teacher_run: Path, init: Path, layers: list[int], alpha: float) -> TrainConfig:
     """The teacher's recipe for the student: its encoder is ``init``; it freezes the same share of its layers; it
-    trains for the teacher's compute, not its epochs (epochs and any step limit × teacher layers / student layers: a
-    4-layer student of a 12-layer teacher takes 3× the steps, each about a third as costly); no positive-class
+    trains for the teacher's compute, not its epochs: the steps the teacher ran × teacher layers / student layers (a
+    4-layer student of a 12-layer teacher takes 3× the steps, each about a third as costly), and its learning-rate
+    schedule ends there. The steps it ran, not the ones it planned: a teacher early-stopped at 144 of 324 planned steps
+    otherwise gave its student a 972-step schedule whose 97-step warm-up ended in early stopping at the peak learning
+    rate (docs/export.md). No positive-class
     weights (they would inflate the teacher's small probabilities on every topic a call lacks). A multilabel head's
     loss is a mean over its labels; against soft targets that leaves each label a small gradient, so the head's
     weight is multiplied by its number of labels (the sum over labels)."""
     config = TrainConfig.model_validate(teacher.config)
     depth = teacher_layers(teacher_run)
     freeze = config.optim.freeze_layers * len(layers) // depth
-    scaled = {"epochs": math.ceil(config.optim.epochs * depth / len(layers))}
-    if config.optim.max_steps:
-        scaled["max_steps"] = math.ceil(config.optim.max_steps * depth / len(layers))
+    scaled = {"epochs": math.ceil(config.optim.epochs * depth / len(layers)),
+              "max_steps": math.ceil(teacher.steps * depth / len(layers))}
     weights = dict(config.loss.head_weights)
     for head in config.label_schema().all_heads:
         if head.spec.multilabel:
