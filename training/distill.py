@@ -64,10 +64,10 @@ def student_config(teacher: RunInfo, teacher_run: Path, init: Path, layers: list
     4-layer student of a 12-layer teacher takes 3× the steps, each about a third as costly), and its learning-rate
     schedule ends there. The steps it ran, not the ones it planned: a teacher early-stopped at 144 of 324 planned steps
     otherwise gave its student a 972-step schedule whose 97-step warm-up ended in early stopping at the peak learning
-    rate (docs/export.md). No positive-class
-    weights (they would inflate the teacher's small probabilities on every topic a call lacks). A multilabel head's
-    loss is a mean over its labels; against soft targets that leaves each label a small gradient, so the head's
-    weight is multiplied by its number of labels (the sum over labels)."""
+    rate (docs/export.md); epochs are scaled alike only so the recipe reads right, as the step limit ends the run. No
+    positive-class weights (they would inflate the teacher's small probabilities on every topic a call lacks). A
+    multilabel head's loss is a mean over its labels; against soft targets that leaves each label a small gradient,
+    so the head's weight is multiplied by its number of labels (the sum over labels)."""
     config = TrainConfig.model_validate(teacher.config)
     depth = teacher_layers(teacher_run)
     freeze = config.optim.freeze_layers * len(layers) // depth
