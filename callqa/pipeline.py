@@ -1,8 +1,8 @@
 """The one scoring pipeline: calls → the model's head scores and the scorecard, per call.
 
 /score, `callqa reviews ingest` and batch jobs all score through :class:`ScoringPipeline`, so a call gets the same
-numbers wherever it is scored. The scoring service runs the model in its own worker, so it calls the two halves
-separately: the model worker's predictions, then :meth:`ScoringPipeline.assemble` in the API worker.
+numbers wherever it is scored. The scoring service batches the model's work across requests, so it calls the two
+halves separately: the batched model run's predictions, then :meth:`ScoringPipeline.assemble` per request.
 """
 
 from __future__ import annotations

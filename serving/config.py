@@ -38,7 +38,8 @@ class ServingConfig(BaseModel):
                                   "name (configs/scorecards) or a YAML path; null: none")
     database: str = "sqlite:///var/callqa.db"
     auth: bool = True
-    threads: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=None, ge=1, description="cores the model uses: that many model runs at once, "
+                                "one onnxruntime thread each (null: every core this process may use)")
     precision: Literal["int8", "fp32"] | None = Field(default=None, description="which graph to serve (default: the bundle's choice, int8)")
     limits: Limits = Limits()
     recycle_after_requests: int | None = Field(

@@ -12,8 +12,8 @@
 Run it with `callqa serve` (or `bentoml serve callqa.serving.service:ScoringAPI`). Settings: configs/serving/.
 
 One service, one worker: ``ScoringAPI`` validates, authenticates (middleware) and formats; its ``CallModel`` holds
-the ONNX session and runs the calls of every request that arrives while it is busy together in its next run
-(serving/batcher.py), in length-sorted chunks so short calls are not padded to long ones.
+the ONNX session and runs the calls of the requests that arrive while it is busy together (serving/batcher.py), one
+run per core at once, in length-sorted chunks so short calls are not padded to long ones.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -130,33 +131,45 @@ class ScoreResponse(BaseModel):
 
 
 class CallModel:
-    """The ONNX model of one bundle, in the service's worker: one run at a time, on every core, fed by a greedy
-    batcher. onnxruntime releases the GIL while it runs, so the worker's event loop keeps reading and answering
-    requests meanwhile.
+    """The ONNX model of one bundle, in the service's worker: one run per core at once, each on one onnxruntime
+    thread, fed by a greedy batcher. onnxruntime releases the GIL while it runs, so the worker's event loop keeps
+    reading and answering requests meanwhile.
+
+    One thread per run, not one run on every core: the event loop needs a core now and then, and a run whose threads
+    meet at every operator loses both cores while one of them waits for the loop (raw onnxruntime on 2 cores lost 11-17 %
+    of its speed to a process taking 10 % of one core). Single-thread runs each lose only the time taken from them:
+    +18 % calls/s at concurrency 32, -7 % at concurrency 1 (docs/serving.md).
 
     It used to be a BentoML service of its own, in a second worker: every call then crossed a local HTTP hop, was
     validated by pydantic a second time, and its probabilities went back as JSON (~0.7 ms of CPU per call beside the
-    int8 student's ~11 ms on 2 cores; docs/serving.md)."""
+    int8 student's ~11 ms on 2 cores)."""
 
     def __init__(self) -> None:
-        self.scorer = OnnxScorer.from_bundle(
-            BUNDLE_DIR, model_file={"int8": "model.int8.onnx", "fp32": "model.onnx"}.get(CONFIG.precision),
-            threads=CONFIG.threads)
-        # Requests that arrive while the model runs share its next run. One run at a time, in arrival order: each run
-        # already uses every core, so runs side by side would only split them.
-        self.batcher = GreedyBatcher(self._run, max_items=CONFIG.limits.max_calls)
+        cores = CONFIG.threads or len(os.sched_getaffinity(0))
+        one = OnnxScorer.from_bundle(
+            BUNDLE_DIR, model_file={"int8": "model.int8.onnx", "fp32": "model.onnx"}.get(CONFIG.precision), threads=1)
+        # One session (onnxruntime runs it from several threads at once); a scorer per run, so each counts its own
+        # tokens. The batcher never starts more runs than there are scorers.
+        self.free = [one] + [OnnxScorer(one.session, one.encoder, one.info) for _ in range(cores - 1)]
+        # Requests that arrive while every run is busy share the next free one, in arrival order.
+        self.batcher = GreedyBatcher(self._run, max_items=CONFIG.limits.max_calls, max_runs=cores)
 
     async def predict(self, calls: list[Call]) -> list[CallPrediction]:
         return await self.batcher.submit(calls)
 
     async def _run(self, calls: list[Call]) -> list[CallPrediction]:
-        return await asyncio.to_thread(self._predict, calls)
+        scorer = self.free.pop()
+        try:
+            return await asyncio.to_thread(self._predict, scorer, calls)
+        finally:
+            self.free.append(scorer)
 
-    def _predict(self, calls: list[Call]) -> list[CallPrediction]:
-        real, computed = self.scorer.tokens.real, self.scorer.tokens.computed
-        predictions = self.scorer.predict(calls)
-        model_tokens.labels(kind="real").inc(self.scorer.tokens.real - real)
-        model_tokens.labels(kind="padding").inc(self.scorer.tokens.computed - computed - (self.scorer.tokens.real - real))
+    @staticmethod
+    def _predict(scorer: OnnxScorer, calls: list[Call]) -> list[CallPrediction]:
+        real, computed = scorer.tokens.real, scorer.tokens.computed
+        predictions = scorer.predict(calls)
+        model_tokens.labels(kind="real").inc(scorer.tokens.real - real)
+        model_tokens.labels(kind="padding").inc(scorer.tokens.computed - computed - (scorer.tokens.real - real))
         return predictions
 
 

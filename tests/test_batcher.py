@@ -64,7 +64,29 @@ def test_a_failed_run_fails_its_requests_only_and_the_batcher_keeps_going():
             await bad
         with pytest.raises(RuntimeError):  # it shared the failed run
             await good
-        return await batcher.submit([3]), batcher.busy
+        return await batcher.submit([3]), batcher.running
 
-    after, busy = asyncio.run(scenario())
-    assert after == [6] and not busy
+    after, running = asyncio.run(scenario())
+    assert after == [6] and running == 0
+
+
+def test_with_two_runs_at_once_each_takes_its_share_and_none_waits_for_a_free_run():
+    """The service runs one model run per core. A request that finds a run free starts at once; requests waiting for a
+    free run are split so the runs stay even ((waiting + running) / runs each), not taken whole by the first free run."""
+    async def scenario():
+        model = SlowModel()
+        batcher = GreedyBatcher(model, max_items=64, max_runs=2)
+        first = asyncio.create_task(batcher.submit([0]))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(batcher.submit([1]))  # the second run is free: no waiting behind the first
+        await asyncio.sleep(0.01)
+        assert batcher.running == 2 and len(model.runs) == 2
+        waiting = [asyncio.create_task(batcher.submit([k])) for k in range(2, 12)]
+        results = await asyncio.gather(first, second, *waiting)
+        return model.runs, results, batcher.running
+
+    runs, results, running = asyncio.run(scenario())
+    assert runs[:2] == [[0], [1]]
+    # When the first run ends, 10 wait and 1 is running: its share is ceil(11 / 2) = 6; the other run takes the rest.
+    assert runs[2:] == [[2, 3, 4, 5, 6, 7], [8, 9, 10, 11]]
+    assert results == [[2 * k] for k in range(12)] and running == 0
