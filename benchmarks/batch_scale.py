@@ -53,20 +53,22 @@ def main() -> None:
     parser.add_argument("--bundle", default="bundles/demo/current")
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--chunk-size", type=int, default=250)
-    parser.add_argument("--engines", nargs="+", choices=["local", "ray"], default=["local", "ray"],
-                        help="engines to time, in order (Ray alone is checked against local on the first calls)")
+    parser.add_argument("--engines", nargs="+", choices=["local", "local-one-run", "ray"], default=["local", "ray"],
+                        help="engines to time, in order (Ray alone is checked against local on the first calls); "
+                        "local-one-run: the local engine as it was until 2026-11-24, one model run on every core")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/batch-latest.json"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="callqa-batch-"))
     data = work / "calls.jsonl"
     generate(args.calls, data)
     bundle = resolve_bundle(args.bundle)
-    scorer = OnnxScorer.from_bundle(bundle)
+    cores = len(os.sched_getaffinity(0))
+    scorer = OnnxScorer.from_bundle(bundle, threads=1)  # as `callqa score` runs it: a single-thread run per core
     pipeline = ScoringPipeline(scorer.info, load_scorecard("default", scorer.schema))
 
     result = {
-        "what": "callqa score, local engine vs --engine ray (local Ray, one actor per core, 1 onnxruntime thread each); "
-                "benchmarks/batch_scale.py",
+        "what": "callqa score, local engine (a model run per core, 1 onnxruntime thread each) vs --engine ray (local "
+                "Ray, one actor per core, 1 onnxruntime thread each); benchmarks/batch_scale.py",
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "isa": isa()},
         "bundle": scorer.info.tag, "model_file": scorer.info.model_file, "calls": args.calls,
         "chunk_size": args.chunk_size,
@@ -75,7 +77,10 @@ def main() -> None:
         print(f"{args.calls} calls: {engine} engine …", flush=True)
         started = time.perf_counter()
         if engine == "local":
-            done = score_files([data], work / engine, scorer, pipeline, chunk_size=args.chunk_size)
+            done = score_files([data], work / engine, scorer, pipeline, chunk_size=args.chunk_size, workers=cores)
+        elif engine == "local-one-run":
+            done = score_files([data], work / engine, OnnxScorer.from_bundle(bundle, threads=cores), pipeline,
+                               chunk_size=args.chunk_size)
         else:
             done = score_files_ray([data], work / engine, bundle, "default", chunk_size=args.chunk_size,
                                    workers=os.cpu_count())
@@ -88,14 +93,15 @@ def main() -> None:
         head = work / "head.jsonl"
         with open(data, encoding="utf-8") as src, open(head, "w", encoding="utf-8") as dst:
             dst.writelines(line for _, line in zip(range(LOCAL_CHECK), src))
-        score_files([head], work / "local", scorer, pipeline, chunk_size=args.chunk_size)
+        score_files([head], work / "local", scorer, pipeline, chunk_size=args.chunk_size, workers=cores)
     totals = {engine: dict(zip(*read_scores(work / engine).select(["call_id", "scorecard.total"]).to_pydict().values()))
               for engine in ("local", "ray") if (work / engine).exists()}
     if len(totals) == 2:
         result["same_totals"] = all(totals["ray"].get(call) == total for call, total in totals["local"].items())
         result["compared_calls"] = len(totals["local"])
-    if len(args.engines) == 2:
-        result["ray_vs_local"] = result["ray"]["calls_per_s"] / result["local"]["calls_per_s"]
+    for other in ("ray", "local-one-run"):
+        if other in result and "local" in result:
+            result[f"{other}_vs_local"] = result[other]["calls_per_s"] / result["local"]["calls_per_s"]
     print(json.dumps(result, indent=2))
     shutil.rmtree(work)
     args.out.parent.mkdir(parents=True, exist_ok=True)

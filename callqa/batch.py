@@ -20,7 +20,7 @@ from callqa.calls import Call
 from callqa.jsonl import LineError, parse_line
 from callqa.pipeline import ScoredCall, ScoringPipeline
 from callqa.schema import LabelSchema
-from callqa.scorer import OnnxScorer
+from callqa.scorer import OnnxScorer, ScoringThreads
 from callqa.scores import TopicsScore
 
 
@@ -132,9 +132,10 @@ def part_path(out: Path, chunk: Chunk) -> Path:
     return Path(out) / f"part-{chunk.name}.parquet"
 
 
-def score_chunk(chunk: Chunk, out: Path, scorer: OnnxScorer, pipeline: ScoringPipeline, batch_size: int = 64,
+def score_chunk(chunk: Chunk, out: Path, threads: ScoringThreads, pipeline: ScoringPipeline, batch_size: int = 64,
                 advance: Callable[[int], None] = lambda n: None) -> BatchResult:
-    """Score one chunk into its part (and its rejects): the unit of work of every engine."""
+    """Score one chunk into its part (and its rejects): the unit of work of every engine. Its batches of
+    ``batch_size`` calls go through ``threads`` side by side."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -148,12 +149,18 @@ def score_chunk(chunk: Chunk, out: Path, scorer: OnnxScorer, pipeline: ScoringPi
             rejects += parsed
         elif parsed is not None:
             calls.append(parsed)
-    rows = []
-    real, computed = scorer.tokens.real, scorer.tokens.computed
-    for start in range(0, len(calls), batch_size):
-        batch = calls[start : start + batch_size]
-        rows += [flat_row(c, s, scorer.info.tag, scorer.schema)
-                 for c, s in zip(batch, pipeline.score(scorer, batch), strict=True)]
+
+    def score_batch(scorer: OnnxScorer, batch: list[Call]) -> tuple[list[dict], int, int]:
+        real, computed = scorer.tokens.real, scorer.tokens.computed
+        rows = [flat_row(c, s, scorer.info.tag, scorer.schema)
+                for c, s in zip(batch, pipeline.score(scorer, batch), strict=True)]
+        return rows, scorer.tokens.real - real, scorer.tokens.computed - computed
+
+    rows, real, computed = [], 0, 0
+    batches = [calls[start : start + batch_size] for start in range(0, len(calls), batch_size)]
+    for batch, (batch_rows, batch_real, batch_computed) in zip(batches, threads.map(score_batch, batches)):
+        rows += batch_rows
+        real, computed = real + batch_real, computed + batch_computed
         advance(len(batch))
     advance(len(lines) - len(calls))
     if rejects:
@@ -165,20 +172,25 @@ def score_chunk(chunk: Chunk, out: Path, scorer: OnnxScorer, pipeline: ScoringPi
     pq.write_table(table, tmp)
     os.replace(tmp, part)  # the part exists only once complete: a rerun after a kill redoes only missing parts
     return BatchResult(calls=len(calls), rejected_lines=len({e.line for e in rejects}), parts_written=1,
-                       real_tokens=scorer.tokens.real - real, computed_tokens=scorer.tokens.computed - computed)
+                       real_tokens=real, computed_tokens=computed)
 
 
 def score_files(files: list[Path], out: Path, scorer: OnnxScorer, pipeline: ScoringPipeline, chunk_size: int = 2000,
-                batch_size: int = 64, advance: Callable[[int], None] = lambda n: None) -> BatchResult:
-    """The local engine: chunk after chunk in this process (onnxruntime uses every core)."""
+                batch_size: int = 64, advance: Callable[[int], None] = lambda n: None, workers: int = 1) -> BatchResult:
+    """The local engine: chunk after chunk in this process, each chunk's batches on ``workers`` threads side by side
+    (:class:`callqa.scorer.ScoringThreads`; `callqa score` gives it a one-thread session and a worker per core)."""
     out.mkdir(parents=True, exist_ok=True)
     result = BatchResult()
-    for chunk in chunks(files, chunk_size):
-        if part_path(out, chunk).exists():
-            result.parts_skipped += 1
-            advance(chunk.n_lines)
-            continue
-        result.add(score_chunk(chunk, out, scorer, pipeline, batch_size, advance))
+    threads = ScoringThreads(scorer, workers)
+    try:
+        for chunk in chunks(files, chunk_size):
+            if part_path(out, chunk).exists():
+                result.parts_skipped += 1
+                advance(chunk.n_lines)
+                continue
+            result.add(score_chunk(chunk, out, threads, pipeline, batch_size, advance))
+    finally:
+        threads.close()
     return result
 
 
@@ -188,9 +200,9 @@ class _ChunkScorer:
     def __init__(self, bundle: str, scorecard: str | None, out: str, batch_size: int, threads: int):
         from callqa.scorecard import load_scorecard
 
-        self.scorer = OnnxScorer.from_bundle(bundle, threads=threads)
-        card = load_scorecard(scorecard, self.scorer.schema) if scorecard else None
-        self.pipeline = ScoringPipeline(self.scorer.info, card)
+        scorer = OnnxScorer.from_bundle(bundle, threads=threads)
+        card = load_scorecard(scorecard, scorer.schema) if scorecard else None
+        self.pipeline, self.threads = ScoringPipeline(scorer.info, card), ScoringThreads(scorer, 1)
         self.out, self.batch_size = Path(out), batch_size
 
     def __call__(self, batch: dict) -> dict:
@@ -198,7 +210,7 @@ class _ChunkScorer:
 
         fields = [f for f in Chunk.__dataclass_fields__]
         done = [score_chunk(Chunk(**{f: batch[f][i].item() if hasattr(batch[f][i], "item") else batch[f][i]
-                                     for f in fields}), self.out, self.scorer, self.pipeline, self.batch_size)
+                                     for f in fields}), self.out, self.threads, self.pipeline, self.batch_size)
                 for i in range(len(batch["path"]))]
         return {name: np.array([getattr(r, name) for r in done]) for name in COUNTS}
 

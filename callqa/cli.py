@@ -4,6 +4,7 @@ them, and an installation without a part simply has no such commands."""
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
@@ -46,9 +47,9 @@ def score(
     scorecard: Annotated[str, typer.Option(help="QA scorecard: a shipped name, a YAML path, or none.")] = "default",
     chunk_size: Annotated[int, typer.Option(help="Input lines per output part (the unit a rerun skips).", min=1)] = 2000,
     batch_size: Annotated[int, typer.Option(help="Calls per onnxruntime run.", min=1)] = 64,
-    threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads of the local engine (default: all "
-                                                "cores).", min=1)] = None,
-    engine: Annotated[str, typer.Option(help="local: this process, all cores through onnxruntime threads; ray: a Ray "
+    threads: Annotated[int | None, typer.Option(help="Cores the local engine uses: that many model runs side by side, "
+                                                "one onnxruntime thread each (default: all cores).", min=1)] = None,
+    engine: Annotated[str, typer.Option(help="local: this process, a model run per core; ray: a Ray "
                                         "Data job with an actor pool (pip install 'callqa[scale]').")] = "local",
     address: Annotated[str | None, typer.Option(help="--engine ray: an existing cluster (auto, or ray://host:10001); "
                                                 "default: a local Ray on this machine.")] = None,
@@ -70,7 +71,7 @@ def score(
     try:
         files = input_files(inputs)
         bundle_dir = resolve_bundle(bundle)
-        scorer = OnnxScorer.from_bundle(bundle_dir, threads=threads)
+        scorer = OnnxScorer.from_bundle(bundle_dir, threads=1)  # one per run; runs side by side use the cores
         card = None if scorecard == "none" else load_scorecard(scorecard)
         pipeline = ScoringPipeline(scorer.info, card)
     except (BundleError, ScorecardError, FileNotFoundError, ValueError) as err:
@@ -82,7 +83,8 @@ def score(
         except ImportError:
             raise fail("--engine ray needs Ray: pip install 'callqa[scale]'") from None
     else:
-        result = _score_locally(files, out, scorer, pipeline, chunk_size, batch_size)
+        result = _score_locally(files, out, scorer, pipeline, chunk_size, batch_size,
+                                threads or len(os.sched_getaffinity(0)))
     console.print(f"{result.calls} calls scored into {out} ({result.parts_written} parts written, "
                   f"{result.parts_skipped} already there; padding {result.padding_waste:.1%} of the tokens computed); "
                   f"{result.rejected_lines} bad lines in {out}/rejects-*.jsonl")
@@ -90,7 +92,7 @@ def score(
         raise typer.Exit(1)
 
 
-def _score_locally(files, out, scorer, pipeline, chunk_size: int, batch_size: int):
+def _score_locally(files, out, scorer, pipeline, chunk_size: int, batch_size: int, workers: int):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from callqa.batch import score_files
@@ -102,7 +104,8 @@ def _score_locally(files, out, scorer, pipeline, chunk_size: int, batch_size: in
     columns = [TextColumn(f"scoring with {scorer.info.tag}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("score", total=lines)
-        return score_files(files, out, scorer, pipeline, chunk_size, batch_size, advance=lambda n: progress.advance(task, n))
+        return score_files(files, out, scorer, pipeline, chunk_size, batch_size,
+                           advance=lambda n: progress.advance(task, n), workers=workers)
 
 
 @data_app.command("validate")

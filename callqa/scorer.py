@@ -10,8 +10,13 @@ averaged per turn by :func:`callqa.render.aggregate_turns`.
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import onnxruntime as ort
@@ -138,6 +143,39 @@ class OnnxScorer:
     def predict_arrays(self, calls: list[Call]) -> dict[str, np.ndarray]:
         """Per head, probabilities [N, C]: the shape training's ``predict_rows`` returns, for metrics."""
         return stack_probs(self.predict(calls))
+
+
+Work = TypeVar("Work")
+Done = TypeVar("Done")
+
+
+class ScoringThreads:
+    """Model runs side by side: ``n`` threads, each scoring through its own :class:`OnnxScorer` on one shared session
+    (onnxruntime runs a session from several threads at once; a scorer each, so each counts its own tokens).
+
+    Give the session one onnxruntime thread and ``n`` = cores, as serving and `callqa score` do: a run on two threads
+    meets at every operator's end and loses both cores whenever anything else takes one (the server's event loop,
+    the next batch's parsing), where single-thread runs each lose only the time taken from them (docs/serving.md)."""
+
+    def __init__(self, scorer: OnnxScorer, n: int):
+        scorers: queue.SimpleQueue[OnnxScorer] = queue.SimpleQueue()
+        for one in [scorer] + [OnnxScorer(scorer.session, scorer.encoder, scorer.info) for _ in range(n - 1)]:
+            scorers.put(one)
+        self._local = threading.local()
+        self.executor = ThreadPoolExecutor(n, thread_name_prefix="callqa-model",
+                                           initializer=lambda: setattr(self._local, "scorer", scorers.get()))
+
+    def submit(self, fn: Callable[[OnnxScorer, Work], Done], work: Work) -> Future[Done]:
+        """``fn(scorer, work)`` on the next free thread, with that thread's scorer."""
+        return self.executor.submit(lambda: fn(self._local.scorer, work))
+
+    def map(self, fn: Callable[[OnnxScorer, Work], Done], works: Iterable[Work]) -> Iterator[Done]:
+        """``fn(scorer, work)`` for every work, side by side; results in order (pending ones are cancelled if the
+        caller stops reading, e.g. on Ctrl-C)."""
+        return self.executor.map(lambda work: fn(self._local.scorer, work), works)
+
+    def close(self) -> None:
+        self.executor.shutdown(cancel_futures=True)
 
 
 def stack_probs(predictions: list[CallPrediction]) -> dict[str, np.ndarray]:

@@ -41,7 +41,7 @@ from callqa.pipeline import ScoredCall, ScoringPipeline
 from callqa.redact import redact_call
 from callqa.schema import LabelSchema
 from callqa.scorecard import load_scorecard
-from callqa.scorer import CallPrediction, OnnxScorer
+from callqa.scorer import CallPrediction, OnnxScorer, ScoringThreads
 from callqa.serving.appeal_api import APPEAL_OPERATIONS, appeal_routes
 from callqa.serving.appeals import Appeals
 from callqa.serving.batcher import GreedyBatcher
@@ -135,10 +135,10 @@ class CallModel:
     thread, fed by a greedy batcher. onnxruntime releases the GIL while it runs, so the worker's event loop keeps
     reading and answering requests meanwhile.
 
-    One thread per run, not one run on every core: the event loop needs a core now and then, and a run whose threads
-    meet at every operator loses both cores while one of them waits for the loop (raw onnxruntime on 2 cores lost 11-17 %
-    of its speed to a process taking 10 % of one core). Single-thread runs each lose only the time taken from them:
-    +18 % calls/s at concurrency 32, -7 % at concurrency 1 (docs/serving.md).
+    One thread per run, not one run on every core (:class:`callqa.scorer.ScoringThreads`): the event loop needs a
+    core now and then, and a run whose threads meet at every operator loses both cores while one of them waits for
+    the loop (raw onnxruntime on 2 cores lost 11-17 % of its speed to a process taking 10 % of one core). Single-thread
+    runs each lose only the time taken from them: +18-22 % calls/s at concurrency 32 (docs/serving.md).
 
     It used to be a BentoML service of its own, in a second worker: every call then crossed a local HTTP hop, was
     validated by pydantic a second time, and its probabilities went back as JSON (~0.7 ms of CPU per call beside the
@@ -146,11 +146,9 @@ class CallModel:
 
     def __init__(self) -> None:
         cores = CONFIG.threads or len(os.sched_getaffinity(0))
-        one = OnnxScorer.from_bundle(
+        scorer = OnnxScorer.from_bundle(
             BUNDLE_DIR, model_file={"int8": "model.int8.onnx", "fp32": "model.onnx"}.get(CONFIG.precision), threads=1)
-        # One session (onnxruntime runs it from several threads at once); a scorer per run, so each counts its own
-        # tokens. The batcher never starts more runs than there are scorers.
-        self.free = [one] + [OnnxScorer(one.session, one.encoder, one.info) for _ in range(cores - 1)]
+        self.threads = ScoringThreads(scorer, cores)
         # Requests that arrive while every run is busy share the next free one, in arrival order.
         self.batcher = GreedyBatcher(self._run, max_items=CONFIG.limits.max_calls, max_runs=cores)
 
@@ -158,11 +156,7 @@ class CallModel:
         return await self.batcher.submit(calls)
 
     async def _run(self, calls: list[Call]) -> list[CallPrediction]:
-        scorer = self.free.pop()
-        try:
-            return await asyncio.to_thread(self._predict, scorer, calls)
-        finally:
-            self.free.append(scorer)
+        return await asyncio.wrap_future(self.threads.submit(self._predict, calls))
 
     @staticmethod
     def _predict(scorer: OnnxScorer, calls: list[Call]) -> list[CallPrediction]:

@@ -35,14 +35,18 @@ def files(tmp_path):
     return first, second
 
 
-def test_batch_scores_equal_the_pipelines_and_bad_lines_land_in_rejects(scoring, files, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batch_scores_equal_the_pipelines_and_bad_lines_land_in_rejects(scoring, files, tmp_path, workers):
+    """Also with two workers: each chunk's two batches (10 lines, 7 calls a batch) run side by side."""
     scorer, pipeline = scoring
     found = input_files([str(tmp_path / "in")])
     assert found == list(files)
-    result = score_files(found, tmp_path / "out", scorer, pipeline, chunk_size=10, batch_size=7)
+    result = score_files(found, tmp_path / "out", scorer, pipeline, chunk_size=10, batch_size=7, workers=workers)
     assert result.calls == 45 and result.rejected_lines == 3 and result.parts_written == 3 + 3  # 25 and 23 lines
     table = read_scores(tmp_path / "out").to_pylist()
     calls = load_calls(SAMPLE)[:45]
+    # Every worker's tokens are counted: the real ones are the calls' windows, wherever they ran.
+    assert result.real_tokens == sum(len(w) for e in scorer.encode(calls) for w in e.windows)
     expected = {c.call_id: s for c, s in zip(calls, pipeline.score(scorer, calls))}
     assert {r["call_id"] for r in table} == set(expected)
     for row in table:
