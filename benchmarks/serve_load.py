@@ -21,7 +21,6 @@ import os
 import shutil
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ import psutil
 
 from callqa.bundle import resolve_bundle
 from callqa.jsonl import load_calls
-from callqa.scorer import OnnxScorer
+from callqa.scorer import OnnxScorer, ScoringThreads
 from callqa.serving.loadtest import load_test
 from callqa.serving.process import api_worker, start_serve, stop_tree
 from callqa.training.bench import cpu_flags, cpu_model
@@ -37,33 +36,33 @@ from callqa.training.bench import cpu_flags, cpu_model
 LEVELS = (1, 8, 32)
 
 
-def raw_calls_per_second(scorer: OnnxScorer, per_core: list[OnnxScorer], calls: list, passes: int = 3) -> dict[str, float]:
+def raw_calls_per_second(scorer: OnnxScorer, per_core: ScoringThreads, cores: int, calls: list,
+                         passes: int = 3) -> dict[str, float]:
     """Batch-32 calls/s (best of ``passes``) of raw onnxruntime, two ways: one run on every core (``scorer``: as
-    `callqa bench` measures it), and one single-thread run per core at once (``per_core``, sharing one session: as the
-    server runs it); the first also with rendering and tokenizing included (what a server must also do per call), and
+    `callqa bench` measures it), and one single-thread run per core at once (``per_core``: as the server runs it);
+    the first also with rendering and tokenizing included (what a server must also do per call), and
     the CPU it takes per call (ms, every thread of this process)."""
     encoded = scorer.encode(calls)
     scorer.predict_encoded(encoded[:8])  # warm-up
     best_model = best_total = best_per_core = float("inf")
     cpu = []
 
-    def all_batches(one: OnnxScorer) -> None:
+    def all_batches(one: OnnxScorer, _=None) -> None:
         for start in range(0, len(encoded), 32):
             one.predict_encoded(encoded[start : start + 32])
 
-    with ThreadPoolExecutor(len(per_core)) as pool:
-        for _ in range(passes):
-            started, cpu_started = time.perf_counter(), time.process_time()
-            all_batches(scorer)
-            best_model = min(best_model, time.perf_counter() - started)
-            cpu.append(1000 * (time.process_time() - cpu_started) / len(calls))
-            started = time.perf_counter()
-            for start in range(0, len(calls), 32):
-                scorer.predict(calls[start : start + 32])
-            best_total = min(best_total, time.perf_counter() - started)
-            started = time.perf_counter()
-            list(pool.map(all_batches, per_core))  # every core scores all the calls
-            best_per_core = min(best_per_core, (time.perf_counter() - started) / len(per_core))
+    for _ in range(passes):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        all_batches(scorer)
+        best_model = min(best_model, time.perf_counter() - started)
+        cpu.append(1000 * (time.process_time() - cpu_started) / len(calls))
+        started = time.perf_counter()
+        for start in range(0, len(calls), 32):
+            scorer.predict(calls[start : start + 32])
+        best_total = min(best_total, time.perf_counter() - started)
+        started = time.perf_counter()
+        list(per_core.map(all_batches, range(cores)))  # every core scores all the calls
+        best_per_core = min(best_per_core, (time.perf_counter() - started) / cores)
     return {"model_only": len(calls) / best_model, "with_tokenizing": len(calls) / best_total,
             "model_only_run_per_core": len(calls) / best_per_core, "model_cpu_ms_per_call": float(np.median(cpu))}
 
@@ -104,18 +103,19 @@ def main() -> None:
 
     calls = load_calls(Path(args.data))
     scorer = OnnxScorer.from_bundle(resolve_bundle(args.bundle), threads=os.cpu_count())
-    one = OnnxScorer.from_bundle(resolve_bundle(args.bundle), threads=1)
-    per_core = [one] + [OnnxScorer(one.session, one.encoder, one.info) for _ in range(len(os.sched_getaffinity(0)) - 1)]
+    cores = len(os.sched_getaffinity(0))
+    per_core = ScoringThreads(OnnxScorer.from_bundle(resolve_bundle(args.bundle), threads=1), cores)
     tmp = Path(tempfile.mkdtemp(prefix="callqa-load-"))
     server, port = start_serve(args.bundle, tmp / "server.log", "--no-auth", "--db", f"sqlite:///{tmp}/callqa.db")
-    raw, rounds = [raw_calls_per_second(scorer, per_core, calls)], []
+    raw, rounds = [raw_calls_per_second(scorer, per_core, cores, calls)], []
     try:
         worker = api_worker(server)
         for _ in range(args.rounds):
             rounds.append(load_round(f"http://127.0.0.1:{port}", Path(args.data), args.requests, worker))
-            raw.append(raw_calls_per_second(scorer, per_core, calls))
+            raw.append(raw_calls_per_second(scorer, per_core, cores, calls))
     finally:
         stop_tree(server)
+        per_core.close()
         shutil.rmtree(tmp, ignore_errors=True)
     result = {"bundle": args.bundle, "data": args.data, "calls_in_pool": len(calls), "requests": args.requests,
               "cpu": cpu_model(), "isa": cpu_flags(), "rounds": [], "raw_onnxruntime_batch32": raw, "model_file": scorer.info.model_file}
