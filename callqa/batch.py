@@ -151,10 +151,9 @@ def score_chunk(chunk: Chunk, out: Path, threads: ScoringThreads, pipeline: Scor
             calls.append(parsed)
 
     def score_batch(scorer: OnnxScorer, batch: list[Call]) -> tuple[list[dict], int, int]:
-        real, computed = scorer.tokens.real, scorer.tokens.computed
         rows = [flat_row(c, s, scorer.info.tag, scorer.schema)
                 for c, s in zip(batch, pipeline.score(scorer, batch), strict=True)]
-        return rows, scorer.tokens.real - real, scorer.tokens.computed - computed
+        return rows, *scorer.tokens.take()
 
     rows, real, computed = [], 0, 0
     batches = [calls[start : start + batch_size] for start in range(0, len(calls), batch_size)]

@@ -61,12 +61,18 @@ class TokenCount:
         """The share of computed tokens that were padding."""
         return 1 - self.real / self.computed if self.computed else 0.0
 
+    def take(self) -> tuple[int, int]:
+        """(real, computed) since the last take; counting starts afresh."""
+        counted = self.real, self.computed
+        self.real = self.computed = 0
+        return counted
+
 
 class OnnxScorer:
     def __init__(self, session: ort.InferenceSession, encoder: CallEncoder, info: BundleInfo,
                  max_batch_tokens: int = 8192, max_padding: float = 0.05):
         self.session = session
-        self.tokens = TokenCount()  # since this scorer was made; callers read or reset it
+        self.tokens = TokenCount()  # since this scorer was made, or since the last take()
         self.encoder = encoder
         self.info = info
         self.schema = info.schema_
@@ -150,8 +156,8 @@ Done = TypeVar("Done")
 
 
 class ScoringThreads:
-    """Model runs side by side: ``n`` threads, each scoring through its own :class:`OnnxScorer` on one shared session
-    (onnxruntime runs a session from several threads at once; a scorer each, so each counts its own tokens).
+    """Model runs side by side: ``n`` threads, each scoring through its own :class:`OnnxScorer` on the given scorer's
+    session (onnxruntime runs a session from several threads at once; a scorer each, so each counts its own tokens).
 
     Give the session one onnxruntime thread and ``n`` = cores, as serving and `callqa score` do: a run on two threads
     meets at every operator's end and loses both cores whenever anything else takes one (the server's event loop,
@@ -159,8 +165,8 @@ class ScoringThreads:
 
     def __init__(self, scorer: OnnxScorer, n: int):
         scorers: queue.SimpleQueue[OnnxScorer] = queue.SimpleQueue()
-        for one in [scorer] + [OnnxScorer(scorer.session, scorer.encoder, scorer.info) for _ in range(n - 1)]:
-            scorers.put(one)
+        for _ in range(n):  # fresh scorers: their counts are this work's alone
+            scorers.put(OnnxScorer(scorer.session, scorer.encoder, scorer.info, scorer.max_batch_tokens, scorer.max_padding))
         self._local = threading.local()
         self.executor = ThreadPoolExecutor(n, thread_name_prefix="callqa-model",
                                            initializer=lambda: setattr(self._local, "scorer", scorers.get()))

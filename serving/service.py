@@ -160,10 +160,10 @@ class CallModel:
 
     @staticmethod
     def _predict(scorer: OnnxScorer, calls: list[Call]) -> list[CallPrediction]:
-        real, computed = scorer.tokens.real, scorer.tokens.computed
         predictions = scorer.predict(calls)
-        model_tokens.labels(kind="real").inc(scorer.tokens.real - real)
-        model_tokens.labels(kind="padding").inc(scorer.tokens.computed - computed - (scorer.tokens.real - real))
+        real, computed = scorer.tokens.take()
+        model_tokens.labels(kind="real").inc(real)
+        model_tokens.labels(kind="padding").inc(computed - real)
         return predictions
 
 
