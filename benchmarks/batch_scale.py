@@ -77,7 +77,7 @@ def main() -> None:
         print(f"{args.calls} calls: {engine} engine …", flush=True)
         started = time.perf_counter()
         if engine == "local":
-            done = score_files([data], work / engine, scorer, pipeline, chunk_size=args.chunk_size, workers=cores)
+            done = score_files([data], work / engine, scorer, pipeline, chunk_size=args.chunk_size, workers=None)
         elif engine == "local-one-run":
             done = score_files([data], work / engine, OnnxScorer.from_bundle(bundle, threads=cores), pipeline,
                                chunk_size=args.chunk_size)
@@ -93,7 +93,7 @@ def main() -> None:
         head = work / "head.jsonl"
         with open(data, encoding="utf-8") as src, open(head, "w", encoding="utf-8") as dst:
             dst.writelines(line for _, line in zip(range(LOCAL_CHECK), src))
-        score_files([head], work / "local", scorer, pipeline, chunk_size=args.chunk_size, workers=cores)
+        score_files([head], work / "local", scorer, pipeline, chunk_size=args.chunk_size, workers=None)
     totals = {engine: dict(zip(*read_scores(work / engine).select(["call_id", "scorecard.total"]).to_pydict().values()))
               for engine in ("local", "ray") if (work / engine).exists()}
     if len(totals) == 2:

@@ -36,8 +36,7 @@ from callqa.training.bench import cpu_flags, cpu_model
 LEVELS = (1, 8, 32)
 
 
-def raw_calls_per_second(scorer: OnnxScorer, per_core: ScoringThreads, cores: int, calls: list,
-                         passes: int = 3) -> dict[str, float]:
+def raw_calls_per_second(scorer: OnnxScorer, per_core: ScoringThreads, calls: list, passes: int = 3) -> dict[str, float]:
     """Batch-32 calls/s (best of ``passes``) of raw onnxruntime, two ways: one run on every core (``scorer``: as
     `callqa bench` measures it), and one single-thread run per core at once (``per_core``: as the server runs it);
     the first also with rendering and tokenizing included (what a server must also do per call), and
@@ -61,8 +60,8 @@ def raw_calls_per_second(scorer: OnnxScorer, per_core: ScoringThreads, cores: in
             scorer.predict(calls[start : start + 32])
         best_total = min(best_total, time.perf_counter() - started)
         started = time.perf_counter()
-        list(per_core.map(all_batches, range(cores)))  # every core scores all the calls
-        best_per_core = min(best_per_core, (time.perf_counter() - started) / cores)
+        list(per_core.map(all_batches, range(per_core.n)))  # every core scores all the calls
+        best_per_core = min(best_per_core, (time.perf_counter() - started) / per_core.n)
     return {"model_only": len(calls) / best_model, "with_tokenizing": len(calls) / best_total,
             "model_only_run_per_core": len(calls) / best_per_core, "model_cpu_ms_per_call": float(np.median(cpu))}
 
@@ -103,16 +102,15 @@ def main() -> None:
 
     calls = load_calls(Path(args.data))
     scorer = OnnxScorer.from_bundle(resolve_bundle(args.bundle), threads=os.cpu_count())
-    cores = len(os.sched_getaffinity(0))
-    per_core = ScoringThreads(OnnxScorer.from_bundle(resolve_bundle(args.bundle), threads=1), cores)
+    per_core = ScoringThreads(OnnxScorer.from_bundle(resolve_bundle(args.bundle), threads=1))
     tmp = Path(tempfile.mkdtemp(prefix="callqa-load-"))
     server, port = start_serve(args.bundle, tmp / "server.log", "--no-auth", "--db", f"sqlite:///{tmp}/callqa.db")
-    raw, rounds = [raw_calls_per_second(scorer, per_core, cores, calls)], []
+    raw, rounds = [raw_calls_per_second(scorer, per_core, calls)], []
     try:
         worker = api_worker(server)
         for _ in range(args.rounds):
             rounds.append(load_round(f"http://127.0.0.1:{port}", Path(args.data), args.requests, worker))
-            raw.append(raw_calls_per_second(scorer, per_core, cores, calls))
+            raw.append(raw_calls_per_second(scorer, per_core, calls))
     finally:
         stop_tree(server)
         per_core.close()

@@ -175,9 +175,11 @@ def score_chunk(chunk: Chunk, out: Path, threads: ScoringThreads, pipeline: Scor
 
 
 def score_files(files: list[Path], out: Path, scorer: OnnxScorer, pipeline: ScoringPipeline, chunk_size: int = 2000,
-                batch_size: int = 64, advance: Callable[[int], None] = lambda n: None, workers: int = 1) -> BatchResult:
+                batch_size: int = 64, advance: Callable[[int], None] = lambda n: None,
+                workers: int | None = 1) -> BatchResult:
     """The local engine: chunk after chunk in this process, each chunk's batches on ``workers`` threads side by side
-    (:class:`callqa.scorer.ScoringThreads`; `callqa score` gives it a one-thread session and a worker per core)."""
+    (:class:`callqa.scorer.ScoringThreads`; None: one per core. `callqa score` gives it a one-thread session and a
+    worker per core)."""
     out.mkdir(parents=True, exist_ok=True)
     result = BatchResult()
     threads = ScoringThreads(scorer, workers)

@@ -4,7 +4,6 @@ them, and an installation without a part simply has no such commands."""
 
 from __future__ import annotations
 
-import os
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
@@ -83,8 +82,7 @@ def score(
         except ImportError:
             raise fail("--engine ray needs Ray: pip install 'callqa[scale]'") from None
     else:
-        result = _score_locally(files, out, scorer, pipeline, chunk_size, batch_size,
-                                threads or len(os.sched_getaffinity(0)))
+        result = _score_locally(files, out, scorer, pipeline, chunk_size, batch_size, workers=threads)
     console.print(f"{result.calls} calls scored into {out} ({result.parts_written} parts written, "
                   f"{result.parts_skipped} already there; padding {result.padding_waste:.1%} of the tokens computed); "
                   f"{result.rejected_lines} bad lines in {out}/rejects-*.jsonl")
@@ -92,7 +90,7 @@ def score(
         raise typer.Exit(1)
 
 
-def _score_locally(files, out, scorer, pipeline, chunk_size: int, batch_size: int, workers: int):
+def _score_locally(files, out, scorer, pipeline, chunk_size: int, batch_size: int, workers: int | None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from callqa.batch import score_files

@@ -10,6 +10,7 @@ averaged per turn by :func:`callqa.render.aggregate_turns`.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -159,16 +160,17 @@ class ScoringThreads:
     """Model runs side by side: ``n`` threads, each scoring through its own :class:`OnnxScorer` on the given scorer's
     session (onnxruntime runs a session from several threads at once; a scorer each, so each counts its own tokens).
 
-    Give the session one onnxruntime thread and ``n`` = cores, as serving and `callqa score` do: a run on two threads
+    Give the session one onnxruntime thread and ``n`` = cores (the default), as serving and `callqa score` do: a run on two threads
     meets at every operator's end and loses both cores whenever anything else takes one (the server's event loop,
     the next batch's parsing), where single-thread runs each lose only the time taken from them (docs/serving.md)."""
 
-    def __init__(self, scorer: OnnxScorer, n: int):
+    def __init__(self, scorer: OnnxScorer, n: int | None = None):
+        self.n = n or len(os.sched_getaffinity(0))  # default: every core this process may run on
         scorers: queue.SimpleQueue[OnnxScorer] = queue.SimpleQueue()
-        for _ in range(n):  # fresh scorers: their counts are this work's alone
+        for _ in range(self.n):  # fresh scorers: their counts are this work's alone
             scorers.put(OnnxScorer(scorer.session, scorer.encoder, scorer.info, scorer.max_batch_tokens, scorer.max_padding))
         self._local = threading.local()
-        self.executor = ThreadPoolExecutor(n, thread_name_prefix="callqa-model",
+        self.executor = ThreadPoolExecutor(self.n, thread_name_prefix="callqa-model",
                                            initializer=lambda: setattr(self._local, "scorer", scorers.get()))
 
     def submit(self, fn: Callable[[OnnxScorer, Work], Done], work: Work) -> Future[Done]:

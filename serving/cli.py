@@ -286,14 +286,14 @@ def reviews_ingest(
     from callqa.pipeline import ScoringPipeline
     from callqa.redact import redact_call
     from callqa.scorecard import ScorecardError, load_scorecard
-    from callqa.scorer import OnnxScorer
+    from callqa.scorer import OnnxScorer, ScoringThreads
     from callqa.serving.config import load_serving_config
     from callqa.serving.reviews import ingest
 
     settings = load_serving_config()
     card_name = settings.scorecard if scorecard is None else (None if scorecard == "none" else scorecard)
     try:
-        scorer = OnnxScorer.from_bundle(resolve_bundle(bundle or settings.bundle))
+        scorer = OnnxScorer.from_bundle(resolve_bundle(bundle or settings.bundle), threads=1)  # a run per core
         pipeline = ScoringPipeline(scorer.info, load_scorecard(card_name) if card_name else None)
     except (BundleError, ScorecardError, FileNotFoundError, ValueError) as err:
         raise fail(str(err)) from None
@@ -304,7 +304,11 @@ def reviews_ingest(
     calls = [redact_call(line.call) if redact else line.call for line in parsed.calls]
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task(f"scoring with {info.tag}", total=len(calls))
-        added = ingest(store, scorer, pipeline, calls, batch_size, advance=lambda n: progress.advance(task, n))
+        threads = ScoringThreads(scorer)
+        try:
+            added = ingest(store, threads, pipeline, calls, batch_size, advance=lambda n: progress.advance(task, n))
+        finally:
+            threads.close()
     counts = store.counts()
     console.print(f"{len(calls)} calls scored by {info.tag}, {added} new predictions stored "
                   f"({counts['calls']} calls in the store, {counts['reviewed']} reviewed)"

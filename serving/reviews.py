@@ -51,7 +51,7 @@ from callqa.evidence import CallEvidence
 from callqa.pipeline import ScoredCall, ScoringPipeline
 from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
-from callqa.scorer import OnnxScorer
+from callqa.scorer import ScoringThreads
 from callqa.scores import CallScores, LevelScore, TopicsScore
 
 from .db import Base, make_engine
@@ -296,14 +296,14 @@ def sample_key(call_id: str) -> float:
     return int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big") / 2**64
 
 
-def ingest(store: ReviewStore, scorer: OnnxScorer, pipeline: ScoringPipeline, calls: list[Call],
+def ingest(store: ReviewStore, threads: ScoringThreads, pipeline: ScoringPipeline, calls: list[Call],
            batch_size: int = 32, advance=lambda n: None) -> int:
-    """Score calls through the pipeline and store them for review, ``batch_size`` calls per transaction; returns
-    how many new predictions were stored."""
-    info, added = scorer.info, 0
-    for start in range(0, len(calls), batch_size):
-        batch = calls[start : start + batch_size]
-        added += store.add_scored(batch, pipeline.score(scorer, batch), info.tag, info.schema_)
+    """Score calls through the pipeline (batches side by side on ``threads``) and store them for review,
+    ``batch_size`` calls per transaction, in order; returns how many new predictions were stored."""
+    info, added = pipeline.info, 0
+    batches = [calls[start : start + batch_size] for start in range(0, len(calls), batch_size)]
+    for batch, scored in zip(batches, threads.map(pipeline.score, batches)):
+        added += store.add_scored(batch, scored, info.tag, info.schema_)
         advance(len(batch))
     return added
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -145,12 +144,11 @@ class CallModel:
     int8 student's ~11 ms on 2 cores)."""
 
     def __init__(self) -> None:
-        cores = CONFIG.threads or len(os.sched_getaffinity(0))
         scorer = OnnxScorer.from_bundle(
             BUNDLE_DIR, model_file={"int8": "model.int8.onnx", "fp32": "model.onnx"}.get(CONFIG.precision), threads=1)
-        self.threads = ScoringThreads(scorer, cores)
+        self.threads = ScoringThreads(scorer, CONFIG.threads)
         # Requests that arrive while every run is busy share the next free one, in arrival order.
-        self.batcher = GreedyBatcher(self._run, max_items=CONFIG.limits.max_calls, max_runs=cores)
+        self.batcher = GreedyBatcher(self._run, max_items=CONFIG.limits.max_calls, max_runs=self.threads.n)
 
     async def predict(self, calls: list[Call]) -> list[CallPrediction]:
         return await self.batcher.submit(calls)
