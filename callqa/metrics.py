@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score, precision_score, recall_score
 
 from callqa.heads import DEFAULT_THRESHOLD, LOWER_IS_BETTER
-from callqa.schema import Head
+from callqa.schema import Head, LabelSchema
 
 
 def kappa(a: Sequence, b: Sequence, labels: Sequence, weights: str | None = None) -> float | None:
@@ -158,10 +158,18 @@ def turn_head_metrics(head: Head, p: np.ndarray, q: np.ndarray, dialogue: np.nda
     return out
 
 
-def pick_metric(metrics: dict[str, dict], name: str) -> tuple[float, bool]:
+def pick_metric(metrics: dict[str, dict], name: str, schema: LabelSchema | None = None) -> tuple[float, bool]:
     """(value, lower_is_better) of 'HEAD.METRIC' or 'mean.METRIC' (the mean over heads that have it); nan where
-    the metric is undefined (a kappa with one class)."""
+    the metric is undefined (a kappa with one class). 'mean.gate' (needs ``schema``): the mean over call heads of
+    the metric export's gate compares for each head's kind, as a loss (NMD; 1 − macro-F1)."""
     head, _, metric = name.partition(".")
+    if name == "mean.gate":
+        if schema is None:
+            raise ValueError("mean.gate needs the label schema")
+        gates = [(metrics[h.name].get(h.spec.gate_metric), h.spec.gate_metric in LOWER_IS_BETTER)
+                 for h in schema.heads if h.name in metrics]
+        values = [v if lower else 1 - v for v, lower in gates if v is not None]
+        return (float(np.mean(values)) if values else float("nan")), True
     if head == "mean":
         values = [m[metric] for m in metrics.values() if m.get(metric) is not None]
         value = float(np.mean(values)) if values else float("nan")

@@ -78,3 +78,17 @@ def test_schema_round_trips_through_json():
     cc = load_schema("callcenter")
     again = type(cc).model_validate_json(cc.model_dump_json())
     assert again == cc and again["attitude"].class_ids == ["1", "2", "3", "4", "5"]
+
+
+def test_mean_gate_averages_each_heads_gate_metric_as_a_loss():
+    """The metric a student can be selected by: what export's gate compares for each head's kind (NMD; macro-F1
+    turned into 1 − F1 so lower is better throughout)."""
+    from callqa.metrics import pick_metric
+
+    schema = load_schema("callcenter")
+    metrics = {"attitude": {"nmd": 0.1}, "empathy": {"nmd": 0.2}, "resolution": {"nmd": 0.3},
+               "topics": {"macro_f1": 0.6, "micro_f1": 0.9}}
+    assert pick_metric(metrics, "mean.gate", schema) == (pytest.approx((0.1 + 0.2 + 0.3 + 0.4) / 4), True)
+    assert pick_metric(metrics, "mean.nmd") == (pytest.approx(0.2), True)
+    with pytest.raises(ValueError, match="schema"):
+        pick_metric(metrics, "mean.gate")

@@ -93,6 +93,9 @@ def distill_cmd(
                      min=0.0, max=1.0)] = 0.7,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.", min=1)] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: the teacher's recipe's).")] = None,
+    metric: Annotated[str | None, typer.Option(help="Validation metric for early stopping and the checkpoint kept "
+                                               "(default: the teacher's recipe's; mean.gate: the export gate's metric "
+                                               "of every head, NMD and 1 − macro-F1, averaged).")] = None,
     nproc: Annotated[int, typer.Option(help="Training processes (DDP), as for `callqa train`.", min=1, max=64)] = 1,
     device: Annotated[str | None, typer.Option(help="cpu, cuda … (default: cuda when present).")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
@@ -107,7 +110,7 @@ def distill_cmd(
         raise fail(f"--pick {pick!r}: use every or lower")
     try:
         info = distill(teacher, layers, data, out, validation or None, pick, alpha, max_steps, seed, nproc, device,
-                       progress=not quiet, log=console.print)
+                       progress=not quiet, log=console.print, metric=metric)
     except (CallFileError, ValueError, FileNotFoundError) as err:
         raise fail(str(err)) from None
     print_metrics(info.label_schema, {"validation": info.validation_metrics})

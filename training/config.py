@@ -47,7 +47,8 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     metric: str = Field(default="loss", description="validation metric for early stopping: loss, or HEAD.METRIC "
-                        "(e.g. A.nmd, attitude.qwk, topics.macro_f1); 'mean.nmd' averages over ordinal heads")
+                        "(e.g. A.nmd, attitude.qwk, topics.macro_f1); 'mean.nmd' averages over ordinal heads; "
+                        "'mean.gate' averages each head's export-gate metric as a loss (NMD, 1 − macro-F1)")
     every_steps: int | None = Field(default=None, gt=0, description="evaluate every N steps (default: each epoch)")
     patience: int = Field(default=3, ge=1, description="evaluations without improvement before stopping")
     validation_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="held out when no --validation file")
@@ -94,9 +95,11 @@ class TrainConfig(BaseModel):
                 raise ValueError(f"eval.metric {metric!r}: use 'loss', 'mean.nmd' or HEAD.METRIC with a head of {schema.name!r}")
         return self
 
-    def overridden(self, max_steps: int | None = None, seed: int | None = None) -> TrainConfig:
-        """This recipe with a command line's --max-steps and --seed where given."""
+    def overridden(self, max_steps: int | None = None, seed: int | None = None, metric: str | None = None) -> TrainConfig:
+        """This recipe with a command line's --max-steps, --seed and --metric where given."""
         config = self
+        if metric is not None:
+            config = config.model_copy(update={"eval": config.eval.model_copy(update={"metric": metric})})
         if max_steps is not None:
             config = config.model_copy(update={"optim": config.optim.model_copy(update={"max_steps": max_steps})})
         if seed is not None:

@@ -131,7 +131,8 @@ def teacher_targets(rows: Rows, distill: DistillConfig, schema: LabelSchema, pad
 
 def distill(teacher_run: Path, keep: int, data: list[Path], out: Path, validation: list[Path] | None = None,
             pick: Pick = "every", alpha: float = 0.7, max_steps: int | None = None, seed: int | None = None,
-            nproc: int = 1, device: str | None = None, progress: bool = True, log=print) -> RunInfo:
+            nproc: int = 1, device: str | None = None, progress: bool = True, log=print,
+            metric: str | None = None) -> RunInfo:
     """Train a ``keep``-layer student of ``teacher_run`` on ``data`` (labeled and unlabeled calls) into ``out``."""
     from .trainer import train_processes
 
@@ -140,7 +141,7 @@ def distill(teacher_run: Path, keep: int, data: list[Path], out: Path, validatio
     init = out / "student-init"  # a fixed place: a killed run resumes with the same config
     if not (init / "config.json").exists():
         write_student(teacher_run, layers, init)
-    config = student_config(teacher, teacher_run, init, layers, alpha).overridden(max_steps, seed)
+    config = student_config(teacher, teacher_run, init, layers, alpha).overridden(max_steps, seed, metric)
     log(f"student: layers {layers} of the teacher's {teacher_layers(teacher_run)}, alpha {alpha}")
     info = train_processes(nproc, config, data, out, validation, device, progress, log)
     shutil.rmtree(init)

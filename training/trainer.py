@@ -404,7 +404,8 @@ class TrainingLoop:
                                        self.dev, config.loss, self.ranks)
         metrics = evaluate_rows(probs, self.val_rows, self.schema)
         metrics_flat = {f"{h}.{k}": v for h, m in metrics.items() for k, v in m.items() if isinstance(v, float)}
-        value, lower = (val_loss, True) if config.eval.metric == "loss" else pick_metric(metrics, config.eval.metric)
+        value, lower = ((val_loss, True) if config.eval.metric == "loss"
+                        else pick_metric(metrics, config.eval.metric, self.schema))
         state["history"].append({"step": state["step"], "epoch": state["epoch"], "val_loss": val_loss, **metrics_flat})
         best = state["best"]
         improved = best is None or math.isnan(best) or (value < best if lower else value > best)
