@@ -94,8 +94,8 @@ def distill_cmd(
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.", min=1)] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: the teacher's recipe's).")] = None,
     metric: Annotated[str | None, typer.Option(help="Validation metric for early stopping and the checkpoint kept "
-                                               "(default: the teacher's recipe's; mean.gate: the export gate's metric "
-                                               "of every head, NMD and 1 − macro-F1, averaged).")] = None,
+                                               "(default: the teacher recipe's; mean.gate: the export gate's metric "
+                                               "of every head, NMD and 1 − macro-F1, averaged; docs/export.md).")] = None,
     nproc: Annotated[int, typer.Option(help="Training processes (DDP), as for `callqa train`.", min=1, max=64)] = 1,
     device: Annotated[str | None, typer.Option(help="cpu, cuda … (default: cuda when present).")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
