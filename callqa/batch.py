@@ -182,16 +182,13 @@ def score_files(files: list[Path], out: Path, scorer: OnnxScorer, pipeline: Scor
     worker per core)."""
     out.mkdir(parents=True, exist_ok=True)
     result = BatchResult()
-    threads = ScoringThreads(scorer, workers)
-    try:
+    with ScoringThreads(scorer, workers) as threads:
         for chunk in chunks(files, chunk_size):
             if part_path(out, chunk).exists():
                 result.parts_skipped += 1
                 advance(chunk.n_lines)
                 continue
             result.add(score_chunk(chunk, out, threads, pipeline, batch_size, advance))
-    finally:
-        threads.close()
     return result
 
 

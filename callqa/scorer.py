@@ -185,6 +185,12 @@ class ScoringThreads:
     def close(self) -> None:
         self.executor.shutdown(cancel_futures=True)
 
+    def __enter__(self) -> ScoringThreads:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
 
 def stack_probs(predictions: list[CallPrediction]) -> dict[str, np.ndarray]:
     return {head: np.stack([p.probs[head] for p in predictions]) for head in predictions[0].probs}

@@ -302,13 +302,9 @@ def reviews_ingest(
         err_console.print(str(error), highlight=False, markup=False)
     store, info = _review_store(db), scorer.info
     calls = [redact_call(line.call) if redact else line.call for line in parsed.calls]
-    with Progress(console=err_console, transient=True) as progress:
+    with Progress(console=err_console, transient=True) as progress, ScoringThreads(scorer) as threads:
         task = progress.add_task(f"scoring with {info.tag}", total=len(calls))
-        threads = ScoringThreads(scorer)
-        try:
-            added = ingest(store, threads, pipeline, calls, batch_size, advance=lambda n: progress.advance(task, n))
-        finally:
-            threads.close()
+        added = ingest(store, threads, pipeline, calls, batch_size, advance=lambda n: progress.advance(task, n))
     counts = store.counts()
     console.print(f"{len(calls)} calls scored by {info.tag}, {added} new predictions stored "
                   f"({counts['calls']} calls in the store, {counts['reviewed']} reviewed)"
