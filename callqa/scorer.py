@@ -160,9 +160,10 @@ class ScoringThreads:
     """Model runs side by side: ``n`` threads, each scoring through its own :class:`OnnxScorer` on the given scorer's
     session (onnxruntime runs a session from several threads at once; a scorer each, so each counts its own tokens).
 
-    Give the session one onnxruntime thread and ``n`` = cores (the default), as serving and `callqa score` do: a run on two threads
-    meets at every operator's end and loses both cores whenever anything else takes one (the server's event loop,
-    the next batch's parsing), where single-thread runs each lose only the time taken from them (docs/serving.md)."""
+    Give the session one onnxruntime thread and ``n`` = cores (the default), as serving and `callqa score` do: a
+    run on two threads meets at every operator's end and loses both cores whenever anything else takes one (the
+    server's event loop, the next batch's parsing), where single-thread runs each lose only the time taken from
+    them (docs/serving.md)."""
 
     def __init__(self, scorer: OnnxScorer, n: int | None = None):
         self.n = n or len(os.sched_getaffinity(0))  # default: every core this process may run on

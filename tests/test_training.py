@@ -280,3 +280,12 @@ def test_evaluating_on_a_file_without_calls_is_one_clear_line(tiny_run, tmp_path
     empty.write_text("", encoding="utf-8")
     res = CliRunner().invoke(app, ["evaluate", "--run", str(tiny_run), "--data", str(empty)])
     assert res.exit_code == 1 and res.output.strip() == f"error: {empty}: no calls to evaluate on"
+
+
+def test_command_line_overrides_are_validated_like_the_recipe():
+    """--metric (and --max-steps, --seed) reach the recipe through model_copy, which validates nothing: a misspelt
+    metric must fail here, not at the first evaluation after the teacher's predictions and the first steps."""
+    config = TrainConfig.from_yaml(Path(__file__).parent.parent / "configs" / "train" / "demo.yaml")
+    assert config.overridden(max_steps=7, seed=3, metric="mean.gate").eval.metric == "mean.gate"
+    with pytest.raises(ValueError, match="eval.metric 'atitude.nmd'"):
+        config.overridden(metric="atitude.nmd")

@@ -104,7 +104,8 @@ class TrainConfig(BaseModel):
             config = config.model_copy(update={"optim": config.optim.model_copy(update={"max_steps": max_steps})})
         if seed is not None:
             config = config.model_copy(update={"seed": seed})
-        return config
+        # model_copy skips validation: check the result now, not at the first evaluation (a misspelt --metric).
+        return TrainConfig.model_validate(config.model_dump(by_alias=True))
 
     def label_schema(self) -> LabelSchema:
         """The schema, narrowed to ``heads`` when the config names some."""
