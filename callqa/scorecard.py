@@ -132,6 +132,8 @@ class ScorecardSpec(BaseModel):
 class Deduction(Hit):
     title: str
     points: float = Field(description="points this hit deducted (after the item's cap)")
+    deduct: float | None = Field(default=None, description="the rule's points per hit, before the item's cap")
+    missed: bool = Field(default=False, description="a deduction a reviewer added (漏扣), not a rule's hit")
 
 
 class ItemResult(BaseModel):
@@ -142,8 +144,19 @@ class ItemResult(BaseModel):
     applicable: bool = Field(description="false: the item's condition did not hold or its rules could not judge "
                              "the call (timing rules without timestamps); it keeps its points")
     red_line: bool = Field(description="a red-line item whose rules hit: the call's total is 0")
+    red_line_item: bool = Field(default=False, description="the item is a red line (一票否决): any deduction of it "
+                                "that stands, a rule's or a reviewer's 漏扣, zeroes the call's total")
+    deduct: float | None = Field(default=None, description="what a reviewer's 漏扣 on this item takes by default: "
+                                 "the largest deduct of its rules")
     from_model: float | None = Field(default=None, description="points the model head gave, before deductions")
     deductions: list[Deduction] = []
+
+    @model_validator(mode="after")
+    def _hit_red_line_is_a_red_line_item(self) -> ItemResult:
+        # Results stored before red_line_item existed say so only where the red line hit.
+        if self.red_line and not self.red_line_item:
+            self.red_line_item = True
+        return self
 
 
 class SectionResult(BaseModel):
@@ -278,9 +291,11 @@ class Scorecard:
         return score.level in (when.levels or ())
 
     def _item(self, item: Item, hits: dict[str, list[Hit] | None], scores: CallScores | None) -> ItemResult:
+        traits = {"red_line_item": item.red_line,
+                "deduct": max((self.rules[r].spec.deduct for r in item.rules), default=None)}
         if item.when is not None and not self._holds(item.when, hits, scores):
             return ItemResult(id=item.id, title=item.title, points=item.points, max_points=item.points,
-                              applicable=False, red_line=False)
+                              applicable=False, red_line=False, **traits)
         start, from_model = item.points, None
         score = scores.scores.get(item.head.head) if (item.head and scores) else None
         if score is not None and not isinstance(score, TopicsScore):
@@ -297,16 +312,18 @@ class Scorecard:
             start = from_model = round(min(max(from_model, 0.0), item.points), 4)
         if item.rules and from_model is None and all(hits.get(r) is None for r in item.rules):
             return ItemResult(id=item.id, title=item.title, points=item.points, max_points=item.points,
-                              applicable=False, red_line=False)
+                              applicable=False, red_line=False, **traits)
         left, deductions = start, []
         for rule_id in item.rules:
             rule = self.rules[rule_id]
             for hit in hits.get(rule_id) or ():
                 take = min(rule.spec.deduct, left)
                 left -= take
-                deductions.append(Deduction(**hit.__dict__, title=rule.spec.title, points=round(take, 4)))
+                deductions.append(Deduction(**hit.__dict__, title=rule.spec.title, points=round(take, 4),
+                                            deduct=rule.spec.deduct))
         return ItemResult(id=item.id, title=item.title, points=round(left, 4), max_points=item.points, applicable=True,
-                          red_line=item.red_line and bool(deductions), from_model=from_model, deductions=deductions)
+                          red_line=item.red_line and bool(deductions), from_model=from_model, deductions=deductions,
+                          **traits)
 
 
 def _read_yaml(path: Path, what: str) -> Any:

@@ -19,7 +19,8 @@ from sklearn.metrics import confusion_matrix
 from callqa.metrics import kappa
 from callqa.schema import Head, LabelSchema
 
-from .reviews import ReviewedCall, reviewer_points
+from .record import item_points
+from .reviews import ReviewedCall
 
 
 class Agreement(BaseModel):
@@ -124,10 +125,10 @@ def scorecard_agreement(reviewed: Iterable[ReviewedCall]) -> ScorecardAgreement:
         if r.scorecard is None:
             continue
         calls += 1
-        review = r.scorecard_review
+        review, of_record = r.scorecard_review, item_points(r.record)
         for item in r.scorecard.items().values():
             titles[item.id] = item.title
-            points[item.id].append((item.points, reviewer_points(item, review)))
+            points[item.id].append((item.points, of_record[item.id]))
             for d in item.deductions:
                 entry = rules.setdefault(d.rule, RulePrecision(rule=d.rule, title=d.title, reviewed=0, wrong=0))
                 entry.reviewed += 1

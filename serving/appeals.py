@@ -199,9 +199,11 @@ class Appeals:
     def my_call(self, call_id: str, agent_id: str) -> AgentCallView:
         with Session(self.store.engine) as session:
             row, prediction = self._own(session, call_id, agent_id)
-            card = ScoredCall.model_validate(prediction.scores).scorecard
-            return AgentCallView(call=Call.model_validate(row.call), scorecard=card, appeals=self._records(session, call_id),
-                                 appealable_until=_utc(prediction.created) + self.window if card else None)
+            appeals = self._records(session, call_id)
+        # The score of record, as every other screen shows it (reviews and rulings applied).
+        card = self.store.view(call_id).record
+        return AgentCallView(call=Call.model_validate(row.call), scorecard=card, appeals=appeals,
+                             appealable_until=_utc(prediction.created) + self.window if card else None)
 
     def file(self, call_id: str, agent: Reviewer, agent_id: str, request: AppealRequest) -> AppealRecord:
         now = utcnow()
@@ -276,9 +278,12 @@ class Appeals:
         item given its full points), in the ruling's transaction: both are saved, or neither."""
         card = ScoredCall.model_validate(session.get(PredictionRow, appeal.prediction_id).scores).scorecard
         items = card.items()
+        # A whole item overturned gets its points back and loses its deductions (a red-line item's red line with them).
+        whole = [items[e.item] for e in overturned if e.rule is None]
         verdict = ScorecardReview(
-            false_hits=[HitRef(item=e.item, rule=e.rule, turn=e.turn, start=e.start) for e in overturned if e.rule],
-            points={e.item: items[e.item].max_points for e in overturned if e.rule is None})
+            false_hits=[HitRef(item=e.item, rule=e.rule, turn=e.turn, start=e.start) for e in overturned if e.rule]
+            + [HitRef(item=i.id, rule=d.rule, turn=d.turn, start=d.start) for i in whole for d in i.deductions],
+            points={i.id: i.max_points for i in whole})
         row = session.get(CallRow, appeal.call_id)
         if _latest_prediction(session, appeal.call_id).id != appeal.prediction_id:
             raise Conflict(f"call {appeal.call_id} was scored again since the appeal; the agent should appeal the "

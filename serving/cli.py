@@ -337,7 +337,7 @@ def reviews_export(
     meta.reviewer = the key id of the latest review, meta.scorecard = the card as reviewers left it. Retrain with
     [bold]callqa train --data base.jsonl --data reviews.jsonl[/bold]."""
     from callqa.jsonl import write_calls
-    from callqa.serving.reviews import reviewed_card
+    from callqa.serving.record import item_points
 
     schema = schema_or_fail(schema_name)
 
@@ -351,12 +351,12 @@ def reviews_export(
         for r in _review_store(db).reviewed(_date(since)):
             meta = {**r.call.meta, "source": r.source, "reviewer": r.reviewer,
                     "reviewed_at": r.reviewed_at.isoformat(), "model": r.model}
-            if r.scorecard is not None and r.scorecard_review:
-                # The scorecard as reviewers (or an appeal's ruling) left it: points per item, and the deductions
-                # marked wrong or missed — labels for tuning rules and phrase lists.
-                card = reviewed_card(r.scorecard, r.scorecard_review)
-                meta["scorecard"] = {"name": r.scorecard.name, "hash": r.scorecard.hash, "points": card.points,
-                                     "total": card.total, **r.scorecard_review.model_dump(exclude={"points"})}
+            if (record := r.record) is not None:
+                # The score of record (the card as reviewers and appeal rulings left it): points per item, and the
+                # deductions marked wrong or missed — labels for tuning rules and phrase lists.
+                verdicts = r.scorecard_review.model_dump(exclude={"points"}) if r.scorecard_review else {}
+                meta["scorecard"] = {"name": record.name, "hash": record.hash, "points": item_points(record),
+                                     "total": record.total, "red_line": record.red_line, **verdicts}
             labels = {head: typed(head, label) for head, label in r.labels.items()}
             turns = r.call.turns
             if r.reasons:

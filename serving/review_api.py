@@ -30,6 +30,7 @@ from starlette.routing import Route
 from callqa.calls import Call, SingleLabel
 from callqa.evidence import CallEvidence
 from callqa.schema import LabelSchema
+from callqa.scorecard import ScorecardResult
 
 from .auth import LOCAL_DEMO, KeyHolder
 from .directory import AgentDirectory
@@ -176,6 +177,9 @@ REVIEW_OPERATIONS = [
               errors=CALL_ERRORS),
     Operation("POST", "/api/reviews/calls/{call_id}/reviews", "Save a review made on a revision of the call", ROLE,
               ReviewRecord, body=ReviewRequest, status=201, errors=(404, 409, 423)),
+    Operation("POST", "/api/reviews/calls/{call_id}/record", "The score of record these verdicts would give the call "
+              "(the review UI's live total; nothing is saved)", ROLE, ScorecardResult, body=ScorecardReview,
+              errors=(400, 404)),
     Operation("GET", "/api/reviews/calls/{call_id}/evidence", "Per head, each turn's attribution (occlusion), cached",
               ROLE, CallEvidence, errors=CALL_ERRORS),
     Operation("GET", "/api/reviews/stats", "Calls stored, reviewed, reviews saved", ROLE, StoreCounts),
@@ -282,6 +286,16 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
             return _error(err)
         return JSONResponse(record.model_dump(mode="json"), status_code=201)
 
+    async def record(request: Request) -> Response:
+        body = await parse_body(request, ScorecardReview)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            card = await run_in_threadpool(store().preview_record, request.path_params["call_id"], body)
+        except ReviewError as err:
+            return _error(err)
+        return JSONResponse(card.model_dump(mode="json"))
+
     async def evidence(request: Request) -> Response:
         call_id = request.path_params["call_id"]
         try:
@@ -324,5 +338,6 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
         Route("/calls/{call_id}", view), Route("/calls/{call_id}/open", open_call, methods=["POST"]),
         Route("/calls/{call_id}/release", release, methods=["POST"]),
         Route("/calls/{call_id}/reviews", submit, methods=["POST"]),
+        Route("/calls/{call_id}/record", record, methods=["POST"]),
         Route("/calls/{call_id}/evidence", evidence), Route("/report", report), Route("/report/page", report),
     ]

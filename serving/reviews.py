@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -46,7 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from callqa.calls import MAX_TEXT, MAX_TURNS, Call, Label
+from callqa.calls import Call, Label
 from callqa.evidence import CallEvidence
 from callqa.pipeline import ScoredCall, ScoringPipeline
 from callqa.schema import LabelSchema
@@ -55,6 +55,13 @@ from callqa.scorer import ScoringThreads
 from callqa.scores import CallScores, LevelScore, TopicsScore
 
 from .db import Base, make_engine
+from .record import (
+    HitRef,
+    MissedDeduction,
+    ScorecardReview,
+    card_of_record,
+    verdicts_of_record,
+)
 
 QueueOrder = Literal["least_confident", "lowest_score", "random"]
 
@@ -183,7 +190,7 @@ class PredictionTopicRow(Base):
 
 
 class ReviewedScorecardRow(Base):
-    """A reviewed call's scorecard as its reviews leave it (:func:`reviewed_card`): what reports count for the call
+    """A reviewed call's scorecard as its reviews leave it (:func:`callqa.serving.record.card_of_record`): what reports count for the call
     instead of the model's. Derived from the reviews, rewritten with each one."""
 
     __tablename__ = "reviewed_scorecards"
@@ -202,7 +209,7 @@ class ReviewedItemRow(Base):
     item: Mapped[str] = mapped_column(String(100), primary_key=True)
     points: Mapped[float] = mapped_column(Float)
     max_points: Mapped[float] = mapped_column(Float)
-    deductions: Mapped[int] = mapped_column(Integer)  # the model's deductions reviewers did not mark 误判
+    deductions: Mapped[int] = mapped_column(Integer)  # deductions of record: the rules' not marked 误判, and 漏扣
 
 
 class ReviewedTopicRow(Base):
@@ -239,6 +246,9 @@ class ReviewRow(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     prediction_id: Mapped[int | None] = mapped_column(ForeignKey("predictions.id"))
     source: Mapped[str | None] = mapped_column(String(20), default="review")  # review | appeal (a lead's ruling)
+    # The review judged the scorecard (its verdicts, even none, replace the earlier ones); NULL in stores written
+    # before this column: judged where it has verdict rows.
+    scorecard_judged: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class CorrectionRow(Base):
@@ -278,7 +288,7 @@ class ScorecardCorrectionRow(Base):
     turn: Mapped[int | None] = mapped_column(Integer)
     start: Mapped[int | None] = mapped_column(Integer)
     end: Mapped[int | None] = mapped_column(Integer)
-    points: Mapped[float | None] = mapped_column(Float)
+    points: Mapped[float | None] = mapped_column(Float)  # kind points: the item's; missed: what it takes (None: default)
     note: Mapped[str] = mapped_column(Text, default="")
 
 
@@ -374,80 +384,6 @@ class Change(BaseModel):
     value: Label
 
 
-ItemId = Annotated[str, Field(min_length=1, max_length=100)]
-TurnIndex = Annotated[StrictInt, Field(ge=0, lt=MAX_TURNS)]
-CharIndex = Annotated[StrictInt, Field(ge=0, le=MAX_TEXT)]
-
-
-class HitRef(BaseModel):
-    """A deduction of the reviewed prediction's scorecard, as the review UI shows it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    item: ItemId
-    rule: ItemId
-    turn: TurnIndex | None = None
-    start: CharIndex | None = None
-
-
-class MissedDeduction(BaseModel):
-    """A deduction the rules missed: the item, and where in the call (a turn, and a span of its text if marked)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    item: ItemId
-    turn: TurnIndex
-    start: CharIndex | None = None
-    end: CharIndex | None = None
-    note: StrictStr = Field(default="", max_length=500)
-
-
-class ScorecardReview(BaseModel):
-    """What a reviewer says about the scorecard of the prediction they reviewed."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    false_hits: list[HitRef] = Field(default=[], max_length=500, description="deductions that are wrong (误判)")
-    missed: list[MissedDeduction] = Field(default=[], max_length=200, description="deductions the rules missed (漏扣)")
-    points: dict[ItemId, Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]] = Field(
-        default={}, max_length=200, description="item → the points the reviewer gives it")
-
-    def __bool__(self) -> bool:
-        return bool(self.false_hits or self.missed or self.points)
-
-    def marks_wrong(self, item: str, deduction) -> bool:
-        """Whether the reviewer marked this deduction of ``item`` as 误判."""
-        return HitRef(item=item, rule=deduction.rule, turn=deduction.turn, start=deduction.start) in self.false_hits
-
-
-def reviewer_points(item, review: ScorecardReview | None) -> float:
-    """The points a reviewer gives an item: set by hand, else the scorecard's with the 误判 deductions given back."""
-    if review is None:
-        return item.points
-    if item.id in review.points:
-        return review.points[item.id]
-    back = sum(d.points for d in item.deductions if review.marks_wrong(item.id, d))
-    return min(item.max_points, item.points + back)
-
-
-@dataclass(frozen=True)
-class ReviewedCard:
-    points: dict[str, float]  # item → the reviewer's points
-    kept: dict[str, int]  # item → the model's deductions not marked 误判
-    red_line: bool
-    total: float
-
-
-def reviewed_card(card: ScorecardResult, review: ScorecardReview | None) -> ReviewedCard:
-    """A scorecard as a review leaves it. The red line stands unless the reviewer gave each red-line item its
-    points back; a red line makes the total 0, as on the card."""
-    items = card.items().values()
-    points = {i.id: reviewer_points(i, review) for i in items}
-    kept = {i.id: sum(1 for d in i.deductions if not (review and review.marks_wrong(i.id, d))) for i in items}
-    red = any(i.red_line and points[i.id] < i.max_points for i in items)
-    return ReviewedCard(points, kept, red, 0.0 if red else sum(points.values()))
-
-
 class ReviewRecord(BaseModel):
     id: int
     revision: int
@@ -474,6 +410,10 @@ class CallView(BaseModel):
     lease_owner: str | None
     lease_until: datetime | None
     history: list[ReviewRecord] = Field(description="every review of the call, newest first")
+    verdicts: ScorecardReview | None = Field(default=None, description="the verdicts the score of record applies: "
+                                             "the latest review's on the scorecard, with appeal rulings on top")
+    record: ScorecardResult | None = Field(default=None, description="the score of record: the reviewed "
+                                           "prediction's scorecard as those verdicts leave it")
 
 
 @dataclass(frozen=True)
@@ -494,8 +434,13 @@ class ReviewedCall:
     predicted: dict[str, Label]  # the model's values in the prediction the latest review saw
     scorecard: ScorecardResult | None = None  # that prediction's scorecard
     reasons: dict[str, list[int]] | None = None  # head → turns reviewers marked as the reason for its current label
-    scorecard_review: ScorecardReview | None = None  # every review's verdicts on it, merged (latest points win)
+    scorecard_review: ScorecardReview | None = None  # the verdicts of record (serving.record.verdicts_of_record)
     source: str = "review"  # of the latest review: review, or appeal
+
+    @property
+    def record(self) -> ScorecardResult | None:
+        """The score of record: the scorecard as the verdicts of record leave it."""
+        return None if self.scorecard is None else card_of_record(self.scorecard, self.scorecard_review)
 
 
 class ReviewStore:
@@ -694,10 +639,26 @@ class ReviewStore:
                 raise NotFound(f"no call {call_id!r} in the review store")
             prediction = _latest_prediction(session, call_id)
             history = self._history(session, call_id)
+            scores = ScoredCall.model_validate(prediction.scores)
+            verdicts = verdicts_of_record(history)
+            record = None if scores.scorecard is None else card_of_record(scores.scorecard, verdicts)
             return CallView(call=Call.model_validate(row.call), model=prediction.model, prediction_id=prediction.id,
-                            scores=ScoredCall.model_validate(prediction.scores), labels=_current(history),
-                            revision=row.revision, lease_owner=row.lease_owner, lease_until=_utc(row.lease_until),
-                            history=history)
+                            scores=scores, labels=_current(history), revision=row.revision,
+                            lease_owner=row.lease_owner, lease_until=_utc(row.lease_until), history=history,
+                            verdicts=verdicts, record=record)
+
+    def preview_record(self, call_id: str, verdicts: ScorecardReview) -> ScorecardResult:
+        """The score of record the call would have if these verdicts were saved on its latest prediction (the
+        review UI shows it while the reviewer marks 误判 / 漏扣): checked exactly as a saved review is."""
+        with Session(self.engine) as session:
+            row = session.get(CallRow, call_id)
+            if row is None:
+                raise NotFound(f"no call {call_id!r} in the review store")
+            shown = ScoredCall.model_validate(_latest_prediction(session, call_id).scores)
+            problems = _scorecard_problems(verdicts, shown, row.call["turns"])
+        if problems:
+            raise ReviewError("; ".join(problems))
+        return card_of_record(shown.scorecard, verdicts)
 
     def evidence(self, call_id: str, model: str) -> CallEvidence | None:
         """The call's cached evidence under ``model``, if computed before."""
@@ -716,15 +677,17 @@ class ReviewStore:
             .where(ReviewRow.call_id == call_id).order_by(ReviewRow.revision.desc())).all()
         changes: dict[int, list[Change]] = {}
         for c in session.scalars(select(CorrectionRow).where(CorrectionRow.call_id == call_id).order_by(CorrectionRow.id)):
-            changes.setdefault(c.review_id, []).append(Change(head=c.head, previous=c.previous, value=c.value))
-        cards: dict[int, ScorecardReview] = {}
+            changes.setdefault(c.review_id, []).append(Change(head=c.head, previous=_canonical(c.previous),
+                                                              value=c.value))
+        cards: dict[int, ScorecardReview] = {r.id: ScorecardReview() for r, _ in reviews if r.scorecard_judged}
         for c in session.scalars(select(ScorecardCorrectionRow).where(ScorecardCorrectionRow.call_id == call_id)
                                  .order_by(ScorecardCorrectionRow.id)):
             card = cards.setdefault(c.review_id, ScorecardReview())
             if c.kind == "false_hit":
                 card.false_hits.append(HitRef(item=c.item, rule=c.rule, turn=c.turn, start=c.start))
             elif c.kind == "missed":
-                card.missed.append(MissedDeduction(item=c.item, turn=c.turn, start=c.start, end=c.end, note=c.note))
+                card.missed.append(MissedDeduction(item=c.item, turn=c.turn, start=c.start, end=c.end, points=c.points,
+                                                   note=c.note))
             else:
                 card.points[c.item] = c.points
         reasons: dict[int, dict[str, list[int]]] = {}
@@ -744,8 +707,8 @@ class ReviewStore:
         on the prediction's scorecard. Raises :class:`Conflict` when the call has a newer review, :class:`Leased`
         when another reviewer holds it. The review is committed (and on SQLite, synced to disk) before this returns."""
         problems = schema.check_labels(labels)
-        if not labels and not scorecard:
-            problems.append(("labels", "no labels given: set at least one head"))
+        if not labels and scorecard is None:
+            problems.append(("labels", "no labels given: set at least one head, or judge the scorecard"))
         if problems:
             raise ReviewError("; ".join(f"{field}: {message}" for field, message in problems))
         with Session(self.engine) as session, session.begin():
@@ -769,10 +732,12 @@ class ReviewStore:
         before = _current(self._history(session, call_id))
         model_says = CallScores.model_validate(prediction.scores).predicted()
         review = ReviewRow(call_id=call_id, revision=revision + 1, reviewer=reviewer.id, reviewer_name=reviewer.name,
-                           created=now, comment=comment, prediction_id=prediction.id, source=source)
+                           created=now, comment=comment, prediction_id=prediction.id, source=source,
+                           scorecard_judged=scorecard is not None)
         session.add(review)
         session.flush()
-        changes = [Change(head=head, previous=before.get(head, model_says.get(head)), value=_canonical(labels[head]))
+        changes = [Change(head=head, previous=_canonical(before.get(head, model_says.get(head))),
+                          value=_canonical(labels[head]))
                    for head in schema.head_names if head in labels]
         session.add_all(CorrectionRow(review_id=review.id, call_id=call_id, head=c.head, previous=c.previous,
                                       value=c.value) for c in changes)
@@ -787,7 +752,7 @@ class ReviewStore:
                 raise ReviewError("; ".join(bad))  # rolls the whole review back
             session.add_all(ReasonRow(review_id=review.id, head=head, turn=t, call_id=call_id)
                             for head, turns in reasons.items() for t in turns)
-        if scorecard:
+        if scorecard is not None:
             shown = ScoredCall.model_validate(prediction.scores)
             problems = _scorecard_problems(scorecard, shown, session.get(CallRow, call_id).call["turns"])
             if problems:
@@ -798,7 +763,7 @@ class ReviewStore:
         # Built here, not read back: the session commits (and SQLite syncs) when this block exits.
         return ReviewRecord(id=review.id, revision=review.revision, reviewer=reviewer.id, reviewer_name=reviewer.name,
                             created=now, comment=comment, model=prediction.model, changes=changes,
-                            scorecard=scorecard or None, reasons=reasons, source=source)
+                            scorecard=scorecard, reasons=reasons, source=source)
 
     def _why_not(self, session: Session, call_id: str, reviewer: Reviewer, now: datetime,
                  revision: int | None = None) -> None:
@@ -837,7 +802,7 @@ class ReviewStore:
                 scores = ScoredCall.model_validate(shown.scores)
                 yield ReviewedCall(call=Call.model_validate(row.call), labels=_current(history), reviewer=latest.reviewer,
                                    reviewed_at=latest.created, model=shown.model, predicted=scores.predicted(),
-                                   scorecard=scores.scorecard, scorecard_review=_merged_verdicts(history),
+                                   scorecard=scores.scorecard, scorecard_review=verdicts_of_record(history),
                                    reasons=_current_reasons(history), source=latest.source)
                 session.expunge_all()
 
@@ -881,6 +846,9 @@ def _scorecard_problems(review: ScorecardReview, shown: ScoredCall, turns: list[
     for n, missed in enumerate(review.missed):
         if missed.item not in items:
             problems.append(f"scorecard.missed.{n}.item: no item {missed.item!r} in scorecard {shown.scorecard.name!r}")
+        if missed.item in items and missed.points is not None and missed.points > items[missed.item].max_points:
+            problems.append(f"scorecard.missed.{n}.points: {missed.points:g} is more than the item's "
+                            f"{items[missed.item].max_points:g}")
         if missed.turn >= len(turns):
             problems.append(f"scorecard.missed.{n}.turn: the call has {len(turns)} turns")
         elif missed.start is not None or missed.end is not None:
@@ -899,7 +867,7 @@ def _scorecard_rows(review: ScorecardReview, review_id: int, call_id: str) -> li
     rows = [ScorecardCorrectionRow(review_id=review_id, call_id=call_id, item=h.item, kind="false_hit", rule=h.rule,
                                    turn=h.turn, start=h.start) for h in review.false_hits]
     rows += [ScorecardCorrectionRow(review_id=review_id, call_id=call_id, item=m.item, kind="missed", turn=m.turn,
-                                    start=m.start, end=m.end, note=m.note) for m in review.missed]
+                                    start=m.start, end=m.end, points=m.points, note=m.note) for m in review.missed]
     rows += [ScorecardCorrectionRow(review_id=review_id, call_id=call_id, item=item, kind="points", points=points)
              for item, points in review.points.items()]
     return rows
@@ -935,26 +903,13 @@ def _refresh_reviewed(session: Session, call_id: str, prediction: PredictionRow,
     session.add_all(ReviewedTopicRow(call_id=call_id, head=head, topic=t) for head, t in sorted(topics))
     if shown.scorecard is None:
         return
-    card = shown.scorecard
-    result = reviewed_card(card, _merged_verdicts(history))
+    record = card_of_record(shown.scorecard, verdicts_of_record(history))
     session.execute(update(CallRow).where(CallRow.call_id == call_id)
-                    .values(total=result.total, max_total=card.max_total, red_line=result.red_line))
-    session.add(ReviewedScorecardRow(call_id=call_id, prediction_id=prediction.id, total=result.total,
-                                     max_total=card.max_total, red_line=result.red_line))
-    session.add_all(ReviewedItemRow(call_id=call_id, item=i.id, points=result.points[i.id], max_points=i.max_points,
-                                    deductions=result.kept[i.id]) for i in card.items().values())
-
-
-def _merged_verdicts(history: list[ReviewRecord]) -> ScorecardReview | None:
-    reviews = [r.scorecard for r in history if r.scorecard]
-    if not reviews:
-        return None
-    merged = ScorecardReview()
-    for review in reversed(reviews):  # oldest first, so the latest points win
-        merged.false_hits += [h for h in review.false_hits if h not in merged.false_hits]
-        merged.missed += review.missed
-        merged.points.update(review.points)
-    return merged
+                    .values(total=record.total, max_total=record.max_total, red_line=record.red_line))
+    session.add(ReviewedScorecardRow(call_id=call_id, prediction_id=prediction.id, total=record.total,
+                                     max_total=record.max_total, red_line=record.red_line))
+    session.add_all(ReviewedItemRow(call_id=call_id, item=i.id, points=i.points, max_points=i.max_points,
+                                    deductions=len(i.deductions)) for s in record.sections for i in s.items)
 
 
 def _current(history: list[ReviewRecord]) -> dict[str, Label]:
@@ -966,5 +921,5 @@ def _current(history: list[ReviewRecord]) -> dict[str, Label]:
 
 
 __all__ = ["CallFilter", "CallView", "Conflict", "Leased", "NotFound", "QueueItem", "QueuePolicy", "ReviewError",
-           "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "queue_keys", "reviewed_card", "reviewer_points",
+           "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "ScorecardReview", "queue_keys",
            "sample_key"]

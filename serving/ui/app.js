@@ -159,7 +159,11 @@ function show(view, banner) {
   state.view = view;
   state.active = 0;
   state.edit = {};
-  state.verdict = { false_hits: [], missed: [], points: {} };
+  // The verdicts of record (the latest review's, appeal rulings on top): a reopened call shows the reviewer's card,
+  // and saving again sends them back whole.
+  const v = view.verdicts;
+  state.verdict = v ? structuredClone({ false_hits: v.false_hits, missed: v.missed, points: v.points })
+    : { false_hits: [], missed: [], points: {} };
   state.evidence = null;
   state.reasons = {};
   for (const head of state.schema.heads) {
@@ -190,7 +194,7 @@ function show(view, banner) {
   $("submit").disabled = state.readOnly;
   status("", "");
   renderHeads();
-  renderScorecard();
+  renderScorecard(view.record);
   renderHistory();
   if (state.showEvidence) loadEvidence();
 }
@@ -264,46 +268,49 @@ function shadeTurns() {
 // --- the scorecard -----------------------------------------------------------------------------------------------
 const sameHit = (a, b) => a.item === b.item && a.rule === b.rule && a.turn === b.turn && a.start === b.start;
 
-function itemPoints(item) {
-  // What the reviewer gives the item: set by hand, else the scorecard's points with 误判 deductions given back.
-  if (state.verdict.points[item.id] !== undefined) return state.verdict.points[item.id];
-  const back = item.deductions.filter((d) => state.verdict.false_hits.some((h) => sameHit(h, { item: item.id, ...d })))
-    .reduce((sum, d) => sum + d.points, 0);
-  return Math.min(item.max_points, item.points + back);
+// The score of record is the server's to compute (serving/record.py): the card shows what it answers for the
+// verdicts marked so far, never a total of its own.
+let recordAsked = 0;
+
+async function refreshScorecard() {
+  const callId = state.view.call.call_id;
+  const asked = ++recordAsked;
+  const response = await api("POST", `/api/reviews/calls/${encodeURIComponent(callId)}/record`, state.verdict);
+  if (asked !== recordAsked || state.view?.call.call_id !== callId) return;  // a newer mark or another call
+  if (!response.ok) return status(`评分表核对失败：${response.data?.error || response.status}`, "bad");
+  renderScorecard(response.data);
 }
 
-function renderScorecard() {
+function renderScorecard(record) {
   const card = state.view.scores.scorecard;
   $("card-pane").hidden = !card;
-  if (!card) return;
-  const items = card.sections.flatMap((s) => s.items);
-  const redLine = items.some((i) => i.red_line && i.deductions.some((d) =>
-    !state.verdict.false_hits.some((h) => sameHit(h, { item: i.id, ...d }))));
-  const total = redLine ? 0 : items.reduce((sum, i) => sum + itemPoints(i), 0);
-  $("card-total").textContent = `${fmt(total)} / ${fmt(card.max_total)}`;
-  $("card-redline").hidden = !redLine;
+  if (!card || !record) return;
+  state.record = record;
+  const of = Object.fromEntries(record.sections.flatMap((s) => s.items).map((i) => [i.id, i]));
+  $("card-total").textContent = `${fmt(record.total)} / ${fmt(record.max_total)}`;
+  $("card-redline").hidden = !record.red_line;
   $("card-redline").textContent = "触发红线（一票否决）：总分为 0";
   const box = $("scorecard");
   box.replaceChildren();
-  for (const section of card.sections) {
-    const points = section.items.reduce((sum, i) => sum + itemPoints(i), 0);
+  record.sections.forEach((recorded, n) => {
+    const section = card.sections[n];
     const part = el("div", { className: "card-section" },
-      el("h4", {}, el("span", { textContent: section.title }), el("span", { textContent: `${fmt(points)} / ${fmt(section.max_points)}` })));
-    for (const item of section.items) part.append(renderItem(item));
+      el("h4", {}, el("span", { textContent: section.title }), el("span", { textContent: `${fmt(recorded.points)} / ${fmt(section.max_points)}` })));
+    for (const item of section.items) part.append(renderItem(item, of[item.id]));
     box.append(part);
-  }
+  });
 }
 
-function renderItem(item) {
-  const node = el("div", { className: "card-item" + (item.applicable ? "" : " na") + (item.red_line ? " red" : "") });
+function renderItem(item, recorded) {
+  const node = el("div", { className: "card-item" + (recorded.applicable ? "" : " na") + (recorded.red_line ? " red" : "") });
   node.dataset.item = item.id;
-  const input = el("input", { type: "number", min: 0, max: item.max_points, step: 0.5, value: fmt(itemPoints(item)),
+  const input = el("input", { type: "number", min: 0, max: item.max_points, step: 0.5, value: fmt(recorded.points),
     disabled: state.readOnly, title: "调整该项得分" });
   input.setAttribute("aria-label", `${item.title} 得分`);
   input.addEventListener("change", () => {
     const value = Math.max(0, Math.min(item.max_points, Number(input.value)));
     if (Number.isFinite(value)) state.verdict.points[item.id] = value;
-    renderScorecard();
+    refreshScorecard();
   });
   const missed = el("button", { type: "button", textContent: "漏扣", title: "先在对话中选中文字，再点此补充扣分", disabled: state.readOnly });
   missed.addEventListener("click", () => addMissed(item));
@@ -322,7 +329,7 @@ function renderItem(item) {
       e.stopPropagation();
       const hits = state.verdict.false_hits.filter((h) => !sameHit(h, ref));
       state.verdict.false_hits = wrong ? hits : [...hits, ref];
-      renderScorecard();
+      refreshScorecard();
     });
     const li = el("li", { className: "deduction" + (wrong ? " wrong" : ""), title: "定位到原文" },
       el("span", { className: "what", textContent: `${d.title} −${fmt(d.points)} ${where}` }), toggle);
@@ -330,10 +337,12 @@ function renderItem(item) {
     li.addEventListener("click", () => showEvidence(d));
     list.append(li);
   }
-  for (const m of state.verdict.missed.filter((x) => x.item === item.id)) {
+  const taken = recorded.deductions.filter((d) => d.missed);
+  state.verdict.missed.filter((x) => x.item === item.id).forEach((m, n) => {
     const text = state.view.call.turns[m.turn].text;
-    list.append(el("li", { className: "missed", textContent: `漏扣：第 ${m.turn + 1} 句「${m.start != null ? text.slice(m.start, m.end) : text}」` }));
-  }
+    const points = taken[n] ? ` −${fmt(taken[n].points)}` : "";
+    list.append(el("li", { className: "missed", textContent: `漏扣${points}：第 ${m.turn + 1} 句「${m.start != null ? text.slice(m.start, m.end) : text}」` }));
+  });
   node.append(list);
   return node;
 }
@@ -370,7 +379,7 @@ function addMissed(item) {
   const end = Math.min(start + selection.toString().length, state.view.call.turns[turn].text.length);
   state.verdict.missed.push({ item: item.id, turn, start, end });
   selection.removeAllRanges();
-  renderScorecard();
+  refreshScorecard();
 }
 
 function fmt(x) { return Number.isInteger(x) ? String(x) : x.toFixed(1); }
@@ -502,8 +511,8 @@ async function submit() {
   }
   $("submit").disabled = true;
   const callId = state.view.call.call_id;
-  const v = state.verdict;
-  const verdict = v.false_hits.length || v.missed.length || Object.keys(v.points).length ? v : undefined;
+  // With a card, the reviewer's verdicts are sent whole (even none: un-marking every 误判 is a verdict too).
+  const verdict = state.view.scores.scorecard ? state.verdict : undefined;
   const reasons = Object.fromEntries(Object.entries(state.reasons).filter(([, turns]) => turns.length));
   const response = await api("POST", `/api/reviews/calls/${encodeURIComponent(callId)}/reviews`,
     { revision: state.view.revision, labels, comment: $("comment").value, scorecard: verdict, reasons });

@@ -61,10 +61,12 @@ async function openMyCall(callId) {
   for (const section of data.scorecard?.sections || []) {
     for (const item of section.items) {
       for (const d of item.deductions) {
-        const box = el("input", { type: "checkbox", disabled: !open });
+        // A reviewer's 漏扣 is not a rule's hit: it is not appealed here (a lead reopens the review instead).
+        const box = el("input", { type: "checkbox", disabled: !open || d.missed });
         box.dataset.target = JSON.stringify({ item: item.id, rule: d.rule, turn: d.turn, start: d.start });
-        const quote = d.text ? `「${d.text}」` : "";
-        rows.push(el("label", { className: "deduction" }, box, ` ${item.title}：${d.title} −${fmt(d.points)} 分 ${quote}`));
+        const quote = d.text ? `「${d.text}」` : d.missed && d.turn != null ? `第 ${d.turn + 1} 句` : "";
+        const by = d.missed ? "（复核补扣）" : "";
+        rows.push(el("label", { className: "deduction" }, box, ` ${item.title}：${d.title}${by} −${fmt(d.points)} 分 ${quote}`));
       }
       if (!item.deductions.length && item.points < item.max_points) {
         const box = el("input", { type: "checkbox", disabled: !open });
