@@ -17,6 +17,8 @@ MAX_TURNS = 10_000
 MAX_TEXT = 100_000
 MAX_SECONDS = 86_400.0  # a turn starts and ends within a day of the call's start
 FIRST_YEAR, LAST_YEAR = 1970, 2100
+# The same bounds as a JSON Schema pattern (a date from 1970-01-01 to 2099-12-31), for tools outside Python.
+YEAR_PATTERN = r"^(19[7-9]\d|20\d\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
 MAX_META_DEPTH = 8
 
 
@@ -75,7 +77,8 @@ class Turn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     speaker: Speaker
-    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    # The pattern is for tools reading the JSON Schema (the validator below says why a blank text is refused).
+    text: str = Field(min_length=1, max_length=MAX_TEXT, json_schema_extra={"pattern": r"\S"})
     start: Seconds | None = Field(default=None, description="seconds from the start of the call")
     end: Seconds | None = None
     labels: Labels = Field(default_factory=dict, description="turn-level labels, e.g. STC-3 nuggets")
@@ -95,7 +98,8 @@ class Call(BaseModel):
 
     call_id: Identifier = Field(description="1–200 characters; no '/', control or format characters")
     agent_id: Identifier | None = None
-    started_at: datetime | None = Field(default=None, description=f"ISO 8601, between {FIRST_YEAR} and {LAST_YEAR}")
+    started_at: datetime | None = Field(default=None, description=f"ISO 8601, between {FIRST_YEAR} and {LAST_YEAR}",
+                                        json_schema_extra={"pattern": YEAR_PATTERN})
     channel: str | None = Field(default=None, max_length=50)
     turns: list[Turn] = Field(min_length=1, max_length=MAX_TURNS)
     labels: Labels = Field(default_factory=dict)

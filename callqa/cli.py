@@ -308,7 +308,7 @@ def redact_file(
 
 
 @data_app.command("json-schema")
-def jsonschema_or_fail(
+def json_schema(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of standard output.")] = None,
 ) -> None:
     """The JSON Schema of one call line (datasets/call.schema.json is this output), for tools outside Python."""
@@ -316,7 +316,7 @@ def jsonschema_or_fail(
 
     from callqa.calls import Call
 
-    text = json.dumps(Call.model_jsonschema_or_fail(), ensure_ascii=False, indent=2) + "\n"
+    text = json.dumps(Call.model_json_schema(), ensure_ascii=False, indent=2) + "\n"
     if out:
         out.write_text(text, encoding="utf-8")
         console.print(f"written to {out}")

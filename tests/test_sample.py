@@ -45,19 +45,37 @@ def test_some_sample_calls_are_longer_than_512_tokens(tiny_tokenizer_file):
     assert sum(n > 512 for n in lengths) >= 10
 
 
-def test_json_schema_file_is_current_and_accepts_the_sample():
-    from callqa.calls import Call
+BAD_LINES = {  # what `callqa data validate` refuses, each for another reason
+    "no turns": {"call_id": "c-1", "turns": []},
+    "speaker": {"call_id": "c-1", "turns": [{"speaker": "bot", "text": "您好"}]},
+    "unknown field": {"call_id": "c-1", "turns": [{"speaker": "agent", "text": "您好"}], "extra": 1},
+    "slash in the id": {"call_id": "a/b", "turns": [{"speaker": "agent", "text": "您好"}]},
+    "blank text": {"call_id": "c-1", "turns": [{"speaker": "agent", "text": "   "}]},
+    "year 1": {"call_id": "c-1", "started_at": "0001-01-01T00:00:00Z", "turns": [{"speaker": "agent", "text": "您好"}]},
+    "month 13": {"call_id": "c-1", "started_at": "2026-13-01T00:00:00Z", "turns": [{"speaker": "agent", "text": "您好"}]},
+    "negative time": {"call_id": "c-1", "turns": [{"speaker": "agent", "text": "您好", "start": -1}]},
+}
 
-    committed = json.loads((REPO / "datasets" / "call.schema.json").read_text(encoding="utf-8"))
-    assert committed == Call.model_json_schema(), "regenerate: callqa data json-schema -o datasets/call.schema.json"
-    for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:50]:
-        jsonschema.validate(json.loads(line), committed)
-    try:
-        jsonschema.validate({"call_id": "x", "turns": []}, committed)
-    except jsonschema.ValidationError:
-        pass
-    else:
-        raise AssertionError("empty turns must be invalid")
+
+def test_json_schema_command_writes_the_committed_schema_which_judges_lines_as_validate_does(tmp_path):
+    from typer.testing import CliRunner
+
+    from callqa.cli import app
+
+    out = tmp_path / "call.schema.json"
+    res = CliRunner().invoke(app, ["data", "json-schema", "-o", str(out)])  # `make sample` runs this
+    assert res.exit_code == 0, res.output
+    committed = (REPO / "datasets" / "call.schema.json").read_text(encoding="utf-8")
+    assert out.read_text(encoding="utf-8") == committed, "regenerate: make sample"
+    checker = jsonschema.Draft202012Validator(json.loads(committed))
+    for n, line in enumerate(SAMPLE.read_text(encoding="utf-8").splitlines(), 1):
+        assert not list(checker.iter_errors(json.loads(line))), f"sample line {n}"
+    for why, line in BAD_LINES.items():
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8")
+        res = CliRunner().invoke(app, ["data", "validate", str(bad)])
+        assert res.exit_code != 0 and "bad.jsonl:1" in res.output, why
+        assert list(checker.iter_errors(line)), f"the JSON Schema accepts a line validate refuses: {why}"
 
 
 def test_stats_cli_reports_labels_token_percentiles_agents_and_months(tiny_tokenizer_file):
