@@ -158,6 +158,20 @@ def turn_head_metrics(head: Head, p: np.ndarray, q: np.ndarray, dialogue: np.nda
     return out
 
 
+def evaluate_heads(schema: LabelSchema, probs: dict[str, np.ndarray], targets: dict[str, np.ndarray],
+                   thresholds: dict[str, np.ndarray] | None = None, dialogue: np.ndarray | None = None) -> dict[str, dict]:
+    """Metrics of every head of ``schema``: call heads from ``probs``/``targets`` [N, C] (multilabel heads at their
+    ``thresholds``), turn heads from [T, C] over all turns, ``dialogue`` [T] naming each turn's call (needed when the
+    schema has turn heads)."""
+    cuts = thresholds or {}
+    out = {h.name: head_metrics(h, probs[h.name], targets[h.name], cuts.get(h.name)) for h in schema.heads}
+    if schema.turn_heads:
+        if dialogue is None:
+            raise ValueError(f"schema {schema.name!r} has turn heads: give each turn's call (dialogue)")
+        out.update({h.name: turn_head_metrics(h, probs[h.name], targets[h.name], dialogue) for h in schema.turn_heads})
+    return out
+
+
 def pick_metric(metrics: dict[str, dict], name: str, schema: LabelSchema | None = None) -> tuple[float, bool]:
     """(value, lower_is_better) of 'HEAD.METRIC' or 'mean.METRIC' (the mean over heads that have it); nan where
     the metric is undefined (a kappa with one class). 'mean.gate' (needs ``schema``): the mean over call heads of

@@ -25,19 +25,15 @@ from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
 
 from .db import Base
+from .record import CharIndex, HitRef, ItemId, ScorecardReview, TurnIndex
 from .reviews import (
     CallRow,
-    CharIndex,
     Conflict,
-    HitRef,
-    ItemId,
     NotFound,
     PredictionRow,
     Reviewer,
     ReviewError,
     ReviewStore,
-    ScorecardReview,
-    TurnIndex,
     _latest_prediction,
     _utc,
     utcnow,

@@ -55,10 +55,13 @@ from callqa.scorer import ScoringThreads
 from callqa.scores import CallScores, LevelScore, TopicsScore
 
 from .db import Base, make_engine
-from .record import (
+from .record import (  # the verdict types are re-exported: reviews carry them
+    CharIndex,
     HitRef,
+    ItemId,
     MissedDeduction,
     ScorecardReview,
+    TurnIndex,
     card_of_record,
     verdicts_of_record,
 )
@@ -920,6 +923,6 @@ def _current(history: list[ReviewRecord]) -> dict[str, Label]:
     return labels
 
 
-__all__ = ["CallFilter", "CallView", "Conflict", "Leased", "NotFound", "QueueItem", "QueuePolicy", "ReviewError",
+__all__ = ["CharIndex", "HitRef", "ItemId", "MissedDeduction", "TurnIndex", "CallFilter", "CallView", "Conflict", "Leased", "NotFound", "QueueItem", "QueuePolicy", "ReviewError",
            "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "ScorecardReview", "queue_keys",
            "sample_key"]

@@ -317,3 +317,19 @@ def test_the_evaluation_report_shows_turn_heads_next_to_their_baselines(turn_run
     section = page[page.index("<h2>提出问题"):]
     assert "turn head (customer turns)" in section and "jsd ↓" in section
     assert all(f"<tr><th>{system}</th>" in section for system in ("model", "prior", "tfidf_lr"))
+
+
+def test_bench_on_a_bundle_with_turn_heads_reports_their_jsd_beside_call_heads_nmd(turn_bundle):
+    from callqa.training.bench import bench
+
+    # KeyError on main: bench scored schema.heads and compared schema.all_heads. No --data: the run's validation
+    # calls, which the export gate measured.
+    result = bench(turn_bundle, threads=1, log=lambda *_: None)
+    exported = json.loads((turn_bundle / "bundle.json").read_text(encoding="utf-8"))["metrics"]["validation"]
+    for engine in result["engines"]:
+        assert set(engine["quality"]["problem"]) == {"jsd"} and set(engine["quality"]["attitude"]) == {"nmd"}
+        assert set(engine["quality_delta_vs_fp32"]) >= {"apology", "problem", "attitude"}
+    fp32 = next(e for e in result["engines"] if e["engine"] == "ort-fp32")
+    # The same calls as the export gate's, the same function: the same JSD as the bundle records for its fp32 graph.
+    assert fp32["quality"]["problem"]["jsd"] == pytest.approx(exported["fp32"]["problem"]["jsd"], abs=1e-6)
+    assert fp32["quality_delta_vs_fp32"]["problem"]["jsd"] == 0

@@ -81,7 +81,7 @@ def peak_rss_mb() -> float:
 def run_worker(engine: str, model_path: str, bundle: Path, data: Path, threads: int, repeats: int) -> dict:
     """Runs in a child process: one engine, all batch sizes; returns throughput, latency, RSS and probabilities."""
     from callqa.render import CallEncoder
-    from callqa.scorer import OnnxScorer, TokenCount, make_session
+    from callqa.scorer import OnnxScorer, TokenCount, make_session, stack_probs, stack_turn_probs
 
     info = read_bundle_info(bundle)  # no gate check: measuring a bundle whose gate failed is part of the job
     encoder = CallEncoder.from_file(bundle / "tokenizer.json", info.render)
@@ -109,8 +109,11 @@ def run_worker(engine: str, model_path: str, bundle: Path, data: Path, threads: 
         if size == 1:
             entry.update(p50_ms=1000 * float(np.percentile(latencies, 50)), p99_ms=1000 * float(np.percentile(latencies, 99)))
         result["batch"][str(size)] = entry
-    probs = [p.probs for p in scorer.predict_encoded(encoded)]
-    result["probs"] = {h.name: [p[h.name].tolist() for p in probs] for h in info.schema_.heads}
+    predictions = scorer.predict_encoded(encoded, calls)
+    # Call heads [N, C] and turn heads [T, C] over every turn (NaN rows for turns a head does not reach), as the
+    # export gate compares them.
+    result["probs"] = {**{h: v.tolist() for h, v in stack_probs(predictions).items()},
+                       **{h.name: stack_turn_probs(predictions, h)[0].tolist() for h in info.schema_.turn_heads}}
     result["peak_rss_mb"] = peak_rss_mb()
     return result
 
@@ -130,7 +133,7 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
           threads: int | None = None, repeats: int = 1, log=print) -> dict:
     from callqa.render import CallEncoder
 
-    from .export import GateConfig, quality_deltas, quantize, validation_calls, window_feeds
+    from .export import quantize, validation_calls, window_feeds
     from .run import RunInfo
 
     bundle = Path(bundle)
@@ -140,7 +143,7 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
     with tempfile.TemporaryDirectory() as tmp:
         if data is None:
             data = Path(tmp) / "calls.jsonl"
-            write_calls(validation_calls(RunInfo.read(run_dir)), data)
+            write_calls(data, validation_calls(RunInfo.read(run_dir)))
         engines = [("pytorch-fp32", run_dir), ("ort-fp32", bundle / "model.onnx"),
                    (f"ort-int8 ({info.quantization})", bundle / "model.int8.onnx")]
         feeds = None
@@ -169,28 +172,29 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
         r["layers"] = config["num_hidden_layers"]
         r["gflops"], r["roof_fraction"] = flops / 1e9, flops / 1e9 / peak
 
-    from callqa.metrics import head_metrics
+    from callqa.metrics import evaluate_heads
+    from callqa.scorer import turn_targets
 
     from .baselines import targets as call_targets
 
-    targets = call_targets(calls, info.schema_)
+    schema = info.schema_
+    targets = {**call_targets(calls, schema), **{h.name: turn_targets(calls, h) for h in schema.turn_heads}}
+    dialogue = np.repeat(np.arange(len(calls)), [len(c.turns) for c in calls])
     quality = {}
     for r in results:
-        probs = {h: np.array(v) for h, v in r.pop("probs").items()}
+        probs = {h: np.array(v, dtype=np.float64) for h, v in r.pop("probs").items()}
         # Each model with its own topic thresholds: the PyTorch baseline may be another run (a student's teacher).
         own = RunInfo.read(run_dir).thresholds if r["engine"] == "pytorch-fp32" else info.thresholds
         thresholds = {k: np.array(v) for k, v in own.items()}
-        quality[r["engine"]] = {h.name: head_metrics(h, probs[h.name], targets[h.name], thresholds.get(h.name))
-                                for h in info.schema_.heads}
+        quality[r["engine"]] = evaluate_heads(schema, probs, targets, thresholds, dialogue)
     base = results[0]["batch"]
     for r in results:
         r["speedup_vs_pytorch"] = {b: r["batch"][b]["calls_per_s"] / base[b]["calls_per_s"] for b in base}
-        # The export gate's own comparison (NMD for ordinal heads, macro-F1 otherwise); its verdict is not needed here.
-        r["quality_delta_vs_fp32"], _ = quality_deltas(info.schema_, quality["ort-fp32"], quality[r["engine"]],
-                                                       GateConfig())
-        # Against the PyTorch baseline's run: for a distilled bundle benched with --run TEACHER, the teacher.
-        r["quality_delta_vs_pytorch"], _ = quality_deltas(info.schema_, quality["pytorch-fp32"], quality[r["engine"]],
-                                                          GateConfig())
+        r["quality"] = headline_metrics(schema, quality[r["engine"]])
+        # Against the bundle's fp32 graph, and against the PyTorch baseline's run (for a distilled bundle benched
+        # with --run TEACHER, the teacher): the headline metric's difference per head.
+        r["quality_delta_vs_fp32"] = _deltas(headline_metrics(schema, quality["ort-fp32"]), r["quality"])
+        r["quality_delta_vs_pytorch"] = _deltas(headline_metrics(schema, quality["pytorch-fp32"]), r["quality"])
     import onnxruntime
     import torch
 
@@ -200,6 +204,22 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
                     "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "roof": peaks},
         "render": info.render.model_dump(), "repeats": repeats, "engines": results,
     }
+
+
+def headline_metrics(schema, metrics: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """Per head, the metric bench reports: the export gate's (NMD, or macro-F1) for call heads, STC-3's JSD for turn
+    heads; heads no call carries are left out."""
+    out = {}
+    for head in schema.all_heads:
+        found = metrics[head.name]
+        if found.get("n"):
+            name = "jsd" if head.name in {h.name for h in schema.turn_heads} else head.spec.gate_metric
+            out[head.name] = {name: found[name]}
+    return out
+
+
+def _deltas(base: dict[str, dict[str, float]], other: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {h: {m: other[h][m] - v for m, v in metrics.items()} for h, metrics in base.items() if h in other}
 
 
 def markdown_table(result: dict) -> str:

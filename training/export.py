@@ -29,7 +29,7 @@ from torch import nn
 from callqa.bundle import BENTO_MODEL_NAME, BundleInfo, GateResult, sha256_file, write_bundle_info
 from callqa.calls import Call
 from callqa.jsonl import load_calls
-from callqa.metrics import head_metrics, turn_head_metrics
+from callqa.metrics import evaluate_heads
 from callqa.render import pad_windows
 from callqa.schema import LabelSchema
 from callqa.scorer import OnnxScorer, make_session, stack_probs, stack_turn_probs, turn_targets
@@ -314,13 +314,11 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
         """Call heads [N, C] and turn heads [T, C] (NaN rows where a head has no prediction for a turn)."""
         return {**stack_probs(predictions), **{h.name: stack_turn_probs(predictions, h)[0] for h in schema.turn_heads}}
 
+    dialogue = np.repeat(np.arange(len(calls)), [len(c.turns) for c in calls])
+
     def metrics_of(probs: dict[str, np.ndarray], own_thresholds: dict[str, list[float]] | None = None) -> dict:
         cuts = thresholds if own_thresholds is None else {k: np.array(v) for k, v in own_thresholds.items()}
-        out = {h.name: head_metrics(h, probs[h.name], targets[h.name], cuts.get(h.name)) for h in schema.heads}
-        if schema.turn_heads:
-            dialogue = np.repeat(np.arange(len(calls)), [len(c.turns) for c in calls])
-            out.update({h.name: turn_head_metrics(h, probs[h.name], targets[h.name], dialogue) for h in schema.turn_heads})
-        return out
+        return evaluate_heads(schema, probs, targets, cuts, dialogue)
 
     fp32_scorer = OnnxScorer(fp32_session, encoder, draft)
     # PyTorch's window logits go through the same aggregation as ONNX's, so the two differ only by the graphs.
