@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .appeals import AgentCall, AgentCallView, AppealRecord, AppealRequest, Appeals, RulingRequest
-from .middleware import KEY_HOLDER
+from .middleware import KEY_HOLDER, MAX_APPEAL_ID
 from .openapi import Operation
+from .params import Flag, QueryError, StrictQuery, query_schema
 from .review_api import _reviewer, parse_body
 from .reviews import ReviewError
 
@@ -29,6 +30,10 @@ class AppealList(BaseModel):
     appeals: list[AppealRecord]
 
 
+class AppealListQuery(StrictQuery):
+    open: Flag = Field(default="true", description="false: every appeal, ruled ones too")
+
+
 APPEAL_OPERATIONS = [
     Operation("GET", "/api/appeals/mine/calls", "My calls (an agent key's agent) with their scorecards, newest first",
               "agent", AgentCalls, errors=(403,)),
@@ -37,9 +42,12 @@ APPEAL_OPERATIONS = [
     Operation("POST", "/api/appeals/mine/calls/{call_id}", "Appeal deductions (or whole items) of my call's scorecard",
               "agent", AppealRecord, body=AppealRequest, status=201, errors=(403, 404, 409)),
     Operation("GET", "/api/appeals", "Appeals, oldest first (open ones unless open=false)", "lead", AppealList,
-              query={"open": {"type": "boolean", "default": True}}),
+              query=query_schema(AppealListQuery)),
+    # 400: an entry this appeal does not have (another appeal's, say) is refused, naming it.
     Operation("POST", "/api/appeals/{appeal_id}/rulings", "Uphold or overturn appealed entries (overturned: a correction)",
-              "lead", AppealRecord, body=RulingRequest, errors=(404, 409, 423)),
+              "lead", AppealRecord, body=RulingRequest, errors=(400, 404, 409, 423),
+              path_params={"appeal_id": {"type": "string", "pattern": "^[1-9][0-9]{0,18}$",
+                                         "description": f"an appeal's number, 1 to {MAX_APPEAL_ID}"}}),
 ]
 
 
@@ -85,16 +93,14 @@ def appeal_routes(appeals: Callable[[], Appeals]) -> list[Route]:
         return JSONResponse(found.model_dump(mode="json"), status_code=201)
 
     def listing(request: Request) -> Response:
-        value = request.query_params.get("open", "true").lower()
-        if value not in ("true", "false"):
-            return JSONResponse({"error": "open: true or false"}, status_code=400)
-        return JSONResponse(AppealList(appeals=appeals().list(open_only=value == "true")).model_dump(mode="json"))
+        try:
+            query = AppealListQuery.parse(request.query_params)
+        except QueryError as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+        return JSONResponse(AppealList(appeals=appeals().list(open_only=query.open == "true")).model_dump(mode="json"))
 
     async def rule(request: Request) -> Response:
-        try:
-            appeal_id = int(request.path_params["appeal_id"])
-        except ValueError:
-            return JSONResponse({"error": "no such appeal"}, status_code=404)
+        appeal_id = int(request.path_params["appeal_id"])  # GuardMiddleware checked it: 1..MAX_APPEAL_ID
         body = await parse_body(request, RulingRequest)
         if isinstance(body, JSONResponse):
             return body

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -104,7 +104,7 @@ class AppealRequest(BaseModel):
 class RulingInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    entry: Annotated[int, Field(ge=1, le=2**62)]
+    entry: Annotated[StrictInt, Field(ge=1, le=2**62)]
     decision: Literal["upheld", "overturned"]
     comment: StrictStr = Field(default="", max_length=2000)
 
@@ -113,7 +113,7 @@ class RulingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rulings: list[RulingInput] = Field(min_length=1, max_length=50)
-    final: bool = Field(default=False, description="终审: no further appeal of these entries (always so in round 2)")
+    final: StrictBool = Field(default=False, description="终审: no further appeal of these entries (always so in round 2)")
 
 
 class Ruling(BaseModel):

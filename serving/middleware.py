@@ -31,6 +31,8 @@ import time
 import uvicorn
 from starlette.routing import compile_path
 
+from callqa.calls import ID_PATTERN, MAX_ID
+
 from .auth import LOCAL_DEMO, KeyStore, allowed
 
 # The scope entry where routes find who sent the request (a KeyHolder).
@@ -57,6 +59,9 @@ API_PREFIXES = ("/score", "/api/")
 BODY_METHODS = ("POST", "PUT", "PATCH")
 ERROR_BODY_LIMIT = 64_000  # 4xx bodies read for the log line and the error shape; larger ones pass through as is
 
+ID_REGEX = re.compile(ID_PATTERN)
+MAX_APPEAL_ID = 2**62  # the largest appeal number a path may name (the OpenAPI document says so)
+
 log = logging.getLogger("bentoml.callqa.http")
 
 
@@ -68,6 +73,14 @@ class RouteTable:
         self.exact = {t for t in (*FIXED_ROUTES, *templates) if "{" not in t}
         self.patterns = [(compile_path(t)[0], t) for t in templates if "{" in t]
 
+    def parameters(self, path: str) -> dict[str, str]:
+        """The path parameters of the template ``path`` matches ({} for none)."""
+        for regex, _ in self.patterns:
+            found = regex.match(path)
+            if found:
+                return found.groupdict()
+        return {}
+
     def template(self, path: str) -> str:
         if path in self.exact:
             return path
@@ -78,6 +91,18 @@ class RouteTable:
             if path == prefix.rstrip("/") or path.startswith(prefix):
                 return prefix + "*"
         return UNMATCHED
+
+
+def bad_path_parameter(parameters: dict[str, str]) -> str | None:
+    """Why a path parameter cannot name anything (the OpenAPI document's path schemas), or None: ids as the call
+    format's (1–200 characters, none of them '/', control or format characters), appeal numbers 1..2^62."""
+    for name, value in parameters.items():
+        if name == "appeal_id":
+            if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_APPEAL_ID):
+                return f"no appeal {value[:20]!r}"
+        elif not (len(value) <= MAX_ID and ID_REGEX.fullmatch(value)):
+            return f"{name}: no such id (1–{MAX_ID} characters, no '/', control or format characters)"
+    return None
 
 
 def needed_role(path: str) -> str | None:
@@ -136,6 +161,17 @@ def error_fields(body: bytes) -> tuple[list[str], dict | None]:
     return [], None
 
 
+_STATUS_LINES = {404: "no such route", 405: "method not allowed on this route"}
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
+
+
 class GuardMiddleware:
     def __init__(self, app, database: str, auth: bool, max_body_bytes: int, routes: RouteTable | None = None,
                  metrics_text=None, recycle_after: int | None = None):
@@ -183,7 +219,8 @@ class GuardMiddleware:
             if message["type"] == "http.response.start":
                 seen["status"] = message["status"]
                 headers = [*message.get("headers", []), *extra]
-                if 400 <= message["status"] < 500 and message["status"] != 404:
+                api = path.startswith(API_PREFIXES)
+                if 400 <= message["status"] < 500 and (message["status"] != 404 or api):
                     # Hold a 4xx back until its body is read: its fields go to the log, and BentoML's error
                     # shape is rewritten to ours (which changes its length).
                     seen["buffer"] = ({**message, "headers": headers}, [])
@@ -196,6 +233,12 @@ class GuardMiddleware:
                     return
                 body = b"".join(chunks)
                 fields, rewritten = error_fields(body)
+                if rewritten is None and path.startswith(API_PREFIXES) and not fields and not _is_json(body):
+                    # Starlette's own text answers (an unmatched path, a method not allowed) as the JSON the spec
+                    # declares for every error.
+                    rewritten = {"error": _STATUS_LINES.get(start["status"], "refused")}
+                    start["headers"] = [(k, v) for k, v in start["headers"] if k.lower() != b"content-type"]
+                    start["headers"].append((b"content-type", b"application/json"))
                 seen["fields"] = [loggable_field(f) for f in fields]
                 if rewritten is not None:
                     body = json.dumps(rewritten, ensure_ascii=False).encode()
@@ -244,6 +287,9 @@ class GuardMiddleware:
     async def _guarded(self, scope, receive, send, reply, seen):
         headers = dict(scope.get("headers") or [])
         path = scope["path"]
+        bad = bad_path_parameter(self.routes.parameters(path))
+        if bad is not None:
+            return await reply(404, bad)
         role = needed_role(path)
         if role is not None:
             if not self.auth:

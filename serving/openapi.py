@@ -49,16 +49,22 @@ class Operation:
     body: type[BaseModel] | None = None
     status: int = 200
     errors: tuple[int, ...] = ()
-    query: dict[str, dict] = field(default_factory=dict)
+    query: dict[str, dict] = field(default_factory=dict)  # name → schema ("x-required": true for a required one)
+    path_params: dict[str, dict] = field(default_factory=dict)  # name → schema, where not an id (ID_SCHEMA)
     media_type: str = "application/json"
     also: tuple[int, ...] = ()  # other success statuses without a body (204 from /next)
 
 
+ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_ID, "pattern": ID_PATTERN}
+
+
 def _parameters(op: Operation) -> list[dict]:
-    params = [{"name": name, "in": "path", "required": True,
-               "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID, "pattern": ID_PATTERN}}
+    params = [{"name": name, "in": "path", "required": True, "schema": op.path_params.get(name, ID_SCHEMA)}
               for name in re.findall(r"{(\w+)}", op.path)]
-    params += [{"name": name, "in": "query", "required": False, "schema": schema} for name, schema in op.query.items()]
+    for name, schema in op.query.items():
+        schema = dict(schema)
+        params.append({"name": name, "in": "query", "required": bool(schema.pop("x-required", False)),
+                       "schema": schema})
     return params
 
 

@@ -18,18 +18,20 @@ months or ISO weeks in a configurable time zone (default Asia/Shanghai); ``start
 
 from __future__ import annotations
 
+import base64
 import csv
 import html
 import io
 import json
 import logging
+import re
 import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -62,7 +64,17 @@ WORST_CALLS = 10
 CJK_FONTS = '"Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", "WenQuanYi Micro Hei", sans-serif'
 
 
+# The HTML report's one style element (the served page's Content-Security-Policy allows it by hash).
+REPORT_STYLE = (f"body{{font-family:{CJK_FONTS};margin:2em auto;max-width:1100px;color:#101828}}"
+                "table{border-collapse:collapse;font-size:.9em;margin:.5em 0 1.5em}"
+                "th,td{border:1px solid #d0d5dd;padding:.3em .6em;text-align:right}th{background:#f2f4f7}"
+                "td:first-child,th:first-child{text-align:left}.meta,.note{color:#667085}.source{background:#fffaeb;"
+                "padding:.5em}.charts{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}img{max-width:100%}")
+
 # ----------------------------------------------------------------------------------------------- periods
+
+# A month or an ISO week; the OpenAPI document states the same pattern. [0-9], not \d: \d takes full-width digits.
+PERIOD_PATTERN = (r"^(?P<year>19[7-9][0-9]|20[0-9]{2})-(?:(?P<month>0[1-9]|1[0-2])|W(?P<week>0[1-9]|[1-4][0-9]|5[0-3]))$")
 
 @dataclass(frozen=True)
 class Period:
@@ -75,15 +87,18 @@ class Period:
 
     @classmethod
     def parse(cls, text: str, tz: ZoneInfo) -> Period:
+        """``2026-03`` or ``2026-W10`` exactly as :data:`PERIOD_PATTERN` spells it (ASCII digits, no sign, no
+        whitespace), years 1970–2099; ValueError otherwise."""
+        found = re.fullmatch(PERIOD_PATTERN.strip("^$"), text)
         try:
-            if "-W" in text:
-                year, week = text.split("-W")
-                first = date.fromisocalendar(int(year), int(week), 1)
-                return cls._week(first, tz)
-            year, month = (int(x) for x in text.split("-"))
-            return cls._month(year, month, tz)
+            if found is None:
+                raise ValueError(text)
+            if found["week"]:
+                return cls._week(date.fromisocalendar(int(found["year"]), int(found["week"]), 1), tz)
+            return cls._month(int(found["year"]), int(found["month"]), tz)
         except ValueError:
-            raise ValueError(f"period {text!r}: write a month as 2026-03 or an ISO week as 2026-W10") from None
+            raise ValueError(f"period: {text[:20]!r} is not a period; write a month as 2026-03 or an ISO week as "
+                             f"2026-W10 (years 1970–2099)") from None
 
     @classmethod
     def _month(cls, year: int, month: int, tz: ZoneInfo) -> Period:
@@ -213,6 +228,11 @@ class ReportBuilder:
         self.store, self.schema = store, schema
         self.directory = directory or AgentDirectory()
         self.tz_name, self.tz = tz, ZoneInfo(tz)
+        base = urlsplit(ui_base)
+        # The worst calls link here ("": the same server, as the served report page links): a javascript: or data:
+        # base would put a script in every report that opens it.
+        if ui_base and (base.scheme not in ("http", "https") or not base.netloc or base.query or base.fragment):
+            raise ValueError(f"ui base {ui_base[:80]!r}: give the review UI's http(s) URL, e.g. http://127.0.0.1:3000")
         self.ui_base = ui_base.rstrip("/")
 
     # --- SQL aggregates --------------------------------------------------------------------------------------
@@ -542,7 +562,10 @@ def render_html(report: Report) -> str:
     parts = [f"<h1>{html.escape(report.title)}</h1>",
              f"<p class=meta>{html.escape(report.scope)} · 时区 {html.escape(report.time_zone)} · 生成于 "
              f"{html.escape(report.generated)}</p>", f"<p class=source>{html.escape(report.source)}</p>",
-             '<div class=charts>' + "".join(f"<figure>{svg}</figure>" for svg in report.charts) + "</div>"]
+             # Charts as images: an SVG's own style attributes stay inside it, under any page's style policy.
+             '<div class=charts>' + "".join(f'<figure><img alt="图表" src="data:image/svg+xml;base64,'
+                                            f'{base64.b64encode(svg.encode()).decode()}"></figure>'
+                                            for svg in report.charts) + "</div>"]
     for t in report.tables:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
         body = []
@@ -556,14 +579,8 @@ def render_html(report: Report) -> str:
         note = f"<p class=note>{html.escape(t.note)}</p>" if t.note else ""
         parts.append(f'<section id="{t.name}"><h2>{html.escape(t.title)}</h2><table><thead><tr>{head}</tr></thead>'
                      f"<tbody>{''.join(body) or '<tr><td>（无）</td></tr>'}</tbody></table>{note}</section>")
-    style = (f"body{{font-family:{CJK_FONTS};margin:2em auto;max-width:1100px;color:#101828}}"
-             "table{border-collapse:collapse;font-size:.9em;margin:.5em 0 1.5em}"
-             "th,td{border:1px solid #d0d5dd;padding:.3em .6em;text-align:right}th{background:#f2f4f7}"
-             "td:first-child,th:first-child{text-align:left}.meta,.note{color:#667085}.source{background:#fffaeb;"
-             "padding:.5em}.charts{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}"
-             f"svg text{{font-family:{CJK_FONTS}}}")
     return (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><base target="_top">'
-            f"<title>{html.escape(report.title)}</title><style>{style}</style></head><body>{''.join(parts)}</body></html>")
+            f"<title>{html.escape(report.title)}</title><style>{REPORT_STYLE}</style></head><body>{''.join(parts)}</body></html>")
 
 
 def write_xlsx(report: Report, path: Path) -> None:

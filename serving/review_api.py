@@ -16,9 +16,11 @@ Reviews are recorded under the API key's id (shown in `callqa keys list`), never
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
@@ -34,9 +36,10 @@ from callqa.scorecard import ScorecardResult
 
 from .auth import LOCAL_DEMO, KeyHolder
 from .directory import AgentDirectory
-from .middleware import KEY_HOLDER
+from .middleware import KEY_HOLDER, REVIEW_UI_CSP
 from .openapi import Operation
-from .report import Report, ReportBuilder, render_html
+from .params import Day, Flag, Name, QueryError, Score, StrictQuery, ecma, query_schema
+from .report import PERIOD_PATTERN, REPORT_STYLE, Report, ReportBuilder, render_html
 from .reviews import (
     CallFilter,
     CallView,
@@ -51,6 +54,8 @@ from .reviews import (
 )
 
 log = logging.getLogger("bentoml.callqa.reviews")
+_STYLE_HASH = base64.b64encode(hashlib.sha256(REPORT_STYLE.encode()).digest()).decode()
+REPORT_PAGE_CSP = REVIEW_UI_CSP.replace("style-src 'self'", f"style-src 'self' 'sha256-{_STYLE_HASH}'")
 
 
 
@@ -78,71 +83,52 @@ class QueuePage(BaseModel):
     time_zone: str = Field(default="UTC", description="the zone the UI shows times in (the server's report zone)")
 
 
-# Filters of GET /api/reviews/queue: any of them turns the queue into a search over every stored call.
-FILTERS = {
-    "agent": {"type": "string", "minLength": 1, "maxLength": 200},
-    "team": {"type": "string", "minLength": 1, "maxLength": 200, "description": "agents of this team (directory)"},
-    "from": {"type": "string", "format": "date", "description": "calls started on or after this day (server zone)"},
-    "to": {"type": "string", "format": "date", "description": "calls started on or before this day"},
-    "topic": {"type": "string", "minLength": 1, "maxLength": 100},
-    "score_min": {"type": "number", "minimum": -1e6, "maximum": 1e6},
-    "score_max": {"type": "number", "minimum": -1e6, "maximum": 1e6},
-    "red_line": {"type": "boolean"}, "reviewed": {"type": "boolean"}, "sampled": {"type": "boolean"},
-    "mine": {"type": "boolean", "description": "calls I reviewed"},
-}
+class QueueQuery(StrictQuery):
+    """GET /api/reviews/queue: ``limit``, and filters — any filter turns the queue into a search over every stored
+    call."""
+
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+    agent: Name | None = None
+    team: Name | None = Field(default=None, description="agents of this team (directory)")
+    from_: Day | None = Field(default=None, alias="from", description="calls started on or after this day (server zone)")
+    to: Day | None = Field(default=None, description="calls started on or before this day (server zone)")
+    topic: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    score_min: Score | None = None
+    score_max: Score | None = None
+    red_line: Flag | None = None
+    reviewed: Flag | None = None
+    sampled: Flag | None = None
+    mine: Flag | None = Field(default=None, description="calls I reviewed")
 
 
-def call_filter(params, reviewer: str, directory, tz) -> CallFilter | None:
-    """The search the query asks for, or None without filters; ValueError names a bad parameter."""
-    given = {k: v for k, v in params.items() if k in FILTERS}
+def call_filter(query: QueueQuery, reviewer: str, directory, tz) -> CallFilter | None:
+    """The search the query asks for, or None without filters (the queue)."""
+    given = query.model_dump(exclude_unset=True, exclude={"limit"})
     if not given:
         return None
-    empty = [k for k, v in given.items() if not v]
-    if empty:
-        raise ValueError(f"{empty[0]}: empty (leave a filter out to not filter by it)")
     out: dict = {}
-
-    def flag(name: str) -> bool:
-        value = given[name].lower()
-        if value not in ("true", "false"):
-            raise ValueError(f"{name}: true or false, not {given[name][:20]!r}")
-        return value == "true"
-
-    def day(name: str):
-        try:
-            return datetime.combine(date.fromisoformat(given[name]), datetime.min.time(), tzinfo=tz)
-        except ValueError:
-            raise ValueError(f"{name}: a day as YYYY-MM-DD") from None
-
-    for name in ("agent", "team", "topic"):
-        if len(given.get(name, "")) > FILTERS[name]["maxLength"]:
-            raise ValueError(f"{name}: at most {FILTERS[name]['maxLength']} characters")
-    if "team" in given:
-        out["agents"] = directory.members(given["team"])
-    if "agent" in given:
-        out["agents"] = [a for a in out.get("agents", [given["agent"]]) if a == given["agent"]]
-    if "from" in given:
-        out["started_from"] = day("from")
-    if "to" in given:
-        out["started_before"] = day("to") + timedelta(days=1)
-    for name in ("score_min", "score_max"):
-        if name in given:
-            try:
-                out[name] = float(given[name])
-            except ValueError:
-                raise ValueError(f"{name}: a number") from None
+    if query.team is not None:
+        out["agents"] = directory.members(query.team)
+    if query.agent is not None:
+        out["agents"] = [a for a in out.get("agents", [query.agent]) if a == query.agent]
+    if query.from_ is not None:
+        out["started_from"] = datetime.combine(query.from_, datetime.min.time(), tzinfo=tz)
+    if query.to is not None:
+        out["started_before"] = datetime.combine(query.to + timedelta(days=1), datetime.min.time(), tzinfo=tz)
     for name in ("red_line", "reviewed", "sampled"):
-        if name in given:
-            out[name] = flag(name)
-    if "mine" in given and flag("mine"):
+        if given.get(name) is not None:
+            out[name] = given[name] == "true"
+    if query.mine == "true":
         out["reviewed_by"] = reviewer
-    if "topic" in given:
-        out["topic"] = given["topic"]
-    try:
-        return CallFilter(**out)
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise ValueError(f"{first['loc'][0]}: {first['msg']}") from None
+    out.update({k: given[k] for k in ("topic", "score_min", "score_max") if given.get(k) is not None})
+    return CallFilter(**out)
+
+
+class ReportQuery(StrictQuery):
+    period: Annotated[str, Field(pattern=ecma(PERIOD_PATTERN), description="a month (2026-03) or an ISO week "
+                                 "(2026-W10), 1970–2099")]
+    team: Name | None = None
+    agent: Name | None = None
 
 
 class StoreCounts(BaseModel):
@@ -158,15 +144,13 @@ class KeyInfo(BaseModel):
 
 
 ROLE = "reviewer"
-REPORT_QUERY = {"period": {"type": "string", "pattern": r"^\d{4}-(\d{2}|W\d{2})$", "description": "2026-03 or 2026-W10"},
-                "team": {"type": "string", "minLength": 1, "maxLength": 200},
-                "agent": {"type": "string", "minLength": 1, "maxLength": 200}}
+REPORT_QUERY = query_schema(ReportQuery)
 CALL_ERRORS = (404,)
 # The routes as clients see them (serving/openapi.py); the handlers below answer with these models.
 REVIEW_OPERATIONS = [
     Operation("GET", "/api/reviews/queue", "The next calls in queue order, and how many wait; with filters, a search "
               "over every stored call", ROLE, QueuePage, errors=(400,),
-              query={"limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, **FILTERS}),
+              query=query_schema(QueueQuery)),
     Operation("POST", "/api/reviews/next", "Lease the first queued call to me and return it (204: queue empty)",
               ROLE, CallView, also=(204,)),
     Operation("GET", "/api/reviews/calls/{call_id}", "A call: transcript, prediction, current labels, history", ROLE,
@@ -222,19 +206,14 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
     ``reports()`` builds QA reports over the same store."""
 
     def queue(request: Request) -> Response:
-        try:
-            limit = int(request.query_params.get("limit", 50))
-        except ValueError:
-            return JSONResponse({"error": "limit: not a whole number"}, status_code=400)
-        if not 1 <= limit <= 500:
-            return JSONResponse({"error": "limit: must be between 1 and 500"}, status_code=400)
         me = _reviewer(request).id
         context = reports() if reports is not None else None
         try:
-            search = call_filter(request.query_params, me, context.directory if context else AgentDirectory(),
-                                 context.tz if context else UTC)
-        except ValueError as err:
+            query = QueueQuery.parse(request.query_params)
+        except QueryError as err:
             return JSONResponse({"error": str(err)}, status_code=400)
+        limit = query.limit
+        search = call_filter(query, me, context.directory if context else AgentDirectory(), context.tz if context else UTC)
         items, total = store().search(search, me, limit) if search else store().queue(me, limit)
         if context is not None:
             items = [i.model_copy(update={"agent_name": context.directory.name(i.agent_id)
@@ -318,19 +297,20 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
         return JSONResponse(KeyInfo(id=holder.id, name=holder.name, role=holder.role).model_dump())
 
     async def report(request: Request) -> Response:
-        params = request.query_params
-        problems = [f"{name}: at most 200 characters" for name in ("team", "agent") if len(params.get(name) or "") > 200]
-        period = params.get("period")
-        if not period:
-            problems.append("period: required, e.g. 2026-03 or 2026-W10")
-        if problems or reports is None:
-            return JSONResponse({"error": "; ".join(problems) or "reports are not configured"}, status_code=400)
         try:
-            found = await run_in_threadpool(reports().build, period, params.get("team") or None, params.get("agent") or None)
-        except (ValueError, OverflowError) as err:
+            query = ReportQuery.parse(request.query_params)
+        except QueryError as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+        if reports is None:
+            return JSONResponse({"error": "reports are not configured"}, status_code=400)
+        try:
+            found = await run_in_threadpool(reports().build, query.period, query.team, query.agent)
+        except ValueError as err:
             return JSONResponse({"error": str(err)}, status_code=400)
         if request.url.path.endswith("/page"):
-            return Response(await run_in_threadpool(render_html, found), media_type="text/html")
+            # The review UI's policy, with the report's one inline style element allowed by its hash.
+            return Response(await run_in_threadpool(render_html, found), media_type="text/html",
+                            headers={"content-security-policy": REPORT_PAGE_CSP})
         return JSONResponse(found.model_dump(mode="json"))
 
     return [

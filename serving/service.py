@@ -34,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from callqa import __version__
 from callqa.bundle import GateResult, read_bundle_info, resolve_bundle
-from callqa.calls import Call
+from callqa.calls import Call, Turn
 from callqa.evidence import CallEvidence, attributions, occlusion_batch
 from callqa.pipeline import ScoredCall, ScoringPipeline
 from callqa.redact import redact_call
@@ -72,27 +72,35 @@ model_tokens = bentoml.metrics.Counter(
 )
 
 
+class ServedTurn(Turn):
+    """A turn within this deployment's limit on characters per turn (limits.max_turn_chars)."""
+
+    text: str = Field(min_length=1, max_length=CONFIG.limits.max_turn_chars, json_schema_extra={"pattern": r"\S"})
+
+
+class ServedCall(Call):
+    """A call within this deployment's limits: the schema states them (the OpenAPI document is made from the running
+    config), and the request is parsed by it."""
+
+    turns: list[ServedTurn] = Field(min_length=1, max_length=CONFIG.limits.max_turns, description=(
+        f"at most {CONFIG.limits.max_turns} turns of at most {CONFIG.limits.max_turn_chars} characters each, and "
+        f"{CONFIG.limits.max_call_chars} characters in all"))
+
+
 def check_limits(calls: list[Call], limits: Limits) -> list[Call]:
-    """The calls, or a ValueError naming the first field over a limit (a 400 like any other validation error)."""
-    if len(calls) > limits.max_calls:
-        raise ValueError(f"calls: {len(calls)} calls, more than the limit of {limits.max_calls} per request")
+    """The calls, or a ValueError naming the first call over the characters-per-call limit (the one limit a JSON
+    Schema cannot state; the others are in :class:`ServedCall`)."""
     for i, call in enumerate(calls):
-        if len(call.turns) > limits.max_turns:
-            raise ValueError(f"calls[{i}].turns: {len(call.turns)} turns, more than the limit of {limits.max_turns}")
-        total = 0
-        for j, turn in enumerate(call.turns):
-            if len(turn.text) > limits.max_turn_chars:
-                raise ValueError(f"calls[{i}].turns[{j}].text: {len(turn.text)} characters, more than the "
-                                      f"limit of {limits.max_turn_chars}")
-            total += len(turn.text)
+        total = sum(len(turn.text) for turn in call.turns)
         if total > limits.max_call_chars:
             raise ValueError(f"calls[{i}].turns: {total} characters in all, more than the limit of "
-                                  f"{limits.max_call_chars}")
+                             f"{limits.max_call_chars}")
     return calls
 
 
-# The request's calls: the project's call format, checked against the configured limits while parsing.
-ScoreCalls = Annotated[list[Call], Field(min_length=1), AfterValidator(lambda calls: check_limits(calls, CONFIG.limits))]
+# The request's calls: the project's call format within the configured limits.
+ScoreCalls = Annotated[list[ServedCall], Field(min_length=1, max_length=CONFIG.limits.max_calls),
+                       AfterValidator(lambda calls: check_limits(calls, CONFIG.limits))]
 
 
 class ScoreRequest(BaseModel):

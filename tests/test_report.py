@@ -247,7 +247,10 @@ def test_a_lead_reads_the_dashboard_drills_down_to_an_agent_and_opens_a_call(tin
 
 
 def test_the_queue_search_filters_every_stored_call(store):
-    from callqa.serving.review_api import call_filter
+    from starlette.datastructures import QueryParams
+
+    from callqa.serving.params import QueryError
+    from callqa.serving.review_api import QueueQuery, call_filter
     from callqa.serving.reviews import CallFilter
 
     schema = load_schema("callcenter")
@@ -275,13 +278,17 @@ def test_the_queue_search_filters_every_stored_call(store):
 
     # The API's query parameters, checked at the edge: days in the server's zone, a bad value names its parameter.
     directory = AgentDirectory.load(_directory(Path(store.engine.url.database).parent))
-    found = call_filter({"team": "一组", "from": "2026-03-01", "to": "2026-03-31", "mine": "true"}, "rev-1",
+    def parsed(params: dict) -> QueueQuery:
+        return QueueQuery.parse(QueryParams(params))
+
+    found = call_filter(parsed({"team": "一组", "from": "2026-03-01", "to": "2026-03-31", "mine": "true"}), "rev-1",
                         directory, SHANGHAI)
     assert found.agents == ["a1"] and found.reviewed_by == "rev-1"
     assert found.started_from == datetime(2026, 3, 1, tzinfo=SHANGHAI)
     assert found.started_before == datetime(2026, 4, 1, tzinfo=SHANGHAI)
-    assert call_filter({"limit": "5"}, "rev-1", directory, SHANGHAI) is None  # no filter: the queue
-    for params, message in (({"from": "03/01"}, "from: a day"), ({"red_line": "yes"}, "red_line: true or false"),
-                            ({"score_min": "x"}, "score_min: a number"), ({"score_max": "1e9"}, "score_max")):
-        with pytest.raises(ValueError, match=message):
-            call_filter(params, "rev-1", directory, SHANGHAI)
+    assert call_filter(parsed({"limit": "5"}), "rev-1", directory, SHANGHAI) is None  # no filter: the queue
+    for params, message in (({"from": "03/01"}, "from: String should match"), ({"red_line": "yes"}, "red_line: "),
+                            ({"score_min": "x"}, "score_min: Input should be a valid number"),
+                            ({"score_max": "1e9"}, "score_max")):
+        with pytest.raises(QueryError, match=message):
+            parsed(params)
