@@ -55,7 +55,8 @@ def head_scores(schema: LabelSchema, probs: dict[str, np.ndarray],
 class ScoringPipeline:
     def __init__(self, info: BundleInfo, scorecard: Scorecard | None = None):
         if scorecard is not None:
-            scorecard.check_schema(info.schema_)  # a card naming a head this model lacks fails here, not per call
+            # A card for another schema, or naming a head this model lacks, fails here, before any call is scored.
+            scorecard.check_schema(info.schema_, info.tag)
         self.info, self.scorecard = info, scorecard
 
     def assemble(self, calls: Sequence[Call], predictions: Sequence[CallPrediction],

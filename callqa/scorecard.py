@@ -255,8 +255,14 @@ class Scorecard:
                     problems.append(f"{where}.when.label: {ref.label!r} is not a label of {head.name!r}")
         return problems
 
-    def check_schema(self, schema: LabelSchema) -> None:
-        """Raise :class:`ScorecardError` if an item names a head or level that ``schema`` lacks."""
+    def check_schema(self, schema: LabelSchema, model: str = "") -> None:
+        """Raise :class:`ScorecardError` if the card is written for another schema (its ``schema:``), or an item names
+        a head or level that ``schema`` lacks. ``model`` names whose schema it is, for the message."""
+        wanted = self.spec.schema_name
+        if wanted is not None and wanted != schema.name:
+            whose = f"bundle {model}'s" if model else "the model's"
+            raise ScorecardError(f"{self.source}: scorecard {self.name!r} is for schema {wanted!r}; {whose} schema is "
+                                 f"{schema.name!r} (pick a card for it, or --scorecard none)")
         problems = [p for s in self.spec.sections for i in s.items
                     for p in self._check_heads(i, f"sections.{s.id}.items.{i.id}", schema)]
         if problems:

@@ -109,6 +109,8 @@ def serve_cmd(
     import sys
 
     from callqa.bundle import BundleError, load_bundle, resolve_bundle
+    from callqa.pipeline import ScoringPipeline
+    from callqa.scorecard import ScorecardError, load_scorecard
     from callqa.serving.config import load_serving_config
     from callqa.serving.middleware import is_loopback
 
@@ -118,7 +120,9 @@ def serve_cmd(
         settings = load_serving_config(config)
         folder = resolve_bundle(bundle or settings.bundle)
         info, _ = load_bundle(folder)  # refuse a failed-gate or altered bundle here, with its reason
-    except (BundleError, FileNotFoundError, ValueError) as err:
+        # A card for another schema is refused here, in one line, not by a worker that fails to start.
+        ScoringPipeline(info, load_scorecard(settings.scorecard) if settings.scorecard else None)
+    except (BundleError, ScorecardError, FileNotFoundError, ValueError) as err:
         raise fail(str(err)) from None
     _port_free(host, port)
     if info.gate.forced:

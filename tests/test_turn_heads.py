@@ -333,3 +333,29 @@ def test_bench_on_a_bundle_with_turn_heads_reports_their_jsd_beside_call_heads_n
     # The same calls as the export gate's, the same function: the same JSD as the bundle records for its fp32 graph.
     assert fp32["quality"]["problem"]["jsd"] == pytest.approx(exported["fp32"]["problem"]["jsd"], abs=1e-6)
     assert fp32["quality_delta_vs_fp32"]["problem"]["jsd"] == 0
+
+
+def test_a_card_for_another_schema_is_refused_in_one_line_before_any_call_is_scored(turn_bundle, turn_data, tmp_path):
+    """The default card is written for schema callcenter; this bundle's is turns-test. Every way in refuses it with
+    one line naming the card, its schema and the bundle's (on main, only `callqa score`'s Ray path checked it)."""
+    from typer.testing import CliRunner
+
+    from callqa.cli import app
+
+    runner = CliRunner()
+    calls = str(turn_data[2])
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    tries = {
+        "scorecard check": ["scorecard", "check", "default", "--bundle", str(turn_bundle)],
+        "score": ["score", calls, "--out", str(tmp_path / "scored"), "--bundle", str(turn_bundle)],
+        "reviews ingest": ["reviews", "ingest", calls, "--bundle", str(turn_bundle), "--db", db, "--scorecard", "default"],
+        "serve": ["serve", "--bundle", str(turn_bundle), "--port", "1"],
+    }
+    for command, args in tries.items():
+        done = runner.invoke(app, args)
+        lines = [line for line in done.output.splitlines() if line.strip()]
+        assert done.exit_code != 0, (command, done.output)
+        assert len(lines) == 1 and "'default' is for schema 'callcenter'" in lines[0] and "'turns-test'" in lines[0], \
+            (command, done.output)
+    assert not (tmp_path / "scored").exists() or not list((tmp_path / "scored").glob("part-*"))
+    assert runner.invoke(app, ["scorecard", "check", "default"]).exit_code == 0
