@@ -43,7 +43,7 @@ from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
 
 from .agreement import agreement, scorecard_agreement
-from .appeals import AppealEntryRow, RulingRow
+from .appeals import AppealEntryRow, AppealRow, RulingRow
 from .directory import AgentDirectory
 from .reviews import (
     CallRow,
@@ -330,6 +330,7 @@ class ReportBuilder:
             self._overview(period, n_calls, overall, scope, source),
             self._categories(topics, n_calls),
             self._agents(agent_sums, item_sums, items),
+            self._sections(agent_sums, item_sums, items),
             self._items(item_sums, items),
             self._trend(trend_periods, trend_sums),
             self._deductions(item_sums, items, examples),
@@ -408,6 +409,31 @@ class ReportBuilder:
                          self.directory.team(agent), s.calls, _round(s.average), s.red_lines, s.reviewed, *per_item])
         return Table(name="agents", title="坐席成绩", columns=columns, rows=rows)
 
+    def _sections(self, agent_sums, item_sums, items: dict[str, ItemInfo]) -> Table:
+        """Per agent and overall, each section's average points against its standard (the card's section maxima:
+        开头语/结束语 5, 服务态度/沟通能力 25, … on the default card)."""
+        sections: dict[str, list[str]] = {}
+        for item_id, info in items.items():
+            sections.setdefault(info.section, []).append(item_id)
+        maxima = {title: sum(items[i].max_points for i in ids) for title, ids in sections.items()}
+
+        def row(who: str, name: str, sums: dict[str, ItemSums]) -> list:
+            calls = max((sums[i].calls for ids in sections.values() for i in ids if i in sums), default=0)
+            averages = [sum(sums[i].points for i in ids if i in sums) / calls if calls else None
+                        for ids in sections.values()]
+            rates = [_round(100 * a / maxima[t], 1) if a is not None and maxima[t] else None
+                     for a, t in zip(averages, sections)]
+            return [who, name, calls, *(_round(a) for a in averages), *rates]
+
+        rows = [row("全部", "", self._per_item(item_sums))]
+        for agent in sorted(agent_sums, key=lambda a: (-(agent_sums[a].calls), a)):
+            mine = {i: s for (a, i), s in item_sums.items() if a == agent}
+            rows.append(row(agent, self.directory.name(agent) if agent in self.directory.agents else "", mine))
+        columns = ["坐席", "姓名", "通话数", *(f"{t}（{_fmt(m)}）" for t, m in maxima.items()),
+                   *(f"{t} 得分率 %" for t in maxima)]
+        return Table(name="sections", title="各部分得分对比标准分",
+                     columns=columns, rows=rows)
+
     def _items(self, item_sums, items: dict[str, ItemInfo]) -> Table:
         per_item = self._per_item(item_sums)
         rows = []
@@ -462,11 +488,22 @@ class ReportBuilder:
         rows = []
         for item, rule, filed, ruled, overturned in session.execute(by_period(query)):
             title = items[item].title if item in items else item
-            rows.append([title, rule or "（整项）", filed, ruled, int(overturned or 0),
+            rows.append([title, self._rule_title(session, item, rule), filed, ruled, int(overturned or 0),
                          _round(100 * (overturned or 0) / ruled if ruled else None, 1)])
         rows.sort(key=lambda r: (-(r[4]), -r[2], r[0]))
         return Table(name="appeals", title="申诉（按评分项与规则；改判率高的规则需要复查）",
                      columns=["评分项", "规则", "申诉", "已裁决", "改判", "改判率 %"], rows=rows)
+
+    @staticmethod
+    def _rule_title(session: Session, item: str, rule: str | None) -> str:
+        """A rule's Chinese title (使用禁语, not forbidden), as the scorecard the appeal was filed on names it."""
+        if rule is None:
+            return "（整项）"
+        prediction = session.scalar(select(AppealRow.prediction_id).join(AppealEntryRow, AppealEntryRow.appeal_id == AppealRow.id)
+                                    .where(AppealEntryRow.item == item, AppealEntryRow.rule == rule).limit(1))
+        card = _card(session.get(PredictionRow, prediction).scores) if prediction is not None else None
+        found = card.items().get(item) if card else None
+        return next((d.title for d in (found.deductions if found else ()) if d.rule == rule), "（规则已改名）")
 
     def _agreement(self, reviewed: list[ReviewedCall]) -> list[Table]:
         if not reviewed:

@@ -217,6 +217,6 @@ def test_reports_count_appeals_and_overturns_per_item_and_rule(flow):
     appeals.rule(filed.id, LEAD, RulingRequest(rulings=[RulingInput(entry=filed.entries[0].id, decision="overturned")]))
     month = call.started_at.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
     report = ReportBuilder(store, schema).build(month)
-    assert report.table("appeals").rows == [[item.title, d.rule, 1, 1, 1, 100.0]]
+    assert report.table("appeals").rows == [[item.title, d.title, 1, 1, 1, 100.0]]  # rules by their Chinese names
     agents = {r[0]: r for r in report.table("agents").rows}
     assert agents[call.agent_id][6] == 1  # the overturn is a review: the call counts with the lead's points

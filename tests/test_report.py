@@ -101,6 +101,26 @@ def test_a_month_report_matches_figures_computed_by_hand(store, tmp_path):
     for row in report.table("deductions").rows:
         assert "138" not in row[3]  # examples are redacted (the sample has phone numbers)
 
+    # Sections against the card's standard (5 / 25 / 20 / 50 on the default card), overall and per agent.
+    sections = report.table("sections")
+    card = march[0][1].scorecard
+    assert sections.columns[3:7] == [f"{s.title}（{s.max_points:g}）" for s in card.sections]
+    assert [s.max_points for s in card.sections] == [5, 25, 20, 50]
+    for row in sections.rows:
+        mine = [s for _, s, a in march if row[0] in ("全部", a)]
+        assert row[2] == len(mine)
+        for n, section in enumerate(card.sections):
+            points = [s.scorecard.sections[n].points for s in mine]
+            assert row[3 + n] == pytest.approx(round(np.mean(points), 2))
+            assert row[7 + n] == pytest.approx(round(100 * np.mean(points) / section.max_points, 1))
+    assert sections.rows[0][0] == "全部" and {r[0] for r in sections.rows[1:]} == {"a1", "a2", "a3"}
+    # 主要问题: the items deducted on the most calls, red lines (禁语, worth 0 points) counted like the others.
+    deducted = {i.title: sum(bool(s.scorecard.items()[i.id].deductions) for _, s, _ in march) for i in card.items().values()}
+    ranked = [row[0] for row in report.table("deductions").rows]
+    assert [deducted[t] for t in ranked] == sorted((deducted[t] for t in ranked), reverse=True)
+    assert set(ranked) == set(sorted((t for t in deducted if deducted[t]), key=lambda t: -deducted[t])[:len(ranked)]) \
+        or min(deducted[t] for t in ranked) >= max((deducted[t] for t in deducted if t not in ranked), default=0)
+
 
 def test_a_reviewers_points_replace_the_models_and_the_report_says_so(store):
     schema = load_schema("callcenter")
@@ -158,10 +178,12 @@ def test_outputs_open_in_excel_csv_and_a_browser(store, tmp_path):
     assert [c.value for c in sheet[1]][:5] == ["坐席", "姓名", "班组", "通话数", "平均得分"] and sheet.max_row == 4
     assert (tmp_path / "out" / "csv" / "agents.csv").read_text(encoding="utf-8-sig").startswith("坐席,姓名")
     page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
-    # Offline: no script, stylesheet or image from anywhere; the only links are into the review UI.
-    assert "<script" not in page and "<link" not in page and "<img" not in page and not re.search(r"url\((?!#)", page)
+    # Offline: no script, stylesheet or image from anywhere (charts are inline data: images, whose styles stay inside
+    # them under the served page's Content-Security-Policy); the only links are into the review UI.
+    assert "<script" not in page and "<link" not in page and not re.search(r"url\((?!#)", page)
+    assert re.findall(r'<img [^>]*src="([a-z]+:[^,;]+)', page) == ["data:image/svg+xml"] * 2
     assert re.findall(r'href="([^"#][^"]*)"', page) == [f"http://127.0.0.1:3000/review/?call={r[0]}" for r in report.table("worst").rows]
-    assert page.count("<svg") == 2 and "平均得分趋势" in page
+    assert "<svg" not in page and "平均得分趋势" in page
     assert len(paths) == 2 + len(report.tables)
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium at /usr/bin/chromium to render the HTML")
@@ -172,7 +194,9 @@ def test_outputs_open_in_excel_csv_and_a_browser(store, tmp_path):
         view = browser.new_page()
         view.goto((tmp_path / "out" / "report.html").as_uri())
         assert view.locator("h1").text_content() == "质检月报 2026-03"
-        assert view.locator("svg").count() == 2 and view.locator("svg").first.bounding_box()["height"] > 100
+        charts = view.locator("figure img")
+        assert charts.count() == 2 and charts.first.bounding_box()["height"] > 100
+        assert view.evaluate("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")  # they render
         assert "坐席成绩" in view.locator("body").inner_text()
         shot = view.screenshot(full_page=True)
         browser.close()
