@@ -28,6 +28,11 @@ class Limits(BaseModel):
     max_body_bytes: int = Field(default=4_000_000, ge=1024)
     max_evidence_turns: int = Field(default=400, ge=1, description="/score with evidence: turns of all calls of one "
                                     "request, at most (each turn costs one more scoring of its call)")
+    max_evidence_blocks: int = Field(default=64, ge=1, description="the review UI's evidence: a stored call of more "
+                                     "turns is occluded in this many blocks of neighbouring turns (at most this many "
+                                     "+ 1 scorings per call)")
+    evidence_seconds: float = Field(default=60, gt=0, le=600, description="the review UI's evidence: given up (503) "
+                                    "past this many seconds; it runs only while /score leaves a model run free")
 
 
 class ServingConfig(BaseModel):

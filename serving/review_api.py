@@ -36,6 +36,7 @@ from callqa.scorecard import ScorecardResult
 
 from .auth import LOCAL_DEMO, KeyHolder
 from .directory import AgentDirectory
+from .explainer import ClientGone
 from .middleware import KEY_HOLDER, REVIEW_UI_CSP
 from .openapi import Operation
 from .params import Day, Flag, Name, QueryError, Score, StrictQuery, ecma, query_schema
@@ -164,8 +165,9 @@ REVIEW_OPERATIONS = [
     Operation("POST", "/api/reviews/calls/{call_id}/record", "The score of record these verdicts would give the call "
               "(the review UI's live total; nothing is saved)", ROLE, ScorecardResult, body=ScorecardReview,
               errors=(400, 404)),
-    Operation("GET", "/api/reviews/calls/{call_id}/evidence", "Per head, each turn's attribution (occlusion), cached",
-              ROLE, CallEvidence, errors=CALL_ERRORS),
+    Operation("GET", "/api/reviews/calls/{call_id}/evidence", "Per head, each turn's attribution (occlusion), cached; "
+              "computed only while /score leaves the model a run free (503 past the server's time limit)",
+              ROLE, CallEvidence, errors=(404, 503)),
     Operation("GET", "/api/reviews/stats", "Calls stored, reviewed, reviews saved", ROLE, StoreCounts),
     Operation("GET", "/api/reviews/me", "Who this key belongs to", ROLE, KeyInfo),
     Operation("GET", "/api/reviews/report", "A period's QA report (质检月报/周报) as data: the tables of `callqa report`",
@@ -199,7 +201,8 @@ async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel | JS
 
 
 def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
-                  explain: Callable[[Call], Awaitable[CallEvidence]] | None = None, model: str = "",
+                  explain: Callable[[Call, Callable[[], Awaitable[bool]]], Awaitable[CallEvidence]] | None = None,
+                  model: str = "",
                   reports: Callable[[], ReportBuilder] | None = None) -> list[Route]:
     """Routes over the store ``store()`` returns (made on first use, in the worker that serves them); ``explain``
     computes a call's evidence with the served model, tagged ``model`` (evidence is cached per call and model);
@@ -285,7 +288,13 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
         if found is None:
             if explain is None:
                 return JSONResponse({"error": "this server computes no evidence"}, status_code=404)
-            found = await explain(view.call)
+            try:
+                found = await explain(view.call, request.is_disconnected)
+            except ClientGone:
+                return Response(status_code=499)  # nobody reads it; the computation was stopped
+            except TimeoutError:
+                return JSONResponse({"error": "evidence: the server is busy scoring calls and gave this call's "
+                                     "evidence up; try again later"}, status_code=503)
             await run_in_threadpool(store().save_evidence, found)
         return JSONResponse(found.model_dump(mode="json"))
 

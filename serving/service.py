@@ -46,6 +46,7 @@ from callqa.serving.appeals import Appeals
 from callqa.serving.batcher import GreedyBatcher
 from callqa.serving.config import Limits, load_serving_config
 from callqa.serving.directory import AgentDirectory
+from callqa.serving.explainer import Explainer
 from callqa.serving.middleware import GuardMiddleware, QuietValidationErrors, RouteTable
 from callqa.serving.openapi import DOCS_PAGE, DOCS_SCRIPT, Operation, build_spec
 from callqa.serving.report import ReportBuilder
@@ -161,6 +162,10 @@ class CallModel:
     async def predict(self, calls: list[Call]) -> list[CallPrediction]:
         return await self.batcher.submit(calls)
 
+    def busy(self) -> bool:
+        """/score has calls waiting, or every run is taken: work of lower priority (evidence) waits."""
+        return bool(self.batcher.waiting) or self.batcher.running >= self.batcher.max_runs
+
     async def _run(self, calls: list[Call]) -> list[CallPrediction]:
         return await asyncio.wrap_future(self.threads.submit(self._predict, calls))
 
@@ -212,10 +217,16 @@ async def server_error(_request, err: Exception) -> JSONResponse:
     return JSONResponse({"error": "the server failed; see its log"}, status_code=500)
 
 
-async def explain(call: Call) -> CallEvidence:
-    """Per-turn attributions of one call: the call and it without each turn, scored in one model run."""
-    batch = occlusion_batch(call)
-    return attributions(call, BUNDLE_INFO.tag, BUNDLE_INFO.schema_, await call_model().predict(batch))
+@functools.cache
+def explainer() -> Explainer:
+    """The review UI's evidence, bounded and below /score (serving/explainer.py)."""
+    model, limits = call_model(), CONFIG.limits
+    return Explainer(model._run, model.busy, BUNDLE_INFO.tag, BUNDLE_INFO.schema_, limits.max_evidence_blocks,
+                     limits.evidence_seconds)
+
+
+async def explain(call: Call, gone) -> CallEvidence:
+    return await explainer().explain(call, gone)
 
 
 UI_DIR = Path(__file__).resolve().parent / "ui"

@@ -8,6 +8,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -202,4 +203,4 @@ def test_every_reader_shows_the_score_of_record(steps, seed):
             wrong = set(latest.false_hits if latest else ()) | overturned
             kept = any(h.item == "forbidden" and h not in wrong for h in model_hits)
             assert red == (kept or any(m.item == "forbidden" for m in (latest.missed if latest else ())))
-            assert (total == 0) if red else total == sum(points.values())
+            assert (total == 0) if red else total == pytest.approx(sum(points.values()), abs=1e-3)
