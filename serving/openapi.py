@@ -127,9 +127,13 @@ def _operation_id(op: Operation) -> str:
 
 
 DOCS_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>callqa API</title>
-<link rel="stylesheet" href="/static_content/swagger-ui.css"></head>
-<body><div id="swagger-ui"></div>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>callqa 智能质检 · 接口文档</title>
+<link rel="icon" href="data:,"><link rel="stylesheet" href="/static_content/swagger-ui.css"></head>
+<body><header class="callqa-links" style="font-family:sans-serif;padding:.6em 1.2em;background:#f2f4f7">
+<strong>callqa 智能质检</strong> ·
+<a href="/review/">复核工作台</a> · <a href="/review/dashboard.html">质检看板</a> ·
+<a href="/review/appeals.html">申诉</a> · 以下为评分与复核接口文档（OpenAPI）</header>
+<div id="swagger-ui"></div>
 <script src="/static_content/swagger-ui-bundle.js"></script><script src="/docs.js"></script></body></html>
 """
 # A file, not an inline script: the page works under a script-src 'self' policy, and loads nothing from outside.

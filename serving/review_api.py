@@ -186,6 +186,12 @@ def _reviewer(request: Request) -> Reviewer:
     return Reviewer(holder.id, holder.name)
 
 
+def key_info(request: Request) -> Response:
+    """Who the request's key belongs to (GET /api/reviews/me, and GET /api/me for any role)."""
+    holder = _holder(request)
+    return JSONResponse(KeyInfo(id=holder.id, name=holder.name, role=holder.role).model_dump())
+
+
 def _error(err: ReviewError) -> JSONResponse:
     return JSONResponse({"error": str(err)}, status_code=err.status)
 
@@ -301,9 +307,7 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
     def stats(_request: Request) -> Response:
         return JSONResponse(StoreCounts(**store().counts()).model_dump())
 
-    def me(request: Request) -> Response:
-        holder = _holder(request)
-        return JSONResponse(KeyInfo(id=holder.id, name=holder.name, role=holder.role).model_dump())
+    me = key_info
 
     async def report(request: Request) -> Response:
         try:

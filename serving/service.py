@@ -50,7 +50,7 @@ from callqa.serving.explainer import Explainer
 from callqa.serving.middleware import GuardMiddleware, QuietValidationErrors, RouteTable
 from callqa.serving.openapi import DOCS_PAGE, DOCS_SCRIPT, Operation, build_spec
 from callqa.serving.report import ReportBuilder
-from callqa.serving.review_api import REVIEW_OPERATIONS, review_routes
+from callqa.serving.review_api import REVIEW_OPERATIONS, KeyInfo, key_info, review_routes
 from callqa.serving.reviews import ReviewStore
 
 CONFIG = load_serving_config()
@@ -243,7 +243,7 @@ def appeal_flow() -> Appeals:
 
 
 REVIEW_ROUTES = review_routes(review_store, BUNDLE_INFO.schema_, explain, BUNDLE_INFO.tag, report_builder)
-info_app = Starlette(routes=[Route("/model", model_info), Mount("/reviews", routes=REVIEW_ROUTES),
+info_app = Starlette(routes=[Route("/model", model_info), Route("/me", key_info), Mount("/reviews", routes=REVIEW_ROUTES),
                              *appeal_routes(appeal_flow)],
                      exception_handlers={Exception: server_error})
 ui_app = StaticFiles(directory=UI_DIR, html=True)
@@ -254,6 +254,7 @@ OPERATIONS = [
               "scorer", ScoreResponse, body=ScoreRequest),
     Operation("GET", "/api/model", "The served bundle: tag, label schema, gate, validation metrics, limits", "any",
               ModelInfo),
+    Operation("GET", "/api/me", "Who this key belongs to (id, name, role), for a key of any role", "any", KeyInfo),
     *REVIEW_OPERATIONS,
     *APPEAL_OPERATIONS,
     Operation("GET", "/metrics", "Prometheus metrics, by route template", "metrics",
@@ -261,8 +262,11 @@ OPERATIONS = [
     Operation("GET", "/healthz", "Alive", None, media_type="text/plain"),
     Operation("GET", "/readyz", "Ready to score", None, media_type="text/plain"),
 ]
-SPEC = build_spec(OPERATIONS, title="callqa scoring and review API", version=f"{__version__} ({BUNDLE_INFO.tag})",
-                  description=__doc__.split("\n\n")[0])
+SPEC = build_spec(OPERATIONS, title="callqa 智能质检：评分与复核接口", version=f"{__version__} ({BUNDLE_INFO.tag})",
+                  description="每通电话的模型评分（POST /score：服务态度、共情、问题解决、投诉主题与质检评分表），"
+                  "以及复核、申诉、质检报表接口。复核工作台：[/review/](/review/)，质检看板："
+                  "[/review/dashboard.html](/review/dashboard.html)。密钥由管理员用 `callqa keys create` 创建。\n\n"
+                  + __doc__.split("\n\n")[0])
 ROUTES = RouteTable(tuple(dict.fromkeys(op.path for op in OPERATIONS)))
 # BentoML logs a refused request's ValidationError with its input values; the guard logs one line instead.
 logging.getLogger("bentoml._internal.server.http_app").addFilter(QuietValidationErrors(ROUTES))

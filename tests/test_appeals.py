@@ -161,7 +161,7 @@ def test_an_agent_key_reads_nothing_but_its_own_calls_on_every_route(appeal_serv
             text = raw.decode() if isinstance(raw, bytes) else raw
             leaked = [c for c in others if re.search(rf"\b{re.escape(c)}\b", text)]
             assert not leaked, (method, path, status)
-            if path in ("/api/model", "/healthz", "/readyz", "/docs.json", "/api/appeals/mine/calls"):
+            if path in ("/api/model", "/api/me", "/healthz", "/readyz", "/docs.json", "/api/appeals/mine/calls"):
                 continue
             assert status in (400, 403, 404), (method, path, status)  # refused: by role, ownership or body
             checked += 1
@@ -205,6 +205,31 @@ def test_an_agent_appeals_a_lead_overturns_and_the_export_holds_the_correction(a
     assert meta["source"] == "appeal" and meta["scorecard"]["points"][item["id"]] == min(item["max_points"],
                                                                                          item["points"] + d["points"])
     assert {"item": item["id"], "rule": d["rule"], "turn": d["turn"], "start": d["start"]} in meta["scorecard"]["false_hits"]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_every_page_opens_for_its_role_without_a_refused_request(appeal_server):
+    """No 403 in a lead's console from asking the agent's routes first, no favicon 404 on any page."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from servers import CHROMIUM_FLAGS
+
+    server = appeal_server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        for who, path, shown in (("lead", "/review/appeals.html", "#lead-view"),
+                                 ("agent", "/review/appeals.html", "#agent-view"), ("lead", "/review/", "#app")):
+            page = browser.new_page()
+            refused = []
+            page.on("response", lambda r, refused=refused: r.status >= 400 and refused.append((r.status, r.url)))
+            page.goto(f"{server.base}{path}")
+            page.get_by_test_id("key").fill(server.keys[who])
+            page.get_by_test_id("login").click()
+            expect(page.locator(shown)).to_be_visible()
+            page.wait_for_load_state("networkidle")
+            assert refused == [], (who, path, refused)
+            page.close()
+        browser.close()
 
 
 def test_reports_count_appeals_and_overturns_per_item_and_rule(flow):

@@ -325,3 +325,49 @@ def test_the_review_flow_over_http_on_postgresql(tiny_bundle, postgres, tmp_path
         assert [(c["call_id"], c["labels"]["attitude"]) for c in exported] == [(call_id, 2)]
     finally:
         stop(server.process)
+
+
+def test_a_reopened_call_shows_the_score_of_record_in_chinese(server):
+    """A confirmed 禁语 keeps the call at 0 and 红线 through a head-only review; the card the page shows is the
+    server's score of record (its live preview too), and a reopened call shows the reviewer's verdicts."""
+    from playwright.sync_api import expect
+
+    call = {"call_id": "record-ui-1", "agent_id": "A8", "channel": "phone", "turns": [
+        {"speaker": "agent", "text": "您好，很高兴为您服务，请问有什么可以帮您"},
+        {"speaker": "customer", "text": "网一直断，我都打了三次了"},
+        {"speaker": "agent", "text": "你急什么，我这边帮您查"},
+        {"speaker": "agent", "text": "感谢您的来电，再见"}]}
+    status, body = server.post("/score", {"calls": [call], "store": True}, key="scorer")
+    assert status == 200 and body["results"][0]["scorecard"]["red_line"], body
+    status, _ = server.post("/api/reviews/calls/record-ui-1/reviews", {"revision": 0, "labels": {"attitude": "2"}},
+                            key="anna")
+    assert status == 201
+    store = ReviewStore(server.database, QueuePolicy(sample_rate=0.0))
+    assert store.view("record-ui-1").record.red_line and store.view("record-ui-1").record.total == 0
+
+    def fmt(x: float) -> str:
+        return f"{x:g} / 100" if x == int(x) else f"{x:.1f} / 100"
+
+    # Reviewed calls leave the queue; a report's link opens them.
+    with logged_in(server, "bo", "/review/?call=record-ui-1") as page:
+        expect(page.get_by_test_id("call-id")).to_have_text("record-ui-1")
+        expect(page.locator("#who")).to_contain_text("复核员")
+        expect(page.locator("#call-meta")).to_contain_text("电话")
+        expect(page.locator("#call-meta")).not_to_contain_text("phone")
+        expect(page.get_by_test_id("card-total")).to_have_text("0 / 100")
+        expect(page.locator("#card-redline")).to_be_visible()
+        page.locator(".card-item[data-item=forbidden] .deduction button").click()  # 误判: the 禁语 was not one
+        expect(page.locator("#card-redline")).to_be_hidden()
+        expect(page.get_by_test_id("card-total")).not_to_have_text("0 / 100")
+        page.get_by_test_id("submit").click()
+        expect(page.get_by_test_id("save-status")).to_contain_text("已保存")
+    record = store.view("record-ui-1").record
+    assert not record.red_line and record.total > 0
+
+    with logged_in(server, "anna", "/review/?call=record-ui-1") as page:  # reopened: the reviewer's card
+        expect(page.get_by_test_id("call-id")).to_have_text("record-ui-1")
+        expect(page.get_by_test_id("card-total")).to_have_text(fmt(record.total))
+        expect(page.locator(".card-item[data-item=forbidden] .deduction button")).to_have_attribute("aria-pressed",
+                                                                                                      "true")
+        page.get_by_test_id("evidence").click()
+        expect(page.locator("#transcript li").first).to_have_attribute("title", re.compile("期望得分"))

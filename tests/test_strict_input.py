@@ -134,3 +134,14 @@ def test_report_links_only_to_an_http_review_ui(tmp_path):
         done = CliRunner().invoke(app, ["report", "--period", "2026-03", "--out", str(tmp_path / "r"), "--db", db,
                                         "--ui-base", base])
         assert done.exit_code != 0 and "http(s)" in done.output, done.output
+
+
+def test_the_root_page_and_the_spec_speak_chinese_and_link_the_review_ui(server):
+    status, headers, page = raw_request(server, "GET", "/")
+    text = page.decode()
+    assert status == 200 and 'lang="zh-CN"' in text and "接口文档" in text
+    assert 'href="/review/"' in text and "复核工作台" in text and 'href="/review/dashboard.html"' in text
+    spec = json.loads(get(server, "/docs.json")[2])
+    assert "智能质检" in spec["info"]["title"] and "/review/" in spec["info"]["description"]
+    status, _, me = get(server, "/api/me")  # any role may ask who it is (the appeals page asks first)
+    assert status == 200 and json.loads(me)["role"] == "admin"

@@ -34,6 +34,17 @@ async function api(method, path, body) {
   return { status: response.status, ok: response.ok, data };
 }
 
+// Words a QA team reads instead of the API's ids.
+const ROLE_NAMES = { reviewer: "复核员", lead: "质检主管", admin: "管理员", agent: "坐席" };
+const CHANNELS = { phone: "电话", chat: "在线客服", email: "邮件", wechat: "微信", app: "App", sms: "短信", video: "视频" };
+
+function measureName(head, measure) {
+  // "expected" (an ordinal head's expected score) or "p(ID)" (the probability of class ID)
+  if (measure === "expected") return "期望得分";
+  const id = /^p\((.*)\)$/.exec(measure)?.[1];
+  return id != null ? `「${head.classes[id] || id}」的概率` : measure;
+}
+
 // --- log in ------------------------------------------------------------------------------------------------------
 async function login(key) {
   state.key = key;
@@ -43,7 +54,7 @@ async function login(key) {
   const me = await api("GET", "/api/reviews/me");
   if (me.status === 403) return fail("该密钥不是复核员密钥（需要 reviewer 角色）");
   if (!me.ok) return fail(`服务器错误 (${me.status})`);
-  $("who").textContent = `复核员 ${me.data.name || me.data.id}`;
+  $("who").textContent = `${ROLE_NAMES[me.data.role] || "复核员"} ${me.data.name || me.data.id}`;
   sessionStorage.setItem("callqa.key", key);
   state.schema = model.data.schema;
   const topics = model.data.schema.heads.filter((h) => h.kind === "multilabel")
@@ -177,7 +188,7 @@ function show(view, banner) {
   $("call-title").textContent = call.call_id;
   const meta = [call.agent_id && `坐席 ${call.agent_id}`,
     call.started_at && new Date(call.started_at).toLocaleString("zh-CN", { timeZone: state.timeZone }),
-    call.channel, `模型 ${view.model}`, view.revision ? `已复核 ${view.revision} 次` : "未复核"].filter(Boolean);
+    call.channel && (CHANNELS[call.channel] || call.channel), `模型 ${view.model}`, view.revision ? `已复核 ${view.revision} 次` : "未复核"].filter(Boolean);
   $("call-meta").textContent = meta.join(" · ");
   $("banner").hidden = !banner;
   $("banner").textContent = banner;
@@ -259,7 +270,7 @@ function shadeTurns() {
     const alpha = (Math.abs(w) / top).toFixed(2);
     li.dataset.weight = w.toFixed(4);
     li.style.borderLeftColor = w >= 0 ? `rgba(6,118,71,${alpha})` : `rgba(180,35,24,${alpha})`;
-    li.title = `去掉这句后，${head.display}（${found.measure}）变化 ${(-w).toFixed(3)}：这句的影响 ${w >= 0 ? "+" : ""}${w.toFixed(3)}`;
+    li.title = `去掉这句后，${head.display}（${measureName(head, found.measure)}）变化 ${(-w).toFixed(3)}：这句的影响 ${w >= 0 ? "+" : ""}${w.toFixed(3)}`;
     if (i === up && w > 0) li.classList.add("most-up");
     if (i === down && w < 0) li.classList.add("most-down");
   });
