@@ -211,7 +211,6 @@ def test_an_agent_appeals_a_lead_overturns_and_the_export_holds_the_correction(a
 def test_every_page_opens_for_its_role_without_a_refused_request(appeal_server):
     """No 403 in a lead's console from asking the agent's routes first, no favicon 404 on any page."""
     from playwright.sync_api import expect, sync_playwright
-
     from servers import CHROMIUM_FLAGS
 
     server = appeal_server
