@@ -52,7 +52,7 @@ def score(
     threads: Annotated[int | None, typer.Option(help="Cores the local engine uses: that many model runs side by side, "
                                                 "one onnxruntime thread each (default: all cores).", min=1)] = None,
     engine: Annotated[str, typer.Option(help="local: this process, a model run per core; ray: a Ray "
-                                        "Data job with an actor pool (pip install 'callqa[scale]').")] = "local",
+                                        "Data job with an actor pool (pip install 'callqa\\[scale]').")] = "local",
     address: Annotated[str | None, typer.Option(help="--engine ray: an existing cluster (auto, or ray://host:10001); "
                                                 "default: a local Ray on this machine.")] = None,
     workers: Annotated[int | None, typer.Option(help="--engine ray: actors (each loads the bundle once; default: "

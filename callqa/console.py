@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 # soft_wrap: a printed command or path is never broken across lines, whatever the terminal width (copy-paste works).
 console = Console(soft_wrap=True)
@@ -22,7 +23,8 @@ SchemaOption = Annotated[
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` on stderr and return the exit to raise (``raise fail(...) from None``)."""
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    # The message is text, not markup: "callqa[scale]" and "calls[0]" are printed as written.
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 

@@ -101,3 +101,24 @@ def test_redact_cli_rewrites_turns_and_counts_findings(tmp_path):
     res = CliRunner().invoke(app, ["data", "redact", str(src), "-o", str(out)])
     assert res.exit_code == 0 and "[手机号] 1" in res.output
     assert json.loads(out.read_text(encoding="utf-8"))["turns"][0]["text"] == "回电[手机号]，邮箱[邮箱]"
+
+
+def test_the_data_card_counts_what_the_file_holds():
+    card = (REPO / "datasets" / "README.md").read_text(encoding="utf-8")
+    calls = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    assert f"{len(calls)} synthetic" in card
+    assert f"between one of {len({c['agent_id'] for c in calls})}\n" in card
+
+
+def test_help_and_errors_print_brackets_as_written():
+    import re
+
+    from typer.testing import CliRunner
+
+    from callqa.cli import app
+
+    res = CliRunner().invoke(app, ["score", "--help"])
+    text = re.sub(r"[\s│]+", " ", res.output)  # the help box, unwrapped
+    assert "pip install 'callqa[scale]'" in text  # rich markup ate [scale] on main
+    res = CliRunner().invoke(app, ["scorecard", "check", "no[such]card"])
+    assert res.exit_code == 1 and "no[such]card" in res.output

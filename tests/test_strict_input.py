@@ -145,3 +145,10 @@ def test_the_root_page_and_the_spec_speak_chinese_and_link_the_review_ui(server)
     assert "智能质检" in spec["info"]["title"] and "/review/" in spec["info"]["description"]
     status, _, me = get(server, "/api/me")  # any role may ask who it is (the appeals page asks first)
     assert status == 200 and json.loads(me)["role"] == "admin"
+
+
+@pytest.mark.parametrize("path", ["/score", "/api/reviews/calls/c-1/reviews", "/api/appeals/1/rulings"])
+def test_a_body_that_is_not_json_is_named_once(server, path):
+    status, _, body = post(server, path, b'{"calls": [')
+    message = json.loads(body)["error"]
+    assert status == 400 and "JSON" in message and not re.search(r"\b(\w+) \1\b", message), message
