@@ -86,10 +86,10 @@ serve: bundle
 	REVIEWER=$$($(CALLQA) keys create --role reviewer --name demo-reviewer --db $(DB) 2>/dev/null); \
 	echo; echo "Score a call (in another terminal):"; echo; \
 	echo "  curl -s http://127.0.0.1:$(PORT)/score -H 'Authorization: Bearer $$KEY' -H 'Content-Type: application/json' \\"; \
-	echo "       -d '{\"calls\": [$$(head -n 1 data/sample/test.jsonl)], \"store\": true}'"; echo; \
+	echo "       -d '{\"calls\": [$$(cat datasets/examples/demo-call.json)], \"store\": true}'"; echo; \
 	echo "Review UI: http://127.0.0.1:$(PORT)/review/  reviewer key: $$REVIEWER"; \
 	echo "OpenAPI docs: http://127.0.0.1:$(PORT)/  (metrics at /metrics need a key: callqa keys create --role metrics)"; echo; \
-	exec $(CALLQA) serve --bundle bundles/demo/current --port $(PORT) --db $(DB)
+	exec $(CALLQA) serve --bundle bundles/demo/current --port $(PORT) --db $(DB) --agents datasets/examples/agents.csv
 
 # A Bento of the scoring service and the demo bundle (docs/scale.md): `bentoml containerize` turns it into an image.
 bento: bundle

@@ -98,7 +98,7 @@ command=$(awk '/^Score a call/ {on = 1; next} /^Review UI:/ {on = 0} on && NF' "
 [ -n "$command" ] || fail "make demo printed no curl command"
 status=$(bash -c "$command -o '$work/response.json' -w '%{http_code}'")
 [ "$status" = 200 ] || fail "the printed curl answered $status: $(head -c 600 "$work/response.json")"
-python3 - "$work/response.json" "$clone/configs/schemas/callcenter.yaml" <<'EOF' || fail "the response lacks heads or the scorecard"
+python3 - "$work/response.json" "$clone/configs/schemas/callcenter.yaml" "$clone/datasets/examples/demo-call.json" <<'EOF' || fail "the response lacks heads or the scorecard"
 import json, re, sys
 response = json.load(open(sys.argv[1], encoding="utf-8"))
 heads = re.findall(r"^  (\w+):\s*$", open(sys.argv[2], encoding="utf-8").read().split("heads:", 1)[1], re.M)
@@ -107,8 +107,13 @@ missing = [h for h in heads if h not in scored]
 assert heads and not missing, f"heads missing from the response: {missing}"
 card = response["results"][0]["scorecard"]
 assert card["name"] == "default" and card["max_total"] == 100 and card["sections"], f"no scorecard: {card}"
-print(f"smoke: 200 with every head ({', '.join(heads)}) and the scorecard ({card['total']:g}/100); "
-      f"stored: {response.get('stored')}")
+# The headline feature shows on the printed call: a deduction with its exact span in the call's text.
+call = json.load(open(sys.argv[3], encoding="utf-8"))
+spans = [(d["title"], d["text"]) for s in card["sections"] for i in s["items"] for d in i["deductions"]
+         if d.get("text") and call["turns"][d["turn"]]["text"][d["start"]:d["end"]] == d["text"]]
+assert any(title == "推诿" for title, _ in spans), f"the printed call shows no deduction with its span: {spans}"
+print(f"smoke: 200 with every head ({', '.join(heads)}) and the scorecard ({card['total']:g}/100, "
+      f"{len(spans)} deductions with spans, e.g. {spans[0]}); stored: {response.get('stored')}")
 EOF
 
 say "stopping the server"

@@ -103,6 +103,9 @@ def serve_cmd(
     db: Annotated[str | None, typer.Option(help="Database URL for API keys and reviews (default: the config's).")] = None,
     auth: Annotated[bool, typer.Option(help="Require API keys. --no-auth is for a local demo and is refused "
                     "unless --host is loopback.")] = True,
+    agents: Annotated[Path | None, typer.Option(help="Agent directory (CSV agent_id,name,team or YAML): the names "
+                      "and teams the dashboard, reports and queue show (default: the config's).", exists=True,
+                      dir_okay=False)] = None,
 ) -> None:
     """Serve a bundle: POST /score, GET /api/model, /healthz, /metrics, OpenAPI docs at /."""
     import os
@@ -133,6 +136,8 @@ def serve_cmd(
         env["CALLQA_SERVING_CONFIG"] = str(config.resolve())
     if db:
         env["CALLQA_DB"] = db
+    if agents:
+        env["CALLQA_AGENTS"] = str(agents.resolve())
     if not auth:
         env["CALLQA_AUTH"] = "off"
     console.print(f"serving {info.tag} on http://{host}:{port} (auth {'on' if auth else 'OFF: local demo'})")

@@ -1,4 +1,5 @@
-"""The scoring service's settings: configs/serving/default.yaml, or the file CALLQA_SERVING_CONFIG names."""
+"""The scoring service's settings: configs/serving/default.yaml, or the file CALLQA_SERVING_CONFIG names;
+CALLQA_BUNDLE, CALLQA_DB and CALLQA_AGENTS override `bundle`, `database` and `agents`."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ def load_serving_config(path: str | Path | None = None) -> ServingConfig:
     except ValidationError as err:
         first = err.errors()[0]
         raise ValueError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    overrides = {"bundle": os.environ.get("CALLQA_BUNDLE"), "database": os.environ.get("CALLQA_DB")}
+    overrides = {"bundle": os.environ.get("CALLQA_BUNDLE"), "database": os.environ.get("CALLQA_DB"),
+                 "agents": os.environ.get("CALLQA_AGENTS")}
     if os.environ.get("CALLQA_AUTH", "").lower() in ("0", "off", "false"):
         overrides["auth"] = False
     return config.model_copy(update={k: v for k, v in overrides.items() if v is not None})

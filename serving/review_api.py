@@ -136,6 +136,8 @@ class StoreCounts(BaseModel):
     calls: int
     reviewed: int
     reviews: int
+    latest_period: str | None = Field(default=None, description="the month (in the report time zone) of the latest "
+                                      "stored call: where the dashboard opens")
 
 
 class KeyInfo(BaseModel):
@@ -305,7 +307,10 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
         return JSONResponse(found.model_dump(mode="json"))
 
     def stats(_request: Request) -> Response:
-        return JSONResponse(StoreCounts(**store().counts()).model_dump())
+        latest = store().latest_started()
+        tz = reports().tz if reports is not None else UTC
+        period = f"{latest.astimezone(tz):%Y-%m}" if latest is not None else None
+        return JSONResponse(StoreCounts(**store().counts(), latest_period=period).model_dump())
 
     me = key_info
 

@@ -809,6 +809,11 @@ class ReviewStore:
                                    reasons=_current_reasons(history), source=latest.source)
                 session.expunge_all()
 
+    def latest_started(self) -> datetime | None:
+        """When the latest stored call started (UTC): where a report of "the latest month with calls" looks."""
+        with Session(self.engine) as session:
+            return _utc(session.scalar(select(func.max(CallRow.started_at))))
+
     def counts(self) -> dict[str, int]:
         with Session(self.engine) as session:
             return {"calls": session.scalar(select(func.count()).select_from(CallRow)) or 0,

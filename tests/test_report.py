@@ -266,6 +266,13 @@ def test_a_lead_reads_the_dashboard_drills_down_to_an_agent_and_opens_a_call(tin
             assert call_id in {c["call_id"] for c in in_period if c["agent_id"] == first}
             worst.click()  # into the review UI, logged in with the same key
             expect(page.get_by_test_id("call-id")).to_have_text(call_id)
+        # Without a period it opens on the latest month with calls, not on an empty current month, and says so.
+        latest = max(datetime.fromisoformat(c["started_at"]) for c in calls).astimezone(SHANGHAI).strftime("%Y-%m")
+        with logged_in(server, "anna", "/review/dashboard.html") as page:
+            expect(page.get_by_test_id("status")).to_contain_text(f"质检月报 {latest}")
+            expect(page.get_by_test_id("status")).to_contain_text(f"显示最近有通话的月份 {latest}")
+            expect(page.get_by_test_id("period")).to_have_value(latest)
+            expect(page.get_by_test_id("report").locator("#agents tbody tr").first).to_be_visible()
     finally:
         stop(server.process)
 
@@ -316,3 +323,15 @@ def test_the_queue_search_filters_every_stored_call(store):
                             ({"score_max": "1e9"}, "score_max")):
         with pytest.raises(QueryError, match=message):
             parsed(params)
+
+
+def test_serve_takes_the_agent_directory_the_demo_reports_with(monkeypatch):
+    """`make demo` serves with --agents (CALLQA_AGENTS), so the dashboard shows the names the month report shows."""
+    from callqa.serving.config import load_serving_config
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text(encoding="utf-8")
+    served = re.search(r"exec \$\(CALLQA\) serve .*--agents (\S+)", makefile)
+    reported = re.search(r"\$\(CALLQA\) report .*--agents (\S+)", makefile)
+    assert served and reported and served[1] == reported[1]
+    monkeypatch.setenv("CALLQA_AGENTS", served[1])
+    assert load_serving_config().agents == served[1]

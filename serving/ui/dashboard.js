@@ -13,10 +13,9 @@ async function get(path) {
   return { status: response.status, ok: response.ok, text: await response.text() };
 }
 
-function lastMonth() {
+function thisMonth() {
   const now = new Date();
-  const d = new Date(now.getFullYear(), now.getMonth() - 1, 1);
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}`;
+  return `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
 }
 
 function fillSelect(select, values, keep) {
@@ -98,14 +97,31 @@ $("login-form").addEventListener("submit", (event) => {
   key = $("key").value.trim();
   sessionStorage.setItem("callqa.key", key);
   $("login").hidden = true;
-  show();
+  start();
 });
 $("filters").addEventListener("submit", (event) => { event.preventDefault(); show(); });
 $("team").addEventListener("change", () => { $("agent").value = ""; });
 
+// Without a period in the address, the dashboard opens on the latest month that has calls (and says so when that
+// is not this month), never on an empty one.
+async function start() {
+  if (!initial.get("period")) {
+    const stats = await get("/api/reviews/stats");
+    if (stats.status === 401 || stats.status === 403) return needKey(stats.status === 401 ? "密钥无效或已吊销" : "需要复核员密钥");
+    const latest = stats.ok ? JSON.parse(stats.text).latest_period : null;
+    $("period").value = latest || thisMonth();
+    await show();
+    if (latest && latest !== thisMonth()) {
+      $("status").textContent = `本月暂无通话，显示最近有通话的月份 ${latest} · ${$("status").textContent}`;
+    }
+    return;
+  }
+  await show();
+}
+
 const initial = new URLSearchParams(location.search);
-$("period").value = initial.get("period") || lastMonth();
+$("period").value = initial.get("period") || "";
 for (const name of ["team", "agent"]) {
   if (initial.get(name)) fillSelect($(name), [[initial.get(name), initial.get(name)]], initial.get(name));
 }
-if (key) show(); else needKey();
+if (key) start(); else needKey();
