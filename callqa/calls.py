@@ -6,7 +6,16 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictStr,
+    field_validator,
+)
 
 Speaker = Literal["agent", "customer"]
 
@@ -29,7 +38,22 @@ MAX_META_DEPTH = 8
 ID_PATTERN = r"^[^/\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]+$"
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
 ClassId = Annotated[StrictStr, Field(min_length=1, max_length=100)]
-LevelInt = Annotated[StrictInt, Field(ge=-1_000_000, le=1_000_000)]
+
+
+def _json_integer(value: Any) -> Any:
+    # JSON Schema's integer is a number with no fraction: 12 and 12.0 (clients and the OpenAPI document agree), never
+    # "12", true or 12.5 (StrictInt refuses those).
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def json_int(**bounds: int) -> Any:
+    """A JSON integer within ``bounds`` (ge, gt, le, lt). The bounds sit inside the conversion, so the JSON Schema
+    states them (minimum, maximum) and the error names them."""
+    return Annotated[int, Strict(), Field(**bounds), BeforeValidator(_json_integer)]
+
+
+JsonInt = json_int()
+LevelInt = json_int(ge=-1_000_000, le=1_000_000)
 
 
 def _finite_json(value: Any, depth: int = 0) -> Any:
@@ -54,7 +78,9 @@ class Votes(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    votes: dict[ClassId, Annotated[StrictInt, Field(ge=0, le=1_000_000)]] = Field(max_length=1000)
+    # The JSON Schema says what the validator below does: at least one class with a vote.
+    votes: dict[ClassId, json_int(ge=0, le=1_000_000)] = Field(max_length=1000, json_schema_extra={
+        "minProperties": 1, "not": {"additionalProperties": {"maximum": 0}}})
 
     @field_validator("votes")
     @classmethod

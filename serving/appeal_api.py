@@ -46,7 +46,7 @@ APPEAL_OPERATIONS = [
     # 400: an entry this appeal does not have (another appeal's, say) is refused, naming it.
     Operation("POST", "/api/appeals/{appeal_id}/rulings", "Uphold or overturn appealed entries (overturned: a correction)",
               "lead", AppealRecord, body=RulingRequest, errors=(400, 404, 409, 423),
-              path_params={"appeal_id": {"type": "string", "pattern": "^[1-9][0-9]{0,18}$",
+              path_params={"appeal_id": {"type": "string", "pattern": "^[1-9][0-9]{0,18}$", "examples": ["1"],
                                          "description": f"an appeal's number, 1 to {MAX_APPEAL_ID}"}}),
 ]
 

@@ -13,13 +13,13 @@ becomes a correction — training data like any review (``reviews export`` write
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from callqa.calls import Call
+from callqa.calls import Call, json_int
 from callqa.pipeline import ScoredCall
 from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
@@ -29,6 +29,7 @@ from .record import CharIndex, HitRef, ItemId, ScorecardReview, TurnIndex
 from .reviews import (
     CallRow,
     Conflict,
+    Mismatch,
     NotFound,
     PredictionRow,
     Reviewer,
@@ -104,7 +105,7 @@ class AppealRequest(BaseModel):
 class RulingInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    entry: Annotated[StrictInt, Field(ge=1, le=2**62)]
+    entry: json_int(ge=1, le=2**62)
     decision: Literal["upheld", "overturned"]
     comment: StrictStr = Field(default="", max_length=2000)
 
@@ -208,9 +209,9 @@ class Appeals:
             _, prediction = self._own(session, call_id, agent_id)
             card = ScoredCall.model_validate(prediction.scores).scorecard
             if card is None:
-                raise ReviewError(f"call {call_id} has no scorecard to appeal")
+                raise Conflict(f"call {call_id} has no scorecard to appeal")
             if now > _utc(prediction.created) + self.window:
-                raise ReviewError(f"the appeal window of call {call_id} closed at "
+                raise Conflict(f"the appeal window of call {call_id} closed at "
                                   f"{_utc(prediction.created) + self.window:%Y-%m-%d %H:%M} UTC")
             previous = self._entries(session, call_id)
             rounds = []
@@ -220,12 +221,12 @@ class Appeals:
                 if any(e.ruling is None for e in before):
                     raise Conflict(f"entries.{n}: already appealed, waiting for a ruling")
                 if any(e.ruling.decision == "overturned" for e in before):
-                    raise ReviewError(f"entries.{n}: already overturned")
+                    raise Conflict(f"entries.{n}: already overturned")
                 if any(e.ruling.final for e in before) or len(before) >= MAX_ROUNDS:
-                    raise ReviewError(f"entries.{n}: the ruling is final (终审)")
+                    raise Conflict(f"entries.{n}: the ruling is final (终审)")
                 rounds.append(len(before) + 1)
             if len({(t.item, t.rule, t.turn, t.start) for t in request.entries}) < len(request.entries):
-                raise ReviewError("entries: the same deduction twice")
+                raise ReviewError("entries: the same deduction twice")  # a body the spec cannot forbid: 400
             appeal = AppealRow(call_id=call_id, prediction_id=prediction.id, agent_id=agent_id, filed_by=agent.id,
                                filed_at=now, reason=request.reason)
             session.add(appeal)
@@ -253,8 +254,8 @@ class Appeals:
             record = next(a for a in self._records(session, appeal.call_id) if a.id == appeal_id)
             entries = {e.id: e for e in record.entries}
             for n, r in enumerate(request.rulings):
-                if r.entry not in entries:
-                    raise ReviewError(f"rulings.{n}.entry: appeal {appeal_id} has no entry {r.entry}")
+                if r.entry not in entries:  # another appeal's entry, or none at all
+                    raise NotFound(f"rulings.{n}.entry: appeal {appeal_id} has no entry {r.entry}")
                 if entries[r.entry].ruling is not None:
                     raise Conflict(f"rulings.{n}.entry: entry {r.entry} was ruled on already")
             overturned = [entries[r.entry] for r in request.rulings if r.decision == "overturned"]
@@ -328,15 +329,16 @@ def _same(entry: AppealEntry, target: AppealTarget) -> bool:
 
 
 def _stake(card: ScorecardResult, target: AppealTarget, field: str) -> tuple[str, float]:
-    """(title, points at stake) of an appealed deduction or item; ReviewError naming ``field`` if the card has none."""
+    """(title, points at stake) of an appealed deduction or item; :class:`Mismatch` (409) naming ``field`` where the
+    call's scorecard has none."""
     item = card.items().get(target.item)
     if item is None:
-        raise ReviewError(f"{field}.item: the scorecard has no item {target.item!r}")
+        raise Mismatch(f"{field}.item: the scorecard has no item {target.item!r}")
     if target.rule is None:
         if item.points >= item.max_points:
-            raise ReviewError(f"{field}: item {target.item!r} lost no points")
+            raise Mismatch(f"{field}: item {target.item!r} lost no points")
         return item.title, item.max_points - item.points
     for d in item.deductions:
         if (d.rule, d.turn, d.start) == (target.rule, target.turn, target.start):
             return f"{item.title}：{d.title}", d.points
-    raise ReviewError(f"{field}: item {target.item!r} has no such deduction (rule {target.rule}, turn {target.turn})")
+    raise Mismatch(f"{field}: item {target.item!r} has no such deduction (rule {target.rule}, turn {target.turn})")

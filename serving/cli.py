@@ -254,7 +254,7 @@ def report_cmd(
         directory = AgentDirectory.load(agents) if agents else AgentDirectory()
         builder = ReportBuilder(_review_store(db), schema_or_fail(schema), directory, tz=tz, ui_base=ui_base)
         report = builder.build(period, team=team, agent=agent)
-    except (DirectoryError, ValueError, ZoneInfoNotFoundError) as err:
+    except (DirectoryError, ValueError, LookupError, ZoneInfoNotFoundError) as err:
         raise fail(str(err)) from None
     paths = write_report(report, out)
     table = Table(*report.table("agents").columns[:7], title=f"{report.title} · {report.scope}")

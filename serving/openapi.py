@@ -32,7 +32,8 @@ class ErrorBody(BaseModel):
 
 STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content", 400: "Invalid body or parameter: the error names the "
                "field", 401: "No key, or an unknown or revoked key", 403: "The key's role may not use this route",
-               404: "No such call", 405: "Method not allowed", 409: "Reviewed by someone else since you loaded it: reload", 413: "Body over the "
+               404: "No such call", 405: "Method not allowed", 409: "Conflicts with the resource as it is now (reviewed by someone else since you loaded it, a reference to a "
+               "deduction, item or turn its scorecard does not have, a ruling made already): reload", 413: "Body over the "
                "limit", 415: "Body is not application/json", 423: "Leased to another reviewer",
                500: "The server failed; see its log", 503: "Busy: the work was given up; try again later"}
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from callqa.calls import MAX_TEXT, MAX_TURNS
+from callqa.calls import MAX_TEXT, MAX_TURNS, json_int
 from callqa.scorecard import Deduction, ItemResult, ScorecardResult
 
 ItemId = Annotated[StrictStr, Field(min_length=1, max_length=100)]
-TurnIndex = Annotated[StrictInt, Field(ge=0, lt=MAX_TURNS)]
-CharIndex = Annotated[StrictInt, Field(ge=0, le=MAX_TEXT)]
+TurnIndex = json_int(ge=0, lt=MAX_TURNS)
+CharIndex = json_int(ge=0, le=MAX_TEXT)
 Points = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
 
 

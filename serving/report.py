@@ -71,6 +71,10 @@ REPORT_STYLE = (f"body{{font-family:{CJK_FONTS};margin:2em auto;max-width:1100px
                 "td:first-child,th:first-child{text-align:left}.meta,.note{color:#667085}.source{background:#fffaeb;"
                 "padding:.5em}.charts{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}img{max-width:100%}")
 
+class UnknownTeam(LookupError):
+    """A team the agent directory does not have (a 404, like a call that does not exist)."""
+
+
 # ----------------------------------------------------------------------------------------------- periods
 
 # A month or an ISO week; the OpenAPI document states the same pattern. [0-9], not \d: \d takes full-width digits.
@@ -304,7 +308,7 @@ class ReportBuilder:
         period = Period.parse(period_text, self.tz)
         agents = [agent] if agent else (self.directory.members(team) if team else None)
         if team and not agents:
-            raise ValueError(f"team {team!r}: no agent of the directory is in it")
+            raise UnknownTeam(f"team {team!r}: no agent of the directory is in it")
         scope = f"坐席 {self.directory.name(agent)}" if agent else (f"班组 {team}" if team else "全部坐席")
         with Session(self.store.engine) as session:
             agent_sums = self.agent_sums(session, period, agents)

@@ -17,19 +17,22 @@ Reviews are recorded under the API key's id (shown in `callqa keys list`), never
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from callqa.calls import Call, SingleLabel
+from callqa.calls import MAX_TURNS, Call, SingleLabel, json_int
 from callqa.evidence import CallEvidence
 from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
@@ -40,7 +43,7 @@ from .explainer import ClientGone
 from .middleware import KEY_HOLDER, REVIEW_UI_CSP
 from .openapi import Operation
 from .params import Day, Flag, Name, QueryError, Score, StrictQuery, ecma, query_schema
-from .report import PERIOD_PATTERN, REPORT_STYLE, Report, ReportBuilder, render_html
+from .report import PERIOD_PATTERN, REPORT_STYLE, Report, ReportBuilder, UnknownTeam, render_html
 from .reviews import (
     CallFilter,
     CallView,
@@ -63,7 +66,7 @@ REPORT_PAGE_CSP = REVIEW_UI_CSP.replace("style-src 'self'", f"style-src 'self' '
 class ReviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    revision: StrictInt = Field(ge=0, le=2**31 - 1, description="the call's revision when the reviewer loaded it")
+    revision: json_int(ge=0, le=2**31 - 1) = Field(description="the call's revision when the reviewer loaded it")
     # As the call format takes one annotator's label (4, "4", "resolved", a list of topics); votes are for
     # calibration files, not one reviewer's decision.
     labels: dict[Annotated[str, Field(max_length=100)], SingleLabel] = Field(
@@ -74,6 +77,50 @@ class ReviewRequest(BaseModel):
     reasons: dict[Annotated[str, Field(max_length=100)],
                   Annotated[list[TurnIndex], Field(max_length=100)]] = Field(
         default={}, max_length=100, description="head → turns (indices) the reviewer marks as the reason for the label")
+
+
+def labels_json_schema(schema: LabelSchema) -> dict:
+    """A review's labels as JSON Schema under ``schema``: each head by name with its class ids (numeric levels also as
+    numbers, as the call format takes them) — what :meth:`LabelSchema.check_labels` accepts."""
+    heads = {}
+    for head in schema.heads:
+        ids = list(head.class_ids)
+        if head.spec.multilabel:
+            heads[head.name] = {"type": "array", "items": {"enum": ids}, "maxItems": 1000}
+        else:
+            heads[head.name] = {"enum": ids + [int(i) for i in ids if re.fullmatch(r"-?[1-9][0-9]{0,5}|0", i)]}
+    return {"type": "object", "properties": heads, "additionalProperties": False,
+            "description": "head → class id (topics: a list of ids)"}
+
+
+@functools.lru_cache(maxsize=8)
+def _review_request(schema_json: str) -> type[ReviewRequest]:
+    schema = LabelSchema.model_validate_json(schema_json)
+    heads = {"enum": list(schema.head_names)}
+
+    class ServedReviewRequest(ReviewRequest):
+        """A review under the served model's label schema: its heads and classes, and labels or a scorecard
+        verdict (or both)."""
+
+        model_config = ConfigDict(extra="forbid", title="ReviewRequest", json_schema_extra={"anyOf": [
+            {"properties": {"labels": {"minProperties": 1}}},
+            {"required": ["scorecard"], "properties": {"scorecard": {"type": "object"}}}]})
+
+        labels: Annotated[dict[Annotated[str, Field(max_length=100)], SingleLabel],
+                          WithJsonSchema(labels_json_schema(schema))] = Field(max_length=100)
+        reasons: Annotated[dict[Annotated[str, Field(max_length=100)], Annotated[list[TurnIndex], Field(max_length=100)]],
+                           WithJsonSchema({"type": "object", "propertyNames": heads, "maxProperties": 100,
+                                           "additionalProperties": {"type": "array", "maxItems": 100, "items": {
+                                               "type": "integer", "minimum": 0, "maximum": MAX_TURNS - 1}},
+                                           "description": "head → turns (indices) marked as the reason for its label"})
+                           ] = Field(default={}, max_length=100)
+
+    return ServedReviewRequest
+
+
+def review_request(schema: LabelSchema) -> type[ReviewRequest]:
+    """The review body the server takes and its spec states, for the served label schema (one class per schema)."""
+    return _review_request(schema.model_dump_json())
 
 
 class QueuePage(BaseModel):
@@ -150,6 +197,12 @@ ROLE = "reviewer"
 REPORT_QUERY = query_schema(ReportQuery)
 CALL_ERRORS = (404,)
 # The routes as clients see them (serving/openapi.py); the handlers below answer with these models.
+def review_operations(schema: LabelSchema) -> list[Operation]:
+    """The routes as clients see them, for the served label schema."""
+    return [op if op.body is not ReviewRequest else replace(op, body=review_request(schema))
+            for op in REVIEW_OPERATIONS]
+
+
 REVIEW_OPERATIONS = [
     Operation("GET", "/api/reviews/queue", "The next calls in queue order, and how many wait; with filters, a search "
               "over every stored call", ROLE, QueuePage, errors=(400,),
@@ -166,16 +219,16 @@ REVIEW_OPERATIONS = [
               ReviewRecord, body=ReviewRequest, status=201, errors=(404, 409, 423)),
     Operation("POST", "/api/reviews/calls/{call_id}/record", "The score of record these verdicts would give the call "
               "(the review UI's live total; nothing is saved)", ROLE, ScorecardResult, body=ScorecardReview,
-              errors=(400, 404)),
+              errors=(400, 404, 409)),
     Operation("GET", "/api/reviews/calls/{call_id}/evidence", "Per head, each turn's attribution (occlusion), cached; "
               "computed only while /score leaves the model a run free (503 past the server's time limit)",
               ROLE, CallEvidence, errors=(404, 503)),
     Operation("GET", "/api/reviews/stats", "Calls stored, reviewed, reviews saved", ROLE, StoreCounts),
     Operation("GET", "/api/reviews/me", "Who this key belongs to", ROLE, KeyInfo),
     Operation("GET", "/api/reviews/report", "A period's QA report (质检月报/周报) as data: the tables of `callqa report`",
-              ROLE, Report, errors=(400,), query=REPORT_QUERY),
+              ROLE, Report, errors=(400, 404), query=REPORT_QUERY),
     Operation("GET", "/api/reviews/report/page", "The same report as a self-contained HTML page (the dashboard shows it)",
-              ROLE, errors=(400,), query=REPORT_QUERY, media_type="text/html"),
+              ROLE, errors=(400, 404), query=REPORT_QUERY, media_type="text/html"),
 ]
 
 
@@ -215,6 +268,7 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
     """Routes over the store ``store()`` returns (made on first use, in the worker that serves them); ``explain``
     computes a call's evidence with the served model, tagged ``model`` (evidence is cached per call and model);
     ``reports()`` builds QA reports over the same store."""
+    Review = review_request(schema)
 
     def queue(request: Request) -> Response:
         me = _reviewer(request).id
@@ -264,7 +318,7 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
         return Response(status_code=204)
 
     async def submit(request: Request) -> Response:
-        body = await parse_body(request, ReviewRequest)
+        body = await parse_body(request, Review)
         if isinstance(body, JSONResponse):
             return body
         call_id = request.path_params["call_id"]
@@ -323,6 +377,8 @@ def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
             return JSONResponse({"error": "reports are not configured"}, status_code=400)
         try:
             found = await run_in_threadpool(reports().build, query.period, query.team, query.agent)
+        except UnknownTeam as err:
+            return JSONResponse({"error": str(err)}, status_code=404)
         except ValueError as err:
             return JSONResponse({"error": str(err)}, status_code=400)
         if request.url.path.endswith("/page"):

@@ -99,6 +99,13 @@ class Conflict(ReviewError):
     status = 409
 
 
+class Mismatch(ReviewError):
+    """Verdicts that do not fit the scorecard the call was scored with (a deduction, item, turn or span it does not
+    have): a conflict with the call's state, like a stale revision — reload the call."""
+
+    status = 409
+
+
 class Leased(ReviewError):
     """Another reviewer holds the call's lease."""
 
@@ -660,7 +667,7 @@ class ReviewStore:
             shown = ScoredCall.model_validate(_latest_prediction(session, call_id).scores)
             problems = _scorecard_problems(verdicts, shown, row.call["turns"])
         if problems:
-            raise ReviewError("; ".join(problems))
+            raise Mismatch("; ".join(problems))
         return card_of_record(shown.scorecard, verdicts)
 
     def evidence(self, call_id: str, model: str) -> CallEvidence | None:
@@ -751,15 +758,15 @@ class ReviewStore:
                    if head not in schema.head_names]
             bad += [f"reasons.{head}: turn {t} is not one of the call's {n_turns} turns"
                     for head, turns in reasons.items() for t in turns if t >= n_turns]
-            if bad:
-                raise ReviewError("; ".join(bad))  # rolls the whole review back
+            if bad:  # a turn the call does not have: a conflict with the call, like a stale revision
+                raise Mismatch("; ".join(bad))  # rolls the whole review back
             session.add_all(ReasonRow(review_id=review.id, head=head, turn=t, call_id=call_id)
                             for head, turns in reasons.items() for t in turns)
         if scorecard is not None:
             shown = ScoredCall.model_validate(prediction.scores)
             problems = _scorecard_problems(scorecard, shown, session.get(CallRow, call_id).call["turns"])
             if problems:
-                raise ReviewError("; ".join(problems))  # rolls the whole review back
+                raise Mismatch("; ".join(problems))  # rolls the whole review back
             session.add_all(_scorecard_rows(scorecard, review.id, call_id))
         session.flush()
         _refresh_reviewed(session, call_id, prediction, self._history(session, call_id))
@@ -929,5 +936,5 @@ def _current(history: list[ReviewRecord]) -> dict[str, Label]:
 
 
 __all__ = ["CharIndex", "HitRef", "ItemId", "MissedDeduction", "TurnIndex", "CallFilter", "CallView", "Conflict", "Leased", "NotFound", "QueueItem", "QueuePolicy", "ReviewError",
-           "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "ScorecardReview", "queue_keys",
+           "Mismatch", "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "ScorecardReview", "queue_keys",
            "sample_key"]

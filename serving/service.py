@@ -50,7 +50,7 @@ from callqa.serving.explainer import Explainer
 from callqa.serving.middleware import GuardMiddleware, QuietValidationErrors, RouteTable
 from callqa.serving.openapi import DOCS_PAGE, DOCS_SCRIPT, Operation, build_spec
 from callqa.serving.report import ReportBuilder
-from callqa.serving.review_api import REVIEW_OPERATIONS, KeyInfo, key_info, review_routes
+from callqa.serving.review_api import KeyInfo, key_info, review_operations, review_routes
 from callqa.serving.reviews import ReviewStore
 
 CONFIG = load_serving_config()
@@ -255,7 +255,7 @@ OPERATIONS = [
     Operation("GET", "/api/model", "The served bundle: tag, label schema, gate, validation metrics, limits", "any",
               ModelInfo),
     Operation("GET", "/api/me", "Who this key belongs to (id, name, role), for a key of any role", "any", KeyInfo),
-    *REVIEW_OPERATIONS,
+    *review_operations(BUNDLE_INFO.schema_),
     *APPEAL_OPERATIONS,
     Operation("GET", "/metrics", "Prometheus metrics, by route template", "metrics",
               media_type="text/plain; version=0.0.4"),

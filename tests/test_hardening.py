@@ -8,7 +8,6 @@ import http.client
 import json
 import re
 import socket
-from pathlib import Path
 
 import pytest
 from servers import Server, start_server, stop
@@ -200,24 +199,6 @@ def test_the_served_spec_documents_every_route_with_its_keys_and_loads_nothing_f
     status, _, page = raw_request(server, "GET", "/")
     assert status == 200 and b"swagger-ui-bundle.js" in page and b"googletagmanager" not in page
     assert b"https://" not in page and b"/docs.json" in raw_request(server, "GET", "/docs.js")[2]
-
-
-def test_the_api_answers_as_its_spec_says(server, tmp_path):
-    """schemathesis (its CLI, as a user runs it) against the served spec with every check but one: no 5xx, only
-    documented statuses, bodies and content types as declared, invalid bodies refused. Left out:
-    positive_data_acceptance, since a body can fit the schema and still break a rule no JSON Schema states (blank
-    text, this deployment's size limits): a documented 400 naming the field."""
-    import subprocess
-    import sys
-
-    schemathesis_cli = Path(sys.executable).parent / "schemathesis"
-    done = subprocess.run(
-        [str(schemathesis_cli), "run", server.base + "/docs.json", "--checks", "all",
-         "--exclude-checks", "positive_data_acceptance", "--max-examples", "12", "--seed", "1",
-         "--phases", "examples,coverage,fuzzing", "-H", f"Authorization: Bearer {server.keys['admin']}"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert re.search(r"\b[1-9]\d* passed", done.stdout), done.stdout[-3000:]
 
 
 def test_a_client_generated_from_the_spec_scores_a_call(server, tmp_path):

@@ -79,12 +79,19 @@ def test_the_served_report_page_carries_the_ui_policy_with_its_style_allowed_by_
 
 @pytest.mark.parametrize(("body", "field"), [
     ({"rulings": [{"entry": "12", "decision": "upheld"}]}, "rulings.0.entry"),
-    ({"rulings": [{"entry": 12.0, "decision": "upheld"}]}, "rulings.0.entry"),
+    ({"rulings": [{"entry": 12.5, "decision": "upheld"}]}, "rulings.0.entry"),
     ({"rulings": [{"entry": 12, "decision": "upheld"}], "final": "yes"}, "final"),
     ({"rulings": [{"entry": 12, "decision": "upheld"}], "final": 1}, "final"),
 ])
 def test_a_ruling_body_is_strict(server, body, field):
     refused(post(server, "/api/appeals/1/rulings", json.dumps(body).encode()), 400, field)
+
+
+def test_a_whole_number_written_12_0_is_the_integer_the_spec_says_it_is(server):
+    """JSON Schema (and so the OpenAPI document) counts 12.0 as an integer: it is read as 12, not refused; strings,
+    booleans and fractions are (above)."""
+    body = json.dumps({"rulings": [{"entry": 12.0, "decision": "upheld"}]}).encode()
+    refused(post(server, "/api/appeals/1/rulings", body), 404, "no appeal")  # parsed; appeal 1 does not exist
 
 
 @pytest.mark.parametrize("appeal", [str(2**70), "0", "-1", "1e3", "１"])
