@@ -533,8 +533,10 @@ async function submit() {
     if (fresh.ok) show(fresh.data, "");
     status("已保存 ✓ 按 n 打开下一通", "ok");
     await loadQueue();
-  } else if (response.status === 409) {
+  } else if (response.status === 409 && /revision/.test(response.data?.error || "")) {
     status("保存失败：该通话在您打开后已被他人复核。请重新打开查看最新结果后再提交。", "bad");
+  } else if (response.status === 409) {
+    status(`保存失败：标记与该通话的评分表不符，请重新打开后再标记（${response.data?.error || 409}）`, "bad");
   } else {
     status(`保存失败：${response.data?.error || response.status}`, "bad");
   }
