@@ -54,6 +54,14 @@ def _label_agreement(pairs: list[tuple[list[str], list[str]]], head: Head) -> Ag
                      kappa=kappa(reviewer, model, [0, 1]))
 
 
+def group_by_model(reviewed: Iterable[ReviewedCall]) -> dict[str, list[ReviewedCall]]:
+    """Reviewed calls per bundle that scored them (in the order first seen): agreement is a model's, per bundle."""
+    out: dict[str, list[ReviewedCall]] = {}
+    for r in reviewed:
+        out.setdefault(r.model, []).append(r)
+    return out
+
+
 def agreement(reviewed: Iterable[ReviewedCall], schema: LabelSchema) -> list[HeadAgreement]:
     """Agreement per head of ``schema`` over the reviewed calls that carry a reviewer label for it."""
     pairs: dict[str, list[tuple[str, object, object]]] = defaultdict(list)  # head → (week, reviewer, model)

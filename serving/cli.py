@@ -337,8 +337,9 @@ def _date(value: str | None):
 def reviews_export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Labeled JSONL to write (the project's call format).")],
     since: Annotated[str | None, typer.Option(help="Only calls last reviewed on or after this date (YYYY-MM-DD, UTC).")] = None,
-    schema_name: Annotated[str, typer.Option("--schema", "-s", help="The label schema the reviews follow (a YAML "
-                           "path or a shipped name): numeric levels are written as numbers.")] = "callcenter",
+    schema_name: Annotated[str | None, typer.Option("--schema", "-s", help="Only for calls whose bundle the store "
+                           "has no schema of (stores written before it recorded them): the label schema their reviews "
+                           "follow. Otherwise each call's own bundle's schema is used.")] = None,
     db: DbOption = None,
 ) -> None:
     """Reviewed calls with their current labels (each head's latest correction) as labeled JSONL:
@@ -348,18 +349,24 @@ def reviews_export(
     from callqa.jsonl import write_calls
     from callqa.serving.record import item_points
 
-    schema = schema_or_fail(schema_name)
-
-    def typed(head: str, label):
-        # Levels in the schema's own type (attitude 4, not "4"), as a labeled file written by hand has them.
-        if isinstance(label, str) and head in schema.head_names:
-            return schema[head].typed(label)
-        return label
+    fallback = schema_or_fail(schema_name)
+    unknown: set[str] = set()
 
     def labeled():
         for r in _review_store(db).reviewed(_date(since)):
+            schema = r.schema or fallback
+            if schema is None:
+                unknown.add(r.model)
+
+            def typed(head: str, label, schema=schema):
+                # Levels in the schema's own type (attitude 4, not "4"), as a labeled file written by hand has them.
+                if schema is not None and isinstance(label, str) and head in schema.head_names:
+                    return schema[head].typed(label)
+                return label
+
             meta = {**r.call.meta, "source": r.source, "reviewer": r.reviewer,
-                    "reviewed_at": r.reviewed_at.isoformat(), "model": r.model}
+                    "reviewed_at": r.reviewed_at.isoformat(), "model": r.model,
+                    "schema": schema.name if schema is not None else None}
             if (record := r.record) is not None:
                 # The score of record (the card as reviewers and appeal rulings left it): points per item, and the
                 # deductions marked wrong or missed — labels for tuning rules and phrase lists.
@@ -381,11 +388,16 @@ def reviews_export(
 
     n = write_calls(out, labeled())
     console.print(f"{n} reviewed calls written to {out}")
+    if unknown:
+        err_console.print(f"warning: the store has no label schema for {', '.join(sorted(unknown))} (scored before "
+                          f"callqa recorded it): their levels are written as stored; pass --schema to type them",
+                          highlight=False, markup=False)
 
 
 @reviews_app.command("agreement")
 def reviews_agreement(
-    schema: SchemaOption = "callcenter",
+    schema: Annotated[str | None, typer.Option("--schema", "-s", help="Only for bundles the store has no schema of "
+                      "(stores written before it recorded them); otherwise each bundle's own.")] = None,
     since: Annotated[str | None, typer.Option(help="Only calls last reviewed on or after this date (YYYY-MM-DD).")] = None,
     html: Annotated[Path | None, typer.Option(help="Also write the report as an HTML page here.")] = None,
     db: DbOption = None,
@@ -393,12 +405,23 @@ def reviews_agreement(
     """Per head, how well the model agrees with reviewers, overall and per ISO week: QWK (ordinal heads) or kappa,
     accuracy, and a confusion matrix (rows: reviewer, columns: model). For the scorecard: per rule, precision (hits
     reviewers confirmed / hits reviewed), and per item, how often reviewers gave the scorecard's points."""
-    from callqa.serving.agreement import agreement, agreement_html, scorecard_agreement
+    from callqa.serving.agreement import agreement, agreement_html, group_by_model, scorecard_agreement
 
-    label_schema = schema_or_fail(schema)
+    fallback = schema_or_fail(schema)
     reviewed = list(_review_store(db).reviewed(_date(since)))
-    report = agreement(reviewed, label_schema)
     card = scorecard_agreement(reviewed)
+    report = []
+    # Per bundle: each model is compared with reviewers on its own heads and classes.
+    for model, calls in group_by_model(reviewed).items():
+        label_schema = calls[0].schema or fallback
+        if label_schema is None:
+            err_console.print(f"{model}: {len(calls)} reviewed calls, but the store has no label schema for this bundle; "
+                              f"pass --schema", highlight=False, markup=False)
+            continue
+        found = agreement(calls, label_schema)
+        report += found
+        for h in found:
+            h.display = f"{h.display} · {model}"
     if not report:
         console.print("no reviewed calls yet")
     for h in report:

@@ -42,7 +42,7 @@ from callqa.redact import redact
 from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
 
-from .agreement import agreement, scorecard_agreement
+from .agreement import agreement, group_by_model, scorecard_agreement
 from .appeals import AppealEntryRow, AppealRow, RulingRow
 from .directory import AgentDirectory
 from .reviews import (
@@ -513,14 +513,15 @@ class ReportBuilder:
         if not reviewed:
             return [Table(name="agreement", title="模型与复核一致性", columns=["指标", "数值"], rows=[["复核通话", 0]])]
         rows = []
-        if self.schema is not None:
-            for h in agreement(reviewed, self.schema):
-                rows.append([f"{h.display}（{h.metric}）", h.overall.n, _round(h.overall.accuracy, 3),
+        for model, calls in group_by_model(reviewed).items():  # each bundle on its own heads
+            schema = calls[0].schema or self.schema
+            for h in agreement(calls, schema) if schema is not None else ():
+                rows.append([model, f"{h.display}（{h.metric}）", h.overall.n, _round(h.overall.accuracy, 3),
                              _round(h.overall.kappa, 3)])
         card = scorecard_agreement(reviewed)
-        rules = [[f"{r.rule} {r.title}", r.reviewed, r.wrong, _round(r.precision, 3)] for r in card.rules]
-        return [Table(name="agreement", title="模型与复核一致性（本期已复核通话）", columns=["维度", "复核通话", "准确率", "一致性系数"],
-                      rows=rows),
+        rules = [[r.title, r.reviewed, r.wrong, _round(r.precision, 3)] for r in card.rules]
+        return [Table(name="agreement", title="模型与复核一致性（本期已复核通话，按模型）",
+                      columns=["模型", "维度", "复核通话", "准确率", "一致性系数"], rows=rows),
                 Table(name="rules", title="规则准确率（复核确认的扣分 / 复核过的扣分）", columns=["规则", "复核过的扣分", "误判", "准确率"],
                       rows=rules)]
 

@@ -159,6 +159,19 @@ class PredictionRow(Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ModelRow(Base):
+    """What produced a store's predictions: each bundle (its tag, the predictions' ``model``) with the label schema it
+    scored with, recorded when its first prediction is stored. Readers (export, agreement, reports) take a call's
+    schema from here; stores written before this table know no schema for their older bundles (readers say so)."""
+
+    __tablename__ = "models"
+
+    tag: Mapped[str] = mapped_column(String(200), primary_key=True)
+    schema_name: Mapped[str] = mapped_column(String(100))
+    label_schema: Mapped[dict] = mapped_column(JSON)  # LabelSchema
+    added: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ScorecardRow(Base):
     """A prediction's scorecard, in columns: monthly reports aggregate totals and red lines in SQL."""
 
@@ -446,6 +459,7 @@ class ReviewedCall:
     reasons: dict[str, list[int]] | None = None  # head → turns reviewers marked as the reason for its current label
     scorecard_review: ScorecardReview | None = None  # the verdicts of record (serving.record.verdicts_of_record)
     source: str = "review"  # of the latest review: review, or appeal
+    schema: LabelSchema | None = None  # the label schema of the model that made the prediction (None: not recorded)
 
     @property
     def record(self) -> ScorecardResult | None:
@@ -493,6 +507,9 @@ class ReviewStore:
         transcript is replaced by this one, its reviews kept); an identical repeat prediction is not stored twice."""
         now, count = utcnow(), 0
         with Session(self.engine) as session, session.begin():
+            if session.get(ModelRow, model) is None:
+                session.add(ModelRow(tag=model, schema_name=schema.name, label_schema=schema.model_dump(mode="json"),
+                                     added=now))
             for call, score in zip(calls, scores, strict=True):
                 entropy, margin, low = queue_keys(score, schema)
                 stored = score.model_dump(mode="json", exclude={"evidence"})  # evidence has a table of its own
@@ -813,13 +830,23 @@ class ReviewStore:
                 yield ReviewedCall(call=Call.model_validate(row.call), labels=_current(history), reviewer=latest.reviewer,
                                    reviewed_at=latest.created, model=shown.model, predicted=scores.predicted(),
                                    scorecard=scores.scorecard, scorecard_review=verdicts_of_record(history),
-                                   reasons=_current_reasons(history), source=latest.source)
+                                   reasons=_current_reasons(history), source=latest.source,
+                                   schema=self._schema_of(session, shown.model))
                 session.expunge_all()
 
     def latest_started(self) -> datetime | None:
         """When the latest stored call started (UTC): where a report of "the latest month with calls" looks."""
         with Session(self.engine) as session:
             return _utc(session.scalar(select(func.max(CallRow.started_at))))
+
+    def models(self) -> dict[str, LabelSchema]:
+        """Every bundle whose predictions the store holds and knows the schema of: tag → label schema."""
+        with Session(self.engine) as session:
+            return {r.tag: LabelSchema.model_validate(r.label_schema) for r in session.scalars(select(ModelRow))}
+
+    def _schema_of(self, session: Session, model: str) -> LabelSchema | None:
+        row = session.get(ModelRow, model)
+        return LabelSchema.model_validate(row.label_schema) if row is not None else None
 
     def counts(self) -> dict[str, int]:
         with Session(self.engine) as session:

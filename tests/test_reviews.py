@@ -353,3 +353,50 @@ def test_a_start_time_with_a_zone_is_kept_as_the_same_moment(store):
     store.add_scored([call], [scores_for("c1", CONFIDENT)], "callqa-scorer:v1", SCHEMA)
     assert store.queue("r")[0][0].started_at == call.started_at
     assert store.view("c1").call.started_at == call.started_at
+
+
+def test_stored_predictions_say_what_produced_them_and_readers_use_it(tmp_path):
+    """A store filled by two bundles: export types each call's labels by its own bundle's schema (no --schema),
+    the report's agreement is per bundle, and the card hash is the card each prediction was graded on. A bundle the
+    store has no schema of (written before it recorded them) is named, not guessed."""
+    from sqlalchemy import delete
+    from typer.testing import CliRunner
+
+    from callqa.cli import app
+    from callqa.jsonl import load_calls
+    from callqa.scorecard import load_scorecard
+    from callqa.serving.report import ReportBuilder
+    from callqa.serving.reviews import ModelRow, Reviewer, ScorecardRow
+
+    from conftest import SAMPLE, score_randomly
+
+    calls = load_calls(SAMPLE)[:6]
+    db = f"sqlite:///{tmp_path / 'two.db'}"
+    store = ReviewStore(db)
+    store.add_scored(calls[:3], score_randomly(calls[:3], seed=1), "callqa-scorer:a", SCHEMA)
+    store.add_scored(calls[3:], score_randomly(calls[3:], seed=2), "callqa-scorer:b", SCHEMA)
+    assert set(store.models()) == {"callqa-scorer:a", "callqa-scorer:b"}
+    assert store.models()["callqa-scorer:a"] == SCHEMA
+    for call in (calls[0], calls[4]):
+        store.submit(call.call_id, Reviewer("r1"), 0, {"attitude": "4"}, SCHEMA)
+    with Session(store.engine) as session:
+        assert set(session.scalars(select(ScorecardRow.hash))) == {load_scorecard("default").hash}
+
+    out = tmp_path / "reviews.jsonl"
+    done = CliRunner().invoke(app, ["reviews", "export", "-o", str(out), "--db", db])  # no --schema
+    assert done.exit_code == 0, done.output
+    exported = {c.call_id: c for c in load_calls(out)}
+    assert {c.meta["model"] for c in exported.values()} == {"callqa-scorer:a", "callqa-scorer:b"}
+    assert all(c.labels["attitude"] == 4 and c.meta["schema"] == "callcenter" for c in exported.values())
+
+    month = calls[0].started_at.strftime("%Y-%m")
+    rows = ReportBuilder(store).build(month).table("agreement").rows  # the builder is given no schema at all
+    assert {r[0] for r in rows} <= {"callqa-scorer:a", "callqa-scorer:b"} and rows
+
+    with Session(store.engine) as session, session.begin():
+        session.execute(delete(ModelRow).where(ModelRow.tag == "callqa-scorer:b"))  # as a store from before
+    done = CliRunner().invoke(app, ["reviews", "export", "-o", str(out), "--db", db])
+    assert done.exit_code == 0 and "no label schema for callqa-scorer:b" in done.output
+    assert {c.call_id: c.labels["attitude"] for c in load_calls(out)} == {calls[0].call_id: 4, calls[4].call_id: "4"}
+    done = CliRunner().invoke(app, ["reviews", "export", "-o", str(out), "--db", db, "--schema", "callcenter"])
+    assert all(c.labels["attitude"] == 4 for c in load_calls(out))
