@@ -159,7 +159,7 @@ def test_evaluate_writes_every_heads_metrics_and_baselines(tiny_encoder_dir, sma
 
     # The report a QA lead can read: warnings first, a glossary, Chinese class names, every confusion count, topics'
     # precision/recall at the tuned thresholds, and the worst calls with redacted excerpts.
-    assert "Only 40 evaluation calls" in report and "指标说明" in report and "lower is better" in report
+    assert "评估集只有 40 通" in report and "指标说明" in report and "越低越好" in report
     matrix = written["metrics"]["model"]["attitude"]["confusion"]
     assert "1 很差" in report and all(f">{v}</td>" in report for row in matrix for v in row)
     per_label = written["metrics"]["model"]["topics"]["per_label"]
@@ -167,7 +167,7 @@ def test_evaluate_writes_every_heads_metrics_and_baselines(tiny_encoder_dir, sma
     assert {"precision", "recall", "f1", "support", "threshold"} <= set(per_label["billing"])
     worst = result["worst"]["attitude"]
     assert 0 < len(worst) <= 10 and [w["error"] for w in worst] == sorted((w["error"] for w in worst), reverse=True)
-    assert worst[0]["call_id"] in report and "最差的" in report
+    assert worst[0]["call_id"] in report and "误差最大的" in report
     calls = {c.call_id: c for c in load_calls(test_file)}
     first_turn = calls[worst[0]["call_id"]].turns[0].text
     assert redact(first_turn)[:20] in report
@@ -289,3 +289,17 @@ def test_command_line_overrides_are_validated_like_the_recipe():
     assert config.overridden(max_steps=7, seed=3, metric="mean.gate").eval.metric == "mean.gate"
     with pytest.raises(ValueError, match="eval.metric 'atitude.nmd'"):
         config.overridden(metric="atitude.nmd")
+
+
+def test_the_evaluation_report_reads_in_chinese():
+    """A QA lead reads report.html too: beside metric keys (NMD, QWK), system names and ids, its text is Chinese."""
+    import re
+
+    from callqa.training import report
+
+    source = (Path(report.__file__)).read_text(encoding="utf-8")
+    html_text = " ".join(re.findall(r'f?"([^"]*<(?:h1|h2|caption|th|summary|b|p)[^"]*)"', source))
+    words = re.findall(r">([^<>{}]*[A-Za-z]{4,}[^<>{}]*)<", html_text)
+    allowed = {"callqa", "TF-IDF", "prior", "tfidf_lr", "model", "token"}
+    assert not [w for w in words if not any(a in w for a in allowed)], words
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in meaning) for _, _, _, meaning in report.GLOSSARY)

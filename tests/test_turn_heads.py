@@ -315,7 +315,7 @@ def test_the_evaluation_report_shows_turn_heads_next_to_their_baselines(turn_run
     evaluate_run(turn_run, [turn_data[2]], out=tmp_path / "eval", log=lambda *_: None)
     page = (tmp_path / "eval" / "report.html").read_text(encoding="utf-8")
     section = page[page.index("<h2>提出问题"):]
-    assert "turn head (customer turns)" in section and "jsd ↓" in section
+    assert "逐句头（客户的句子）" in section and "jsd ↓" in section
     assert all(f"<tr><th>{system}</th>" in section for system in ("model", "prior", "tfidf_lr"))
 
 
