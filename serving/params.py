@@ -9,8 +9,12 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-# A day from 1970-01-01 to 2099-12-31, ASCII digits only (\d would take full-width ones).
-DAY_PATTERN = r"^(19[7-9][0-9]|20[0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+# A day that exists, from 1970-01-01 to 2099-12-31, ASCII digits only (\d would take full-width ones): the OpenAPI
+# document states exactly what the server reads, so 2026-02-30 and 2026-02-29 are refused by the pattern itself.
+_YEAR = "(?:19[7-9][0-9]|20[0-9]{2})"
+_LEAP_YEAR = "(?:19(?:7[26]|8[048]|9[26])|20(?:[02468][048]|[13579][26]))"
+DAY_PATTERN = (rf"^(?:{_YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+               rf"|02-(?:0[1-9]|1[0-9]|2[0-8]))|{_LEAP_YEAR}-02-29)$")
 
 Day = Annotated[str, Field(pattern=DAY_PATTERN, description="a day, YYYY-MM-DD"), AfterValidator(date.fromisoformat)]
 Flag = Literal["true", "false"]

@@ -77,8 +77,11 @@ class UnknownTeam(LookupError):
 
 # ----------------------------------------------------------------------------------------------- periods
 
-# A month or an ISO week; the OpenAPI document states the same pattern. [0-9], not \d: \d takes full-width digits.
-PERIOD_PATTERN = (r"^(?P<year>19[7-9][0-9]|20[0-9]{2})-(?:(?P<month>0[1-9]|1[0-2])|W(?P<week>0[1-9]|[1-4][0-9]|5[0-3]))$")
+# A month or an ISO week, exactly (the OpenAPI document states the same pattern, so what it allows, the server reads):
+# years 1970-2099, week 53 only in the years that have one. [0-9], not \d: \d takes full-width digits.
+_LONG_YEARS = "|".join(str(y) for y in range(1970, 2100) if date(y, 12, 28).isocalendar()[1] == 53)
+PERIOD_PATTERN = (rf"^(?:(?P<year>19[7-9][0-9]|20[0-9]{{2}})-(?:(?P<month>0[1-9]|1[0-2])|W(?P<week>0[1-9]|[1-4][0-9]|5[0-2]))"
+                  rf"|(?P<long>{_LONG_YEARS})-W(?P<w53>53))$")
 
 @dataclass(frozen=True)
 class Period:
@@ -97,6 +100,8 @@ class Period:
         try:
             if found is None:
                 raise ValueError(text)
+            if found["w53"]:
+                return cls._week(date.fromisocalendar(int(found["long"]), 53, 1), tz)
             if found["week"]:
                 return cls._week(date.fromisocalendar(int(found["year"]), int(found["week"]), 1), tz)
             return cls._month(int(found["year"]), int(found["month"]), tz)

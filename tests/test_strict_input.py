@@ -159,3 +159,27 @@ def test_a_body_that_is_not_json_is_named_once(server, path):
     status, _, body = post(server, path, b'{"calls": [')
     message = json.loads(body)["error"]
     assert status == 400 and "JSON" in message and not re.search(r"\b(\w+) \1\b", message), message
+
+
+def test_the_day_and_period_patterns_the_spec_states_are_exactly_the_days_and_periods_the_server_reads():
+    """schemathesis (200 examples per operation) found 2026-02-30 and 1973-W53: allowed by looser patterns, refused
+    by the server. The patterns now hold every real day and ISO week from 1970 to 2099 and nothing else."""
+    from datetime import date, timedelta
+    from zoneinfo import ZoneInfo
+
+    from callqa.serving.params import DAY_PATTERN
+    from callqa.serving.report import PERIOD_PATTERN, Period
+
+    day = date(1970, 1, 1)
+    while day.year < 2100:
+        assert re.fullmatch(DAY_PATTERN, day.isoformat()), day
+        day += timedelta(days=1)
+    for text in ("2026-02-29", "2100-01-01", "1969-12-31", "2026-04-31", "2026-02-30"):
+        assert not re.fullmatch(DAY_PATTERN, text), text
+    for year in range(1970, 2100):
+        for week in range(1, 54):
+            text = f"{year}-W{week:02d}"
+            exists = date(year, 12, 28).isocalendar()[1] >= week
+            assert bool(re.fullmatch(PERIOD_PATTERN, text)) == exists, text
+            if exists:
+                assert Period.parse(text, ZoneInfo("UTC")).label == text
