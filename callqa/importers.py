@@ -101,64 +101,75 @@ def read_csv_calls(path: Path, mapping: CsvMapping, schema: LabelSchema | None =
         if missing:
             return [], [LineError(str(path), 1, "header", f"no column {', '.join(map(repr, missing))} (columns: "
                                                      f"{', '.join(header)})")]
-        agent, customer = set(mapping.agent_values), set(mapping.customer_values)
         drafts: dict[str, _Draft] = {}
         for row in reader:
-            line = reader.line_num
             call_id = (row[mapping.call_id] or "").strip()
             if not call_id:
-                errors.append(LineError(str(path), line, mapping.call_id, "empty call id"))
+                errors.append(LineError(str(path), reader.line_num, mapping.call_id, "empty call id"))
                 continue
-            draft = drafts.setdefault(call_id, _Draft(line, [], {}, {}, []))
-            speaker = (row[mapping.speaker] or "").strip()
-            turn: dict = {"text": row[mapping.text] or ""}
-            if speaker in agent:
-                turn["speaker"] = "agent"
-            elif speaker in customer:
-                turn["speaker"] = "customer"
-            else:
-                draft.errors.append(LineError(str(path), line, mapping.speaker, f"{speaker!r} is neither an agent value "
-                                              f"({', '.join(mapping.agent_values)}) nor a customer value "
-                                              f"({', '.join(mapping.customer_values)})"))
-            for field in ("start", "end"):
-                column = getattr(mapping, field)
-                if column and (row[column] or "").strip():
-                    try:
-                        turn[field] = _seconds(row[column].strip(), mapping.time_unit)
-                    except ValueError:
-                        draft.errors.append(LineError(str(path), line, column, f"{row[column]!r} is not a time in "
-                                                      f"{'milliseconds' if mapping.time_unit == 'ms' else 'seconds'}"))
-            draft.turns.append((line, turn))
-            for field in ("agent_id", "started_at", "channel"):
-                column = getattr(mapping, field)
-                if column and (row[column] or "").strip():
-                    draft.fields.setdefault(field, row[column].strip())
-            for head, column in mapping.labels.items():
-                if (row[column] or "").strip():
-                    draft.labels.setdefault(head, _number(row[column].strip()))
-
+            draft = drafts.setdefault(call_id, _Draft(reader.line_num, [], {}, {}, []))
+            _add_row(draft, row, reader.line_num, mapping, str(path))
     calls = []
     for call_id, draft in drafts.items():
-        if draft.errors:
-            errors += draft.errors
-            continue
-        turns = draft.turns
-        if all("start" in t for _, t in turns):
-            turns = sorted(turns, key=lambda lt: lt[1]["start"])  # stable: equal starts keep file order
-        problems = schema.check_labels(draft.labels) if schema is not None else []
-        if problems:
-            column = {f"labels.{head}": c for head, c in mapping.labels.items()}
-            errors += [LineError(str(path), draft.first_line, column.get(f, f), m) for f, m in problems]
-            continue
-        try:
-            calls.append(Call.model_validate({"call_id": call_id, **draft.fields, "labels": draft.labels,
-                                              "turns": [t for _, t in turns]}))
-        except ValidationError as err:
-            for e in err.errors():
-                loc = [str(p) for p in e["loc"]]
-                line = draft.first_line
-                if len(loc) >= 2 and loc[0] == "turns" and loc[1].isdigit():
-                    line = turns[int(loc[1])][0]
-                errors.append(LineError(str(path), line, ".".join(loc), e["msg"]))
+        call, problems = _finish(call_id, draft, mapping, schema, str(path))
+        errors += problems
+        if call is not None:
+            calls.append(call)
     errors.sort(key=lambda e: e.line)
     return calls, errors
+
+
+def _add_row(draft: _Draft, row: dict, line: int, mapping: CsvMapping, path: str) -> None:
+    """One CSV row into its call's draft: a turn, and the call's fields and labels where this row has them."""
+    speaker = (row[mapping.speaker] or "").strip()
+    turn: dict = {"text": row[mapping.text] or ""}
+    if speaker in mapping.agent_values:
+        turn["speaker"] = "agent"
+    elif speaker in mapping.customer_values:
+        turn["speaker"] = "customer"
+    else:
+        draft.errors.append(LineError(path, line, mapping.speaker, f"{speaker!r} is neither an agent value "
+                                      f"({', '.join(mapping.agent_values)}) nor a customer value "
+                                      f"({', '.join(mapping.customer_values)})"))
+    for field in ("start", "end"):
+        column = getattr(mapping, field)
+        if column and (row[column] or "").strip():
+            try:
+                turn[field] = _seconds(row[column].strip(), mapping.time_unit)
+            except ValueError:
+                draft.errors.append(LineError(path, line, column, f"{row[column]!r} is not a time in "
+                                              f"{'milliseconds' if mapping.time_unit == 'ms' else 'seconds'}"))
+    draft.turns.append((line, turn))
+    for field in ("agent_id", "started_at", "channel"):
+        column = getattr(mapping, field)
+        if column and (row[column] or "").strip():
+            draft.fields.setdefault(field, row[column].strip())
+    for head, column in mapping.labels.items():
+        if (row[column] or "").strip():
+            draft.labels.setdefault(head, _number(row[column].strip()))
+
+
+def _finish(call_id: str, draft: _Draft, mapping: CsvMapping, schema: LabelSchema | None,
+            path: str) -> tuple[Call | None, list[LineError]]:
+    """A draft as a call (turns in time order where every turn has a start), or the problems that stop it."""
+    if draft.errors:
+        return None, draft.errors
+    turns = draft.turns
+    if all("start" in t for _, t in turns):
+        turns = sorted(turns, key=lambda lt: lt[1]["start"])  # stable: equal starts keep file order
+    problems = schema.check_labels(draft.labels) if schema is not None else []
+    if problems:
+        column = {f"labels.{head}": c for head, c in mapping.labels.items()}
+        return None, [LineError(path, draft.first_line, column.get(f, f), m) for f, m in problems]
+    try:
+        return Call.model_validate({"call_id": call_id, **draft.fields, "labels": draft.labels,
+                                    "turns": [t for _, t in turns]}), []
+    except ValidationError as err:
+        errors = []
+        for e in err.errors():
+            loc = [str(p) for p in e["loc"]]
+            line = draft.first_line
+            if len(loc) >= 2 and loc[0] == "turns" and loc[1].isdigit():
+                line = turns[int(loc[1])][0]
+            errors.append(LineError(path, line, ".".join(loc), e["msg"]))
+        return None, errors

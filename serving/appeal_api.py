@@ -55,66 +55,73 @@ def _error(err: ReviewError) -> JSONResponse:
     return JSONResponse({"error": str(err)}, status_code=err.status)
 
 
-def appeal_routes(appeals: Callable[[], Appeals]) -> list[Route]:
-    def agent_id(request: Request) -> str | None:
-        holder = request.scope.get(KEY_HOLDER)
-        return holder.agent_id if holder is not None else None
+def _agent_id(request: Request) -> str | None:
+    holder = request.scope.get(KEY_HOLDER)
+    return holder.agent_id if holder is not None else None
 
-    def not_an_agent() -> JSONResponse:
-        return JSONResponse({"error": "this key is not bound to an agent (callqa keys create --role agent --agent ID)"},
-                            status_code=403)
 
-    def my_calls(request: Request) -> Response:
-        agent = agent_id(request)
+NOT_AN_AGENT = "this key is not bound to an agent (callqa keys create --role agent --agent ID)"
+
+
+class AppealRoutes:
+    """The appeal routes (paths under /api, mounted next to /model and /reviews), one method each."""
+
+    def __init__(self, appeals: Callable[[], Appeals]):
+        self.appeals = appeals
+
+    def routes(self) -> list[Route]:
+        return [Route("/appeals/mine/calls", self.my_calls),
+                Route("/appeals/mine/calls/{call_id}", self.call, methods=["GET", "POST"]),
+                Route("/appeals", self.listing), Route("/appeals/{appeal_id}/rulings", self.rule, methods=["POST"])]
+
+    def my_calls(self, request: Request) -> Response:
+        agent = _agent_id(request)
         if agent is None:
-            return not_an_agent()
-        return JSONResponse(AgentCalls(calls=appeals().my_calls(agent)).model_dump(mode="json"))
+            return JSONResponse({"error": NOT_AN_AGENT}, status_code=403)
+        return JSONResponse(AgentCalls(calls=self.appeals().my_calls(agent)).model_dump(mode="json"))
 
-    def my_call(request: Request) -> Response:
-        agent = agent_id(request)
+    async def call(self, request: Request) -> Response:
+        # One route for both methods, so a 405 lists them both in Allow.
+        agent = _agent_id(request)
         if agent is None:
-            return not_an_agent()
+            return JSONResponse({"error": NOT_AN_AGENT}, status_code=403)
+        return await self.file(request, agent) if request.method == "POST" else self.my_call(request, agent)
+
+    def my_call(self, request: Request, agent: str) -> Response:
         try:
-            return JSONResponse(appeals().my_call(request.path_params["call_id"], agent).model_dump(mode="json"))
+            return JSONResponse(self.appeals().my_call(request.path_params["call_id"], agent).model_dump(mode="json"))
         except ReviewError as err:
             return _error(err)
 
-    async def file(request: Request) -> Response:
-        agent = agent_id(request)
-        if agent is None:
-            return not_an_agent()
+    async def file(self, request: Request, agent: str) -> Response:
         body = await parse_body(request, AppealRequest)
         if isinstance(body, JSONResponse):
             return body
         try:
-            found = await run_in_threadpool(appeals().file, request.path_params["call_id"], _reviewer(request), agent, body)
+            found = await run_in_threadpool(self.appeals().file, request.path_params["call_id"], _reviewer(request),
+                                            agent, body)
         except ReviewError as err:
             return _error(err)
         return JSONResponse(found.model_dump(mode="json"), status_code=201)
 
-    def listing(request: Request) -> Response:
+    def listing(self, request: Request) -> Response:
         try:
             query = AppealListQuery.parse(request.query_params)
         except QueryError as err:
             return JSONResponse({"error": str(err)}, status_code=400)
-        return JSONResponse(AppealList(appeals=appeals().list(open_only=query.open == "true")).model_dump(mode="json"))
+        return JSONResponse(AppealList(appeals=self.appeals().list(open_only=query.open == "true")).model_dump(mode="json"))
 
-    async def rule(request: Request) -> Response:
+    async def rule(self, request: Request) -> Response:
         appeal_id = int(request.path_params["appeal_id"])  # GuardMiddleware checked it: 1..MAX_APPEAL_ID
         body = await parse_body(request, RulingRequest)
         if isinstance(body, JSONResponse):
             return body
         try:
-            found = await run_in_threadpool(appeals().rule, appeal_id, _reviewer(request), body)
+            found = await run_in_threadpool(self.appeals().rule, appeal_id, _reviewer(request), body)
         except ReviewError as err:
             return _error(err)
         return JSONResponse(found.model_dump(mode="json"))
 
-    # Paths under /api (the service mounts these next to /model and /reviews).
-    async def call(request: Request) -> Response:
-        # One route for both methods, so a 405 lists them both in Allow.
-        return await file(request) if request.method == "POST" else my_call(request)
 
-    return [Route("/appeals/mine/calls", my_calls), Route("/appeals/mine/calls/{call_id}", call, methods=["GET", "POST"]),
-            Route("/appeals", listing),
-            Route("/appeals/{appeal_id}/rulings", rule, methods=["POST"])]
+def appeal_routes(appeals: Callable[[], Appeals]) -> list[Route]:
+    return AppealRoutes(appeals).routes()

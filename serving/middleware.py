@@ -269,6 +269,43 @@ class GuardMiddleware:
             if self.served == self.recycle_after:
                 self._recycle()
 
+    def _refusal(self, scope, headers: dict, path: str) -> tuple | None:
+        """(status, message[, headers]) for a request refused before it reaches a route — an id no route can name,
+        no key, a key of the wrong role, a body that is not JSON — or None; sets the request's key holder."""
+        bad = bad_path_parameter(self.routes.parameters(path))
+        if bad is not None:
+            return 404, bad
+        role = needed_role(path)
+        if role is not None:
+            refused = self._authenticate(scope, headers, role)
+            if refused is not None:
+                return refused
+        if scope["method"] in BODY_METHODS and path.startswith(API_PREFIXES):
+            content_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
+            if content_type != b"application/json":
+                return 415, "content-type: send the body as application/json"
+        return None
+
+    def _authenticate(self, scope, headers: dict, role: str) -> tuple | None:
+        if not self.auth:
+            host = (scope.get("server") or (None, None))[0]
+            if not is_loopback(host):
+                return 403, f"auth is off (local demo mode) but the server listens on {host}; turn auth on or bind " \
+                            f"127.0.0.1"
+            scope[KEY_HOLDER] = LOCAL_DEMO
+            return None
+        key = _api_key(headers)
+        if not key:
+            return 401, "missing API key: send 'Authorization: Bearer KEY' (create one with `callqa keys create " \
+                        "--role scorer`)", [(b"www-authenticate", b"Bearer")]
+        holder = self.keys.lookup(key)
+        if holder is None:
+            return 401, "unknown or revoked API key", [(b"www-authenticate", b"Bearer")]
+        if role != "any" and not allowed(holder.role, role):
+            return 403, f"this key's role is {holder.role}; this route needs {role}"
+        scope[KEY_HOLDER] = holder
+        return None
+
     def _recycle(self) -> None:
         """Stop this worker: the process manager starts a fresh one on the same listening socket. BentoML 1.4 keeps
         ~5 KB per request that nothing frees (docs/serving.md), and offers no max-requests setting of its own.
@@ -287,30 +324,9 @@ class GuardMiddleware:
     async def _guarded(self, scope, receive, send, reply, seen):
         headers = dict(scope.get("headers") or [])
         path = scope["path"]
-        bad = bad_path_parameter(self.routes.parameters(path))
-        if bad is not None:
-            return await reply(404, bad)
-        role = needed_role(path)
-        if role is not None:
-            if not self.auth:
-                host = (scope.get("server") or (None, None))[0]
-                if not is_loopback(host):
-                    return await reply(403, f"auth is off (local demo mode) but the server listens on {host}; "
-                                            f"turn auth on or bind 127.0.0.1")
-                scope[KEY_HOLDER] = LOCAL_DEMO
-            else:
-                key = _api_key(headers)
-                if not key:
-                    return await reply(401, "missing API key: send 'Authorization: Bearer KEY' "
-                                            "(create one with `callqa keys create --role scorer`)",
-                                       [(b"www-authenticate", b"Bearer")])
-                holder = self.keys.lookup(key)
-                if holder is None:
-                    return await reply(401, "unknown or revoked API key", [(b"www-authenticate", b"Bearer")])
-                if role != "any" and not allowed(holder.role, role):
-                    return await reply(403, f"this key's role is {holder.role}; this route needs {role}")
-                scope[KEY_HOLDER] = holder
-
+        refused = self._refusal(scope, headers, path)
+        if refused is not None:
+            return await reply(*refused)
         if path == "/metrics" and self.metrics_text is not None:
             if scope["method"] not in ("GET", "HEAD"):
                 return await reply(405, "method: /metrics answers GET", [(b"allow", b"GET, HEAD")])
@@ -319,11 +335,6 @@ class GuardMiddleware:
                         "headers": [(b"content-type", content_type.encode()),
                                     (b"content-length", str(len(body)).encode())]})
             return await send({"type": "http.response.body", "body": body})
-
-        if scope["method"] in BODY_METHODS and path.startswith(API_PREFIXES):
-            content_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
-            if content_type != b"application/json":
-                return await reply(415, "content-type: send the body as application/json")
 
         length = headers.get(b"content-length")
         if length is not None:

@@ -21,29 +21,24 @@ import functools
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, WithJsonSchema
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from callqa.calls import MAX_TURNS, Call, SingleLabel, json_int
+from callqa.calls import MAX_TURNS, SingleLabel, json_int
 from callqa.evidence import CallEvidence
 from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
 
 from .auth import LOCAL_DEMO, KeyHolder
-from .directory import AgentDirectory
-from .explainer import ClientGone
 from .middleware import KEY_HOLDER, REVIEW_UI_CSP
 from .openapi import Operation
-from .params import Day, Flag, Name, QueryError, Score, StrictQuery, ecma, query_schema
-from .report import PERIOD_PATTERN, REPORT_STYLE, Report, ReportBuilder, UnknownTeam, render_html
+from .params import Day, Flag, Name, Score, StrictQuery, ecma, query_schema
+from .report import PERIOD_PATTERN, REPORT_STYLE, Report
 from .reviews import (
     CallFilter,
     CallView,
@@ -52,7 +47,6 @@ from .reviews import (
     Reviewer,
     ReviewError,
     ReviewRecord,
-    ReviewStore,
     ScorecardReview,
     TurnIndex,
 )
@@ -259,139 +253,3 @@ async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel | JS
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         return JSONResponse({"error": f"{where}: {first['msg']}"}, status_code=400)
-
-
-def review_routes(store: Callable[[], ReviewStore], schema: LabelSchema,
-                  explain: Callable[[Call, Callable[[], Awaitable[bool]]], Awaitable[CallEvidence]] | None = None,
-                  model: str = "",
-                  reports: Callable[[], ReportBuilder] | None = None) -> list[Route]:
-    """Routes over the store ``store()`` returns (made on first use, in the worker that serves them); ``explain``
-    computes a call's evidence with the served model, tagged ``model`` (evidence is cached per call and model);
-    ``reports()`` builds QA reports over the same store."""
-    Review = review_request(schema)
-
-    def queue(request: Request) -> Response:
-        me = _reviewer(request).id
-        context = reports() if reports is not None else None
-        try:
-            query = QueueQuery.parse(request.query_params)
-        except QueryError as err:
-            return JSONResponse({"error": str(err)}, status_code=400)
-        limit = query.limit
-        search = call_filter(query, me, context.directory if context else AgentDirectory(), context.tz if context else UTC)
-        items, total = store().search(search, me, limit) if search else store().queue(me, limit)
-        if context is not None:
-            items = [i.model_copy(update={"agent_name": context.directory.name(i.agent_id)
-                                          if i.agent_id in context.directory.agents else ""}) for i in items]
-        return JSONResponse(QueuePage(policy=store().policy, waiting=total, items=items, filtered=search is not None,
-                                      time_zone=context.tz_name if context else "UTC").model_dump(mode="json"))
-
-    def next_call(request: Request) -> Response:
-        reviewer = _reviewer(request)
-        call_id = store().next_call(reviewer)
-        if call_id is None:
-            return Response(status_code=204)
-        try:
-            return JSONResponse(store().view(call_id).model_dump(mode="json"))
-        except Exception as err:
-            # A call that cannot be shown is not left leased to this reviewer (who would get it again at every `n`).
-            store().release(call_id, reviewer)
-            log.error("review queue: a stored call could not be shown (%s); its lease was released", type(err).__name__)
-            return JSONResponse({"error": "the next call could not be shown and was released; see the server log"},
-                                status_code=500)
-
-    def view(request: Request) -> Response:
-        try:
-            return JSONResponse(store().view(request.path_params["call_id"]).model_dump(mode="json"))
-        except ReviewError as err:
-            return _error(err)
-
-    def open_call(request: Request) -> Response:
-        try:
-            store().lease(request.path_params["call_id"], _reviewer(request))
-            return JSONResponse(store().view(request.path_params["call_id"]).model_dump(mode="json"))
-        except ReviewError as err:
-            return _error(err)
-
-    def release(request: Request) -> Response:
-        store().release(request.path_params["call_id"], _reviewer(request))
-        return Response(status_code=204)
-
-    async def submit(request: Request) -> Response:
-        body = await parse_body(request, Review)
-        if isinstance(body, JSONResponse):
-            return body
-        call_id = request.path_params["call_id"]
-        try:
-            # Synchronous DB work off the event loop; the review is committed before the 201 goes out.
-            record = await run_in_threadpool(store().submit, call_id, _reviewer(request), body.revision, body.labels,
-                                             schema, body.comment, body.scorecard, body.reasons)
-        except ReviewError as err:
-            return _error(err)
-        return JSONResponse(record.model_dump(mode="json"), status_code=201)
-
-    async def record(request: Request) -> Response:
-        body = await parse_body(request, ScorecardReview)
-        if isinstance(body, JSONResponse):
-            return body
-        try:
-            card = await run_in_threadpool(store().preview_record, request.path_params["call_id"], body)
-        except ReviewError as err:
-            return _error(err)
-        return JSONResponse(card.model_dump(mode="json"))
-
-    async def evidence(request: Request) -> Response:
-        call_id = request.path_params["call_id"]
-        try:
-            view = await run_in_threadpool(store().view, call_id)
-        except ReviewError as err:
-            return _error(err)
-        found = await run_in_threadpool(store().evidence, call_id, model)
-        if found is None:
-            if explain is None:
-                return JSONResponse({"error": "this server computes no evidence"}, status_code=404)
-            try:
-                found = await explain(view.call, request.is_disconnected)
-            except ClientGone:
-                return Response(status_code=499)  # nobody reads it; the computation was stopped
-            except TimeoutError:
-                return JSONResponse({"error": "evidence: the server is busy scoring calls and gave this call's "
-                                     "evidence up; try again later"}, status_code=503)
-            await run_in_threadpool(store().save_evidence, found)
-        return JSONResponse(found.model_dump(mode="json"))
-
-    def stats(_request: Request) -> Response:
-        latest = store().latest_started()
-        tz = reports().tz if reports is not None else UTC
-        period = f"{latest.astimezone(tz):%Y-%m}" if latest is not None else None
-        return JSONResponse(StoreCounts(**store().counts(), latest_period=period).model_dump())
-
-    me = key_info
-
-    async def report(request: Request) -> Response:
-        try:
-            query = ReportQuery.parse(request.query_params)
-        except QueryError as err:
-            return JSONResponse({"error": str(err)}, status_code=400)
-        if reports is None:
-            return JSONResponse({"error": "reports are not configured"}, status_code=400)
-        try:
-            found = await run_in_threadpool(reports().build, query.period, query.team, query.agent)
-        except UnknownTeam as err:
-            return JSONResponse({"error": str(err)}, status_code=404)
-        except ValueError as err:
-            return JSONResponse({"error": str(err)}, status_code=400)
-        if request.url.path.endswith("/page"):
-            # The review UI's policy, with the report's one inline style element allowed by its hash.
-            return Response(await run_in_threadpool(render_html, found), media_type="text/html",
-                            headers={"content-security-policy": REPORT_PAGE_CSP})
-        return JSONResponse(found.model_dump(mode="json"))
-
-    return [
-        Route("/queue", queue), Route("/next", next_call, methods=["POST"]), Route("/stats", stats), Route("/me", me),
-        Route("/calls/{call_id}", view), Route("/calls/{call_id}/open", open_call, methods=["POST"]),
-        Route("/calls/{call_id}/release", release, methods=["POST"]),
-        Route("/calls/{call_id}/reviews", submit, methods=["POST"]),
-        Route("/calls/{call_id}/record", record, methods=["POST"]),
-        Route("/calls/{call_id}/evidence", evidence), Route("/report", report), Route("/report/page", report),
-    ]

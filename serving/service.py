@@ -50,7 +50,8 @@ from callqa.serving.explainer import Explainer
 from callqa.serving.middleware import GuardMiddleware, QuietValidationErrors, RouteTable
 from callqa.serving.openapi import DOCS_PAGE, DOCS_SCRIPT, Operation, build_spec
 from callqa.serving.report import ReportBuilder
-from callqa.serving.review_api import KeyInfo, key_info, review_operations, review_routes
+from callqa.serving.review_api import KeyInfo, key_info, review_operations
+from callqa.serving.review_routes import review_routes
 from callqa.serving.reviews import ReviewStore
 
 CONFIG = load_serving_config()

@@ -185,7 +185,7 @@ def test_serve_errors_are_one_line(tiny_bundle):
 def test_the_served_spec_documents_every_route_with_its_keys_and_loads_nothing_from_outside(server):
     from callqa import __version__
     from callqa.schema import load_schema
-    from callqa.serving.review_api import review_routes
+    from callqa.serving.review_routes import review_routes
 
     spec = json.loads(server.get("/docs.json")[1])
     assert spec["openapi"] == "3.1.0" and spec["info"]["version"].startswith(__version__)
