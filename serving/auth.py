@@ -67,12 +67,12 @@ def new_key_id() -> str:
 KEY_ID_COLUMNS = (("reviews", "reviewer"), ("review_calls", "lease_owner"))
 
 
-def migrate_key_ids(engine) -> int:
+def migrate_key_ids(bind) -> int:
     """Give keys made before ids were random (id = the key's first 12 characters, cqa_ + 8 of the secret) a random
-    id, here and wherever reviews name them. Returns how many keys were renamed; a second run finds none."""
-    tables = set(inspect(engine).get_table_names())
+    id, here and wherever reviews name them (schema revision 0003). Returns how many keys were renamed."""
+    tables = set(inspect(bind).get_table_names())
     renamed = 0
-    with Session(engine) as session, session.begin():
+    with Session(bind) as session, session.begin():
         for old in session.scalars(select(ApiKey.id).where(ApiKey.id.startswith(PREFIX))).all():
             new = new_key_id()
             session.execute(update(ApiKey).where(ApiKey.id == old).values(id=new))
@@ -86,8 +86,7 @@ def migrate_key_ids(engine) -> int:
 
 class KeyStore:
     def __init__(self, url: str, cache_seconds: float = 30.0):
-        self.engine = make_engine(url)
-        migrate_key_ids(self.engine)
+        self.engine = make_engine(url)  # keys from before random ids got theirs in revision 0003
         self.cache_seconds = cache_seconds  # a revoked key stops working within this many seconds
         self._cache: dict[str, tuple[float, KeyHolder | None]] = {}
 

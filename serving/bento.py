@@ -24,8 +24,8 @@ BENTO_NAME = "callqa-scoring"
 SERVICE = "callqa.serving.service:ScoringAPI"
 # What the service imports at run time (the `serve` extra and the core), pinned as installed here.
 SERVING_PACKAGES = ("bentoml", "onnxruntime", "tokenizers", "numpy", "pydantic", "pyyaml", "typer", "rich",
-                    "scikit-learn", "pyarrow", "sqlalchemy", "psutil", "openpyxl", "matplotlib", "psycopg[binary]",
-                    "httptools", "uvloop")
+                    "scikit-learn", "pyarrow", "sqlalchemy", "alembic", "psutil", "openpyxl", "matplotlib",
+                    "psycopg[binary]", "httptools", "uvloop")
 CHECKOUT = Path(__file__).resolve().parent.parent
 
 

@@ -10,6 +10,8 @@ from rich.table import Table
 
 from callqa.console import SchemaOption, console, err_console, fail, schema_or_fail
 
+from .db_cli import db_app
+
 bundles_app = typer.Typer(help="Model bundles in the BentoML model store.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for the scoring API and review UI (stored hashed; shown once).",
                        no_args_is_help=True)
@@ -27,6 +29,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(bundles_app, name="bundles", rich_help_panel=panel)
     app.add_typer(keys_app, name="keys", rich_help_panel=panel)
     app.add_typer(reviews_app, name="reviews", rich_help_panel=panel)
+    app.add_typer(db_app, name="db", rich_help_panel=panel)
 
 
 
@@ -127,6 +130,7 @@ def serve_cmd(
         ScoringPipeline(info, load_scorecard(settings.scorecard) if settings.scorecard else None)
     except (BundleError, ScorecardError, FileNotFoundError, ValueError) as err:
         raise fail(str(err)) from None
+    _review_store(db or settings.database)  # a database behind or ahead of this callqa: refused here, in one line
     _port_free(host, port)
     if info.gate.forced:
         err_console.print(f"[yellow]warning:[/yellow] {info.tag} was exported past a failed gate: "
@@ -186,8 +190,12 @@ def bench_serve_cmd(
 def _key_store(db: str | None):
     from callqa.serving.auth import KeyStore
     from callqa.serving.config import load_serving_config
+    from callqa.serving.migrations import SchemaVersionError
 
-    return KeyStore(db or load_serving_config().database)
+    try:
+        return KeyStore(db or load_serving_config().database)
+    except SchemaVersionError as err:  # behind or ahead: one line naming the command that fixes it
+        raise fail(str(err)) from None
 
 
 @keys_app.command("create")
@@ -268,10 +276,14 @@ def report_cmd(
 
 def _review_store(db: str | None):
     from callqa.serving.config import load_serving_config
+    from callqa.serving.migrations import SchemaVersionError
     from callqa.serving.reviews import ReviewStore
 
     settings = load_serving_config()
-    return ReviewStore(db or settings.database, settings.review)
+    try:
+        return ReviewStore(db or settings.database, settings.review)
+    except SchemaVersionError as err:  # behind or ahead: one line naming the command that fixes it
+        raise fail(str(err)) from None
 
 
 @reviews_app.command("ingest")

@@ -1,11 +1,14 @@
-"""The service's database: SQLite (one file, WAL) by default, PostgreSQL by URL. Tables are created on first use."""
+"""The service's database: SQLite (one file, WAL) by default, PostgreSQL by URL. A new database is created at the
+newest schema revision on first use; an existing one must be at it (`callqa db upgrade`: serving/migrations)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase
+
+from .migrations import check
 
 
 class Base(DeclarativeBase):
@@ -13,6 +16,15 @@ class Base(DeclarativeBase):
 
 
 def make_engine(url: str) -> Engine:
+    """The engine of a database at this callqa's schema revision (a new one is created so; SchemaVersionError
+    otherwise, naming the command that fixes it)."""
+    engine = open_engine(url)
+    check(engine, url)
+    return engine
+
+
+def open_engine(url: str) -> Engine:
+    """The engine, without looking at the schema (`callqa db` upgrades and inspects through this)."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, pool_pre_ping=True)
@@ -25,21 +37,4 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
-    Base.metadata.create_all(engine)
-    _upgrade(engine)
     return engine
-
-
-def _upgrade(engine: Engine) -> None:
-    """What create_all leaves out for tables that already exist: a store made by an older version gets the
-    nullable columns and the indexes added since (filled as rows are written again)."""
-    inspector = inspect(engine)
-    for table in Base.metadata.sorted_tables:
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name not in present and column.nullable:
-                with engine.begin() as conn:
-                    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} "
-                                      f"{column.type.compile(engine.dialect)}"))
-        for index in table.indexes:
-            index.create(engine, checkfirst=True)

@@ -469,37 +469,8 @@ class ReviewedCall:
 
 class ReviewStore:
     def __init__(self, url: str, policy: QueuePolicy | None = None):
-        self.engine = make_engine(url)
+        self.engine = make_engine(url)  # stores from before the report tables got them filled in revision 0003
         self.policy = policy or QueuePolicy()
-        self._fill_report_tables()
-
-    def _fill_report_tables(self) -> None:
-        """A store written before the report tables existed gets them filled once (topics of every prediction;
-        what reports count for each reviewed call)."""
-        with Session(self.engine) as session, session.begin():
-            if session.scalar(select(CallRow.call_id).where(CallRow.prediction_id.is_(None)).limit(1)) is not None:
-                latest = select(func.max(PredictionRow.id)).where(PredictionRow.call_id == CallRow.call_id).scalar_subquery()
-                session.execute(update(CallRow).where(CallRow.prediction_id.is_(None)).values(prediction_id=latest))
-            if session.scalar(select(CallRow.call_id).where(CallRow.total.is_(None), CallRow.revision == 0,
-                                                            CallRow.prediction_id.in_(select(ScorecardRow.prediction_id)))
-                              .limit(1)) is not None:
-                card = select(ScorecardRow).where(ScorecardRow.prediction_id == CallRow.prediction_id)
-                session.execute(update(CallRow).where(CallRow.total.is_(None), CallRow.revision == 0).values(
-                    total=card.with_only_columns(ScorecardRow.total).scalar_subquery(),
-                    max_total=card.with_only_columns(ScorecardRow.max_total).scalar_subquery(),
-                    red_line=card.with_only_columns(ScorecardRow.red_line).scalar_subquery()))
-            if session.scalar(select(PredictionTopicRow.prediction_id).limit(1)) is None:
-                for pid, scores in session.execute(select(PredictionRow.id, PredictionRow.scores)
-                                                   .execution_options(yield_per=2000)):
-                    session.add_all(PredictionTopicRow(prediction_id=pid, head=h, topic=t)
-                                    for h, t in _topics(scores.get("scores", {})))
-            stale = select(CallRow.call_id).where(CallRow.revision > 0, or_(
-                CallRow.total.is_(None), and_(~exists().where(ReviewedTopicRow.call_id == CallRow.call_id),
-                                              ~exists().where(ReviewedScorecardRow.call_id == CallRow.call_id))))
-            for call_id in session.scalars(stale).all():
-                history = self._history(session, call_id)
-                shown = session.get(PredictionRow, session.get(ReviewRow, history[0].id).prediction_id)
-                _refresh_reviewed(session, call_id, shown, history)
 
     # --- calls and predictions in -------------------------------------------------------------------------------
     def add_scored(self, calls: Iterable[Call], scores: Iterable[CallScores], model: str, schema: LabelSchema) -> int:
@@ -699,32 +670,7 @@ class ReviewStore:
                                       data=evidence.model_dump(mode="json"), created=utcnow()))
 
     def _history(self, session: Session, call_id: str) -> list[ReviewRecord]:
-        reviews = session.execute(
-            select(ReviewRow, PredictionRow.model).outerjoin(PredictionRow, ReviewRow.prediction_id == PredictionRow.id)
-            .where(ReviewRow.call_id == call_id).order_by(ReviewRow.revision.desc())).all()
-        changes: dict[int, list[Change]] = {}
-        for c in session.scalars(select(CorrectionRow).where(CorrectionRow.call_id == call_id).order_by(CorrectionRow.id)):
-            changes.setdefault(c.review_id, []).append(Change(head=c.head, previous=_canonical(c.previous),
-                                                              value=c.value))
-        cards: dict[int, ScorecardReview] = {r.id: ScorecardReview() for r, _ in reviews if r.scorecard_judged}
-        for c in session.scalars(select(ScorecardCorrectionRow).where(ScorecardCorrectionRow.call_id == call_id)
-                                 .order_by(ScorecardCorrectionRow.id)):
-            card = cards.setdefault(c.review_id, ScorecardReview())
-            if c.kind == "false_hit":
-                card.false_hits.append(HitRef(item=c.item, rule=c.rule, turn=c.turn, start=c.start))
-            elif c.kind == "missed":
-                card.missed.append(MissedDeduction(item=c.item, turn=c.turn, start=c.start, end=c.end, points=c.points,
-                                                   note=c.note))
-            else:
-                card.points[c.item] = c.points
-        reasons: dict[int, dict[str, list[int]]] = {}
-        for row in session.scalars(select(ReasonRow).where(ReasonRow.call_id == call_id)
-                                   .order_by(ReasonRow.head, ReasonRow.turn)):
-            reasons.setdefault(row.review_id, {}).setdefault(row.head, []).append(row.turn)
-        return [ReviewRecord(id=r.id, revision=r.revision, reviewer=r.reviewer, reviewer_name=r.reviewer_name,
-                             created=_utc(r.created), comment=r.comment, model=model, changes=changes.get(r.id, []),
-                             scorecard=cards.get(r.id), reasons=reasons.get(r.id, {}), source=r.source or "review")
-                for r, model in reviews]
+        return history_of(session, call_id)
 
     # --- saving a review ----------------------------------------------------------------------------------------
     def submit(self, call_id: str, reviewer: Reviewer, revision: int, labels: dict[str, Label], schema: LabelSchema,
@@ -962,6 +908,64 @@ def _current(history: list[ReviewRecord]) -> dict[str, Label]:
     return labels
 
 
+
+def history_of(session: Session, call_id: str) -> list[ReviewRecord]:
+    """Every review of a call, newest first, with its corrections, scorecard verdicts and reason turns."""
+    reviews = session.execute(
+        select(ReviewRow, PredictionRow.model).outerjoin(PredictionRow, ReviewRow.prediction_id == PredictionRow.id)
+        .where(ReviewRow.call_id == call_id).order_by(ReviewRow.revision.desc())).all()
+    changes: dict[int, list[Change]] = {}
+    for c in session.scalars(select(CorrectionRow).where(CorrectionRow.call_id == call_id).order_by(CorrectionRow.id)):
+        changes.setdefault(c.review_id, []).append(Change(head=c.head, previous=_canonical(c.previous),
+                                                          value=c.value))
+    cards: dict[int, ScorecardReview] = {r.id: ScorecardReview() for r, _ in reviews if r.scorecard_judged}
+    for c in session.scalars(select(ScorecardCorrectionRow).where(ScorecardCorrectionRow.call_id == call_id)
+                             .order_by(ScorecardCorrectionRow.id)):
+        card = cards.setdefault(c.review_id, ScorecardReview())
+        if c.kind == "false_hit":
+            card.false_hits.append(HitRef(item=c.item, rule=c.rule, turn=c.turn, start=c.start))
+        elif c.kind == "missed":
+            card.missed.append(MissedDeduction(item=c.item, turn=c.turn, start=c.start, end=c.end, points=c.points,
+                                               note=c.note))
+        else:
+            card.points[c.item] = c.points
+    reasons: dict[int, dict[str, list[int]]] = {}
+    for row in session.scalars(select(ReasonRow).where(ReasonRow.call_id == call_id)
+                               .order_by(ReasonRow.head, ReasonRow.turn)):
+        reasons.setdefault(row.review_id, {}).setdefault(row.head, []).append(row.turn)
+    return [ReviewRecord(id=r.id, revision=r.revision, reviewer=r.reviewer, reviewer_name=r.reviewer_name,
+                         created=_utc(r.created), comment=r.comment, model=model, changes=changes.get(r.id, []),
+                         scorecard=cards.get(r.id), reasons=reasons.get(r.id, {}), source=r.source or "review")
+            for r, model in reviews]
+
+
+def fill_report_tables(bind) -> None:
+    """What reports count, for a store written before the report tables existed (schema revision 0003): each call's
+    latest prediction and its card's columns, every prediction's topics, and each reviewed call's score of record
+    (rewritten for every reviewed call: stores from before kept totals that dropped confirmed red lines)."""
+    with Session(bind) as session, session.begin():
+        if session.scalar(select(CallRow.call_id).where(CallRow.prediction_id.is_(None)).limit(1)) is not None:
+            latest = select(func.max(PredictionRow.id)).where(PredictionRow.call_id == CallRow.call_id).scalar_subquery()
+            session.execute(update(CallRow).where(CallRow.prediction_id.is_(None)).values(prediction_id=latest))
+        if session.scalar(select(CallRow.call_id).where(CallRow.total.is_(None), CallRow.revision == 0,
+                                                        CallRow.prediction_id.in_(select(ScorecardRow.prediction_id)))
+                          .limit(1)) is not None:
+            card = select(ScorecardRow).where(ScorecardRow.prediction_id == CallRow.prediction_id)
+            session.execute(update(CallRow).where(CallRow.total.is_(None), CallRow.revision == 0).values(
+                total=card.with_only_columns(ScorecardRow.total).scalar_subquery(),
+                max_total=card.with_only_columns(ScorecardRow.max_total).scalar_subquery(),
+                red_line=card.with_only_columns(ScorecardRow.red_line).scalar_subquery()))
+        if session.scalar(select(PredictionTopicRow.prediction_id).limit(1)) is None:
+            for pid, scores in session.execute(select(PredictionRow.id, PredictionRow.scores)
+                                               .execution_options(yield_per=2000)):
+                session.add_all(PredictionTopicRow(prediction_id=pid, head=h, topic=t)
+                                for h, t in _topics(scores.get("scores", {})))
+        # Every reviewed call's score of record, by today's rules (a kept red line stays; a 漏扣 takes points).
+        for call_id in session.scalars(select(CallRow.call_id).where(CallRow.revision > 0)).all():
+            history = history_of(session, call_id)
+            shown = session.get(PredictionRow, session.get(ReviewRow, history[0].id).prediction_id)
+            _refresh_reviewed(session, call_id, shown, history)
+
 __all__ = ["CharIndex", "HitRef", "ItemId", "MissedDeduction", "TurnIndex", "CallFilter", "CallView", "Conflict", "Leased", "NotFound", "QueueItem", "QueuePolicy", "ReviewError",
            "Mismatch", "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "ScorecardReview", "queue_keys",
-           "sample_key"]
+           "fill_report_tables", "history_of", "sample_key"]

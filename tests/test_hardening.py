@@ -149,6 +149,20 @@ def test_a_body_that_is_not_json_is_a_415_not_a_500(server):
         assert status == 415 and b"application/json" in body
 
 
+def rerun_data_revision(url: str) -> None:
+    """As if the store were written before revision 0003: stamp it at 0002 and upgrade, which runs 0003 again."""
+    from alembic import command
+
+    from callqa.serving import migrations
+    from callqa.serving.db import open_engine
+
+    engine = open_engine(url)
+    with engine.begin() as connection:
+        command.stamp(migrations._config(connection), "0002")
+    migrations.upgrade(engine)
+    engine.dispose()
+
+
 def test_key_ids_are_random_and_old_ids_cut_from_the_secret_are_migrated(tmp_path):
     url = f"sqlite:///{tmp_path / 'keys.db'}"
     store = KeyStore(url)
@@ -164,7 +178,8 @@ def test_key_ids_are_random_and_old_ids_cut_from_the_secret_are_migrated(tmp_pat
         session.execute(__import__("sqlalchemy").text(
             "INSERT INTO review_calls (call_id, turns, added, model, entropy, margin, sample_key, revision, "
             "lease_owner, call) VALUES ('c1', 1, '2026-01-01', 'm', 0, 0, 0.5, 0, :old, '{}')"), {"old": old_key[:12]})
-    holder = KeyStore(url).lookup(old_key)  # opening the store migrates
+    rerun_data_revision(url)  # `callqa db upgrade` of a store from before: revision 0003 renames the key
+    holder = KeyStore(url).lookup(old_key)
     assert holder is not None and holder.name == "Bo" and not old_key.startswith(holder.id)
     with Session(reviews.engine) as session:
         assert session.get(CallRow, "c1").lease_owner == holder.id

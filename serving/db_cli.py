@@ -1,0 +1,75 @@
+"""`callqa db`: the review store's schema versions (serving/migrations) — upgrade in place, and where a database
+stands."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from callqa.console import console, fail
+
+db_app = typer.Typer(help="The review store's schema: upgrade a database in place, and see its revision.",
+                     no_args_is_help=True)
+
+
+def _url(db: str | None) -> str:
+    from callqa.serving.config import load_serving_config
+
+    return db or load_serving_config().database
+
+
+def _engine(db: str | None):
+    from callqa.serving.db import open_engine
+
+    url = _url(db)
+    return url, open_engine(url)
+
+
+DbUrl = typer.Option(help="Database URL (default: the serving config's, sqlite:///var/callqa.db).")
+
+
+@db_app.command("upgrade")
+def upgrade(db: str | None = DbUrl) -> None:
+    """Upgrade the database in place to this callqa's newest schema revision, data included (a store written before
+    revisions existed is first brought to the baseline). Back up the file (or dump the database) first."""
+    from callqa.serving import migrations
+
+    url, engine = _engine(db)
+    try:
+        before, after = migrations.upgrade(engine)
+    except Exception as err:  # a failed migration rolls back its transaction; say which and why, in one line
+        raise fail(f"upgrade failed ({type(err).__name__}): {str(err).splitlines()[0][:300]}") from None
+    if before == after:
+        console.print(f"already at revision {after}")
+    else:
+        console.print(f"upgraded from {before or '(no revision: a new store, or one from before revisions)'} to "
+                      f"revision {after}")
+
+
+@db_app.command("current")
+def current(db: str | None = DbUrl) -> None:
+    """The database's schema revision, and this callqa's newest."""
+    from callqa.serving import migrations
+
+    _, engine = _engine(db)
+    at, head = migrations.current(engine), migrations.head()
+    if at == head:
+        state = "up to date"
+    elif at is None:
+        state = "not versioned (empty, or written before revisions): callqa db upgrade"
+    elif at in {revision for revision, _, _ in migrations.history()}:
+        state = "behind: callqa db upgrade"
+    else:
+        state = "newer than this callqa"
+    console.print(f"revision {at or '(none)'}; this callqa's newest: {head} — {state}")
+
+
+@db_app.command("history")
+def history() -> None:
+    """Every schema revision, oldest first."""
+    from callqa.serving import migrations
+
+    table = Table("revision", "after", "what changed")
+    for revision, down, doc in migrations.history():
+        table.add_row(revision, down or "–", doc)
+    console.print(table)

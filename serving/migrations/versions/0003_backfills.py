@@ -1,0 +1,29 @@
+"""Data: random key ids, report columns, and each reviewed call's score of record.
+
+Data, not shape: what the store used to fill on every open, done once. Keys made before ids were random get a
+random id (and the reviews naming them follow); calls stored before the report columns get them (their latest
+prediction, what reports count, each prediction's topics); reviewed calls get their score of record written.
+
+Revision ID: 0003
+"""
+
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # The functions that did this on open until now; both find nothing to do on a new store.
+    from callqa.serving.auth import migrate_key_ids
+    from callqa.serving.reviews import fill_report_tables
+
+    bind = op.get_bind()
+    migrate_key_ids(bind)
+    fill_report_tables(bind)
+
+
+def downgrade() -> None:
+    pass  # filled data is correct under the earlier revisions too
