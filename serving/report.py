@@ -47,9 +47,11 @@ from .appeals import AppealEntryRow, AppealRow, RulingRow
 from .directory import AgentDirectory
 from .reviews import (
     CallRow,
+    DeductionCountRow,
     PredictionRow,
     PredictionTopicRow,
     ReviewedCall,
+    ReviewedDeductionCountRow,
     ReviewedItemRow,
     ReviewedTopicRow,
     ReviewStore,
@@ -59,6 +61,7 @@ from .reviews import (
 DEFAULT_TZ = "Asia/Shanghai"
 TREND_PERIODS = 6
 EXAMPLES_PER_ITEM = 3
+TOP_RULES = 5  # 主要问题: this many rules
 WORST_CALLS = 10
 # Chinese text in the HTML and the charts' SVG text: the first of these fonts the reader's machine has.
 CJK_FONTS = '"Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", "WenQuanYi Micro Hei", sans-serif'
@@ -278,13 +281,32 @@ class ReportBuilder:
                 out[(agent or "", item)].add(calls, float(points or 0), int(deducted or 0), int(deductions or 0))
         return out
 
+    def rule_sums(self, session: Session, period: Period, agents: list[str] | None) -> dict[tuple[str, str], list]:
+        """(item, rule) → [rule title, calls it deducted on, hits]: the model's cards for unreviewed calls, the score
+        of record for reviewed ones (误判 gone, 漏扣 as rule ``missed``)."""
+        out: dict[tuple[str, str], list] = {}
+        for rows, reviewed in ((DeductionCountRow, False), (ReviewedDeductionCountRow, True)):
+            join = (rows.call_id == CallRow.call_id) if reviewed else (rows.prediction_id == CallRow.prediction_id)
+            query = (select(rows.item, rows.rule, func.min(rows.title), func.count(), func.sum(rows.hits))
+                     .select_from(CallRow).join(rows, join)
+                     .where(self._in_period(period, agents), (CallRow.revision > 0) if reviewed else (CallRow.revision == 0))
+                     .group_by(rows.item, rows.rule))
+            for item, rule, title, calls, hits in session.execute(by_period(query)):
+                entry = out.setdefault((item, rule), [title, 0, 0])
+                entry[1] += calls
+                entry[2] += int(hits or 0)
+        return out
+
     def predictions(self, session: Session, period: Period, agents: list[str] | None, item: str | None = None,
-                    limit: int | None = None):
+                    limit: int | None = None, rule: str | None = None):
         """(call id, agent, started_at, stored scores) of the period's calls' latest predictions."""
         query = (select(CallRow.call_id, CallRow.agent_id, CallRow.started_at, PredictionRow.scores)
                  .join(PredictionRow, PredictionRow.id == CallRow.prediction_id)
                  .where(self._in_period(period, agents)))
-        if item is not None:
+        if item is not None and rule is not None:
+            query = query.join(DeductionCountRow, and_(DeductionCountRow.prediction_id == PredictionRow.id,
+                                                       DeductionCountRow.item == item, DeductionCountRow.rule == rule))
+        elif item is not None:
             query = query.join(ScorecardItemRow, and_(ScorecardItemRow.prediction_id == PredictionRow.id,
                                                       ScorecardItemRow.item == item, ScorecardItemRow.deductions > 0))
         query = query.order_by(CallRow.started_at, CallRow.call_id)
@@ -322,7 +344,9 @@ class ReportBuilder:
             trend_periods = period.last(TREND_PERIODS)
             trend_sums = [self.agent_sums(session, p, agents) for p in trend_periods[:-1]] + [agent_sums]
             topics = self.topic_counts(session, period, agents)
-            examples = {i: self._examples(session, period, agents, i) for i in self._top_items(item_sums)}
+            rules = self.rule_sums(session, period, agents)
+            top = sorted(rules, key=lambda r: (-rules[r][1], -rules[r][2], r))[:TOP_RULES]
+            examples = {r: self._examples(session, period, agents, *r) for r in top}
             worst = session.execute(by_period(
                 select(CallRow.call_id, CallRow.agent_id, CallRow.started_at, CallRow.total, CallRow.red_line)
                 .where(self._in_period(period, agents), CallRow.total.is_not(None))
@@ -342,7 +366,7 @@ class ReportBuilder:
             self._sections(agent_sums, item_sums, items),
             self._items(item_sums, items),
             self._trend(trend_periods, trend_sums),
-            self._deductions(item_sums, items, examples),
+            self._deductions(rules, items, examples),
             self._worst(worst),
             appeals,
             *self._agreement(reviewed),
@@ -374,20 +398,15 @@ class ReportBuilder:
             out[item].add(s.calls, s.points, s.deducted_calls, s.deductions)
         return out
 
-    def _top_items(self, item_sums, n: int = 5) -> list[str]:
-        per_item = self._per_item(item_sums)
-        ranked = sorted((i for i, s in per_item.items() if s.deductions), key=lambda i: (-per_item[i].deducted_calls, i))
-        return ranked[:n]
-
-    def _examples(self, session, period, agents, item: str) -> list[tuple[str, str]]:
-        """Up to EXAMPLES_PER_ITEM (deduction title, redacted span) of an item, one per call."""
+    def _examples(self, session, period, agents, item: str, rule: str) -> list[str]:
+        """Up to EXAMPLES_PER_ITEM redacted spans a rule deducted on, one per call (the model's cards)."""
         out = []
-        for _, _, _, scores in self.predictions(session, period, agents, item=item, limit=EXAMPLES_PER_ITEM):
+        for _, _, _, scores in self.predictions(session, period, agents, item=item, rule=rule, limit=EXAMPLES_PER_ITEM):
             card = _card(scores)
             found = card.items().get(item) if card else None
-            if found and found.deductions:
-                d = found.deductions[0]
-                out.append((d.title, redact(d.text or "") or "（时间类扣分，无文字）"))
+            hit = next((d for d in (found.deductions if found else ()) if d.rule == rule), None)
+            if hit is not None:
+                out.append(redact(hit.text or "") or "（时间类扣分，无文字）")
         return out
 
     # --- tables ----------------------------------------------------------------------------------------------
@@ -464,15 +483,17 @@ class ReportBuilder:
         return Table(name="trend", title=f"近 {len(periods)} 期平均得分趋势", columns=["坐席", "姓名", *(p.label for p in periods)],
                      rows=rows)
 
-    def _deductions(self, item_sums, items, examples: dict[str, list[tuple[str, str]]]) -> Table:
-        per_item = self._per_item(item_sums)
+    def _deductions(self, rules: dict[tuple[str, str], list], items: dict[str, ItemInfo],
+                    examples: dict[tuple[str, str], list[str]]) -> Table:
+        """主要问题: the rules that deducted on the most calls (red lines too: 禁语 costs no points but zeroes the
+        call), by their Chinese titles, with redacted examples."""
         rows = []
-        for i, found in examples.items():
-            title = items[i].title if i in items else i
-            rows.append([title, per_item[i].deducted_calls, per_item[i].deductions,
-                         "；".join(f"{t}：「{text}」" for t, text in found)])
-        return Table(name="deductions", title="主要问题（扣分最多的评分项，举例已脱敏）",
-                     columns=["评分项", "被扣分通话", "扣分次数", "举例"], rows=rows)
+        for (item, rule), found in examples.items():
+            title, calls, hits = rules[(item, rule)]
+            rows.append([title, items[item].title if item in items else item, calls, hits,
+                         "；".join(f"「{text}」" for text in found)])
+        return Table(name="deductions", title="主要问题（扣分通话最多的规则，红线在内；举例已脱敏）",
+                     columns=["问题（规则）", "评分项", "被扣分通话", "扣分次数", "举例"], rows=rows)
 
     def _worst(self, worst) -> Table:
         rows, links = [], {}

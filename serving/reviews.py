@@ -202,6 +202,41 @@ class ScorecardItemRow(Base):
     red_line: Mapped[bool] = mapped_column(Boolean)
 
 
+class DeductionCountRow(Base):
+    """How often each rule deducted on a prediction's scorecard (per item): the month report's 主要问题 ranks rules by
+    the calls they deducted on, red lines included."""
+
+    __tablename__ = "deduction_counts"
+
+    prediction_id: Mapped[int] = mapped_column(ForeignKey("predictions.id"), primary_key=True)
+    item: Mapped[str] = mapped_column(String(100), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(100), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))  # the rule's Chinese title, as the card names it
+    hits: Mapped[int] = mapped_column(Integer)
+
+
+class ReviewedDeductionCountRow(Base):
+    """The same for a reviewed call's score of record (误判 gone, 漏扣 counted as rule ``missed``)."""
+
+    __tablename__ = "reviewed_deduction_counts"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("review_calls.call_id"), primary_key=True)
+    item: Mapped[str] = mapped_column(String(100), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(100), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    hits: Mapped[int] = mapped_column(Integer)
+
+
+def deduction_counts(card: ScorecardResult) -> dict[tuple[str, str], tuple[str, int]]:
+    """(item, rule) → (rule title, hits) of a card's deductions; a reviewer's 漏扣 counts under rule ``missed``."""
+    out: dict[tuple[str, str], tuple[str, int]] = {}
+    for item in card.items().values():
+        for d in item.deductions:
+            rule, title = ("missed", "漏扣（复核补扣）") if d.missed else (d.rule, d.title)
+            out[(item.id, rule)] = (title, out.get((item.id, rule), (title, 0))[1] + 1)
+    return out
+
+
 class PredictionTopicRow(Base):
     """A topic a prediction puts a call in (a multilabel head's label over its threshold): reports count in SQL."""
 
@@ -513,6 +548,9 @@ class ReviewStore:
                     session.add(ScorecardRow(prediction_id=prediction.id, call_id=call.call_id, name=card.name,
                                              hash=card.hash, total=card.total, max_total=card.max_total,
                                              red_line=card.red_line))
+                    session.add_all(DeductionCountRow(prediction_id=prediction.id, item=item, rule=rule, title=title,
+                                                      hits=hits)
+                                    for (item, rule), (title, hits) in deduction_counts(card).items())
                     session.add_all(ScorecardItemRow(prediction_id=prediction.id, item=i.id, section=s.id,
                                                      points=i.points, max_points=i.max_points,
                                                      deductions=len(i.deductions), applicable=i.applicable,
@@ -882,7 +920,7 @@ def _topics(scores: dict) -> list[tuple[str, str]]:
 
 def _refresh_reviewed(session: Session, call_id: str, prediction: PredictionRow, history: list[ReviewRecord]) -> None:
     """Rewrite what reports count for a reviewed call: its scorecard and topics as its reviews leave them."""
-    for table in (ReviewedScorecardRow, ReviewedItemRow, ReviewedTopicRow):
+    for table in (ReviewedScorecardRow, ReviewedItemRow, ReviewedTopicRow, ReviewedDeductionCountRow):
         session.execute(delete(table).where(table.call_id == call_id))
     shown = ScoredCall.model_validate(prediction.scores)
     labels = _current(history)
@@ -898,6 +936,8 @@ def _refresh_reviewed(session: Session, call_id: str, prediction: PredictionRow,
                                      max_total=record.max_total, red_line=record.red_line))
     session.add_all(ReviewedItemRow(call_id=call_id, item=i.id, points=i.points, max_points=i.max_points,
                                     deductions=len(i.deductions)) for s in record.sections for i in s.items)
+    session.add_all(ReviewedDeductionCountRow(call_id=call_id, item=item, rule=rule, title=title, hits=hits)
+                    for (item, rule), (title, hits) in deduction_counts(record).items())
 
 
 def _current(history: list[ReviewRecord]) -> dict[str, Label]:
@@ -941,8 +981,8 @@ def history_of(session: Session, call_id: str) -> list[ReviewRecord]:
 
 def fill_report_tables(bind) -> None:
     """What reports count, for a store written before the report tables existed (schema revision 0003): each call's
-    latest prediction and its card's columns, every prediction's topics, and each reviewed call's score of record
-    (rewritten for every reviewed call: stores from before kept totals that dropped confirmed red lines)."""
+    latest prediction and its card's columns, and every prediction's topics. (Reviewed calls get their score of
+    record in revision 0004, with the rule counts.)"""
     with Session(bind) as session, session.begin():
         if session.scalar(select(CallRow.call_id).where(CallRow.prediction_id.is_(None)).limit(1)) is not None:
             latest = select(func.max(PredictionRow.id)).where(PredictionRow.call_id == CallRow.call_id).scalar_subquery()
@@ -960,7 +1000,21 @@ def fill_report_tables(bind) -> None:
                                                .execution_options(yield_per=2000)):
                 session.add_all(PredictionTopicRow(prediction_id=pid, head=h, topic=t)
                                 for h, t in _topics(scores.get("scores", {})))
-        # Every reviewed call's score of record, by today's rules (a kept red line stays; a 漏扣 takes points).
+
+
+
+def fill_deduction_counts(bind) -> None:
+    """Rule counts for the predictions of a store from before they were kept, and every reviewed call's score of
+    record by today's rules with its rule counts (revision 0004): stores from before kept totals that dropped
+    confirmed red lines and 漏扣 that took nothing."""
+    with Session(bind) as session, session.begin():
+        for pid, scores in session.execute(select(PredictionRow.id, PredictionRow.scores)
+                                           .execution_options(yield_per=2000)).all():
+            card = scores.get("scorecard") if isinstance(scores, dict) else None
+            if card:
+                session.add_all(DeductionCountRow(prediction_id=pid, item=item, rule=rule, title=title, hits=hits)
+                                for (item, rule), (title, hits)
+                                in deduction_counts(ScorecardResult.model_validate(card)).items())
         for call_id in session.scalars(select(CallRow.call_id).where(CallRow.revision > 0)).all():
             history = history_of(session, call_id)
             shown = session.get(PredictionRow, session.get(ReviewRow, history[0].id).prediction_id)

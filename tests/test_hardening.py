@@ -150,7 +150,8 @@ def test_a_body_that_is_not_json_is_a_415_not_a_500(server):
 
 
 def rerun_data_revision(url: str) -> None:
-    """As if the store were written before revision 0003: stamp it at 0002 and upgrade, which runs 0003 again."""
+    """As if the store were written before the data revisions: down to 0002, then `callqa db upgrade`, which runs
+    0003 (key ids, report columns) and 0004 (rule counts, every reviewed call's score of record) on its rows."""
     from alembic import command
 
     from callqa.serving import migrations
@@ -158,7 +159,7 @@ def rerun_data_revision(url: str) -> None:
 
     engine = open_engine(url)
     with engine.begin() as connection:
-        command.stamp(migrations._config(connection), "0002")
+        command.downgrade(migrations._config(connection), "0002")
     migrations.upgrade(engine)
     engine.dispose()
 
@@ -185,14 +186,15 @@ def test_key_ids_are_random_and_old_ids_cut_from_the_secret_are_migrated(tmp_pat
         assert session.get(CallRow, "c1").lease_owner == holder.id
 
 
-def test_serve_errors_are_one_line(tiny_bundle):
+def test_serve_errors_are_one_line(tiny_bundle, tmp_path):
     result = CliRunner().invoke(app, ["serve", "--bundle", "/nonexistent"])
     assert result.exit_code == 1 and result.output.strip() == "error: /nonexistent: no such bundle folder"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = CliRunner().invoke(app, ["serve", "--bundle", str(tiny_bundle), "--port", str(port)])
+        result = CliRunner().invoke(app, ["serve", "--bundle", str(tiny_bundle), "--port", str(port),
+                                          "--db", f"sqlite:///{tmp_path / 'db.sqlite'}"])
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert re.match(rf"error: cannot listen on 127\.0\.0\.1:{port}: .*in use", result.output)
 

@@ -1,8 +1,8 @@
-"""Data: random key ids, report columns, and each reviewed call's score of record.
+"""Data: random key ids, and the report columns of calls stored before them.
 
 Data, not shape: what the store used to fill on every open, done once. Keys made before ids were random get a
 random id (and the reviews naming them follow); calls stored before the report columns get them (their latest
-prediction, what reports count, each prediction's topics); reviewed calls get their score of record written.
+prediction, what reports count, each prediction's topics).
 
 Revision ID: 0003
 """
