@@ -3,6 +3,8 @@ stands."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.table import Table
 
@@ -25,11 +27,12 @@ def _engine(db: str | None):
     return url, open_engine(url)
 
 
-DbUrl = typer.Option(help="Database URL (default: the serving config's, sqlite:///var/callqa.db).")
+DbUrl = Annotated[str | None, typer.Option("--db", help="Database URL (default: the serving config's, "
+                                                         "sqlite:///var/callqa.db).")]
 
 
 @db_app.command("upgrade")
-def upgrade(db: str | None = DbUrl) -> None:
+def upgrade(db: DbUrl = None) -> None:
     """Upgrade the database in place to this callqa's newest schema revision, data included (a store written before
     revisions existed is first brought to the baseline). Back up the file (or dump the database) first."""
     from callqa.serving import migrations
@@ -47,7 +50,7 @@ def upgrade(db: str | None = DbUrl) -> None:
 
 
 @db_app.command("current")
-def current(db: str | None = DbUrl) -> None:
+def current(db: DbUrl = None) -> None:
     """The database's schema revision, and this callqa's newest."""
     from callqa.serving import migrations
 

@@ -132,3 +132,13 @@ def test_postgresql_runs_every_revision_up_and_down(postgres):
     assert (before, after) == ("0001", migrations.head())
     ReviewStore(url).add_scored([], [], "callqa-scorer:x", SCHEMA)
     engine.dispose()
+
+
+def test_db_commands_default_to_the_serving_configs_database(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'configured.sqlite'}"
+    monkeypatch.setenv("CALLQA_DB", url)  # what `database:` in the serving config would say
+    done = CliRunner().invoke(app, ["db", "upgrade"])
+    assert done.exit_code == 0 and f"to revision {migrations.head()}" in done.output, done.output
+    assert "up to date" in CliRunner().invoke(app, ["db", "current"]).output
+    history = CliRunner().invoke(app, ["db", "history"]).output
+    assert all(revision in history for revision, _, _ in migrations.history())
