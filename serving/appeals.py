@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, func, select, update
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callqa.calls import Call, json_int
@@ -25,7 +25,7 @@ from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
 
 from .db import Base
-from .record import CharIndex, HitRef, ItemId, ScorecardReview, TurnIndex
+from .record import CharIndex, HitRef, ItemId, ScorecardReview, TurnIndex, card_of_record, verdicts_of_record
 from .reviews import (
     CallRow,
     Conflict,
@@ -37,6 +37,7 @@ from .reviews import (
     ReviewStore,
     _latest_prediction,
     _utc,
+    history_of,
     utcnow,
 )
 
@@ -68,6 +69,10 @@ class AppealEntryRow(Base):
     turn: Mapped[int | None] = mapped_column(Integer)
     start: Mapped[int | None] = mapped_column(Integer)
     round: Mapped[int] = mapped_column(Integer)
+    # What was at stake when filed, as the score of record showed it (NULL in entries filed before: read from the
+    # model's card): a reviewer's 漏扣 is on no model card.
+    title: Mapped[str | None] = mapped_column(String(300))
+    points: Mapped[float | None] = mapped_column(Float)
 
 
 class RulingRow(Base):
@@ -207,16 +212,15 @@ class Appeals:
         with Session(self.store.engine) as session, session.begin():
             _write_first(session, call_id)
             _, prediction = self._own(session, call_id, agent_id)
-            card = ScoredCall.model_validate(prediction.scores).scorecard
+            card = _record(session, call_id, prediction)  # what the agent sees: the score of record
             if card is None:
                 raise Conflict(f"call {call_id} has no scorecard to appeal")
             if now > _utc(prediction.created) + self.window:
                 raise Conflict(f"the appeal window of call {call_id} closed at "
                                   f"{_utc(prediction.created) + self.window:%Y-%m-%d %H:%M} UTC")
             previous = self._entries(session, call_id)
-            rounds = []
+            rounds, stakes = [], []
             for n, target in enumerate(request.entries):
-                _stake(card, target, f"entries.{n}")
                 before = [e for e in previous if _same(e, target)]
                 if any(e.ruling is None for e in before):
                     raise Conflict(f"entries.{n}: already appealed, waiting for a ruling")
@@ -224,6 +228,7 @@ class Appeals:
                     raise Conflict(f"entries.{n}: already overturned")
                 if any(e.ruling.final for e in before) or len(before) >= MAX_ROUNDS:
                     raise Conflict(f"entries.{n}: the ruling is final (终审)")
+                stakes.append(_stake(card, target, f"entries.{n}"))
                 rounds.append(len(before) + 1)
             if len({(t.item, t.rule, t.turn, t.start) for t in request.entries}) < len(request.entries):
                 raise ReviewError("entries: the same deduction twice")  # a body the spec cannot forbid: 400
@@ -232,7 +237,8 @@ class Appeals:
             session.add(appeal)
             session.flush()
             session.add_all(AppealEntryRow(appeal_id=appeal.id, call_id=call_id, item=t.item, rule=t.rule, turn=t.turn,
-                                           start=t.start, round=r) for t, r in zip(request.entries, rounds))
+                                           start=t.start, round=r, title=title, points=points)
+                            for t, r, (title, points) in zip(request.entries, rounds, stakes))
             session.flush()
             return next(a for a in self._records(session, call_id) if a.id == appeal.id)
 
@@ -273,9 +279,9 @@ class Appeals:
     def _correct(self, session: Session, appeal: AppealRow, overturned: list[AppealEntry], lead: Reviewer) -> int:
         """Save the overturns as the lead's review of the appealed prediction (a deduction marked 误判, or a whole
         item given its full points), in the ruling's transaction: both are saved, or neither."""
-        card = ScoredCall.model_validate(session.get(PredictionRow, appeal.prediction_id).scores).scorecard
-        items = card.items()
-        # A whole item overturned gets its points back and loses its deductions (a red-line item's red line with them).
+        items = _record(session, appeal.call_id, session.get(PredictionRow, appeal.prediction_id)).items()
+        # A whole item overturned gets its points back and loses its deductions — the rules' and a reviewer's 漏扣 —
+        # and a red-line item its red line with them.
         whole = [items[e.item] for e in overturned if e.rule is None]
         verdict = ScorecardReview(
             false_hits=[HitRef(item=e.item, rule=e.rule, turn=e.turn, start=e.start) for e in overturned if e.rule]
@@ -306,7 +312,8 @@ class Appeals:
                 if e.appeal_id != a.id:
                     continue
                 target = AppealTarget(item=e.item, rule=e.rule, turn=e.turn, start=e.start)
-                title, points = _stake(cards[a.prediction_id], target, "entry")
+                title, points = (e.title, e.points) if e.title is not None else \
+                    _stake(cards[a.prediction_id], target, "entry")
                 ruling = None if r is None else Ruling(decision=r.decision, comment=r.comment, decided_by=r.decided_by,
                                                        decided_by_name=r.decided_by_name, decided_at=_utc(r.decided_at),
                                                        final=r.final)
@@ -315,6 +322,12 @@ class Appeals:
             out.append(AppealRecord(id=a.id, call_id=a.call_id, agent_id=a.agent_id, filed_at=_utc(a.filed_at),
                                     reason=a.reason, entries=entries))
         return out
+
+
+def _record(session: Session, call_id: str, prediction: PredictionRow) -> ScorecardResult | None:
+    """The prediction's scorecard as the call's reviews and rulings leave it (the score of record)."""
+    card = ScoredCall.model_validate(prediction.scores).scorecard
+    return None if card is None else card_of_record(card, verdicts_of_record(history_of(session, call_id)))
 
 
 def _write_first(session: Session, call_id: str) -> None:

@@ -26,6 +26,7 @@ ItemId = Annotated[StrictStr, Field(min_length=1, max_length=100)]
 TurnIndex = json_int(ge=0, lt=MAX_TURNS)
 CharIndex = json_int(ge=0, le=MAX_TEXT)
 Points = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+MISSED = "missed"  # the rule a reviewer's 漏扣 deducts under in a score of record (and in a 误判 / appeal of it)
 
 
 class HitRef(BaseModel):
@@ -70,6 +71,10 @@ class ScorecardReview(BaseModel):
         """Whether the reviewer marked this deduction of ``item`` as 误判."""
         return HitRef(item=item, rule=deduction.rule, turn=deduction.turn, start=deduction.start) in self.false_hits
 
+    def overturns(self, missed: MissedDeduction) -> bool:
+        """Whether a 漏扣 was overturned (an agent's appeal of it upheld by a lead): a 误判 of rule ``missed``."""
+        return HitRef(item=missed.item, rule=MISSED, turn=missed.turn, start=missed.start) in self.false_hits
+
 
 class Judged(Protocol):
     """A review as the history lists it (:class:`callqa.serving.reviews.ReviewRecord`)."""
@@ -108,7 +113,7 @@ def card_of_record(card: ScorecardResult, verdicts: ScorecardReview | None) -> S
 
 def _item_of_record(item: ItemResult, verdicts: ScorecardReview) -> ItemResult:
     wrong = [d for d in item.deductions if verdicts.marks_wrong(item.id, d)]
-    missed = [m for m in verdicts.missed if m.item == item.id]
+    missed = [m for m in verdicts.missed if m.item == item.id and not verdicts.overturns(m)]
     if not wrong and not missed and item.id not in verdicts.points:
         return item
     # What the item started from before any deduction (the head's points, or its full points), then every deduction
@@ -123,7 +128,7 @@ def _item_of_record(item: ItemResult, verdicts: ScorecardReview) -> ItemResult:
         left -= take
     for m in missed:
         take = min(_missed_points(item, m), left)
-        standing.append(Deduction(rule="missed", turn=m.turn, start=m.start, end=m.end, title=m.note or "漏扣",
+        standing.append(Deduction(rule=MISSED, turn=m.turn, start=m.start, end=m.end, title=m.note or "漏扣",
                                   points=round(take, 4), missed=True))
         left -= take
     points = verdicts.points.get(item.id, max(left, 0.0))
@@ -143,5 +148,5 @@ def item_points(card: ScorecardResult) -> dict[str, float]:
     return {i.id: i.points for s in card.sections for i in s.items}
 
 
-__all__ = ["CharIndex", "HitRef", "ItemId", "MissedDeduction", "ScorecardReview", "TurnIndex", "card_of_record",
+__all__ = ["MISSED", "CharIndex", "HitRef", "ItemId", "MissedDeduction", "ScorecardReview", "TurnIndex", "card_of_record",
            "item_points", "verdicts_of_record"]

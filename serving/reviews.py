@@ -56,6 +56,7 @@ from callqa.scores import CallScores, LevelScore, TopicsScore
 
 from .db import Base, make_engine
 from .record import (  # the verdict types are re-exported: reviews carry them
+    MISSED,
     CharIndex,
     HitRef,
     ItemId,
@@ -232,7 +233,7 @@ def deduction_counts(card: ScorecardResult) -> dict[tuple[str, str], tuple[str, 
     out: dict[tuple[str, str], tuple[str, int]] = {}
     for item in card.items().values():
         for d in item.deductions:
-            rule, title = ("missed", "漏扣（复核补扣）") if d.missed else (d.rule, d.title)
+            rule, title = (MISSED, "漏扣（复核补扣）") if d.missed else (d.rule, d.title)
             out[(item.id, rule)] = (title, out.get((item.id, rule), (title, 0))[1] + 1)
     return out
 
@@ -765,7 +766,8 @@ class ReviewStore:
                             for head, turns in reasons.items() for t in turns)
         if scorecard is not None:
             shown = ScoredCall.model_validate(prediction.scores)
-            problems = _scorecard_problems(scorecard, shown, session.get(CallRow, call_id).call["turns"])
+            problems = _scorecard_problems(scorecard, shown, session.get(CallRow, call_id).call["turns"],
+                                           verdicts_of_record(self._history(session, call_id)[1:]))
             if problems:
                 raise Mismatch("; ".join(problems))  # rolls the whole review back
             session.add_all(_scorecard_rows(scorecard, review.id, call_id))
@@ -859,13 +861,16 @@ def _canonical(label: Label) -> Label:
     return label
 
 
-def _scorecard_problems(review: ScorecardReview, shown: ScoredCall, turns: list[dict]) -> list[str]:
-    """Where a scorecard review does not fit the prediction it was made on: every reference must exist."""
+def _scorecard_problems(review: ScorecardReview, shown: ScoredCall, turns: list[dict],
+                        prior: ScorecardReview | None = None) -> list[str]:
+    """Where a scorecard review does not fit the prediction it was made on: every reference must exist (a 误判 of a
+    漏扣, rule ``missed``, refers to one in this review or in the verdicts of record before it)."""
     if shown.scorecard is None:
         return ["scorecard: the reviewed prediction has no scorecard"]
     items = shown.scorecard.items()
     problems = []
     deductions = {(i.id, d.rule, d.turn, d.start) for i in items.values() for d in i.deductions}
+    deductions |= {(m.item, MISSED, m.turn, m.start) for m in (*review.missed, *(prior.missed if prior else ()))}
     for n, hit in enumerate(review.false_hits):
         if (hit.item, hit.rule, hit.turn, hit.start) not in deductions:
             problems.append(f"scorecard.false_hits.{n}: no such deduction in the reviewed scorecard")

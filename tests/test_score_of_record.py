@@ -190,7 +190,9 @@ def test_every_reader_shows_the_score_of_record(steps, seed):
                 store.submit(call.call_id, REVIEWER, revision, {}, SCHEMA, scorecard=latest)
             else:
                 hit = model_hits[step[1] % len(model_hits)]
-                if hit in overturned or any(e.ruling is None for a in appeals.list() for e in a.entries):
+                # The agent appeals what their card of record shows: not a deduction already taken back.
+                if hit in overturned or (latest and hit in latest.false_hits) \
+                        or any(e.ruling is None for a in appeals.list() for e in a.entries):
                     continue
                 filed = appeals.file(call.call_id, AGENT, call.agent_id, AppealRequest(
                     reason="申诉", entries=[AppealTarget(item=hit.item, rule=hit.rule, turn=hit.turn, start=hit.start)]))
@@ -204,3 +206,22 @@ def test_every_reader_shows_the_score_of_record(steps, seed):
             kept = any(h.item == "forbidden" and h not in wrong for h in model_hits)
             assert red == (kept or any(m.item == "forbidden" for m in (latest.missed if latest else ())))
             assert (total == 0) if red else total == pytest.approx(sum(points.values()), abs=1e-3)
+
+
+def test_an_agent_appeals_a_reviewers_missed_deduction_and_an_overturn_takes_it_back(tmp_path):
+    """A 漏扣 is on the agent's card of record, so it can be appealed like a rule's hit; overturned, it is gone from
+    every reader, and the appeal lists what was at stake when it was filed."""
+    store, appeals, call, card = stored(tmp_path)
+    verdicts = ScorecardReview(false_hits=[forbidden_hit(card)], missed=[MissedDeduction(item="deflection", turn=4)])
+    store.submit(call.call_id, REVIEWER, 0, {}, SCHEMA, scorecard=verdicts)
+    detail = appeals.my_call(call.call_id, call.agent_id).scorecard
+    [missed] = [d for d in detail.items()["deflection"].deductions if d.missed]
+    assert (missed.rule, missed.points) == ("missed", 5)
+    filed = appeals.file(call.call_id, AGENT, call.agent_id, AppealRequest(reason="我已转接相关部门", entries=[
+        AppealTarget(item="deflection", rule=missed.rule, turn=missed.turn, start=missed.start)]))
+    assert (filed.entries[0].title, filed.entries[0].points) == (f"{detail.items()['deflection'].title}：漏扣", 5)
+    appeals.rule(filed.id, LEAD, RulingRequest(rulings=[RulingInput(entry=filed.entries[0].id, decision="overturned")]))
+    total, red, points = assert_agree(readers(store, appeals, call))
+    assert points["deflection"] == 5 and not red
+    assert not [d for d in appeals.my_call(call.call_id, call.agent_id).scorecard.items()["deflection"].deductions
+                if d.missed]

@@ -61,8 +61,8 @@ async function openMyCall(callId) {
   for (const section of data.scorecard?.sections || []) {
     for (const item of section.items) {
       for (const d of item.deductions) {
-        // A reviewer's 漏扣 is not a rule's hit: it is not appealed here (a lead reopens the review instead).
-        const box = el("input", { type: "checkbox", disabled: !open || d.missed });
+        // A reviewer's 漏扣 (rule "missed") is appealed like a rule's hit: a lead who overturns it takes it back.
+        const box = el("input", { type: "checkbox", disabled: !open });
         box.dataset.target = JSON.stringify({ item: item.id, rule: d.rule, turn: d.turn, start: d.start });
         const quote = d.text ? `「${d.text}」` : d.missed && d.turn != null ? `第 ${d.turn + 1} 句` : "";
         const by = d.missed ? "（复核补扣）" : "";
