@@ -692,7 +692,9 @@ class ReviewStore:
             if row is None:
                 raise NotFound(f"no call {call_id!r} in the review store")
             shown = ScoredCall.model_validate(_latest_prediction(session, call_id).scores)
-            problems = _scorecard_problems(verdicts, shown, row.call["turns"])
+            # Checked as save_review checks them: a 误判 of a 漏扣 may refer to one of the verdicts of record.
+            problems = _scorecard_problems(verdicts, shown, row.call["turns"],
+                                           verdicts_of_record(history_of(session, call_id)))
         if problems:
             raise Mismatch("; ".join(problems))
         return card_of_record(shown.scorecard, verdicts)
@@ -741,7 +743,8 @@ class ReviewStore:
         if not done:
             self._why_not(session, call_id, reviewer, now, revision)
         prediction = _latest_prediction(session, call_id)
-        before = _current(self._history(session, call_id))
+        earlier = self._history(session, call_id)
+        before = _current(earlier)
         model_says = CallScores.model_validate(prediction.scores).predicted()
         review = ReviewRow(call_id=call_id, revision=revision + 1, reviewer=reviewer.id, reviewer_name=reviewer.name,
                            created=now, comment=comment, prediction_id=prediction.id, source=source,
@@ -767,7 +770,7 @@ class ReviewStore:
         if scorecard is not None:
             shown = ScoredCall.model_validate(prediction.scores)
             problems = _scorecard_problems(scorecard, shown, session.get(CallRow, call_id).call["turns"],
-                                           verdicts_of_record(self._history(session, call_id)[1:]))
+                                           verdicts_of_record(earlier))
             if problems:
                 raise Mismatch("; ".join(problems))  # rolls the whole review back
             session.add_all(_scorecard_rows(scorecard, review.id, call_id))
