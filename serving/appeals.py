@@ -25,7 +25,7 @@ from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
 
 from .db import Base
-from .record import CharIndex, HitRef, ItemId, ScorecardReview, TurnIndex, card_of_record, verdicts_of_record
+from .record import CharIndex, HitRef, ItemId, ScorecardReview, TurnIndex, score_of_record
 from .reviews import (
     CallRow,
     Conflict,
@@ -202,8 +202,7 @@ class Appeals:
         with Session(self.store.engine) as session:
             row, prediction = self._own(session, call_id, agent_id)
             appeals = self._records(session, call_id)
-        # The score of record, as every other screen shows it (reviews and rulings applied).
-        card = self.store.view(call_id).record
+            card = _record(session, call_id, prediction)  # as every other screen shows it
         return AgentCallView(call=Call.model_validate(row.call), scorecard=card, appeals=appeals,
                              appealable_until=_utc(prediction.created) + self.window if card else None)
 
@@ -326,8 +325,7 @@ class Appeals:
 
 def _record(session: Session, call_id: str, prediction: PredictionRow) -> ScorecardResult | None:
     """The prediction's scorecard as the call's reviews and rulings leave it (the score of record)."""
-    card = ScoredCall.model_validate(prediction.scores).scorecard
-    return None if card is None else card_of_record(card, verdicts_of_record(history_of(session, call_id)))
+    return score_of_record(ScoredCall.model_validate(prediction.scores).scorecard, history_of(session, call_id))
 
 
 def _write_first(session: Session, call_id: str) -> None:

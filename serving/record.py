@@ -97,6 +97,11 @@ def verdicts_of_record(history: Sequence[Judged]) -> ScorecardReview | None:
     return merged
 
 
+def score_of_record(card: ScorecardResult | None, history: Sequence[Judged]) -> ScorecardResult | None:
+    """A call's score of record: a prediction's ``card`` (None: it has none) as the call's ``history`` leaves it."""
+    return None if card is None else card_of_record(card, verdicts_of_record(history))
+
+
 def card_of_record(card: ScorecardResult, verdicts: ScorecardReview | None) -> ScorecardResult:
     """``card`` as ``verdicts`` leave it: deductions marked 误判 gone, 漏扣 added (each taking its points, within
     what the item has left), hand-set points over both, red lines from the deductions that stand."""
@@ -149,4 +154,4 @@ def item_points(card: ScorecardResult) -> dict[str, float]:
 
 
 __all__ = ["MISSED", "CharIndex", "HitRef", "ItemId", "MissedDeduction", "ScorecardReview", "TurnIndex", "card_of_record",
-           "item_points", "verdicts_of_record"]
+           "item_points", "score_of_record", "verdicts_of_record"]

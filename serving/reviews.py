@@ -64,6 +64,7 @@ from .record import (  # the verdict types are re-exported: reviews carry them
     ScorecardReview,
     TurnIndex,
     card_of_record,
+    score_of_record,
     verdicts_of_record,
 )
 
@@ -937,7 +938,7 @@ def _refresh_reviewed(session: Session, call_id: str, prediction: PredictionRow,
     session.add_all(ReviewedTopicRow(call_id=call_id, head=head, topic=t) for head, t in sorted(topics))
     if shown.scorecard is None:
         return
-    record = card_of_record(shown.scorecard, verdicts_of_record(history))
+    record = score_of_record(shown.scorecard, history)
     session.execute(update(CallRow).where(CallRow.call_id == call_id)
                     .values(total=record.total, max_total=record.max_total, red_line=record.red_line))
     session.add(ReviewedScorecardRow(call_id=call_id, prediction_id=prediction.id, total=record.total,
