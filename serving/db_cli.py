@@ -55,16 +55,11 @@ def current(db: DbUrl = None) -> None:
     from callqa.serving import migrations
 
     _, engine = _engine(db)
-    at, head = migrations.current(engine), migrations.head()
-    if at == head:
-        state = "up to date"
-    elif at is None:
-        state = "not versioned (empty, or written before revisions): callqa db upgrade"
-    elif at in {revision for revision, _, _ in migrations.history()}:
-        state = "behind: callqa db upgrade"
-    else:
-        state = "newer than this callqa"
-    console.print(f"revision {at or '(none)'}; this callqa's newest: {head} — {state}")
+    at = migrations.current(engine)
+    state = {"current": "up to date", "behind": "behind: callqa db upgrade", "ahead": "newer than this callqa",
+             "unversioned": "not versioned (empty, or written before revisions): callqa db upgrade"}
+    console.print(f"revision {at or '(none)'}; this callqa's newest: {migrations.head()} — "
+                  f"{state[migrations.standing(at)]}")
 
 
 @db_app.command("history")

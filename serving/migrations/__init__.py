@@ -11,6 +11,7 @@ way MLflow's tracking store keeps `db_migrations/versions/`.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -35,16 +36,30 @@ def _config(connection=None) -> Config:
     return config
 
 
+@functools.cache
+def _script() -> ScriptDirectory:
+    # The revision files do not change while callqa runs: read them once, not at every store's open.
+    return ScriptDirectory.from_config(_config())
+
+
 def head() -> str:
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    return _script().get_current_head()
 
 
 def history() -> list[tuple[str, str | None, str]]:
     """(revision, the one before, its first docstring line), oldest first."""
-    script = ScriptDirectory.from_config(_config())
     out = [(r.revision, r.down_revision, (r.doc or "").strip().splitlines()[0] if r.doc else "")
-           for r in script.walk_revisions()]
+           for r in _script().walk_revisions()]
     return out[::-1]
+
+
+def standing(at: str | None) -> str:
+    """Where a database at revision ``at`` stands against this code: current, unversioned, behind or ahead."""
+    if at == head():
+        return "current"
+    if at is None:
+        return "unversioned"
+    return "behind" if at in {r for r, _, _ in history()} else "ahead"
 
 
 def current(engine: Engine) -> str | None:
@@ -70,17 +85,17 @@ def upgrade(engine: Engine, to: str = "head") -> tuple[str | None, str]:
 def check(engine: Engine, url: str) -> None:
     """A new database is created at the newest revision; any other must be at it already."""
     at, want = current(engine), head()
-    if at == want:
+    where = standing(at)
+    if where == "current":
         return
-    if at is None and not _has_store_tables(engine):
+    if where == "unversioned" and not _has_store_tables(engine):
         upgrade(engine)
         return
     fix = f"callqa db upgrade --db {_shown(url)}"
-    if at is None:
+    if where == "unversioned":
         raise SchemaVersionError(f"the database {_shown(url)} was written by a callqa from before schema versions; "
                                  f"upgrade it in place first: {fix}")
-    known = {r for r, _, _ in history()}
-    if at not in known:
+    if where == "ahead":
         raise SchemaVersionError(f"the database {_shown(url)} is at schema revision {at}, newer than this callqa "
                                  f"knows (newest {want}): upgrade callqa, or use the callqa that wrote it")
     raise SchemaVersionError(f"the database {_shown(url)} is at schema revision {at}, behind this callqa's {want}: "
@@ -145,4 +160,4 @@ def baseline_metadata() -> MetaData:
     return recorder.metadata
 
 
-__all__ = ["SchemaVersionError", "baseline_metadata", "check", "current", "head", "history", "upgrade"]
+__all__ = ["SchemaVersionError", "baseline_metadata", "check", "current", "head", "history", "standing", "upgrade"]
