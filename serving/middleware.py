@@ -29,9 +29,10 @@ import signal
 import time
 
 import uvicorn
+from pydantic import TypeAdapter, ValidationError
 from starlette.routing import compile_path
 
-from callqa.calls import ID_PATTERN, MAX_ID
+from callqa.calls import MAX_ID, Identifier
 
 from .auth import LOCAL_DEMO, KeyStore, allowed
 
@@ -59,7 +60,7 @@ API_PREFIXES = ("/score", "/api/")
 BODY_METHODS = ("POST", "PUT", "PATCH")
 ERROR_BODY_LIMIT = 64_000  # 4xx bodies read for the log line and the error shape; larger ones pass through as is
 
-ID_REGEX = re.compile(ID_PATTERN)
+CALL_ID = TypeAdapter(Identifier)  # the call format's own id rule, for ids in paths
 MAX_APPEAL_ID = 2**62  # the largest appeal number a path may name (the OpenAPI document says so)
 
 log = logging.getLogger("bentoml.callqa.http")
@@ -100,8 +101,11 @@ def bad_path_parameter(parameters: dict[str, str]) -> str | None:
         if name == "appeal_id":
             if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_APPEAL_ID):
                 return f"no appeal {value[:20]!r}"
-        elif not (len(value) <= MAX_ID and ID_REGEX.fullmatch(value)):
-            return f"{name}: no such id (1–{MAX_ID} characters, no '/', control or format characters)"
+        else:
+            try:
+                CALL_ID.validate_python(value)
+            except ValidationError:
+                return f"{name}: no such id (1–{MAX_ID} characters, no '/', control or format characters)"
     return None
 
 
@@ -162,14 +166,6 @@ def error_fields(body: bytes) -> tuple[list[str], dict | None]:
 
 
 _STATUS_LINES = {404: "no such route", 405: "method not allowed on this route"}
-
-
-def _is_json(body: bytes) -> bool:
-    try:
-        json.loads(body)
-    except ValueError:
-        return False
-    return True
 
 
 class GuardMiddleware:
@@ -233,7 +229,9 @@ class GuardMiddleware:
                     return
                 body = b"".join(chunks)
                 fields, rewritten = error_fields(body)
-                if rewritten is None and path.startswith(API_PREFIXES) and not fields and not _is_json(body):
+                json_answer = any(k.lower() == b"content-type" and v.startswith(b"application/json")
+                                  for k, v in start["headers"])
+                if rewritten is None and path.startswith(API_PREFIXES) and not json_answer:
                     # Starlette's own text answers (an unmatched path, a method not allowed) as the JSON the spec
                     # declares for every error.
                     rewritten = {"error": _STATUS_LINES.get(start["status"], "refused")}
@@ -390,8 +388,6 @@ class QuietValidationErrors(logging.Filter):
         self.routes = routes
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from pydantic import ValidationError
-
         if record.exc_info and isinstance(record.exc_info[1], ValidationError):
             return False
         if isinstance(record.args, tuple) and record.args and isinstance(record.args[0], str) \
