@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from serve_soak import Client
 
-from callqa.serving.auth import KeyStore
 from callqa.serving.process import start_serve, stop_tree
+from callqa.serving.store import KeyStore
 
 NASTY_TEXT = st.sampled_from(["\r\nFORGED", "\u202eevil", "\x00", "a/b", "\u200b", "\ufeff", "../..", "%0A", " ", "",
                               "好" * 5000, "13700003333"])

@@ -28,17 +28,13 @@ from callqa.pipeline import ScoredCall, head_scores
 from callqa.schema import load_schema
 from callqa.scorecard import load_scorecard
 from callqa.serving.report import ReportBuilder, write_report
-from callqa.serving.reviews import (
+from callqa.serving.store import Reviewer, ReviewStore, ScorecardReview, queue_keys, sample_key
+from callqa.serving.store.calls import (
     CallRow,
     PredictionRow,
     PredictionTopicRow,
-    Reviewer,
-    ReviewStore,
     ScorecardItemRow,
-    ScorecardReview,
     ScorecardRow,
-    queue_keys,
-    sample_key,
 )
 
 SAMPLE = Path(__file__).resolve().parent.parent / "datasets" / "sample" / "calls.jsonl"

@@ -20,7 +20,7 @@ import numpy as np
 from callqa.calls import Call
 from callqa.pipeline import ScoredCall, head_scores
 from callqa.schema import load_schema
-from callqa.serving.reviews import QueuePolicy, Reviewer, ReviewStore
+from callqa.serving.store import QueuePolicy, Reviewer, ReviewStore
 
 
 def main() -> None:

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import psutil
 
-from callqa.serving.auth import KeyStore
 from callqa.serving.process import api_worker, start_serve, stop_tree
+from callqa.serving.store import KeyStore
 
 
 class Client:

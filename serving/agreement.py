@@ -19,8 +19,7 @@ from sklearn.metrics import confusion_matrix
 from callqa.metrics import kappa
 from callqa.schema import Head, LabelSchema
 
-from .record import item_points
-from .reviews import ReviewedCall
+from .store import ReviewedCall, item_points
 
 
 class Agreement(BaseModel):

@@ -14,12 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .appeals import AgentCall, AgentCallView, AppealRecord, AppealRequest, Appeals, RulingRequest
 from .middleware import KEY_HOLDER, MAX_APPEAL_ID
 from .openapi import Operation
 from .params import Flag, QueryError, StrictQuery, query_schema
 from .review_api import _reviewer, parse_body
-from .reviews import ReviewError
+from .store import AgentCall, AgentCallView, AppealRecord, AppealRequest, Appeals, ReviewError, RulingRequest
 
 
 class AgentCalls(BaseModel):

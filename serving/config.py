@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from callqa.resources import config_dir
 
-from .reviews import QueuePolicy
+from .store import QueuePolicy
 
 DEFAULT_CONFIG = config_dir("serving") / "default.yaml"
 

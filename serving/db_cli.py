@@ -1,4 +1,4 @@
-"""`callqa db`: the review store's schema versions (serving/migrations) — upgrade in place, and where a database
+"""`callqa db`: the review store's schema versions (serving/store/migrations) — upgrade in place, and where a database
 stands."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from rich.table import Table
 
 from callqa.console import console, fail
 
+DbOption = Annotated[str | None, typer.Option(help="Database URL (default: the serving config's, sqlite:///var/callqa.db).")]
 db_app = typer.Typer(help="The review store's schema: upgrade a database in place, and see its revision.",
                      no_args_is_help=True)
 
@@ -21,7 +22,7 @@ def _url(db: str | None) -> str:
 
 
 def _engine(db: str | None):
-    from callqa.serving.db import open_engine
+    from callqa.serving.store import open_engine
 
     url = _url(db)
     return url, open_engine(url)
@@ -35,7 +36,7 @@ DbUrl = Annotated[str | None, typer.Option("--db", help="Database URL (default: 
 def upgrade(db: DbUrl = None) -> None:
     """Upgrade the database in place to this callqa's newest schema revision, data included (a store written before
     revisions existed is first brought to the baseline). Back up the file (or dump the database) first."""
-    from callqa.serving import migrations
+    from callqa.serving.store import migrations
 
     url, engine = _engine(db)
     try:
@@ -52,7 +53,7 @@ def upgrade(db: DbUrl = None) -> None:
 @db_app.command("current")
 def current(db: DbUrl = None) -> None:
     """The database's schema revision, and this callqa's newest."""
-    from callqa.serving import migrations
+    from callqa.serving.store import migrations
 
     _, engine = _engine(db)
     at = migrations.current(engine)
@@ -65,7 +66,7 @@ def current(db: DbUrl = None) -> None:
 @db_app.command("history")
 def history() -> None:
     """Every schema revision, oldest first."""
-    from callqa.serving import migrations
+    from callqa.serving.store import migrations
 
     table = Table("revision", "after", "what changed")
     for revision, down, doc in migrations.history():

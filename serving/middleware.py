@@ -34,7 +34,7 @@ from starlette.routing import compile_path
 
 from callqa.calls import MAX_ID, Identifier
 
-from .auth import LOCAL_DEMO, KeyStore, allowed
+from .store import LOCAL_DEMO, KeyStore, allowed
 
 # The scope entry where routes find who sent the request (a KeyHolder).
 KEY_HOLDER = "callqa.key_holder"

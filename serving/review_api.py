@@ -34,14 +34,15 @@ from callqa.evidence import CallEvidence
 from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
 
-from .auth import LOCAL_DEMO, KeyHolder
 from .middleware import KEY_HOLDER, REVIEW_UI_CSP
 from .openapi import Operation
 from .params import Day, Flag, Name, Score, StrictQuery, ecma, query_schema
 from .report import PERIOD_PATTERN, REPORT_STYLE, Report
-from .reviews import (
+from .store import (
+    LOCAL_DEMO,
     CallFilter,
     CallView,
+    KeyHolder,
     QueueItem,
     QueuePolicy,
     Reviewer,

@@ -19,7 +19,6 @@ from callqa.schema import LabelSchema
 from .directory import AgentDirectory
 from .explainer import ClientGone
 from .params import QueryError
-from .record import ScorecardReview
 from .report import ReportBuilder, UnknownTeam, render_html
 from .review_api import (
     REPORT_PAGE_CSP,
@@ -34,7 +33,7 @@ from .review_api import (
     parse_body,
     review_request,
 )
-from .reviews import ReviewError, ReviewStore
+from .store import ReviewError, ReviewStore, ScorecardReview
 
 log = logging.getLogger("bentoml.callqa.reviews")
 

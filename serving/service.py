@@ -42,7 +42,6 @@ from callqa.schema import LabelSchema
 from callqa.scorecard import load_scorecard
 from callqa.scorer import CallPrediction, OnnxScorer, ScoringThreads
 from callqa.serving.appeal_api import APPEAL_OPERATIONS, appeal_routes
-from callqa.serving.appeals import Appeals
 from callqa.serving.batcher import GreedyBatcher
 from callqa.serving.config import Limits, load_serving_config
 from callqa.serving.directory import AgentDirectory
@@ -52,7 +51,7 @@ from callqa.serving.openapi import DOCS_PAGE, DOCS_SCRIPT, Operation, build_spec
 from callqa.serving.report import ReportBuilder
 from callqa.serving.review_api import KeyInfo, key_info, review_operations
 from callqa.serving.review_routes import review_routes
-from callqa.serving.reviews import ReviewStore
+from callqa.serving.store import Appeals, ReviewStore
 
 CONFIG = load_serving_config()
 # `callqa serve` resolves a tag like callqa-scorer:latest to a folder first, so both services load the same bundle.

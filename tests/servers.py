@@ -11,8 +11,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from callqa.serving.auth import KeyStore
 from callqa.serving.process import free_port, start_serve, stop_tree
+from callqa.serving.store import KeyStore
 
 
 class Server:

@@ -13,8 +13,18 @@ from typer.testing import CliRunner
 from callqa.cli import app
 from callqa.jsonl import load_calls
 from callqa.schema import load_schema
-from callqa.serving.appeals import AppealRequest, Appeals, AppealTarget, RulingInput, RulingRequest
-from callqa.serving.reviews import Conflict, NotFound, Reviewer, ReviewError, ReviewStore
+from callqa.serving.store import (
+    AppealRequest,
+    Appeals,
+    AppealTarget,
+    Conflict,
+    NotFound,
+    Reviewer,
+    ReviewError,
+    ReviewStore,
+    RulingInput,
+    RulingRequest,
+)
 
 from conftest import SAMPLE, score_randomly
 

@@ -17,3 +17,34 @@ def test_ruff_with_complexity_15_passes_on_every_package():
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-1000:]
     config = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     assert '"C901"' in config and "max-complexity = 15" in config
+
+
+def test_no_python_file_in_serving_is_over_400_lines():
+    long = {str(p.relative_to(REPO)): n for p in (REPO / "serving").rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert not long, f"over 400 lines: {long}"
+
+
+def test_only_the_store_package_touches_the_database():
+    """No module outside serving/store builds SQL, opens a Session or imports a row class: the store's API (what
+    its __init__ exports) is the one way in (tests and benchmarks may look underneath)."""
+    import ast
+
+    offenders = []
+    for path in [*(REPO / "serving").rglob("*.py"), *(REPO / "callqa").rglob("*.py"), *(REPO / "training").rglob("*.py")]:
+        if (REPO / "serving" / "store") in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                names = [a.name for a in node.names]
+                # The store's public API is the package itself (its __init__ exports no row class).
+                if module.split(".")[0] in ("sqlalchemy", "alembic") or "store." in module:
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: from {module} import {', '.join(names)}")
+            elif isinstance(node, ast.Import):
+                offenders += [f"{path.relative_to(REPO)}:{node.lineno}: import {a.name}" for a in node.names
+                              if a.name.split(".")[0] in ("sqlalchemy", "alembic")]
+    assert not offenders, "\n".join(offenders)
+    from callqa.serving import store
+
+    assert not [name for name in store.__all__ if name.endswith("Row") or name in ("ApiKey", "Base", "Session")]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from servers import Server, start_server, stop
 
-from callqa.serving.auth import KeyStore
+from callqa.serving.store import KeyStore
 
 from conftest import SAMPLE
 

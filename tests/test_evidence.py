@@ -121,7 +121,7 @@ def test_score_is_answered_while_a_long_calls_evidence_is_computed(tiny_bundle, 
 
     from servers import Server, start_server, stop
 
-    from callqa.serving.auth import KeyStore
+    from callqa.serving.store import KeyStore
 
     database = f"sqlite:///{tmp_path / 'db.sqlite'}"
     keys = {who: KeyStore(database).create(role, who)[0] for who, role in {"scorer": "scorer", "admin": "admin"}.items()}

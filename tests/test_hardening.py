@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from callqa.cli import app
-from callqa.serving.auth import PREFIX, ApiKey, KeyStore
-from callqa.serving.reviews import CallRow, ReviewStore
+from callqa.serving.store import PREFIX, KeyStore, ReviewStore
+from callqa.serving.store.calls import CallRow
+from callqa.serving.store.keys import ApiKey
 
 from conftest import SAMPLE
 
@@ -154,8 +155,7 @@ def rerun_data_revision(url: str) -> None:
     0003 (key ids, report columns) and 0004 (rule counts, every reviewed call's score of record) on its rows."""
     from alembic import command
 
-    from callqa.serving import migrations
-    from callqa.serving.db import open_engine
+    from callqa.serving.store import migrations, open_engine
 
     engine = open_engine(url)
     with engine.begin() as connection:

@@ -15,13 +15,18 @@ from typer.testing import CliRunner
 
 from callqa.cli import app
 from callqa.schema import load_schema
-from callqa.serving import migrations
-from callqa.serving.appeals import Appeals
-from callqa.serving.auth import KeyStore
-from callqa.serving.db import open_engine
-from callqa.serving.migrations import SchemaVersionError
-from callqa.serving.record import ScorecardReview
-from callqa.serving.reviews import CallFilter, ReviewRow, ReviewStore, _canonical
+from callqa.serving.store import (
+    Appeals,
+    CallFilter,
+    KeyStore,
+    ReviewStore,
+    ScorecardReview,
+    migrations,
+    open_engine,
+)
+from callqa.serving.store.history import canonical as _canonical
+from callqa.serving.store.migrations import SchemaVersionError
+from callqa.serving.store.reviews import ReviewRow
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SCHEMA = load_schema("callcenter")

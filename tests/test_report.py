@@ -17,7 +17,7 @@ from callqa.jsonl import load_calls
 from callqa.schema import load_schema
 from callqa.serving.directory import AgentDirectory, DirectoryError
 from callqa.serving.report import Period, ReportBuilder, write_report
-from callqa.serving.reviews import Reviewer, ReviewStore, ScorecardReview
+from callqa.serving.store import Reviewer, ReviewStore, ScorecardReview
 
 from conftest import SAMPLE, score_randomly
 
@@ -160,12 +160,8 @@ def test_a_reviewers_points_replace_the_models_and_the_report_says_so(store):
     # A store written before these tables existed gets them filled by `callqa db upgrade` (revision 0003).
     from sqlalchemy import delete
 
-    from callqa.serving.reviews import (
-        PredictionTopicRow,
-        ReviewedItemRow,
-        ReviewedScorecardRow,
-        ReviewedTopicRow,
-    )
+    from callqa.serving.store.calls import PredictionTopicRow
+    from callqa.serving.store.reviews import ReviewedItemRow, ReviewedScorecardRow, ReviewedTopicRow
 
     with store.engine.begin() as conn:
         for table in (PredictionTopicRow, ReviewedItemRow, ReviewedScorecardRow, ReviewedTopicRow):
@@ -293,7 +289,7 @@ def test_the_queue_search_filters_every_stored_call(store):
 
     from callqa.serving.params import QueryError
     from callqa.serving.review_api import QueueQuery, call_filter
-    from callqa.serving.reviews import CallFilter
+    from callqa.serving.store import CallFilter
 
     schema = load_schema("callcenter")
     rows = list(zip(store.calls, store.scored, PLAN))

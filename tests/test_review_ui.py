@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from callqa.cli import app
 from callqa.schema import load_schema
 from callqa.serving.process import stop_tree
-from callqa.serving.reviews import QueuePolicy, ReviewStore
+from callqa.serving.store import QueuePolicy, ReviewStore
 
 from conftest import SAMPLE
 
@@ -226,7 +226,7 @@ def test_evidence_is_computed_by_the_served_model_cached_and_shown_on_the_turns(
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from callqa.serving.reviews import EvidenceRow
+    from callqa.serving.store.calls import EvidenceRow
 
     # A call of its own, so no other test has reviewed it out of the queue.
     call = {**sample_calls(1, start=250)[0], "call_id": "evidence-ui-1"}

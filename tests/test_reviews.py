@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session
 from callqa.calls import Call, Turn
 from callqa.pipeline import ScoredCall, head_scores
 from callqa.schema import load_schema
-from callqa.serving.reviews import (
+from callqa.serving.store import (
     Conflict,
-    CorrectionRow,
     Leased,
     NotFound,
     QueuePolicy,
@@ -29,6 +28,7 @@ from callqa.serving.reviews import (
     ReviewStore,
     sample_key,
 )
+from callqa.serving.store.reviews import CorrectionRow
 
 SCHEMA = load_schema("callcenter")
 ANNA, BO = Reviewer("cqa_anna", "Anna"), Reviewer("cqa_bo", "Bo")
@@ -77,7 +77,7 @@ def test_scorecards_are_stored_in_queryable_columns_with_each_prediction(store):
     from sqlalchemy.orm import Session
 
     from callqa.scorecard import load_scorecard
-    from callqa.serving.reviews import ScorecardItemRow, ScorecardRow
+    from callqa.serving.store.calls import ScorecardItemRow, ScorecardRow
 
     card = load_scorecard("default", SCHEMA)
     rude = make_call("c1").model_copy(update={"turns": [*make_call("c1").turns, Turn(speaker="agent", text="你急什么")]})
@@ -109,7 +109,7 @@ def store_graded(store, call_id: str, *agent_lines: str):
 
 def test_a_reviewer_marks_a_deduction_wrong_adds_a_missed_one_and_sets_points(store):
     from callqa.serving.agreement import scorecard_agreement
-    from callqa.serving.reviews import HitRef, MissedDeduction, ScorecardReview
+    from callqa.serving.store import HitRef, MissedDeduction, ScorecardReview
 
     card = store_graded(store, "c1", "您说是什么问题", "你说什么")
     hits = card.items()["standard_questions"].deductions
@@ -141,7 +141,7 @@ def test_a_reviewer_marks_a_deduction_wrong_adds_a_missed_one_and_sets_points(st
     ({"points": {"opening": 4}}, "scorecard.points.opening: 4 is more than the item's 3"),
 ])
 def test_a_scorecard_verdict_that_does_not_fit_the_prediction_is_refused_and_nothing_is_saved(store, verdict, mentions):
-    from callqa.serving.reviews import ScorecardReview
+    from callqa.serving.store import ScorecardReview
 
     store_graded(store, "c1", "您说是什么问题")
     with pytest.raises(ReviewError, match=mentions.replace("(", r"\(")):
@@ -366,7 +366,8 @@ def test_stored_predictions_say_what_produced_them_and_readers_use_it(tmp_path):
     from callqa.jsonl import load_calls
     from callqa.scorecard import load_scorecard
     from callqa.serving.report import ReportBuilder
-    from callqa.serving.reviews import ModelRow, Reviewer, ScorecardRow
+    from callqa.serving.store import Reviewer
+    from callqa.serving.store.calls import ModelRow, ScorecardRow
 
     from conftest import SAMPLE, score_randomly
 

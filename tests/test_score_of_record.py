@@ -1,4 +1,4 @@
-"""The score of record (serving/record.py): one scorecard per call after reviews and appeal rulings, and every reader
+"""The score of record (serving/store/record.py): one scorecard per call after reviews and appeal rulings, and every reader
 — the review UI's view and live preview, the queue, the agent's list and detail, the month report, the export —
 shows that one. A confirmed 禁语 keeps its red line; a 漏扣 takes points; a reopened call shows the reviewer's card."""
 
@@ -14,10 +14,21 @@ from hypothesis import strategies as st
 
 from callqa.calls import Call, Turn
 from callqa.schema import load_schema
-from callqa.serving.appeals import AppealRequest, Appeals, AppealTarget, RulingInput, RulingRequest
-from callqa.serving.record import HitRef, MissedDeduction, ScorecardReview, item_points
 from callqa.serving.report import ReportBuilder
-from callqa.serving.reviews import CallFilter, Reviewer, ReviewStore
+from callqa.serving.store import (
+    AppealRequest,
+    Appeals,
+    AppealTarget,
+    CallFilter,
+    HitRef,
+    MissedDeduction,
+    Reviewer,
+    ReviewStore,
+    RulingInput,
+    RulingRequest,
+    ScorecardReview,
+    item_points,
+)
 
 from conftest import score_randomly
 

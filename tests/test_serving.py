@@ -27,8 +27,8 @@ from callqa.jsonl import load_calls
 from callqa.pipeline import ScoringPipeline
 from callqa.scorecard import load_scorecard
 from callqa.scorer import OnnxScorer
-from callqa.serving.auth import KeyStore
 from callqa.serving.middleware import GuardMiddleware
+from callqa.serving.store import KeyStore
 from callqa.training.data import build_dataset
 from callqa.training.evaluate import load_run
 from callqa.training.trainer import predict_rows

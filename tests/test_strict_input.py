@@ -16,10 +16,10 @@ from test_hardening import raw_request
 from typer.testing import CliRunner
 
 from callqa.cli import app
-from callqa.serving.auth import KeyStore
 from callqa.serving.params import QueryError
 from callqa.serving.report import REPORT_STYLE
 from callqa.serving.review_api import QueueQuery, ReportQuery
+from callqa.serving.store import KeyStore
 
 
 @pytest.fixture(scope="module")

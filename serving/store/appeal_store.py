@@ -16,77 +16,24 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, Text, func, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from callqa.calls import Call, json_int
 from callqa.pipeline import ScoredCall
 from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
 
-from .db import Base
+from .appeals import AppealEntryRow, AppealRow, RulingRow
+from .calls import CallRow, PredictionRow, latest_prediction
+from .db import as_utc, utcnow
+from .errors import Conflict, Mismatch, NotFound, ReviewError
+from .history import history_of
+from .models import Reviewer
 from .record import CharIndex, HitRef, ItemId, ScorecardReview, TurnIndex, score_of_record
-from .reviews import (
-    CallRow,
-    Conflict,
-    Mismatch,
-    NotFound,
-    PredictionRow,
-    Reviewer,
-    ReviewError,
-    ReviewStore,
-    _latest_prediction,
-    _utc,
-    history_of,
-    utcnow,
-)
+from .review_store import ReviewStore
 
 MAX_ROUNDS = 2  # a first appeal, and one more after it was upheld; the second ruling is final
-
-
-class AppealRow(Base):
-    __tablename__ = "appeals"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    call_id: Mapped[str] = mapped_column(ForeignKey("review_calls.call_id"), index=True)
-    prediction_id: Mapped[int] = mapped_column(ForeignKey("predictions.id"))
-    agent_id: Mapped[str] = mapped_column(String(200), index=True)
-    filed_by: Mapped[str] = mapped_column(String(64))  # the agent key's id
-    filed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    reason: Mapped[str] = mapped_column(Text)
-
-
-class AppealEntryRow(Base):
-    """One appealed deduction (rule, turn, start) of an item, or the whole item (rule None)."""
-
-    __tablename__ = "appeal_entries"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    appeal_id: Mapped[int] = mapped_column(ForeignKey("appeals.id"), index=True)
-    call_id: Mapped[str] = mapped_column(String(200), index=True)
-    item: Mapped[str] = mapped_column(String(100))
-    rule: Mapped[str | None] = mapped_column(String(100))
-    turn: Mapped[int | None] = mapped_column(Integer)
-    start: Mapped[int | None] = mapped_column(Integer)
-    round: Mapped[int] = mapped_column(Integer)
-    # What was at stake when filed, as the score of record showed it (NULL in entries filed before: read from the
-    # model's card): a reviewer's 漏扣 is on no model card.
-    title: Mapped[str | None] = mapped_column(String(300))
-    points: Mapped[float | None] = mapped_column(Float)
-
-
-class RulingRow(Base):
-    __tablename__ = "appeal_rulings"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    entry_id: Mapped[int] = mapped_column(ForeignKey("appeal_entries.id"), unique=True)  # one ruling per entry
-    decision: Mapped[str] = mapped_column(String(20))  # upheld | overturned
-    comment: Mapped[str] = mapped_column(Text, default="")
-    decided_by: Mapped[str] = mapped_column(String(64))
-    decided_by_name: Mapped[str] = mapped_column(String(200), default="")
-    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    final: Mapped[bool] = mapped_column(Boolean)
-    review_id: Mapped[int | None] = mapped_column(Integer)  # the correction an overturn saved
 
 
 class AppealTarget(BaseModel):
@@ -182,7 +129,7 @@ class Appeals:
         row = session.get(CallRow, call_id)
         if row is None or row.agent_id != agent_id:
             raise NotFound("no such call of yours")  # another agent's call looks exactly like a missing one
-        return row, _latest_prediction(session, call_id)
+        return row, latest_prediction(session, call_id)
 
     def my_calls(self, agent_id: str, limit: int = 100) -> list[AgentCall]:
         with Session(self.store.engine) as session:
@@ -194,8 +141,8 @@ class Appeals:
                 .order_by(CallRow.started_at.desc(), CallRow.call_id).limit(limit)).all()
             counts = dict(session.execute(select(AppealRow.call_id, func.count()).where(AppealRow.agent_id == agent_id)
                                           .group_by(AppealRow.call_id)).all())
-        return [AgentCall(call_id=r.call_id, started_at=_utc(r.started_at), total=r.total, max_total=r.max_total,
-                          red_line=r.red_line, appealable_until=_utc(r.created) + self.window if r.total is not None else None,
+        return [AgentCall(call_id=r.call_id, started_at=as_utc(r.started_at), total=r.total, max_total=r.max_total,
+                          red_line=r.red_line, appealable_until=as_utc(r.created) + self.window if r.total is not None else None,
                           appeals=counts.get(r.call_id, 0)) for r in rows]
 
     def my_call(self, call_id: str, agent_id: str) -> AgentCallView:
@@ -204,7 +151,7 @@ class Appeals:
             appeals = self._records(session, call_id)
             card = _record(session, call_id, prediction)  # as every other screen shows it
         return AgentCallView(call=Call.model_validate(row.call), scorecard=card, appeals=appeals,
-                             appealable_until=_utc(prediction.created) + self.window if card else None)
+                             appealable_until=as_utc(prediction.created) + self.window if card else None)
 
     def file(self, call_id: str, agent: Reviewer, agent_id: str, request: AppealRequest) -> AppealRecord:
         now = utcnow()
@@ -214,9 +161,9 @@ class Appeals:
             card = _record(session, call_id, prediction)  # what the agent sees: the score of record
             if card is None:
                 raise Conflict(f"call {call_id} has no scorecard to appeal")
-            if now > _utc(prediction.created) + self.window:
+            if now > as_utc(prediction.created) + self.window:
                 raise Conflict(f"the appeal window of call {call_id} closed at "
-                                  f"{_utc(prediction.created) + self.window:%Y-%m-%d %H:%M} UTC")
+                                  f"{as_utc(prediction.created) + self.window:%Y-%m-%d %H:%M} UTC")
             previous = self._entries(session, call_id)
             rounds, stakes = [], []
             for n, target in enumerate(request.entries):
@@ -287,7 +234,7 @@ class Appeals:
             + [HitRef(item=i.id, rule=d.rule, turn=d.turn, start=d.start) for i in whole for d in i.deductions],
             points={i.id: i.max_points for i in whole})
         row = session.get(CallRow, appeal.call_id)
-        if _latest_prediction(session, appeal.call_id).id != appeal.prediction_id:
+        if latest_prediction(session, appeal.call_id).id != appeal.prediction_id:
             raise Conflict(f"call {appeal.call_id} was scored again since the appeal; the agent should appeal the "
                            f"new scorecard")
         record = self.store.save_review(session, appeal.call_id, lead, row.revision, {}, self.schema, scorecard=verdict,
@@ -314,11 +261,11 @@ class Appeals:
                 title, points = (e.title, e.points) if e.title is not None else \
                     _stake(cards[a.prediction_id], target, "entry")
                 ruling = None if r is None else Ruling(decision=r.decision, comment=r.comment, decided_by=r.decided_by,
-                                                       decided_by_name=r.decided_by_name, decided_at=_utc(r.decided_at),
+                                                       decided_by_name=r.decided_by_name, decided_at=as_utc(r.decided_at),
                                                        final=r.final)
                 entries.append(AppealEntry(id=e.id, round=e.round, title=title, points=points, ruling=ruling,
                                            **target.model_dump()))
-            out.append(AppealRecord(id=a.id, call_id=a.call_id, agent_id=a.agent_id, filed_at=_utc(a.filed_at),
+            out.append(AppealRecord(id=a.id, call_id=a.call_id, agent_id=a.agent_id, filed_at=as_utc(a.filed_at),
                                     reason=a.reason, entries=entries))
         return out
 

@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["call_id"], ["review_calls.call_id"]),
         sa.PrimaryKeyConstraint("call_id", "item", "rule"),
     )
-    from callqa.serving.reviews import fill_deduction_counts
+    from callqa.serving.store.backfill import fill_deduction_counts
 
     fill_deduction_counts(op.get_bind())
 

@@ -1,8 +1,9 @@
 """The service's database: SQLite (one file, WAL) by default, PostgreSQL by URL. A new database is created at the
-newest schema revision on first use; an existing one must be at it (`callqa db upgrade`: serving/migrations)."""
+newest schema revision on first use; an existing one must be at it (`callqa db upgrade`: serving/store/migrations)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -38,3 +39,12 @@ def open_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
     return engine
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A stored moment as an aware UTC datetime: SQLite hands back naive ones, and everything stored is UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import Boolean, DateTime, String, inspect, select, text, update
+from sqlalchemy import Boolean, DateTime, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Base, make_engine
@@ -63,25 +63,6 @@ def new_key_id() -> str:
     return ID_PREFIX + secrets.token_hex(6)
 
 
-# Tables outside this module that name a key by its id (the review store's).
-KEY_ID_COLUMNS = (("reviews", "reviewer"), ("review_calls", "lease_owner"))
-
-
-def migrate_key_ids(bind) -> int:
-    """Give keys made before ids were random (id = the key's first 12 characters, cqa_ + 8 of the secret) a random
-    id, here and wherever reviews name them (schema revision 0003). Returns how many keys were renamed."""
-    tables = set(inspect(bind).get_table_names())
-    renamed = 0
-    with Session(bind) as session, session.begin():
-        for old in session.scalars(select(ApiKey.id).where(ApiKey.id.startswith(PREFIX))).all():
-            new = new_key_id()
-            session.execute(update(ApiKey).where(ApiKey.id == old).values(id=new))
-            for table, column in KEY_ID_COLUMNS:
-                if table in tables:
-                    session.execute(text(f"UPDATE {table} SET {column} = :new WHERE {column} = :old"),
-                                    {"new": new, "old": old})
-            renamed += 1
-    return renamed
 
 
 class KeyStore:

@@ -17,8 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     # The functions that did this on open until now; both find nothing to do on a new store.
-    from callqa.serving.auth import migrate_key_ids
-    from callqa.serving.reviews import fill_report_tables
+    from callqa.serving.store.backfill import fill_report_tables, migrate_key_ids
 
     bind = op.get_bind()
     migrate_key_ids(bind)

@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("added", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("tag"),
     )
-    # NULL in reviews saved before: judged where the review has verdict rows (serving/reviews.py reads it so).
+    # NULL in reviews saved before: judged where the review has verdict rows (serving/store/history.py reads it so).
     op.add_column("reviews", sa.Column("scorecard_judged", sa.Boolean(), nullable=True))
 
 

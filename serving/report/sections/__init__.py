@@ -1,0 +1,33 @@
+"""The sections of the QA report, in the order it shows them: a new section is a module here and a line below, and
+appears in the HTML, the XLSX, the CSVs and the dashboard."""
+
+from __future__ import annotations
+
+from .agents import Agents
+from .agreement import Agreement
+from .appeals import Appeals
+from .base import Section
+from .categories import Categories
+from .deductions import Deductions
+from .items import Items
+from .overview import Overview
+from .rule_precision import RulePrecision
+from .section_subtotals import SectionSubtotals
+from .trend import Trend
+from .worst import WorstCalls
+
+SECTIONS: list[Section] = [
+    Overview(),
+    Categories(),
+    Agents(),
+    SectionSubtotals(),
+    Items(),
+    Trend(),
+    Deductions(),
+    WorstCalls(),
+    Appeals(),
+    Agreement(),
+    RulePrecision(),
+]
+
+__all__ = ["SECTIONS", "Section"]
