@@ -342,3 +342,36 @@ def test_serve_takes_the_agent_directory_the_demo_reports_with(monkeypatch):
     assert served and reported and served[1] == reported[1]
     monkeypatch.setenv("CALLQA_AGENTS", served[1])
     assert load_serving_config().agents == served[1]
+
+
+def test_a_new_section_is_one_class_and_one_registry_line_and_shows_in_every_format(store, tmp_path, monkeypatch):
+    """The registry is the one list every renderer walks: a section added to it (here: calls per weekday, from the
+    context's rows) appears in the report JSON the dashboard draws, the HTML, the XLSX and the CSVs."""
+    from openpyxl import load_workbook
+
+    from callqa.serving.report import ReportContext, Table
+    from callqa.serving.report.sections import SECTIONS, Section
+
+    class Weekdays(Section):
+        def tables(self, context: ReportContext) -> list[Table]:
+            counts = {}
+            for call in store.calls:
+                local = call.started_at.astimezone(context.tz)
+                if context.period.start <= local < context.period.end:
+                    counts[local.strftime("%A")] = counts.get(local.strftime("%A"), 0) + 1
+            return [Table(name="weekdays", title="按星期统计", columns=["星期", "通话数"],
+                          rows=[[day, n] for day, n in sorted(counts.items())], note="测试用")]
+
+    monkeypatch.setattr("callqa.serving.report.sections.SECTIONS", [*SECTIONS, Weekdays()])
+    monkeypatch.setattr("callqa.serving.report.builder.SECTIONS", [*SECTIONS, Weekdays()])
+    report = ReportBuilder(store, load_schema("callcenter")).build("2026-03")
+    added = report.table("weekdays")
+    assert sum(n for _, n in added.rows) == sum(in_march(s) for _, s in PLAN) == report.table("overview").rows[2][1]
+    assert report.model_dump(mode="json")["tables"][-1]["title"] == "按星期统计"  # what /api/reviews/report serves
+    paths = write_report(report, tmp_path / "out")
+    assert '<section id="weekdays"><h2>按星期统计</h2>' in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "按星期统计" in load_workbook(tmp_path / "out" / "report.xlsx").sheetnames
+    assert (tmp_path / "out" / "csv" / "weekdays.csv") in paths
+    # Without it in the registry, no format has it.
+    monkeypatch.setattr("callqa.serving.report.builder.SECTIONS", SECTIONS)
+    assert "weekdays" not in [t.name for t in ReportBuilder(store, load_schema("callcenter")).build("2026-03").tables]
