@@ -81,7 +81,7 @@ serve: bundle
 	@mkdir -p var
 	@# The demo's own database, brought to this checkout's schema revision (a store from an earlier demo too).
 	@$(CALLQA) db upgrade --db $(DB) > /dev/null
-	@$(CALLQA) reviews ingest data/sample/test.jsonl --bundle bundles/demo/current --db $(DB)
+	@$(CALLQA) score data/sample/test.jsonl --bundle bundles/demo/current --into store --db $(DB)
 	@$(CALLQA) report --period 2026-06 --db $(DB) --agents datasets/examples/agents.csv --ui-base http://127.0.0.1:$(PORT) \
 		-o var/report-2026-06 > /dev/null && echo "QA month report: var/report-2026-06/report.html (and .xlsx, csv/)"
 	@KEY=$$($(CALLQA) keys create --role scorer --name demo --db $(DB) 2>/dev/null); \

@@ -18,11 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from callqa.batch import read_scores, score_files, score_files_ray
+from callqa.batch import LocalEngine, ParquetSink, RayEngine, read_scores
 from callqa.bundle import resolve_bundle
-from callqa.pipeline import ScoringPipeline
-from callqa.scorecard import load_scorecard
-from callqa.scorer import OnnxScorer
+from callqa.session import ScoringSession
 
 LOCAL_CHECK = 2000
 SAMPLE = Path(__file__).resolve().parent.parent / "datasets" / "sample" / "calls.jsonl"
@@ -63,8 +61,10 @@ def main() -> None:
     generate(args.calls, data)
     bundle = resolve_bundle(args.bundle)
     cores = len(os.sched_getaffinity(0))
-    scorer = OnnxScorer.from_bundle(bundle, threads=1)  # as `callqa score` runs it: a single-thread run per core
-    pipeline = ScoringPipeline(scorer.info, load_scorecard("default", scorer.schema))
+    # As `callqa score` runs it: a single-thread run per core; local-one-run: one run on every core.
+    session = ScoringSession(bundle, "default", run_threads=1, runs=None)
+    one_run = ScoringSession(bundle, "default", run_threads=cores, runs=1)
+    scorer = session.scorer
 
     result = {
         "what": "callqa score, local engine (a model run per core, 1 onnxruntime thread each) vs --engine ray (local "
@@ -77,13 +77,12 @@ def main() -> None:
         print(f"{args.calls} calls: {engine} engine …", flush=True)
         started = time.perf_counter()
         if engine == "local":
-            done = score_files([data], work / engine, scorer, pipeline, chunk_size=args.chunk_size, workers=None)
+            done = LocalEngine().run(session, [data], ParquetSink(str(work / engine)), chunk_size=args.chunk_size)
         elif engine == "local-one-run":
-            done = score_files([data], work / engine, OnnxScorer.from_bundle(bundle, threads=cores), pipeline,
-                               chunk_size=args.chunk_size)
+            done = LocalEngine().run(one_run, [data], ParquetSink(str(work / engine)), chunk_size=args.chunk_size)
         else:
-            done = score_files_ray([data], work / engine, bundle, "default", chunk_size=args.chunk_size,
-                                   workers=os.cpu_count())
+            done = RayEngine(workers=os.cpu_count()).run(session, [data], ParquetSink(str(work / engine)),
+                                                         chunk_size=args.chunk_size)
         seconds = time.perf_counter() - started
         result[engine] = {"seconds": seconds, "calls_per_s": done.calls / seconds, "padding_waste": done.padding_waste}
         print(f"{engine}: {done.calls / seconds:.1f} calls/s", flush=True)
@@ -93,7 +92,7 @@ def main() -> None:
         head = work / "head.jsonl"
         with open(data, encoding="utf-8") as src, open(head, "w", encoding="utf-8") as dst:
             dst.writelines(line for _, line in zip(range(LOCAL_CHECK), src))
-        score_files([head], work / "local", scorer, pipeline, chunk_size=args.chunk_size, workers=None)
+        LocalEngine().run(session, [head], ParquetSink(str(work / "local")), chunk_size=args.chunk_size)
     totals = {engine: dict(zip(*read_scores(work / engine).select(["call_id", "scorecard.total"]).to_pydict().values()))
               for engine in ("local", "ray") if (work / engine).exists()}
     if len(totals) == 2:

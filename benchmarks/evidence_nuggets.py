@@ -24,7 +24,7 @@ from sklearn.metrics import roc_auc_score
 from callqa.calls import Votes
 from callqa.evidence import attributions, occlusion_batch
 from callqa.jsonl import load_calls
-from callqa.scorer import OnnxScorer
+from callqa.session import ScoringSession
 
 
 def majority(label) -> str | None:
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/evidence-nuggets-latest.json"))
     args = parser.parse_args()
 
-    scorer = OnnxScorer.from_bundle(args.bundle)
+    scorer = ScoringSession(args.bundle, None, run_threads=None).scorer
     calls = [c for c in load_calls(args.data) if len(c.turns) >= 2]
     hits = {"nugget": [], "goal": []}
     chance = {"nugget": [], "goal": []}

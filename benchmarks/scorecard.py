@@ -57,11 +57,10 @@ def hit_rates(card: Scorecard, calls: list[Call]) -> dict:
 
 
 def pipeline_cost(bundle: Path, card: Scorecard, calls: list[Call]) -> dict:
-    from callqa.pipeline import ScoringPipeline
-    from callqa.scorer import OnnxScorer
+    from callqa.session import ScoringSession
 
-    scorer = OnnxScorer.from_bundle(bundle)
-    pipeline = ScoringPipeline(scorer.info, card)
+    session = ScoringSession(bundle, card, run_threads=None)
+    scorer, pipeline = session.scorer, session.pipeline
     started = time.perf_counter()
     predictions = scorer.predict(calls)
     model_s = time.perf_counter() - started
@@ -79,9 +78,9 @@ def pipeline_cost(bundle: Path, card: Scorecard, calls: list[Call]) -> dict:
 
 def evidence_cost(bundle: Path, calls: list[Call]) -> dict:
     from callqa.evidence import attributions, occlusion_batch
-    from callqa.scorer import OnnxScorer
+    from callqa.session import ScoringSession
 
-    scorer = OnnxScorer.from_bundle(bundle)
+    scorer = ScoringSession(bundle, None, run_threads=None).scorer
     scorer.predict(calls[:2])  # warm-up
     started = time.perf_counter()
     for call in calls:

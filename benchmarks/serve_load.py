@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from callqa.bundle import resolve_bundle
 from callqa.jsonl import load_calls
 from callqa.scorer import OnnxScorer, ScoringThreads
 from callqa.serving.loadtest import load_test
 from callqa.serving.process import api_worker, start_serve, stop_tree
+from callqa.session import ScoringSession
 from callqa.training.bench import cpu_flags, cpu_model
 
 LEVELS = (1, 8, 32)
@@ -101,8 +101,9 @@ def main() -> None:
     args = parser.parse_args()
 
     calls = load_calls(Path(args.data))
-    scorer = OnnxScorer.from_bundle(resolve_bundle(args.bundle), threads=os.cpu_count())
-    per_core = ScoringThreads(OnnxScorer.from_bundle(resolve_bundle(args.bundle), threads=1))
+    # Raw onnxruntime as callqa scores: one run on every core, and a single-thread run per core side by side.
+    scorer = ScoringSession(args.bundle, None, run_threads=os.cpu_count()).scorer
+    per_core = ScoringSession(args.bundle, None, run_threads=1).threads()
     tmp = Path(tempfile.mkdtemp(prefix="callqa-load-"))
     server, port = start_serve(args.bundle, tmp / "server.log", "--no-auth", "--db", f"sqlite:///{tmp}/callqa.db")
     raw, rounds = [raw_calls_per_second(scorer, per_core, calls)], []

@@ -42,11 +42,18 @@ def main(
 @app.command("score", rich_help_panel="Scoring")
 def score(
     inputs: Annotated[list[str], typer.Argument(help="JSONL call files, globs (quoted) or folders of *.jsonl.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: a Parquet dataset (part-*.parquet) and "
-                                      "rejects-*.jsonl for bad lines.")],
     bundle: Annotated[str, typer.Option("--bundle", "-b", help="Bundle folder or tag in the BentoML model store "
                                         "(callqa-scorer:VERSION, or latest).")],
+    into: Annotated[str, typer.Option(help="Where the scores go: parquet (flat columns, part-*.parquet), jsonl (each "
+                                      "call's result as /score answers it) or store (the review store: the queue, "
+                                      "reports and exports read them).")] = "parquet",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="--into parquet/jsonl: the output folder (parts and "
+                                             "rejects-*.jsonl for bad lines).")] = None,
+    db: Annotated[str | None, typer.Option(help="--into store: the database URL (default: the serving config's, "
+                                           "sqlite:///var/callqa.db).")] = None,
     scorecard: Annotated[str, typer.Option(help="QA scorecard: a shipped name, a YAML path, or none.")] = "default",
+    redact: Annotated[bool, typer.Option(help="Mask phone, ID, bank card numbers and e-mails before scoring and "
+                                         "keeping the calls.")] = False,
     chunk_size: Annotated[int, typer.Option(help="Input lines per output part (the unit a rerun skips).", min=1)] = 2000,
     batch_size: Annotated[int, typer.Option(help="Calls per onnxruntime run.", min=1)] = 64,
     threads: Annotated[int | None, typer.Option(help="Cores the local engine uses: that many model runs side by side, "
@@ -58,55 +65,69 @@ def score(
     workers: Annotated[int | None, typer.Option(help="--engine ray: actors (each loads the bundle once; default: "
                                                 "one per CPU of the cluster).", min=1)] = None,
 ) -> None:
-    """Score call files in bulk through the same pipeline as /score, into flat Parquet columns: per head the level,
-    confidence, expected score and distribution (topics over threshold), the scorecard total, red line and item
-    points, the model tag and the card's hash. Bad lines are written to rejects-*.jsonl as file:line:field and
-    counted; they never stop the job. A killed job, run again, skips the parts already written."""
-    from callqa.batch import input_files, score_files_ray
-    from callqa.bundle import BundleError, resolve_bundle
-    from callqa.pipeline import ScoringPipeline
-    from callqa.scorecard import ScorecardError, load_scorecard
-    from callqa.scorer import OnnxScorer
+    """Score call files in bulk through the same pipeline as /score. [bold]--into parquet[/bold] (default): flat
+    columns — per head the level, confidence, expected score and distribution (topics over threshold), the scorecard
+    total, red line and item points, the model tag and the card's hash; [bold]--into jsonl[/bold]: /score's result
+    per call; [bold]--into store[/bold]: the review queue. Bad lines are reported as file:line:field and counted;
+    they never stop the job (exit 1 at the end). A killed job, run again, skips the parts already written."""
+    from callqa.batch import ENGINES, RayEngine, input_files, make_sink
+    from callqa.bundle import BundleError
+    from callqa.scorecard import ScorecardError
+    from callqa.session import ScoringSession
 
-    if engine not in ("local", "ray"):
-        raise fail(f"--engine: local or ray, not {engine!r}")
+    if engine not in ENGINES:
+        raise fail(f"--engine: {' or '.join(ENGINES)}, not {engine!r}")
+    if into != "store" and out is None:
+        raise fail(f"--into {into} writes a folder: give it with --out")
     try:
         files = input_files(inputs)
-        bundle_dir = resolve_bundle(bundle)
-        scorer = OnnxScorer.from_bundle(bundle_dir, threads=1)  # one per run; runs side by side use the cores
-        card = None if scorecard == "none" else load_scorecard(scorecard)
-        pipeline = ScoringPipeline(scorer.info, card)
+        # One onnxruntime thread per run; `threads` runs side by side use the cores.
+        session = ScoringSession(bundle, scorecard, run_threads=1, runs=threads, redact=redact)
+        sink = make_sink(into, str(out) if into != "store" else _store_url(db))
     except (BundleError, ScorecardError, FileNotFoundError, ValueError) as err:
         raise fail(str(err)) from None
-    if engine == "ray":
-        try:
-            result = score_files_ray(files, out, bundle_dir, None if scorecard == "none" else scorecard, chunk_size,
-                                     batch_size, address, workers)
-        except ImportError:
-            raise fail("--engine ray needs Ray: pip install 'callqa[scale]'") from None
-    else:
-        result = _score_locally(files, out, scorer, pipeline, chunk_size, batch_size, workers=threads)
-    console.print(f"{result.calls} calls scored into {out} ({result.parts_written} parts written, "
-                  f"{result.parts_skipped} already there; padding {result.padding_waste:.1%} of the tokens computed); "
-                  f"{result.rejected_lines} bad lines in {out}/rejects-*.jsonl")
+    try:
+        runner = RayEngine(address, workers) if engine == "ray" else ENGINES[engine]()
+        result = _run_with_progress(runner, session, files, sink, chunk_size, batch_size)
+    except ImportError:
+        raise fail("--engine ray needs Ray: pip install 'callqa[scale]'") from None
+    for error in getattr(sink, "rejects", []):  # a sink that keeps no files of rejects (the store)
+        err_console.print(str(error), highlight=False, markup=False)
+    where = f"{out}" if out is not None else "the review store"
+    stored = f", {sink.added} new predictions stored" if into == "store" else ""
+    console.print(f"{result.calls} calls scored by {session.tag} into {where} ({result.parts_written} parts written, "
+                  f"{result.parts_skipped} already there{stored}; padding {result.padding_waste:.1%} of the tokens "
+                  f"computed); {result.rejected_lines} bad lines" + (f" in {out}/rejects-*.jsonl" if out else ""))
     if result.rejected_lines:
         raise typer.Exit(1)
 
 
-def _score_locally(files, out, scorer, pipeline, chunk_size: int, batch_size: int, workers: int | None):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def _store_url(db: str | None) -> str:
+    """The review store's URL: --db, else the serving config's; a store behind or ahead of this callqa is refused."""
+    try:
+        from callqa.serving.config import load_serving_config
+        from callqa.serving.store import SchemaVersionError, make_engine
+    except ImportError:
+        raise fail("--into store needs the serving side: pip install 'callqa[serve]'") from None
+    url = db or load_serving_config().database
+    try:
+        make_engine(url).dispose()
+    except SchemaVersionError as err:  # one line naming the command that fixes it
+        raise fail(str(err)) from None
+    return url
 
-    from callqa.batch import score_files
+
+def _run_with_progress(runner, session, files, sink, chunk_size: int, batch_size: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     lines = 0
     for path in files:
         with open(path, "rb") as handle:
             lines += sum(1 for _ in handle)
-    columns = [TextColumn(f"scoring with {scorer.info.tag}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    columns = [TextColumn(f"scoring with {session.tag}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("score", total=lines)
-        return score_files(files, out, scorer, pipeline, chunk_size, batch_size,
-                           advance=lambda n: progress.advance(task, n), workers=workers)
+        return runner.run(session, files, sink, chunk_size, batch_size, advance=lambda n: progress.advance(task, n))
 
 
 @data_app.command("validate")
@@ -334,7 +355,7 @@ def scorecard_check(
                                                "schema (folder or tag): its `schema:` and every head and level it "
                                                "names.")] = None,
 ) -> None:
-    """Check a scorecard as `callqa serve`, `callqa score` and `reviews ingest` do before scoring a call: every field,
+    """Check a scorecard as `callqa serve` and `callqa score` do before scoring a call: every field,
     rule and phrase list, and with --bundle the schema it is written for. One line per problem; exit 1 on any."""
     from callqa.bundle import BundleError, read_bundle_info, resolve_bundle
     from callqa.pipeline import ScoringPipeline

@@ -1,6 +1,6 @@
 """The one scoring pipeline: calls → the model's head scores and the scorecard, per call.
 
-/score, `callqa reviews ingest` and batch jobs all score through :class:`ScoringPipeline`, so a call gets the same
+/score and `callqa score` (every engine and sink) all score through :class:`ScoringPipeline`, so a call gets the same
 numbers wherever it is scored. The scoring service batches the model's work across requests, so it calls the two
 halves separately: the batched model run's predictions, then :meth:`ScoringPipeline.assemble` per request.
 """

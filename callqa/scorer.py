@@ -1,5 +1,5 @@
 """Scores calls with a bundle's ONNX graph on onnxruntime: the torch-free twin of training's ``predict_rows``, used
-by serving, `reviews ingest`, export's gate and bench alike.
+by serving, `callqa score`, export's gate and bench alike.
 
 Calls are rendered and windowed by the core :class:`callqa.render.CallEncoder` (the code training used), the
 windows of all calls in a batch are sorted by length and run in chunks padded only to their own longest window

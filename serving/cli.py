@@ -111,20 +111,19 @@ def serve_cmd(
     import os
     import sys
 
-    from callqa.bundle import BundleError, load_bundle, resolve_bundle
-    from callqa.pipeline import ScoringPipeline
-    from callqa.scorecard import ScorecardError, load_scorecard
+    from callqa.bundle import BundleError
+    from callqa.scorecard import ScorecardError
     from callqa.serving.config import load_serving_config
     from callqa.serving.middleware import is_loopback
+    from callqa.session import ScoringSession
 
     if not auth and not is_loopback(host):
         raise fail(f"--no-auth serves without API keys, so it only binds loopback (127.0.0.1), not {host}")
     try:
         settings = load_serving_config(config)
-        folder = resolve_bundle(bundle or settings.bundle)
-        info, _ = load_bundle(folder)  # refuse a failed-gate or altered bundle here, with its reason
-        # A card for another schema is refused here, in one line, not by a worker that fails to start.
-        ScoringPipeline(info, load_scorecard(settings.scorecard) if settings.scorecard else None)
+        # A failed-gate or altered bundle, or a card for another schema, is refused here in one line, not by a
+        # worker that fails to start.
+        folder, info = ScoringSession.check(bundle or settings.bundle, settings.scorecard)
     except (BundleError, ScorecardError, FileNotFoundError, ValueError) as err:
         raise fail(str(err)) from None
     open_review_store(db or settings.database)  # a database behind or ahead of this callqa: refused here, in one line

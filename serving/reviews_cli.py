@@ -1,5 +1,5 @@
-"""`callqa reviews`: the review store from the command line — add scored calls, export reviewers' labels as
-training data, and model–reviewer agreement."""
+"""`callqa reviews`: the review store from the command line — export reviewers' labels as training data, and
+model–reviewer agreement. Calls go in with `callqa score FILE --into store` (callqa/batch, serving/store_sink.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from callqa.console import console, err_console, fail, schema_or_fail
 
 from .db_cli import DbOption
 
-reviews_app = typer.Typer(help="The review store: add scored calls, export reviewers' labels, model–reviewer agreement.",
+reviews_app = typer.Typer(help="The review store: export reviewers' labels, model–reviewer agreement (calls go in with callqa score --into store).",
                           no_args_is_help=True)
 
 
@@ -26,54 +26,6 @@ def open_review_store(db: str | None):
         return ReviewStore(db or settings.database, settings.review)
     except SchemaVersionError as err:  # behind or ahead: one line naming the command that fixes it
         raise fail(str(err)) from None
-
-
-@reviews_app.command("ingest")
-def reviews_ingest(
-    file: Annotated[Path, typer.Argument(help="A JSONL call file (labels, if any, are ignored).", exists=True, dir_okay=False)],
-    bundle: Annotated[str | None, typer.Option("--bundle", "-b", help="Bundle folder or tag that scores the calls "
-                      "(default: the serving config's, callqa-scorer:latest).")] = None,
-    db: DbOption = None,
-    batch_size: Annotated[int, typer.Option(help="Calls scored and stored per transaction.", min=1)] = 32,
-    redact: Annotated[bool, typer.Option(help="Mask phone, ID, bank card numbers and e-mails before storing.")] = False,
-    scorecard: Annotated[str | None, typer.Option(help="QA scorecard to grade the calls on: a shipped name or a "
-                         "YAML path (default: the serving config's, default); 'none' skips it.")] = None,
-) -> None:
-    """Score a call file with a bundle (onnxruntime) and the QA scorecard, and add the calls, predictions and
-    scorecards to the review queue. Bad lines are reported as file:line:field and skipped; the valid calls are
-    stored; exit 1 if any line was bad."""
-    from rich.progress import Progress
-
-    from callqa.bundle import BundleError, resolve_bundle
-    from callqa.jsonl import read_calls
-    from callqa.pipeline import ScoringPipeline
-    from callqa.redact import redact_call
-    from callqa.scorecard import ScorecardError, load_scorecard
-    from callqa.scorer import OnnxScorer, ScoringThreads
-    from callqa.serving.config import load_serving_config
-    from callqa.serving.store import ingest
-
-    settings = load_serving_config()
-    card_name = settings.scorecard if scorecard is None else (None if scorecard == "none" else scorecard)
-    try:
-        scorer = OnnxScorer.from_bundle(resolve_bundle(bundle or settings.bundle), threads=1)  # a run per core
-        pipeline = ScoringPipeline(scorer.info, load_scorecard(card_name) if card_name else None)
-    except (BundleError, ScorecardError, FileNotFoundError, ValueError) as err:
-        raise fail(str(err)) from None
-    parsed = read_calls(file)
-    for error in parsed.errors:
-        err_console.print(str(error), highlight=False, markup=False)
-    store, info = open_review_store(db), scorer.info
-    calls = [redact_call(line.call) if redact else line.call for line in parsed.calls]
-    with Progress(console=err_console, transient=True) as progress, ScoringThreads(scorer) as threads:
-        task = progress.add_task(f"scoring with {info.tag}", total=len(calls))
-        added = ingest(store, threads, pipeline, calls, batch_size, advance=lambda n: progress.advance(task, n))
-    counts = store.counts()
-    console.print(f"{len(calls)} calls scored by {info.tag}, {added} new predictions stored "
-                  f"({counts['calls']} calls in the store, {counts['reviewed']} reviewed)"
-                  + (f"; {len(parsed.errors)} bad line(s) skipped" if parsed.errors else ""))
-    if parsed.errors:
-        raise typer.Exit(1)
 
 
 def _date(value: str | None):

@@ -36,11 +36,10 @@ from callqa import __version__
 from callqa.bundle import GateResult, read_bundle_info, resolve_bundle
 from callqa.calls import Call, Turn
 from callqa.evidence import CallEvidence, attributions, occlusion_batch
-from callqa.pipeline import ScoredCall, ScoringPipeline
+from callqa.pipeline import ScoredCall
 from callqa.redact import redact_call
 from callqa.schema import LabelSchema
-from callqa.scorecard import load_scorecard
-from callqa.scorer import CallPrediction, OnnxScorer, ScoringThreads
+from callqa.scorer import CallPrediction, OnnxScorer
 from callqa.serving.appeal_api import APPEAL_OPERATIONS, appeal_routes
 from callqa.serving.batcher import GreedyBatcher
 from callqa.serving.config import Limits, load_serving_config
@@ -52,12 +51,13 @@ from callqa.serving.report import ReportBuilder
 from callqa.serving.review_api import KeyInfo, key_info, review_operations
 from callqa.serving.review_routes import review_routes
 from callqa.serving.store import Appeals, ReviewStore
+from callqa.serving.store_sink import StoreSink
+from callqa.session import ScoringSession
 
 CONFIG = load_serving_config()
 # `callqa serve` resolves a tag like callqa-scorer:latest to a folder first, so both services load the same bundle.
 BUNDLE_DIR = resolve_bundle(CONFIG.bundle)
 BUNDLE_INFO = read_bundle_info(BUNDLE_DIR)
-PIPELINE = ScoringPipeline(BUNDLE_INFO, load_scorecard(CONFIG.scorecard) if CONFIG.scorecard else None)
 # A child of the "bentoml" logger: BentoML configures its handlers and format in every worker.
 log = logging.getLogger("bentoml.callqa")
 
@@ -153,9 +153,9 @@ class CallModel:
     int8 student's ~11 ms on 2 cores)."""
 
     def __init__(self) -> None:
-        scorer = OnnxScorer.from_bundle(
-            BUNDLE_DIR, model_file={"int8": "model.int8.onnx", "fp32": "model.onnx"}.get(CONFIG.precision), threads=1)
-        self.threads = ScoringThreads(scorer, CONFIG.threads)
+        # The worker's scoring session: the bundle, the card checked against its schema, one thread per run.
+        self.session = ScoringSession(BUNDLE_DIR, CONFIG.scorecard, CONFIG.precision, run_threads=1, runs=CONFIG.threads)
+        self.threads = self.session.threads()
         # Requests that arrive while every run is busy share the next free one, in arrival order.
         self.batcher = GreedyBatcher(self._run, max_items=CONFIG.limits.max_calls, max_runs=self.threads.n)
 
@@ -209,6 +209,12 @@ def model_info(_request) -> JSONResponse:
 def review_store() -> ReviewStore:
     """The worker's review store, made on first use."""
     return ReviewStore(CONFIG.database, CONFIG.review)
+
+
+@functools.cache
+def store_sink() -> StoreSink:
+    """/score's ``"store": true`` keeps calls as `callqa score --into store` does."""
+    return StoreSink.of(review_store())
 
 
 async def server_error(_request, err: Exception) -> JSONResponse:
@@ -320,7 +326,7 @@ class ScoringAPI:
             if evidence:
                 explained.append(attributions(call, info.tag, info.schema_, raw[offset : offset + len(batch)]))
             offset += len(batch)
-        results = PIPELINE.assemble(calls, firsts, with_scorecard=scorecard)
+        results = self.model.session.pipeline.assemble(calls, firsts, with_scorecard=scorecard)
         for result, found in zip(results, explained):
             result.evidence = found
         for result in results:
@@ -329,7 +335,7 @@ class ScoringAPI:
                     predicted_levels.labels(head=head, level=level).inc()
         stored = None
         if store:
-            stored = await run_in_threadpool(review_store().add_scored, calls, results, info.tag, info.schema_)
+            stored = await run_in_threadpool(store_sink().keep, calls, results, info)
             for found in explained:  # what the review UI would compute again on demand
                 await run_in_threadpool(review_store().save_evidence, found)
         return ScoreResponse(model=info.tag, warning=self.warning, results=results, stored=stored)

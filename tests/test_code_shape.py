@@ -48,3 +48,18 @@ def test_only_the_store_package_touches_the_database():
     from callqa.serving import store
 
     assert not [name for name in store.__all__ if name.endswith("Row") or name in ("ApiKey", "Base", "Session")]
+
+
+def test_every_package_folder_is_in_the_wheel():
+    """pyproject lists packages by hand (package-dir maps training/ and serving/ under callqa): a new subpackage
+    missing from the list works in a checkout and is absent from a wheel, a Bento and `make smoke`."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    roots = {folder: name for name, folder in project["package-dir"].items()}
+    found = set()
+    for folder, name in roots.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(REPO / folder).parts
+            found.add(".".join([name, *relative]))
+    assert found <= set(project["packages"]), sorted(found - set(project["packages"]))

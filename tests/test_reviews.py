@@ -335,7 +335,7 @@ def test_reviews_ingest_scores_a_file_stores_the_good_lines_and_names_the_bad(ti
     calls = tmp_path / "calls.jsonl"
     calls.write_text("\n".join([*lines[:3], '{"call_id": "x", "turns": []}', *lines[3:]]) + "\n", encoding="utf-8")
     db = f"sqlite:///{tmp_path / 'r.db'}"
-    result = CliRunner().invoke(app, ["reviews", "ingest", str(calls), "--bundle", str(tiny_bundle), "--db", db])
+    result = CliRunner().invoke(app, ["score", str(calls), "--into", "store", "--bundle", str(tiny_bundle), "--db", db])
     assert result.exit_code == 1
     assert f"{calls}:4:turns" in result.output and "5 calls scored" in result.output
     store = ReviewStore(db)

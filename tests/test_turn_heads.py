@@ -348,7 +348,8 @@ def test_a_card_for_another_schema_is_refused_in_one_line_before_any_call_is_sco
     tries = {
         "scorecard check": ["scorecard", "check", "default", "--bundle", str(turn_bundle)],
         "score": ["score", calls, "--out", str(tmp_path / "scored"), "--bundle", str(turn_bundle)],
-        "reviews ingest": ["reviews", "ingest", calls, "--bundle", str(turn_bundle), "--db", db, "--scorecard", "default"],
+        "score --into store": ["score", calls, "--into", "store", "--bundle", str(turn_bundle), "--db", db,
+                               "--scorecard", "default"],
         "serve": ["serve", "--bundle", str(turn_bundle), "--port", "1"],
     }
     for command, args in tries.items():

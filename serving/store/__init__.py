@@ -50,7 +50,7 @@ from .record import (
     verdicts_of_record,
 )
 from .report_rows import ItemInfo, ItemSums, ReportRows, Sums, WorstCall, all_agents
-from .review_store import ReviewStore, ingest
+from .review_store import ReviewStore
 
 __all__ = [
     "INCLUDES", "LOCAL_DEMO", "ItemInfo", "ItemSums", "ReportRows", "Sums", "WorstCall", "all_agents", "MISSED", "PREFIX", "ROLES", "AgentCall", "AgentCallView", "AppealEntry",
@@ -58,6 +58,6 @@ __all__ = [
     "Conflict", "HitRef", "ItemId", "KeyHolder", "KeyStore", "Leased", "Mismatch", "MissedDeduction", "NotFound",
     "QueueItem", "QueuePolicy", "ReviewError", "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "Role",
     "Ruling", "RulingInput", "RulingRequest", "SchemaVersionError", "ScorecardReview", "TurnIndex", "allowed",
-    "card_of_record", "ingest", "item_points", "make_engine", "open_engine", "queue_keys", "sample_key",
+    "card_of_record", "item_points", "make_engine", "open_engine", "queue_keys", "sample_key",
     "score_of_record", "verdicts_of_record",
 ]

@@ -31,10 +31,9 @@ from sqlalchemy.orm import Session
 
 from callqa.calls import Call, Label
 from callqa.evidence import CallEvidence
-from callqa.pipeline import ScoredCall, ScoringPipeline
+from callqa.pipeline import ScoredCall
 from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
-from callqa.scorer import ScoringThreads
 from callqa.scores import CallScores
 
 from .calls import (
@@ -313,17 +312,3 @@ class ReviewStore(ReviewQueue):
             return {"calls": session.scalar(select(func.count()).select_from(CallRow)) or 0,
                     "reviewed": session.scalar(select(func.count()).select_from(CallRow).where(CallRow.revision > 0)) or 0,
                     "reviews": session.scalar(select(func.count()).select_from(ReviewRow)) or 0}
-
-
-
-
-def ingest(store: ReviewStore, threads: ScoringThreads, pipeline: ScoringPipeline, calls: list[Call],
-           batch_size: int = 32, advance=lambda n: None) -> int:
-    """Score calls through the pipeline (batches side by side on ``threads``) and store them for review,
-    ``batch_size`` calls per transaction, in order; returns how many new predictions were stored."""
-    info, added = pipeline.info, 0
-    batches = [calls[start : start + batch_size] for start in range(0, len(calls), batch_size)]
-    for batch, scored in zip(batches, threads.map(pipeline.score, batches)):
-        added += store.add_scored(batch, scored, info.tag, info.schema_)
-        advance(len(batch))
-    return added
