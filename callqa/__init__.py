@@ -1,4 +1,8 @@
-"""callqa core: the call format, label schemas, rendering calls into model input, scorecards, redaction. Torch-free."""
+"""callqa core: the call format, label schemas and head kinds, rendering calls into model input, the ONNX scorer and
+the one scoring session and pipeline, scorecards and their rules, redaction, batch scoring (``batch/``: engines and
+sinks). Torch-free: it may import numpy, onnxruntime, tokenizers, pydantic and the like, never ``callqa.training``
+or ``callqa.serving`` (a sink of the review store is named in ``batch/sinks`` by import path, loaded only when asked
+for)."""
 
 from callqa.calls import Call, Turn, Votes
 from callqa.encoders import EncoderNotFound, encoder_path

@@ -83,9 +83,13 @@ def score(
         files = input_files(inputs)
         # One onnxruntime thread per run; `threads` runs side by side use the cores.
         session = ScoringSession(bundle, scorecard, run_threads=1, runs=threads, redact=redact)
-        sink = make_sink(into, str(out) if into != "store" else _store_url(db))
-    except (BundleError, ScorecardError, FileNotFoundError, ValueError) as err:
+        # The store's sink takes "" for the serving config's database; a store behind or ahead of this callqa is
+        # refused (SchemaVersionError, a RuntimeError) in one line naming the command that fixes it.
+        sink = make_sink(into, str(out) if into != "store" else (db or ""))
+    except (BundleError, ScorecardError, FileNotFoundError, ValueError, RuntimeError) as err:
         raise fail(str(err)) from None
+    except ImportError as err:
+        raise fail(f"--into {into} needs the serving side ({err.name}): pip install 'callqa[serve]'") from None
     try:
         runner = RayEngine(address, workers) if engine == "ray" else ENGINES[engine]()
         result = _run_with_progress(runner, session, files, sink, chunk_size, batch_size)
@@ -100,21 +104,6 @@ def score(
                   f"computed); {result.rejected_lines} bad lines" + (f" in {out}/rejects-*.jsonl" if out else ""))
     if result.rejected_lines:
         raise typer.Exit(1)
-
-
-def _store_url(db: str | None) -> str:
-    """The review store's URL: --db, else the serving config's; a store behind or ahead of this callqa is refused."""
-    try:
-        from callqa.serving.config import load_serving_config
-        from callqa.serving.store import SchemaVersionError, make_engine
-    except ImportError:
-        raise fail("--into store needs the serving side: pip install 'callqa[serve]'") from None
-    url = db or load_serving_config().database
-    try:
-        make_engine(url).dispose()
-    except SchemaVersionError as err:  # one line naming the command that fixes it
-        raise fail(str(err)) from None
-    return url
 
 
 def _run_with_progress(runner, session, files, sink, chunk_size: int, batch_size: int):

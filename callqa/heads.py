@@ -39,6 +39,10 @@ class HeadKind:
     gate_metric: str  # what export's int8 gate compares with fp32 (see LOWER_IS_BETTER for its direction)
     table_metrics: tuple[str, ...]  # metric columns of `callqa train/evaluate` tables, most important first
     agreement_metric: str  # what model–reviewer agreement reports: "QWK" or "kappa"
+    # How a reviewer sees and sets the head (the review UI reads it from /api/model, never the kind):
+    # "levels" — one of the classes, the model's distribution and confidence beside them; "labels" — any of them,
+    # each with the model's probability against its threshold.
+    widget: str = "levels"
 
     @property
     def kappa_weights(self) -> str | None:
@@ -69,5 +73,5 @@ KINDS: dict[str, HeadKind] = {
     "multiclass": HeadKind("multiclass", 2, multilabel=False, ordinal=False, gate_metric="macro_f1",
                            table_metrics=("accuracy", "macro_f1", "ece"), agreement_metric="kappa"),
     "multilabel": HeadKind("multilabel", 1, multilabel=True, ordinal=False, gate_metric="macro_f1",
-                           table_metrics=("micro_f1", "macro_f1", "ece"), agreement_metric="kappa"),
+                           table_metrics=("micro_f1", "macro_f1", "ece"), agreement_metric="kappa", widget="labels"),
 }

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from callqa.calls import Label, Speaker, Turn, Votes
-from callqa.heads import KINDS, HeadKind
+from callqa.heads import DEFAULT_THRESHOLD, KINDS, HeadKind
 from callqa.resources import config_dir
 
 KindName = Literal["ordinal", "multiclass", "multilabel"]  # the keys of callqa.heads.KINDS
@@ -33,6 +33,23 @@ class SchemaError(ValueError):
 
 class LabelError(ValueError):
     """A call's label that does not fit its head (unknown class, wrong shape)."""
+
+
+class HeadView(BaseModel):
+    """How the review UI shows and sets one head (GET /api/model ``heads``): the UI reads this, never the head's
+    kind, so a new kind of head needs no branch in serving/ui."""
+
+    name: str
+    display: str
+    scope: Literal["call", "turn"]
+    widget: Literal["levels", "labels"] = Field(description="levels: pick one class (the model's distribution and "
+                                                "confidence beside them); labels: pick any (each with the model's "
+                                                "probability against its threshold)")
+    multiple: bool = Field(description="the label is a list of class ids (else one class id)")
+    expected: bool = Field(description="the model's expected score on the scale is shown (an ordinal head)")
+    classes: dict[str, str] = Field(description="class id → Chinese name, in the scale's order")
+    thresholds: dict[str, float] = Field(default={}, description="labels: class id → the probability it counts from")
+    filterable: bool = Field(description="the queue can be searched by this head's predicted labels (topic=)")
 
 
 class Head(BaseModel):
@@ -74,6 +91,17 @@ class Head(BaseModel):
     def spec(self) -> HeadKind:
         """What this head's kind means for activation, metrics and scoring."""
         return KINDS[self.kind]
+
+    def view(self, thresholds: list[float] | None = None) -> HeadView:
+        """The UI's descriptor of this head, its kind's widget filled in (``thresholds``: a labels head's tuned
+        cut-offs, in class order)."""
+        multiple = self.spec.multilabel
+        cuts = dict(zip(self.class_ids, thresholds)) if multiple and thresholds else {}
+        if multiple and not cuts:
+            cuts = {c: DEFAULT_THRESHOLD for c in self.class_ids}
+        return HeadView(name=self.name, display=self.display, scope=self.scope, widget=self.spec.widget,
+                        multiple=multiple, expected=self.spec.ordinal, classes=dict(self.classes), thresholds=cuts,
+                        filterable=multiple and self.scope == "call")
 
     @property
     def class_ids(self) -> list[str]:

@@ -38,7 +38,7 @@ from callqa.calls import Call, Turn
 from callqa.evidence import CallEvidence, attributions, occlusion_batch
 from callqa.pipeline import ScoredCall
 from callqa.redact import redact_call
-from callqa.schema import LabelSchema
+from callqa.schema import HeadView, LabelSchema
 from callqa.scorer import CallPrediction, OnnxScorer
 from callqa.serving.appeal_api import APPEAL_OPERATIONS, appeal_routes
 from callqa.serving.batcher import GreedyBatcher
@@ -195,13 +195,16 @@ class ModelInfo(BaseModel):
     created: str
     metrics: dict[str, dict] = Field(description="validation metrics of the served graph, per head")
     limits: Limits
+    heads: list[HeadView] = Field(description="how the review UI shows and sets each call head (its widget, "
+                                  "classes, thresholds), in the schema's order")
 
 
 def model_info(_request) -> JSONResponse:
     info = BUNDLE_INFO
     body = ModelInfo(tag=info.tag, schema=info.schema_, gate=info.gate, quantization=info.quantization,
                      serve=info.serve, created=info.created, limits=CONFIG.limits,
-                     metrics=info.metrics.get("validation", {}).get(info.serve, {}))
+                     metrics=info.metrics.get("validation", {}).get(info.serve, {}),
+                     heads=[h.view(info.thresholds.get(h.name)) for h in info.schema_.heads])
     return JSONResponse(body.model_dump(mode="json", by_alias=True))
 
 

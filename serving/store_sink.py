@@ -9,19 +9,20 @@ from callqa.calls import Call
 from callqa.jsonl import LineError
 from callqa.pipeline import ScoredCall
 
+from .config import load_serving_config
 from .store import ReviewStore
 
 
 class StoreSink(Sink):
-    """``target``: the store's database URL. A call scored again gets a new prediction and an identical repeat is not
+    """``target``: the store's database URL ("": the serving config's). A call scored again gets a new prediction and an identical repeat is not
     stored twice, so nothing is skipped on a rerun and nothing doubles. Bad lines are kept in :attr:`rejects` for
     the command to print (the store holds calls, not input errors)."""
 
     name = "store"
 
     def __init__(self, target: str, store: ReviewStore | None = None):
-        super().__init__(target)
-        self.store = store or ReviewStore(target)
+        super().__init__(target or load_serving_config().database)
+        self.store = store or ReviewStore(self.target)
         self.added = 0
         self.rejects: list[LineError] = []
 

@@ -63,3 +63,14 @@ def test_every_package_folder_is_in_the_wheel():
             relative = init.parent.relative_to(REPO / folder).parts
             found.add(".".join([name, *relative]))
     assert found <= set(project["packages"]), sorted(found - set(project["packages"]))
+
+
+def test_the_web_app_reads_head_descriptors_not_kinds():
+    """serving/ui shows each head as /api/model's descriptor says (widget, multiple, expected): a new kind of head
+    needs no change there."""
+    import re
+
+    for script in (REPO / "serving" / "ui").glob("*.js"):
+        text = script.read_text(encoding="utf-8")
+        found = re.findall(r"\.kind\b|multilabel|ordinal|multiclass", text)
+        assert not found, f"{script.name} branches on a head's kind: {found}"

@@ -203,7 +203,7 @@ def test_concurrent_requests_share_model_runs_and_each_gets_its_own_scores(serve
                 assert body["results"][0]["scores"][head]["expected"] == pytest.approx(score["expected"], abs=1e-5)
 
 
-def test_api_keys_and_roles(server):
+def test_api_keys_and_roles(server, tiny_bundle):
     calls = {"calls": sample_calls(1)}
     assert server.post("/score", calls, key=None)[0] == 401
     assert server.post("/score", calls, key="cqa_not-a-real-key")[0] == 401
@@ -213,7 +213,17 @@ def test_api_keys_and_roles(server):
     assert server.post("/score", calls, headers={"X-API-Key": server.keys["scorer"]}, key=None)[0] == 200
     assert server.get("/api/model")[0] == 401
     status, info = server.get("/api/model", key="reviewer")
-    assert status == 200 and [h["display"] for h in json.loads(info)["schema"]["heads"]][0] == "服务态度"
+    info = json.loads(info)
+    assert status == 200 and [h["display"] for h in info["schema"]["heads"]][0] == "服务态度"
+    # The review UI's descriptors: one per call head, in order, with the bundle's tuned thresholds for labels.
+    from callqa.bundle import read_bundle_info
+
+    bundle = read_bundle_info(tiny_bundle)
+    views = {h["name"]: h for h in info["heads"]}
+    assert list(views) == [h["name"] for h in info["schema"]["heads"]]
+    assert views["attitude"]["widget"] == "levels" and views["attitude"]["expected"] and not views["attitude"]["multiple"]
+    assert views["topics"]["widget"] == "labels" and views["topics"]["multiple"] and views["topics"]["filterable"]
+    assert list(views["topics"]["thresholds"].values()) == pytest.approx(bundle.thresholds["topics"])
     # Public: health and the OpenAPI spec. Metrics need a metrics (or admin) key.
     assert server.get("/healthz")[0] == 200
     assert server.get("/metrics")[0] == 401 and server.get("/metrics", key="scorer")[0] == 403

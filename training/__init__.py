@@ -1,1 +1,2 @@
-"""callqa.training: datasets, encoder + heads, the training loop, evaluation and export. Imports torch."""
+"""callqa.training: datasets, encoder + heads, the training loop, evaluation, distillation and export. Imports torch;
+may import the core (``callqa.*``), never ``callqa.serving``."""

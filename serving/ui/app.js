@@ -3,7 +3,7 @@
 
 const state = {
   key: sessionStorage.getItem("callqa.key") || "",
-  schema: null,        // the served bundle's label schema (heads with Chinese display names)
+  heads: [],          // how to show each call head: widget, classes, thresholds (GET /api/model "heads")
   view: null,          // the open call (GET /api/reviews/calls/{id})
   edit: {},            // head → the value the reviewer is about to save
   active: 0,           // index of the head the number keys act on
@@ -39,7 +39,7 @@ const ROLE_NAMES = { reviewer: "复核员", lead: "质检主管", admin: "管理
 const CHANNELS = { phone: "电话", chat: "在线客服", email: "邮件", wechat: "微信", app: "App", sms: "短信", video: "视频" };
 
 function measureName(head, measure) {
-  // "expected" (an ordinal head's expected score) or "p(ID)" (the probability of class ID)
+  // "expected" (the expected score on a scale head) or "p(ID)" (the probability of class ID)
   if (measure === "expected") return "期望得分";
   const id = /^p\((.*)\)$/.exec(measure)?.[1];
   return id != null ? `「${head.classes[id] || id}」的概率` : measure;
@@ -56,8 +56,9 @@ async function login(key) {
   if (!me.ok) return fail(`服务器错误 (${me.status})`);
   $("who").textContent = `${ROLE_NAMES[me.data.role] || "复核员"} ${me.data.name || me.data.id}`;
   sessionStorage.setItem("callqa.key", key);
-  state.schema = model.data.schema;
-  const topics = model.data.schema.heads.filter((h) => h.kind === "multilabel")
+  // How to show each head comes from the server (its widget, classes, thresholds): no branch on a head's kind here.
+  state.heads = model.data.heads;
+  const topics = state.heads.filter((h) => h.filterable)
     .flatMap((h) => Object.entries(h.classes).map(([id, name]) => new Option(name, id)));
   $("filter-form").topic.replaceChildren(new Option("全部话题", ""), ...topics);
   $("model").textContent = `模型 ${model.data.tag}`;
@@ -177,7 +178,7 @@ function show(view, banner) {
     : { false_hits: [], missed: [], points: {} };
   state.evidence = null;
   state.reasons = {};
-  for (const head of state.schema.heads) {
+  for (const head of state.heads) {
     const current = view.labels[head.name];
     state.edit[head.name] = current !== undefined ? current : modelValue(view, head);
   }
@@ -220,7 +221,7 @@ function turnBadges(view, index) {
 // --- reasons: turns a reviewer marks as why a head has its label -------------------------------------------------
 function toggleReason(turn) {
   if (state.readOnly) return;
-  const head = state.schema.heads[state.active].name;
+  const head = state.heads[state.active].name;
   const marked = new Set(state.reasons[head] || []);
   marked.has(turn) ? marked.delete(turn) : marked.add(turn);
   state.reasons[head] = [...marked].sort((a, b) => a - b);
@@ -228,9 +229,9 @@ function toggleReason(turn) {
 }
 
 function renderReasons() {
-  const head = state.schema.heads[state.active];
+  const head = state.heads[state.active];
   document.querySelectorAll("#transcript li").forEach((li, i) => {
-    const heads = state.schema.heads.filter((h) => (state.reasons[h.name] || []).includes(i));
+    const heads = state.heads.filter((h) => (state.reasons[h.name] || []).includes(i));
     const mine = heads.includes(head);
     li.classList.toggle("reason-marked", heads.length > 0);
     const button = li.querySelector("button.reason");
@@ -253,7 +254,7 @@ async function loadEvidence() {
 
 function shadeTurns() {
   const turns = [...document.querySelectorAll("#transcript li")];
-  const head = state.schema.heads[state.active];
+  const head = state.heads[state.active];
   const found = state.showEvidence && state.evidence?.heads[head.name];
   const top = found ? Math.max(...found.turns.map(Math.abs), 1e-9) : 1;
   const up = found ? found.turns.indexOf(Math.max(...found.turns)) : -1;
@@ -397,8 +398,8 @@ function fmt(x) { return Number.isInteger(x) ? String(x) : x.toFixed(1); }
 
 function modelValue(view, head) {
   const score = view.scores.scores[head.name];
-  if (!score) return head.kind === "multilabel" ? [] : null;
-  return head.kind === "multilabel" ? [...score.predicted] : score.level;
+  if (!score) return head.multiple ? [] : null;
+  return head.multiple ? [...score.predicted] : score.level;
 }
 
 function classList(head) { return Object.entries(head.classes); }  // [id, 中文名] in scale order
@@ -406,7 +407,7 @@ function classList(head) { return Object.entries(head.classes); }  // [id, 中�
 function renderHeads() {
   const box = $("heads");
   box.replaceChildren();
-  state.schema.heads.forEach((head, index) => {
+  state.heads.forEach((head, index) => {
     const score = state.view.scores.scores[head.name];
     const card = el("div", { className: "head" + (index === state.active ? " active" : "") });
     card.dataset.head = head.name;
@@ -416,14 +417,15 @@ function renderHeads() {
     const title = el("h4", {}, el("span", { textContent: head.display }),
       el("span", { className: "changed", textContent: changed ? "已修改" : "" }));
     card.append(title);
-    if (head.kind === "multilabel") {
+    if (head.widget === "labels") {
       const chips = el("div", { className: "chips" });
       const probs = Object.fromEntries((score?.labels || []).map((l) => [l.id, l.probability]));
+      const pct = (x) => `${((x || 0) * 100).toFixed(0)}%`;
       classList(head).forEach(([id, name], i) => {
         const chosen = value.includes(id);
         const predicted = score?.predicted.includes(id);
         const chip = el("button", { type: "button", className: (chosen ? "chosen" : "") + (predicted ? " model" : ""),
-          title: `${i < 9 ? `按 ${i + 1} · ` : ""}模型概率 ${((probs[id] || 0) * 100).toFixed(0)}%` },
+          title: `${i < 9 ? `按 ${i + 1} · ` : ""}模型概率 ${pct(probs[id])}（阈值 ${pct(head.thresholds[id])}）` },
           el("span", { textContent: name }), el("span", { className: "p", textContent: `${((probs[id] || 0) * 100).toFixed(0)}%` }));
         chip.dataset.value = id;
         chip.setAttribute("aria-pressed", String(chosen));
@@ -435,7 +437,7 @@ function renderHeads() {
       if (score) {
         const confidence = score.confidence;
         card.append(el("div", { className: "muted small",
-          textContent: `模型：${score.level_name}${score.expected != null ? `（期望 ${score.expected.toFixed(2)}）` : ""} · 置信度 ${(confidence * 100).toFixed(0)}%` }));
+          textContent: `模型：${score.level_name}${head.expected && score.expected != null ? `（期望 ${score.expected.toFixed(2)}）` : ""} · 置信度 ${(confidence * 100).toFixed(0)}%` }));
         const bar = el("div", { className: "bar", title: `置信度 ${(confidence * 100).toFixed(0)}%` },
           el("span", { style: `width:${(confidence * 100).toFixed(1)}%` }));
         card.append(bar);
@@ -466,11 +468,11 @@ function markActive() {
 
 function setValue(headIndex, optionIndex) {
   if (state.readOnly) return;
-  const head = state.schema.heads[headIndex];
+  const head = state.heads[headIndex];
   const ids = Object.keys(head.classes);
   if (optionIndex >= ids.length) return;
   const id = ids[optionIndex];
-  if (head.kind === "multilabel") {
+  if (head.multiple) {
     const set = new Set(state.edit[head.name]);
     set.has(id) ? set.delete(id) : set.add(id);
     state.edit[head.name] = ids.filter((x) => set.has(x));
@@ -484,7 +486,7 @@ function setValue(headIndex, optionIndex) {
 function renderHistory() {
   const list = $("history");
   list.replaceChildren();
-  const names = Object.fromEntries(state.schema.heads.map((h) => [h.name, h]));
+  const names = Object.fromEntries(state.heads.map((h) => [h.name, h]));
   const show = (head, value) => {
     if (value == null) return "—";
     const h = names[head];
@@ -517,7 +519,7 @@ function renderHistory() {
 async function submit() {
   if (!state.view || state.readOnly) return;
   const labels = {};
-  for (const head of state.schema.heads) {
+  for (const head of state.heads) {
     if (state.edit[head.name] != null) labels[head.name] = state.edit[head.name];
   }
   $("submit").disabled = true;
@@ -574,7 +576,7 @@ document.addEventListener("keydown", (event) => {
   else if (!state.view) return;
   else if (/^[1-9]$/.test(event.key)) { event.preventDefault(); setValue(state.active, Number(event.key) - 1); }
   else if (event.key === "ArrowDown" || event.key === "j") {
-    event.preventDefault(); state.active = Math.min(state.active + 1, state.schema.heads.length - 1); markActive();
+    event.preventDefault(); state.active = Math.min(state.active + 1, state.heads.length - 1); markActive();
   } else if (event.key === "ArrowUp" || event.key === "k") {
     event.preventDefault(); state.active = Math.max(state.active - 1, 0); markActive();
   }
