@@ -4,15 +4,42 @@ sinks). Torch-free: it may import numpy, onnxruntime, tokenizers, pydantic and t
 or ``callqa.serving`` (a sink of the review store is named in ``batch/sinks`` by import path, loaded only when asked
 for)."""
 
+from callqa.bundle import BundleInfo, load_bundle, read_bundle_info, resolve_bundle
 from callqa.calls import Call, Turn, Votes
 from callqa.encoders import EncoderNotFound, encoder_path
+from callqa.jsonl import load_calls
+from callqa.pipeline import ScoredCall
+from callqa.redact import redact, redact_call
 from callqa.render import CallEncoder, EncodedCall, RenderSpec, aggregate_windows, render_call
 from callqa.schema import Head, LabelSchema, load_schema
 from callqa.scorecard import Scorecard, load_scorecard
+from callqa.session import ScoringSession, score_calls
 
 __version__ = "0.1.0"
 
+# Training needs torch (the train extra): its entry points load on first use, so `import callqa` stays torch-free.
+_TRAINING = {
+    "TrainConfig": "callqa.training.config:TrainConfig",
+    "train": "callqa.training.trainer:train",
+    "evaluate": "callqa.training.evaluate:evaluate_run",
+    "export": "callqa.training.export:export_run",
+    "distill": "callqa.training.distill:distill",
+}
+
+
+def __getattr__(name: str):
+    if name in _TRAINING:
+        import importlib
+
+        module, attribute = _TRAINING[name].split(":")
+        value = getattr(importlib.import_module(module), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'callqa' has no attribute {name!r}")
+
+
 __all__ = [
+    "BundleInfo",
     "Call",
     "CallEncoder",
     "EncodedCall",
@@ -20,12 +47,26 @@ __all__ = [
     "Head",
     "LabelSchema",
     "RenderSpec",
+    "ScoredCall",
     "Scorecard",
+    "ScoringSession",
+    "TrainConfig",
     "Turn",
     "Votes",
     "aggregate_windows",
+    "distill",
     "encoder_path",
+    "evaluate",
+    "export",
+    "load_bundle",
+    "load_calls",
     "load_schema",
     "load_scorecard",
+    "read_bundle_info",
+    "redact",
+    "redact_call",
     "render_call",
+    "resolve_bundle",
+    "score_calls",
+    "train",
 ]

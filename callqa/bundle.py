@@ -77,6 +77,7 @@ def sha256_file(path: Path) -> str:
 
 
 def read_bundle_info(directory: Path) -> BundleInfo:
+    """A bundle's bundle.json (its tag, schema, thresholds, gate and metrics), without loading or checking its files."""
     path = Path(directory) / "bundle.json"
     if not path.exists():
         raise BundleError(f"{directory}: not a model bundle (no bundle.json); make one with `callqa export --run RUN`")

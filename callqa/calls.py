@@ -100,6 +100,8 @@ Seconds = Annotated[float, Field(strict=True, ge=0, le=MAX_SECONDS, allow_inf_na
 
 
 class Turn(BaseModel):
+    """One turn of a call: who spoke, what they said, when (seconds from the call's start, where known)."""
+
     model_config = ConfigDict(extra="forbid")
 
     speaker: Speaker

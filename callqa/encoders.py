@@ -23,7 +23,7 @@ def pulled_dir(trim_vocab: str | None) -> Path:
 
 
 class EncoderNotFound(RuntimeError):
-    pass
+    """No encoder under that name or path: the message says where it looked and how to get one."""
 
 
 def _is_model_dir(path: Path) -> bool:

@@ -66,6 +66,8 @@ class DistillConfig(BaseModel):
 
 
 class TrainConfig(BaseModel):
+    """A training recipe (configs/train/*.yaml): the encoder, the schema and heads, rendering, optimisation, seeds."""
+
     model_config = ConfigDict(extra="forbid")
 
     schema_: str = Field(default="callcenter", alias="schema", description="schema name or YAML path")

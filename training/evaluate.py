@@ -69,6 +69,8 @@ def worst_calls(head, calls: list, p: np.ndarray, q: np.ndarray, thresholds: np.
 
 def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, device: str | None = None,
                  with_baselines: bool = True, log=print) -> dict:
+    """Evaluate a run on labeled calls (`callqa evaluate`): every head's metrics against the baselines, written
+    under the run's eval/ (or ``out``) with a report; returns the metrics."""
     calls = load_calls(data)
     if not calls:
         raise ValueError(f"{', '.join(map(str, data))}: no calls to evaluate on")
