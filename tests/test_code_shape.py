@@ -74,3 +74,43 @@ def test_the_web_app_reads_head_descriptors_not_kinds():
         text = script.read_text(encoding="utf-8")
         found = re.findall(r"\.kind\b|multilabel|ordinal|multiclass", text)
         assert not found, f"{script.name} branches on a head's kind: {found}"
+
+
+def test_no_import_cycle_between_modules_lazy_imports_included():
+    """Every import statement — a function's lazy ones too — is an edge; no two modules of callqa, training or
+    serving may reach each other (trainer and distill did: distillation now uses the trainer one way)."""
+    import ast
+
+    roots = {"callqa": REPO / "callqa", "callqa.training": REPO / "training", "callqa.serving": REPO / "serving"}
+    files = {}
+    for package, folder in roots.items():
+        for path in folder.rglob("*.py"):
+            parts = [p for p in path.relative_to(folder).with_suffix("").parts if p != "__init__"]
+            files[".".join([package, *parts])] = path
+
+    def targets(module: str, path: Path, node: ast.AST) -> set[str]:
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            base = module.split(".")[: len(module.split(".")) - (path.name != "__init__.py") - (node.level - 1)] \
+                if node.level else []
+            origin = ".".join([*base, *([node.module] if node.module else [])])
+            names = [origin, *(f"{origin}.{a.name}" for a in node.names)]
+        return {n for n in names if n in files and n != module}
+
+    graph = {m: set().union(*(targets(m, p, n) for n in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+                              if isinstance(n, (ast.Import, ast.ImportFrom))))
+             for m, p in files.items()}
+    # A module in a cycle reaches itself: search from each module over the graph.
+    cycles = []
+    for start in graph:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            m = todo.pop()
+            if m == start:
+                cycles.append(start)
+                break
+            if m not in seen:
+                seen.add(m)
+                todo += graph[m]
+    assert not cycles, f"modules in an import cycle: {sorted(cycles)}"

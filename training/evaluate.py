@@ -18,9 +18,10 @@ from callqa.scorer import turn_targets
 from . import baselines
 from .data import build_dataset, row_targets
 from .model import CallScorer
+from .predict import predict_rows
 from .report import write_report
 from .run import RunInfo
-from .trainer import pick_device, predict_rows
+from .trainer import pick_device
 
 LENGTH_BUCKETS = (0, 128, 256, 512, 1024, 10**9)
 
