@@ -35,6 +35,7 @@ from callqa.render import CallEncoder
 from callqa.schema import LabelSchema, load_schema
 from callqa.split import split_keys
 
+from .checkpoint import Checkpoint, new_state
 from .config import TrainConfig
 from .data import (
     Rows,
@@ -161,42 +162,6 @@ def multilabel_pos_weights(rows: list[dict], schema: LabelSchema, dev: torch.dev
             pos = t.sum(0)
             out[head.name] = torch.tensor(((len(t) - pos) / np.clip(pos, 1, None)).clip(1, 20), device=dev)
     return out
-
-
-def new_state() -> dict:
-    return {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None, "bad_evals": 0, "history": []}
-
-
-class Checkpoint:
-    """``RUN/checkpoint/state.pt`` while a run is unfinished: model, optimizer, scheduler, loop state, best weights."""
-
-    def __init__(self, run_dir: Path, config: TrainConfig):
-        self.dir, self.path = run_dir / "checkpoint", run_dir / "checkpoint" / "state.pt"
-        self.config = config.model_dump(mode="json", by_alias=True)
-
-    def load(self, model, optimizer, scheduler) -> tuple[dict, dict | None] | None:
-        """(loop state, best weights) of an unfinished run, restored into model/optimizer/scheduler; None if none."""
-        if not self.path.exists():
-            return None
-        saved = torch.load(self.path, map_location="cpu", weights_only=False)
-        if saved["config"] != self.config:
-            raise ValueError(f"{self.dir} was written by a different config; use a new --out or delete the checkpoint")
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        return saved["state"], saved.get("best_weights")
-
-    def save(self, model, optimizer, scheduler, state: dict, best_weights: dict | None) -> None:
-        self.dir.mkdir(exist_ok=True)
-        tmp = self.dir / "state.pt.tmp"
-        torch.save({"config": self.config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "state": state, "best_weights": best_weights}, tmp)
-        tmp.replace(self.path)  # atomic: a kill mid-save leaves the previous checkpoint intact
-
-    def remove(self) -> None:
-        if self.path.exists():
-            self.path.unlink()
-            self.dir.rmdir()
 
 
 def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Path] | None = None,
