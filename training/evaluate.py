@@ -10,7 +10,7 @@ import numpy as np
 from callqa.bundle import sha256_file
 from callqa.heads import DEFAULT_THRESHOLD
 from callqa.jsonl import load_calls
-from callqa.metrics import head_metrics, nmd, turn_head_metrics
+from callqa.metrics import evaluate_heads, nmd
 from callqa.render import CallEncoder
 from callqa.schema import LabelSchema
 from callqa.scorer import turn_targets
@@ -94,9 +94,7 @@ def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, devic
             systems["prior"] = baselines.prior(train_calls, calls, schema)
             systems["tfidf_lr"] = baselines.tfidf_lr(train_calls, calls, schema)
 
-    metrics = {name: {**{h.name: head_metrics(h, p[h.name], q[h.name], thresholds.get(h.name)) for h in schema.heads},
-                      **{h.name: turn_head_metrics(h, p[h.name], q[h.name], dialogue) for h in schema.turn_heads}}
-               for name, p in systems.items()}
+    metrics = {name: evaluate_heads(schema, p, q, thresholds, dialogue) for name, p in systems.items()}
     n_tokens = np.array([r["n_tokens"] for r in rows])
     by_length = {}
     for h in schema.heads:

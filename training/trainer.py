@@ -30,7 +30,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from callqa import __version__
 from callqa.encoders import resolve_encoder
-from callqa.metrics import head_metrics, pick_metric, tune_thresholds, turn_head_metrics
+from callqa.metrics import evaluate_heads, pick_metric, tune_thresholds
 from callqa.render import CallEncoder
 from callqa.schema import LabelSchema, load_schema
 from callqa.split import split_keys
@@ -108,15 +108,12 @@ class LogProgress:
 
 def evaluate_rows(probs: dict[str, np.ndarray], rows: list[dict], schema: LabelSchema,
                   thresholds: dict[str, list[float]] | None = None) -> dict[str, dict]:
-    out = {}
-    for head in schema.heads:
-        t = np.array(thresholds[head.name]) if thresholds and head.name in thresholds else None
-        out[head.name] = head_metrics(head, probs[head.name], row_targets(rows, head.name), t)
-    if schema.turn_heads:
-        dialogue = np.repeat(np.arange(len(rows)), turn_counts(rows, schema))
-        for head in schema.turn_heads:
-            out[head.name] = turn_head_metrics(head, probs[head.name], row_turn_targets(rows, head.name), dialogue)
-    return out
+    """Every head's metrics on prepared rows, through the one evaluation (callqa.metrics.evaluate_heads)."""
+    targets = {h.name: row_targets(rows, h.name) for h in schema.heads}
+    targets.update({h.name: row_turn_targets(rows, h.name) for h in schema.turn_heads})
+    cuts = {name: np.array(t) for name, t in (thresholds or {}).items()}
+    dialogue = np.repeat(np.arange(len(rows)), turn_counts(rows, schema)) if schema.turn_heads else None
+    return evaluate_heads(schema, probs, targets, cuts, dialogue)
 
 
 def load_training_data(config: TrainConfig, data: list[Path], validation: list[Path] | None,
