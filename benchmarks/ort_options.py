@@ -29,6 +29,7 @@ from callqa.jsonl import load_calls
 from callqa.render import CallEncoder
 from callqa.training.bench import cpu_flags, cpu_model
 from callqa.training.export import quantize, window_feeds, windows_per_second
+from callqa.training.run import RunDir
 
 METHODS = ("qint8", "qint8-per-channel", "fused-qint8", "static-u8s8", "static-s8s8")
 
@@ -107,7 +108,7 @@ def main() -> None:
     encoder = CallEncoder.from_file(args.bundle / "tokenizer.json", info.render)
     windows = [w for e in encoder.encode_batch(load_calls(args.data)) for w in e.windows]
     feeds = window_feeds(windows, encoder.pad_id, limit=256, batch=32)
-    config = json.loads((Path(info.run) / "model" / "encoder" / "config.json").read_text(encoding="utf-8"))
+    config = RunDir(info.run).encoder_config()
     result = {"what": "benchmarks/ort_options.py", "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
               "flags": cpu_flags(), "onnxruntime": ort.__version__}, "bundle": info.tag,
               "windows": sum(len(f["input_ids"]) for f in feeds), "settings": {}, "operators": {}}

@@ -21,13 +21,13 @@ from pathlib import Path
 from callqa.jsonl import load_calls, write_calls
 from callqa.training.config import TrainConfig
 from callqa.training.evaluate import evaluate_run
-from callqa.training.run import RunInfo
+from callqa.training.run import RunDir, RunInfo
 from callqa.training.trainer import train
 
 
 def train_once(config: TrainConfig, train_file: Path, validation: Path, out: Path, device: str | None) -> RunInfo:
-    if (out / "run.json").exists():
-        return RunInfo.read(out)
+    if RunDir(out).finished():
+        return RunDir(out).info()
     return train(config, [train_file], out, validation=[validation], device=device, progress=False,
                  log=lambda line: print(f"  {out.name}: {line}", flush=True))
 

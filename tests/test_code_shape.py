@@ -114,3 +114,15 @@ def test_no_import_cycle_between_modules_lazy_imports_included():
                 seen.add(m)
                 todo += graph[m]
     assert not cycles, f"modules in an import cycle: {sorted(cycles)}"
+
+
+def test_only_run_dir_knows_a_run_folders_layout():
+    """training/run.py's RunDir names the files of a run (run.json, model/, checkpoint/, eval/ …); no other module of
+    training or the benchmarks joins them by hand."""
+    import re
+
+    layout = re.compile(r'/ "(run\.json|model|checkpoint|student-init|eval)"')
+    found = [f"{p.relative_to(REPO)}:{n}" for folder in ("training", "benchmarks") for p in (REPO / folder).rglob("*.py")
+             if p != REPO / "training" / "run.py"
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if layout.search(line)]
+    assert not found, found

@@ -16,7 +16,7 @@ from callqa.training.data import build_dataset
 from callqa.training.distill import distill, pick_layers, student_config, write_student
 from callqa.training.export import GateConfig, export_run
 from callqa.training.model import CallScorer
-from callqa.training.run import RunInfo
+from callqa.training.run import RunDir
 from callqa.training.trainer import predict_rows, train
 
 
@@ -62,7 +62,7 @@ def test_a_student_learns_its_teacher_from_unlabeled_calls(teacher, tiny_data, t
     assert info.config["distill"]["layers"] == [1] and info.config["distill"]["teacher"] == str(teacher)
     # The teacher's compute, not its epochs: half the layers, twice the steps the teacher ran (--max-steps wins).
     assert info.config["optim"]["epochs"] == 2 * 15 and info.config["optim"]["max_steps"] == 80
-    ran = RunInfo.read(teacher)
+    ran = RunDir(teacher).info()
     recipe = student_config(ran, teacher, out / "init", [1], 0.7).optim
     assert (recipe.epochs, recipe.max_steps) == (30, 2 * ran.steps)
     # A teacher that early-stopped: the steps it ran set the student's schedule, not the ones it planned.
@@ -72,8 +72,8 @@ def test_a_student_learns_its_teacher_from_unlabeled_calls(teacher, tiny_data, t
     student = CallScorer.load(out / "model")
     assert student.encoder.config.num_hidden_layers == 1
 
-    schema = RunInfo.read(teacher).label_schema
-    encoder = CallEncoder.from_file(teacher / "tokenizer.json", RunInfo.read(teacher).render)
+    schema = RunDir(teacher).info().label_schema
+    encoder = CallEncoder.from_file(teacher / "tokenizer.json", RunDir(teacher).info().render)
     rows = build_dataset(calls, encoder, schema).to_list()
     cpu = torch.device("cpu")
     teacher_p, _ = predict_rows(CallScorer.load(teacher / "model"), rows, schema, encoder.pad_id, 8, cpu)

@@ -25,7 +25,7 @@ from callqa.training.export import (
     validation_calls,
     window_feeds,
 )
-from callqa.training.run import RunInfo
+from callqa.training.run import RunDir
 from callqa.training.trainer import predict_rows
 
 from conftest import SAMPLE
@@ -183,7 +183,7 @@ def test_auto_serves_the_fastest_graph_that_passed_the_gate(tiny_bundle):
                                                 ("static-s8s8", onnx.TensorProto.INT8)])
 def test_static_quantization_calibrates_fixed_activation_scales(tiny_run, tiny_bundle, tmp_path, method, zero_point):
     _, _, model, encoder = load_run(tiny_run)
-    calls = validation_calls(RunInfo.read(tiny_run))
+    calls = validation_calls(RunDir(tiny_run).info())
     windows = [w for e in encoder.encode_batch(calls) for w in e.windows]
     config = model.encoder.config
     with pytest.raises(ExportError, match="needs calibration windows"):

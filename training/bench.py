@@ -36,10 +36,11 @@ class TorchSession:
 
         from .export import WindowGraph, output_names
         from .model import CallScorer
+        from .run import RunDir
 
         torch.set_num_threads(threads)
         self.torch = torch
-        model = CallScorer.load(Path(run_dir) / "model")
+        model = CallScorer.load(RunDir(run_dir).model)
         self.graph = WindowGraph(model).eval()
         self.names = output_names(model.schema)
 
@@ -134,7 +135,7 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
     from callqa.render import CallEncoder
 
     from .export import quantize, validation_calls, window_feeds
-    from .run import RunInfo
+    from .run import RunDir
 
     bundle = Path(bundle)
     info = read_bundle_info(bundle)
@@ -143,7 +144,7 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
     with tempfile.TemporaryDirectory() as tmp:
         if data is None:
             data = Path(tmp) / "calls.jsonl"
-            write_calls(data, validation_calls(RunInfo.read(run_dir)))
+            write_calls(data, validation_calls(RunDir(run_dir).info()))
         engines = [("pytorch-fp32", run_dir), ("ort-fp32", bundle / "model.onnx"),
                    (f"ort-int8 ({info.quantization})", bundle / "model.int8.onnx")]
         feeds = None
@@ -151,7 +152,7 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
             # Static methods calibrate on the bench's calls, as export calibrates on the validation calls it gates on.
             encoder = CallEncoder.from_file(bundle / "tokenizer.json", info.render)
             feeds = window_feeds([w for e in encoder.encode_batch(load_calls(data)) for w in e.windows], encoder.pad_id)
-        config = json.loads((Path(info.run) / "model" / "encoder" / "config.json").read_text(encoding="utf-8"))
+        config = RunDir(info.run).encoder_config()
         for method in quantization or []:
             if method == info.quantization:  # already measured as the bundle's own int8 graph
                 continue
@@ -165,7 +166,7 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
     for r in results:
         # Useful work per second at batch 32 against the peak of the engine's arithmetic (int8 graphs: the int8 peak).
         model_run = run_dir if r["engine"] == "pytorch-fp32" else Path(info.run)
-        config = json.loads((model_run / "model" / "encoder" / "config.json").read_text(encoding="utf-8"))
+        config = RunDir(model_run).encoder_config()
         b32 = r["batch"]["32"]
         flops = encoder_flops_per_token(config, r["window_tokens"] / r["windows"]) * b32["window_tokens_per_s"]
         peak = peaks["int8_gops"] if "int8" in r["engine"] else peaks["fp32_gflops"]
@@ -184,7 +185,7 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
     for r in results:
         probs = {h: np.array(v, dtype=np.float64) for h, v in r.pop("probs").items()}
         # Each model with its own topic thresholds: the PyTorch baseline may be another run (a student's teacher).
-        own = RunInfo.read(run_dir).thresholds if r["engine"] == "pytorch-fp32" else info.thresholds
+        own = RunDir(run_dir).info().thresholds if r["engine"] == "pytorch-fp32" else info.thresholds
         thresholds = {k: np.array(v) for k, v in own.items()}
         quality[r["engine"]] = evaluate_heads(schema, probs, targets, thresholds, dialogue)
     base = results[0]["batch"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from .config import TrainConfig
+from .run import RunDir
 
 
 def new_state() -> dict:
@@ -19,7 +20,7 @@ class Checkpoint:
     """``RUN/checkpoint/state.pt`` while a run is unfinished: model, optimizer, scheduler, loop state, best weights."""
 
     def __init__(self, run_dir: Path, config: TrainConfig):
-        self.dir, self.path = run_dir / "checkpoint", run_dir / "checkpoint" / "state.pt"
+        self.dir, self.path = RunDir(run_dir).checkpoint, RunDir(run_dir).checkpoint_state
         self.config = config.model_dump(mode="json", by_alias=True)
 
     def load(self, model, optimizer, scheduler) -> tuple[dict, dict | None] | None:

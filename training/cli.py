@@ -129,7 +129,7 @@ def evaluate_cmd(
     from callqa.jsonl import CallFileError
     from callqa.schema import LabelError
     from callqa.training.evaluate import evaluate_run
-    from callqa.training.run import RunInfo
+    from callqa.training.run import RunDir
 
     library_bars()
 
@@ -137,7 +137,7 @@ def evaluate_cmd(
         result = evaluate_run(run, data, out, device=device, with_baselines=baselines, log=console.print)
     except (FileNotFoundError, CallFileError, LabelError, ValueError) as err:
         raise fail(str(err)) from None
-    print_metrics(RunInfo.read(run).label_schema, result["metrics"])
+    print_metrics(RunDir(run).info().label_schema, result["metrics"])
     console.print(f"written to {(out or run / 'eval')}/metrics.json and report.html")
 
 

@@ -9,7 +9,6 @@ millions — learn the teacher's distributions alone. Validation, early stopping
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from pathlib import Path
@@ -22,7 +21,7 @@ from transformers import PreTrainedTokenizerFast
 
 from .config import DistillConfig, TrainConfig
 from .model import CallScorer
-from .run import RunInfo
+from .run import RunDir, RunInfo
 
 Pick = Literal["every", "lower"]
 
@@ -40,7 +39,7 @@ def pick_layers(n_layers: int, keep: int, pick: Pick = "every") -> list[int]:
 def write_student(teacher_run: Path, layers: list[int], folder: Path) -> None:
     """The teacher's model with only ``layers`` of its encoder: a Hugging Face encoder folder with the teacher's
     tokenizer, heads and schema beside it (what training starts from)."""
-    teacher = CallScorer.load(teacher_run / "model")
+    teacher = CallScorer.load(RunDir(teacher_run).model)
     encoder = teacher.encoder
     encoder.encoder.layer = nn.ModuleList([encoder.encoder.layer[i] for i in layers])
     encoder.config.num_hidden_layers = len(layers)
@@ -48,7 +47,7 @@ def write_student(teacher_run: Path, layers: list[int], folder: Path) -> None:
     encoder.save_pretrained(folder)
     save_file({k: v.contiguous() for k, v in teacher.heads.state_dict().items()}, str(folder / "heads.safetensors"))
     # The run's tokenizer as a Hugging Face tokenizer folder, so the student's folder loads like any encoder's.
-    PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(teacher_run / "tokenizer.json"))).save_pretrained(folder)
+    PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(RunDir(teacher_run).tokenizer))).save_pretrained(folder)
 
 
 def student_config(teacher: RunInfo, teacher_run: Path, init: Path, layers: list[int], alpha: float) -> TrainConfig:
@@ -79,7 +78,7 @@ def student_config(teacher: RunInfo, teacher_run: Path, init: Path, layers: list
 
 
 def teacher_layers(teacher_run: Path) -> int:
-    config = json.loads((teacher_run / "model" / "encoder" / "config.json").read_text(encoding="utf-8"))
+    config = RunDir(teacher_run).encoder_config()
     return int(config["num_hidden_layers"])
 
 
@@ -90,9 +89,9 @@ def distill(teacher_run: Path, keep: int, data: list[Path], out: Path, validatio
     """Train a ``keep``-layer student of ``teacher_run`` on ``data`` (labeled and unlabeled calls) into ``out``."""
     from .trainer import train_processes
 
-    teacher = RunInfo.read(teacher_run)
+    teacher = RunDir(teacher_run).info()
     layers = pick_layers(teacher_layers(teacher_run), keep, pick)
-    init = out / "student-init"  # a fixed place: a killed run resumes with the same config
+    init = RunDir(out).student_init  # a fixed place: a killed run resumes with the same config
     if not (init / "config.json").exists():
         write_student(teacher_run, layers, init)
     config = student_config(teacher, teacher_run, init, layers, alpha).overridden(max_steps, seed, metric)

@@ -20,16 +20,17 @@ from .data import build_dataset, row_targets
 from .model import CallScorer
 from .predict import predict_rows
 from .report import write_report
-from .run import RunInfo
+from .run import RunDir, RunInfo
 from .trainer import pick_device
 
 LENGTH_BUCKETS = (0, 128, 256, 512, 1024, 10**9)
 
 
 def load_run(run_dir: Path) -> tuple[RunInfo, LabelSchema, CallScorer, CallEncoder]:
-    info = RunInfo.read(run_dir)
-    model = CallScorer.load(run_dir / "model")
-    encoder = CallEncoder.from_file(run_dir / "tokenizer.json", info.render)
+    run = RunDir(run_dir)
+    info = run.info()
+    model = CallScorer.load(run.model)
+    encoder = CallEncoder.from_file(run.tokenizer, info.render)
     return info, info.label_schema, model, encoder
 
 
@@ -76,7 +77,7 @@ def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, devic
     if not calls:
         raise ValueError(f"{', '.join(map(str, data))}: no calls to evaluate on")
     info, schema, model, encoder = load_run(run_dir)
-    out = out or run_dir / "eval"
+    out = out or RunDir(run_dir).eval
     out.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
     rows = build_dataset(calls, encoder, schema).to_list()

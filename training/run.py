@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,13 +110,68 @@ class RunInfo(BaseModel):
         """Ids of the training-file calls held out for validation (empty when it validated on files of its own)."""
         return set(self.validation.held_out_ids)
 
-    @classmethod
-    def read(cls, run_dir: Path) -> RunInfo:
-        path = run_dir / "run.json"
-        if not path.exists():
-            raise FileNotFoundError(f"{run_dir}: not a finished run (no run.json); train with `callqa train --out {run_dir}`")
-        return cls.model_validate_json(path.read_text(encoding="utf-8"))
 
-    def write(self, run_dir: Path) -> None:
-        text = json.dumps(self.model_dump(mode="json", by_alias=True), ensure_ascii=False, indent=2)
-        (run_dir / "run.json").write_text(text, encoding="utf-8")
+@dataclass(frozen=True)
+class RunDir:
+    """A training run's folder, its layout in one place: ``run.json`` (the typed :class:`RunInfo`), ``model/`` (the
+    encoder and heads), ``tokenizer.json``, ``eval/`` (what `callqa evaluate` writes), ``checkpoint/`` while the run
+    is unfinished, ``student-init/`` (a distilled student's starting weights). Nothing else joins paths inside a run."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def info_file(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def encoder_config_file(self) -> Path:
+        return self.model / "encoder" / "config.json"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / "tokenizer.json"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def eval_report(self) -> Path:
+        return self.eval / "report.html"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoint"
+
+    @property
+    def checkpoint_state(self) -> Path:
+        return self.checkpoint / "state.pt"
+
+    @property
+    def student_init(self) -> Path:
+        return self.root / "student-init"
+
+    def finished(self) -> bool:
+        """A run that wrote its run.json (training writes it last)."""
+        return self.info_file.exists()
+
+    def info(self) -> RunInfo:
+        if not self.finished():
+            raise FileNotFoundError(f"{self.root}: not a finished run (no run.json); train with "
+                                    f"`callqa train --out {self.root}`")
+        return RunInfo.model_validate_json(self.info_file.read_text(encoding="utf-8"))
+
+    def write_info(self, info: RunInfo) -> None:
+        text = json.dumps(info.model_dump(mode="json", by_alias=True), ensure_ascii=False, indent=2)
+        self.info_file.write_text(text, encoding="utf-8")
+
+    def encoder_config(self) -> dict:
+        """The trained encoder's config.json (its layers, heads, hidden size)."""
+        return json.loads(self.encoder_config_file.read_text(encoding="utf-8"))

@@ -16,13 +16,14 @@ from .data import Rows, mask_column, target_column, turn_counts
 from .distributed import Ranks
 from .model import CallScorer
 from .predict import predict_rows
+from .run import RunDir
 
 
 def teacher_targets(rows: Rows, distill: DistillConfig, schema: LabelSchema, pad_id: int, batch_size: int,
                     device: torch.device, cache_file: Path, ranks: Ranks, log) -> datasets.Dataset:
     """``rows`` with the targets replaced by the teacher's mix: every call for a call head; for a turn head only the
     turns that carry a gold label (the rows do not say which unlabeled turns a head applies to)."""
-    teacher = CallScorer.load(Path(distill.teacher) / "model")
+    teacher = CallScorer.load(RunDir(distill.teacher).model)
     missing = [h.name for h in schema.all_heads if h.name not in teacher.heads]
     if missing:
         raise ValueError(f"the teacher {distill.teacher} has no head {', '.join(missing)}")

@@ -53,7 +53,7 @@ from .data import (
 from .distributed import Ranks, join_from_env, leave, local_device, spawn
 from .model import CallScorer, head_losses, load_encoder
 from .predict import autocast_for, predict_rows
-from .run import DataFile, EncoderRef, RunInfo, Validation
+from .run import DataFile, EncoderRef, RunDir, RunInfo, Validation
 from .teacher import teacher_targets
 
 
@@ -183,7 +183,7 @@ def train_processes(nproc: int, config: TrainConfig, data: list[Path], out: Path
     if nproc <= 1:
         return train(config, data, out, validation, device, progress, log)
     spawn(nproc, _train_rank, config, data, out, validation, device, progress)
-    return RunInfo.read(out)
+    return RunDir(out).info()
 
 
 def _train_rank(config, data, out, validation, device, progress) -> None:
@@ -275,9 +275,9 @@ def _train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pa
         history=state["history"],
     )
     if ranks.main:
-        model.to("cpu").save(out / "model")
-        tokenizer.save(str(out / "tokenizer.json"))
-        info.write(out)
+        model.to("cpu").save(RunDir(out).model)
+        tokenizer.save(str(RunDir(out).tokenizer))
+        RunDir(out).write_info(info)
         checkpoint.remove()
     return info
 

@@ -25,7 +25,7 @@ from callqa.scorer import OnnxScorer, make_session, stack_probs, stack_turn_prob
 from ..baselines import targets as call_targets
 from ..evaluate import load_run
 from ..model import CallScorer
-from ..run import RunInfo
+from ..run import RunDir, RunInfo
 from ..trainer import code_version
 from .bundle_store import save_to_store, stored_already
 from .gate import ExportError, GateConfig, quality_deltas, validation_calls
@@ -44,7 +44,7 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
     if store:
         stored_already(version)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "tokenizer.json", out / "tokenizer.json")
+    shutil.copyfile(RunDir(run_dir).tokenizer, out / "tokenizer.json")
 
     started = time.time()
     log("exporting model.onnx (fp32)")
@@ -147,7 +147,7 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
         "seconds": round(time.time() - started, 1),
     }
     (out / "parity.json").write_text(json.dumps(parity_report, indent=2) + "\n", encoding="utf-8")
-    report = run_dir / "eval" / "report.html"
+    report = RunDir(run_dir).eval_report
     if report.exists():
         shutil.copyfile(report, out / "report.html")
     files = {name: sha256_file(out / name) for name in ("model.onnx", "model.int8.onnx", "tokenizer.json", "parity.json")}
@@ -168,7 +168,7 @@ def distilled_from(info: RunInfo, log) -> tuple[RunInfo, CallScorer] | None:
     if not info.config.get("distill"):
         return None
     teacher = Path(info.config["distill"]["teacher"])
-    if not (teacher / "run.json").exists():
+    if not RunDir(teacher).finished():
         log(f"teacher {teacher} not found: the student is not compared with it")
         return None
     teacher_info, _, model, _ = load_run(teacher)
