@@ -3,13 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    func,
-    inspect,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
 from callqa.scorecard import ScorecardResult
@@ -22,15 +16,9 @@ from .calls import (
     ScorecardRow,
     deduction_counts,
 )
-from .history import (
-    history_of,
-    refresh_reviewed,
-    topics_of,
-)
+from .history import history_of, refresh_reviewed, topics_of
 from .keys import PREFIX, ApiKey, new_key_id
-from .reviews import (
-    ReviewRow,
-)
+from .reviews import ReviewRow
 
 
 def fill_report_tables(bind) -> None:
@@ -54,7 +42,6 @@ def fill_report_tables(bind) -> None:
                                                .execution_options(yield_per=2000)):
                 session.add_all(PredictionTopicRow(prediction_id=pid, head=h, topic=t)
                                 for h, t in topics_of(scores.get("scores", {})))
-
 
 
 def fill_deduction_counts(bind) -> None:

@@ -7,25 +7,13 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    select,
-)
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callqa.scorecard import ScorecardResult
 
 from .db import Base
-from .record import (
-    MISSED,
-)
+from .record import MISSED
 
 
 class CallRow(Base):
@@ -36,7 +24,7 @@ class CallRow(Base):
                       # the export's `--since` and the agents' daily quota
                       Index("ix_review_calls_reviewed", "reviewed_at", "agent_id"),
                       # reports: a period's calls per agent with their totals and latest predictions, from the index
-                      # alone (report.by_period names it)
+                      # alone (report_rows.by_period names it)
                       Index("ix_review_calls_report", "started_at", "agent_id", "revision", "total", "red_line",
                             "prediction_id"))
 
@@ -165,7 +153,6 @@ class EvidenceRow(Base):
 def sample_key(call_id: str) -> float:
     """A stable uniform draw in [0, 1) per call id: the same calls are sampled on every server and every run."""
     return int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big") / 2**64
-
 
 
 def latest_prediction(session: Session, call_id: str) -> PredictionRow | None:

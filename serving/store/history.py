@@ -3,30 +3,16 @@ current, checking verdicts against the card they judge, and rewriting what repor
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    delete,
-    select,
-    update,
-)
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from callqa.calls import Label
 from callqa.pipeline import ScoredCall
 
-from .calls import (
-    CallRow,
-    PredictionRow,
-    deduction_counts,
-)
+from .calls import CallRow, PredictionRow, deduction_counts
 from .db import as_utc
 from .models import Change, ReviewRecord
-from .record import (
-    MISSED,
-    HitRef,
-    MissedDeduction,
-    ScorecardReview,
-    score_of_record,
-)
+from .record import MISSED, HitRef, MissedDeduction, ScorecardReview, score_of_record
 from .reviews import (
     CorrectionRow,
     ReasonRow,
@@ -138,7 +124,6 @@ def current_labels(history: list[ReviewRecord]) -> dict[str, Label]:
         for change in review.changes:
             labels.setdefault(change.head, change.value)
     return labels
-
 
 
 def history_of(session: Session, call_id: str) -> list[ReviewRecord]:

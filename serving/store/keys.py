@@ -63,11 +63,9 @@ def new_key_id() -> str:
     return ID_PREFIX + secrets.token_hex(6)
 
 
-
-
 class KeyStore:
     def __init__(self, url: str, cache_seconds: float = 30.0):
-        self.engine = make_engine(url)  # keys from before random ids got theirs in revision 0003
+        self.engine = make_engine(url)  # refuses a database behind or ahead of this callqa (SchemaVersionError)
         self.cache_seconds = cache_seconds  # a revoked key stops working within this many seconds
         self._cache: dict[str, tuple[float, KeyHolder | None]] = {}
 

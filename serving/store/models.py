@@ -14,10 +14,7 @@ from callqa.pipeline import ScoredCall
 from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
 
-from .record import (
-    ScorecardReview,
-    card_of_record,
-)
+from .record import ScorecardReview, card_of_record
 
 QueueOrder = Literal["least_confident", "lowest_score", "random"]
 

@@ -7,30 +7,17 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy import (
-    Engine,
-    and_,
-    exists,
-    func,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from callqa.schema import LabelSchema
 from callqa.scores import CallScores, LevelScore, TopicsScore
 
-from .calls import (
-    CallRow,
-    PredictionTopicRow,
-)
+from .calls import CallRow, PredictionTopicRow
 from .db import as_utc, utcnow
 from .errors import Leased
 from .models import CallFilter, QueueItem, QueuePolicy, Reviewer
-from .reviews import (
-    ReviewRow,
-)
+from .reviews import ReviewRow
 
 
 def queue_keys(scores: CallScores, schema: LabelSchema) -> tuple[float, float, float | None]:
@@ -56,13 +43,16 @@ def queue_keys(scores: CallScores, schema: LabelSchema) -> tuple[float, float, f
     return max(entropies), min(margins), (min(lows) if lows else None)
 
 
-
 # What a queue or search row shows: the call's small columns and its latest scorecard's total (never a transcript).
 ITEM_COLUMNS = (CallRow.call_id, CallRow.agent_id, CallRow.started_at, CallRow.duration, CallRow.model, CallRow.turns,
-                 CallRow.sample_key, CallRow.entropy, CallRow.margin, CallRow.low_score, CallRow.lease_owner,
-                 CallRow.lease_until, CallRow.revision, CallRow.total, CallRow.red_line)
+                CallRow.sample_key, CallRow.entropy, CallRow.margin, CallRow.low_score, CallRow.lease_owner,
+                CallRow.lease_until, CallRow.revision, CallRow.total, CallRow.red_line)
 
 
+def lease_free_for(reviewer: str, now: datetime):
+    """The calls ``reviewer`` may act on now: leased to no one, to them, or on a lease that has run out (the queue,
+    a new lease and a saved review all ask this)."""
+    return or_(CallRow.lease_owner.is_(None), CallRow.lease_owner == reviewer, CallRow.lease_until < now)
 
 
 class ReviewQueue:
@@ -73,8 +63,7 @@ class ReviewQueue:
 
     def _available(self, session: Session, reviewer: str, now: datetime):
         """Unreviewed calls not leased to someone else, without agents whose daily quota is used up."""
-        clauses = [CallRow.revision == 0,
-                   or_(CallRow.lease_owner.is_(None), CallRow.lease_owner == reviewer, CallRow.lease_until < now)]
+        clauses = [CallRow.revision == 0, lease_free_for(reviewer, now)]
         if self.policy.agent_daily_quota:
             # Today's reviewed calls by index, counted here: a GROUP BY agent_id lets SQLite's planner walk the
             # agent_id index over every call instead.
@@ -152,8 +141,7 @@ class ReviewQueue:
         with Session(self.engine) as session, session.begin():
             # The conditional UPDATE is the first statement, so SQLite takes its write lock before reading anything.
             done = session.execute(
-                update(CallRow).where(CallRow.call_id == call_id, or_(CallRow.lease_owner.is_(None),
-                                      CallRow.lease_owner == reviewer.id, CallRow.lease_until < now))
+                update(CallRow).where(CallRow.call_id == call_id, lease_free_for(reviewer.id, now))
                 .values(lease_owner=reviewer.id, lease_until=until)).rowcount
             if not done:
                 self._why_not(session, call_id, reviewer, now)

@@ -21,12 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 
-from sqlalchemy import (
-    func,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from callqa.calls import Call, Label
@@ -62,23 +57,15 @@ from .history import (
     topics_of,
 )
 from .models import CallView, Change, QueuePolicy, ReviewedCall, Reviewer, ReviewRecord
-from .queue import ReviewQueue, queue_keys
-from .record import (
-    ScorecardReview,
-    card_of_record,
-    verdicts_of_record,
-)
+from .queue import ReviewQueue, lease_free_for, queue_keys
+from .record import ScorecardReview, card_of_record, verdicts_of_record
 from .report_rows import ReportRows
-from .reviews import (
-    CorrectionRow,
-    ReasonRow,
-    ReviewRow,
-)
+from .reviews import CorrectionRow, ReasonRow, ReviewRow
 
 
 class ReviewStore(ReviewQueue):
     def __init__(self, url: str, policy: QueuePolicy | None = None):
-        self.engine = make_engine(url)  # stores from before the report tables got them filled in revision 0003
+        self.engine = make_engine(url)  # refuses a database behind or ahead of this callqa (SchemaVersionError)
         self.policy = policy or QueuePolicy()
 
     # --- calls and predictions in -------------------------------------------------------------------------------
@@ -133,7 +120,6 @@ class ReviewStore(ReviewQueue):
                 count += 1
         return count
 
-    # --- the queue ----------------------------------------------------------------------------------------------
     # --- reading a call -----------------------------------------------------------------------------------------
     def view(self, call_id: str) -> CallView:
         with Session(self.engine) as session:
@@ -141,7 +127,7 @@ class ReviewStore(ReviewQueue):
             if row is None:
                 raise NotFound(f"no call {call_id!r} in the review store")
             prediction = latest_prediction(session, call_id)
-            history = self._history(session, call_id)
+            history = history_of(session, call_id)
             scores = ScoredCall.model_validate(prediction.scores)
             verdicts = verdicts_of_record(history)
             record = None if scores.scorecard is None else card_of_record(scores.scorecard, verdicts)
@@ -176,9 +162,6 @@ class ReviewStore(ReviewQueue):
             session.merge(EvidenceRow(call_id=evidence.call_id, model=evidence.model,
                                       data=evidence.model_dump(mode="json"), created=utcnow()))
 
-    def _history(self, session: Session, call_id: str) -> list[ReviewRecord]:
-        return history_of(session, call_id)
-
     # --- saving a review ----------------------------------------------------------------------------------------
     def submit(self, call_id: str, reviewer: Reviewer, revision: int, labels: dict[str, Label], schema: LabelSchema,
                comment: str = "", scorecard: ScorecardReview | None = None,
@@ -203,13 +186,12 @@ class ReviewStore(ReviewQueue):
         now = utcnow()
         done = session.execute(
             update(CallRow).where(CallRow.call_id == call_id, CallRow.revision == revision,
-                                  or_(CallRow.lease_owner.is_(None), CallRow.lease_owner == reviewer.id,
-                                      CallRow.lease_until < now))
+                                  lease_free_for(reviewer.id, now))
             .values(revision=revision + 1, reviewed_at=now, lease_owner=None, lease_until=None)).rowcount
         if not done:
             self._why_not(session, call_id, reviewer, now, revision)
         prediction = latest_prediction(session, call_id)
-        earlier = self._history(session, call_id)
+        earlier = history_of(session, call_id)
         before = current_labels(earlier)
         model_says = CallScores.model_validate(prediction.scores).predicted()
         review = ReviewRow(call_id=call_id, revision=revision + 1, reviewer=reviewer.id, reviewer_name=reviewer.name,
@@ -241,7 +223,7 @@ class ReviewStore(ReviewQueue):
                 raise Mismatch("; ".join(problems))  # rolls the whole review back
             session.add_all(scorecard_rows(scorecard, review.id, call_id))
         session.flush()
-        refresh_reviewed(session, call_id, prediction, self._history(session, call_id))
+        refresh_reviewed(session, call_id, prediction, history_of(session, call_id))
         # Built here, not read back: the session commits (and SQLite syncs) when this block exits.
         return ReviewRecord(id=review.id, revision=review.revision, reviewer=reviewer.id, reviewer_name=reviewer.name,
                             created=now, comment=comment, model=prediction.model, changes=changes,
@@ -278,7 +260,7 @@ class ReviewStore(ReviewQueue):
             # Ids first, then one call at a time: nothing holds every transcript in memory at once.
             for call_id in session.scalars(query.with_only_columns(CallRow.call_id)).all():
                 row = session.get(CallRow, call_id)
-                history = self._history(session, row.call_id)
+                history = history_of(session, row.call_id)
                 latest = history[0]
                 shown = session.get(PredictionRow, session.get(ReviewRow, latest.id).prediction_id)
                 scores = ScoredCall.model_validate(shown.scores)
