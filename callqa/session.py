@@ -40,13 +40,13 @@ class ScoringSession:
         if precision is not None and precision not in PRECISIONS:
             raise ValueError(f"precision: int8 or fp32, not {precision!r}")
         self.bundle_dir = resolve_bundle(bundle)
-        # How the card was named, for a Ray actor to open the same (a card object: its own YAML is not at hand).
-        self.scorecard_name = None if scorecard is None or str(scorecard) == "none" or isinstance(scorecard, Scorecard) \
-            else str(scorecard)
         self.precision, self.run_threads, self.runs, self.redact = precision, run_threads, runs, redact
         self.scorer = OnnxScorer.from_bundle(self.bundle_dir, model_file=PRECISIONS.get(precision or ""),
                                              threads=run_threads)
-        self.pipeline = ScoringPipeline(self.scorer.info, scorecard_for(scorecard))
+        card = scorecard_for(scorecard)
+        # How a Ray actor opens the same card: by the name it was given, or a loaded card by its YAML file.
+        self.scorecard_name = None if card is None else card.source if isinstance(scorecard, Scorecard) else str(scorecard)
+        self.pipeline = ScoringPipeline(self.scorer.info, card)
 
     @staticmethod
     def check(bundle: str | Path, scorecard: str | Path | None = "default") -> tuple[Path, BundleInfo]:

@@ -137,3 +137,16 @@ def test_every_sink_keeps_the_scores_score_answers(session, tiny_bundle, files, 
     # The same file again: nothing new is stored, nothing doubles.
     assert LocalEngine().run(session, list(files), sink, chunk_size=10).calls == 45 and sink.added == 45
     assert stored.counts()["calls"] == 45
+
+
+def test_a_session_names_its_card_so_a_ray_actor_opens_the_same(session, tiny_bundle):
+    """An actor rebuilds the session from ``scorecard_name``: a card passed loaded is named by its YAML file (it was
+    None, so the Ray engine scored without it), a named card by its name, no card by None."""
+    from callqa.scorecard import load_scorecard
+
+    loaded = ScoringSession(tiny_bundle, load_scorecard("default"), precision="fp32", run_threads=None)
+    again = ScoringSession(tiny_bundle, loaded.scorecard_name, precision="fp32", run_threads=None)
+    assert loaded.scorecard_name.endswith("default.yaml")
+    assert again.pipeline.scorecard.hash == loaded.pipeline.scorecard.hash == session.pipeline.scorecard.hash
+    assert session.scorecard_name == "default"
+    assert ScoringSession(tiny_bundle, "none").scorecard_name is None
