@@ -95,13 +95,11 @@ def score(
         result = _run_with_progress(runner, session, files, sink, chunk_size, batch_size)
     except ImportError:
         raise fail("--engine ray needs Ray: pip install 'callqa[scale]'") from None
-    for error in getattr(sink, "rejects", []):  # a sink that keeps no files of rejects (the store)
+    for error in sink.kept_rejects():
         err_console.print(str(error), highlight=False, markup=False)
-    where = f"{out}" if out is not None else "the review store"
-    stored = f", {sink.added} new predictions stored" if into == "store" else ""
-    console.print(f"{result.calls} calls scored by {session.tag} into {where} ({result.parts_written} parts written, "
-                  f"{result.parts_skipped} already there{stored}; padding {result.padding_waste:.1%} of the tokens "
-                  f"computed); {result.rejected_lines} bad lines" + (f" in {out}/rejects-*.jsonl" if out else ""))
+    console.print(f"{result.calls} calls scored by {session.tag} into {sink.where()} ({result.parts_written} parts "
+                  f"written, {result.parts_skipped} already there{sink.summary()}; padding {result.padding_waste:.1%} "
+                  f"of the tokens computed); {result.rejected_lines} bad lines{sink.rejects_where()}")
     if result.rejected_lines:
         raise typer.Exit(1)
 

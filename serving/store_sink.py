@@ -42,3 +42,12 @@ class StoreSink(Sink):
 
     def reject(self, chunk: Chunk, errors: list[LineError]) -> None:
         self.rejects += errors
+
+    def where(self) -> str:
+        return "the review store"
+
+    def summary(self) -> str:
+        return f", {self.added} new predictions stored"
+
+    def kept_rejects(self) -> list[LineError]:
+        return self.rejects

@@ -35,6 +35,23 @@ class Sink(ABC):
     def reject(self, chunk: Chunk, errors: list[LineError]) -> None:
         """Keep a chunk's bad lines as file:line:field:message (never the line's text)."""
 
+    def where(self) -> str:
+        """Where the scores went, as the command's last line says it."""
+        return self.target
+
+    def summary(self) -> str:
+        """What the sink adds to that line (", N new predictions stored"); "" for nothing."""
+        return ""
+
+    def rejects_where(self) -> str:
+        """Where the bad lines went, for that line (" in FOLDER/rejects-*.jsonl"); "": :meth:`kept_rejects` holds
+        them for the command to print."""
+        return ""
+
+    def kept_rejects(self) -> list[LineError]:
+        """Bad lines the sink kept in memory for the command to print (a folder sink writes them to files)."""
+        return []
+
 
 def replace_atomically(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)  # the file exists only once complete: a rerun after a kill redoes only missing parts
@@ -55,6 +72,9 @@ class FolderSink(Sink):
 
     def done(self, chunk: Chunk) -> bool:
         return self.part(chunk).exists()
+
+    def rejects_where(self) -> str:
+        return f" in {self.target}/rejects-*.jsonl"
 
     def write_part(self, chunk: Chunk, data: bytes) -> None:
         _write_atomic(self.part(chunk), data)
