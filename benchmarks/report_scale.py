@@ -47,7 +47,7 @@ def templates(n: int = 200):
     rng = np.random.default_rng(0)
     out = []
     for call in load_calls(SAMPLE)[:n]:
-        probs = {h.name: rng.random(h.size) if h.spec.multilabel else rng.dirichlet(np.ones(h.size)) for h in schema.heads}
+        probs = {h.name: h.spec.activate(rng.normal(size=h.size) * 2) for h in schema.heads}
         scored = ScoredCall(call_id=call.call_id, n_tokens=300, truncated=False, scores=head_scores(schema, probs))
         scored.scorecard = card.score(call, scored)
         out.append((call.model_dump(mode="json", exclude={"labels"}), scored, queue_keys(scored, schema)))

@@ -40,7 +40,7 @@ def main() -> None:
         ids = [f"c{i:07d}" for i in range(start, min(start + 500, args.calls))]
         calls = [Call(call_id=i, agent_id=f"a{int(i[1:]) % 200}", turns=turns) for i in ids]
         scores = [ScoredCall(call_id=i, n_tokens=300, truncated=False, scores=head_scores(schema, {
-            h.name: rng.random(h.size) if h.spec.multilabel else rng.dirichlet(np.ones(h.size)) for h in schema.heads}))
+            h.name: h.spec.activate(rng.normal(size=h.size) * 2) for h in schema.heads}))
                   for i in ids]
         store.add_scored(calls, scores, "callqa-scorer:bench", schema)
     add_s = time.perf_counter() - started

@@ -104,7 +104,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     arms = {"with": TrainConfig.from_yaml(args.with_), "without": TrainConfig.from_yaml(args.without)}
     schema = arms["with"].label_schema()
-    quality_heads = [h.name for h in schema.heads if h.spec.ordinal]
+    quality_heads = [h.name for h in schema.heads if h.spec.scale]
     test_calls = load_calls(args.test)
     quality: dict[str, dict[str, list[float]]] = {arm: {h: [] for h in quality_heads} for arm in arms}
     nugget_runs: list[dict] = []

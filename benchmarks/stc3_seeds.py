@@ -113,7 +113,7 @@ def main() -> None:
     if args.max_steps:
         base = base.model_copy(update={"optim": base.optim.model_copy(update={"max_steps": args.max_steps})})
     schema = base.label_schema()
-    heads = [h.name for h in schema.heads if h.spec.ordinal]
+    heads = [h.name for h in schema.heads if h.spec.scale]
     args.runs.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.train_sizes.split(",")] if args.train_sizes else [None]
     curve, result = {}, {}

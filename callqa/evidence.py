@@ -57,10 +57,7 @@ def occlusion_batch(call: Call, max_blocks: int | None = None) -> list[Call]:
 
 
 def _measure(head: Head, probs: np.ndarray, target: int | None) -> tuple[str, float, int | None]:
-    if head.spec.ordinal:
-        return "expected", float(np.dot(probs, head.values)), None
-    target = int(np.argmax(probs)) if target is None else target
-    return f"p({head.class_ids[target]})", float(probs[target]), target
+    return head.spec.measure(head, probs, target)
 
 
 def attributions(call: Call, model: str, schema: LabelSchema, predictions: Sequence[CallPrediction],

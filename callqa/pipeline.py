@@ -15,11 +15,10 @@ from pydantic import Field
 from callqa.bundle import BundleInfo
 from callqa.calls import Call
 from callqa.evidence import CallEvidence
-from callqa.heads import DEFAULT_THRESHOLD
 from callqa.schema import Head, LabelSchema
 from callqa.scorecard import Scorecard, ScorecardResult
 from callqa.scorer import CallPrediction, OnnxScorer
-from callqa.scores import CallScores, LabelScore, LevelScore, TopicsScore
+from callqa.scores import CallScores, LevelScore, TopicsScore
 
 
 class ScoredCall(CallScores):
@@ -32,18 +31,8 @@ class ScoredCall(CallScores):
 
 
 def head_score(head: Head, probs: np.ndarray, thresholds: list[float] | None = None) -> LevelScore | TopicsScore:
-    p = [float(x) for x in probs]
-    if head.spec.multilabel:
-        cut = thresholds or [DEFAULT_THRESHOLD] * head.size
-        labels = [LabelScore(id=c, name=head.classes[c], probability=p[i], threshold=float(cut[i]), predicted=p[i] >= cut[i])
-                  for i, c in enumerate(head.class_ids)]
-        labels.sort(key=lambda s: -s.probability)
-        return TopicsScore(display=head.display, labels=labels, predicted=[s.id for s in labels if s.predicted])
-    best = int(np.argmax(probs))
-    level = head.class_ids[best]
-    expected = float(np.dot(probs, head.values)) if head.spec.ordinal else None
-    return LevelScore(display=head.display, distribution=dict(zip(head.class_ids, p)), expected=expected, level=level,
-                      level_name=head.classes[level], confidence=p[best])
+    """One head's score as the API answers it, decoded by the head's kind."""
+    return head.spec.decode(head, probs, thresholds)
 
 
 def head_scores(schema: LabelSchema, probs: dict[str, np.ndarray],

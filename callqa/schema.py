@@ -12,44 +12,40 @@ the two apart (``heads`` and ``turn_heads``), so code that scores calls never me
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from callqa.calls import Label, Speaker, Turn, Votes
-from callqa.heads import DEFAULT_THRESHOLD, KINDS, HeadKind
+from callqa.calls import Label, Speaker, Turn
+from callqa.heads import KINDS, HeadKind, HeadView, LabelError
 from callqa.resources import config_dir
 
-KindName = Literal["ordinal", "multiclass", "multilabel"]  # the keys of callqa.heads.KINDS
+
+def _known_kind(name: str) -> str:
+    if name not in KINDS:
+        raise ValueError(f"unknown head kind {name!r} (kinds: {', '.join(KINDS)})")
+    return name
+
+
+# A head's kind: a key of callqa.heads.KINDS (a new kind registered there is known here without an edit).
+KindName = Annotated[str, AfterValidator(_known_kind), WithJsonSchema({"type": "string", "enum": list(KINDS)})]
 
 SCHEMA_DIR = config_dir("schemas")
 
 
 class SchemaError(ValueError):
     """A schema file that cannot be used; the message names the file and the field."""
-
-
-class LabelError(ValueError):
-    """A call's label that does not fit its head (unknown class, wrong shape)."""
-
-
-class HeadView(BaseModel):
-    """How the review UI shows and sets one head (GET /api/model ``heads``): the UI reads this, never the head's
-    kind, so a new kind of head needs no branch in serving/ui."""
-
-    name: str
-    display: str
-    scope: Literal["call", "turn"]
-    widget: Literal["levels", "labels"] = Field(description="levels: pick one class (the model's distribution and "
-                                                "confidence beside them); labels: pick any (each with the model's "
-                                                "probability against its threshold)")
-    multiple: bool = Field(description="the label is a list of class ids (else one class id)")
-    expected: bool = Field(description="the model's expected score on the scale is shown (an ordinal head)")
-    classes: dict[str, str] = Field(description="class id → Chinese name, in the scale's order")
-    thresholds: dict[str, float] = Field(default={}, description="labels: class id → the probability it counts from")
-    filterable: bool = Field(description="the queue can be searched by this head's predicted labels (topic=)")
 
 
 class Head(BaseModel):
@@ -93,15 +89,8 @@ class Head(BaseModel):
         return KINDS[self.kind]
 
     def view(self, thresholds: list[float] | None = None) -> HeadView:
-        """The UI's descriptor of this head, its kind's widget filled in (``thresholds``: a labels head's tuned
-        cut-offs, in class order)."""
-        multiple = self.spec.multilabel
-        cuts = dict(zip(self.class_ids, thresholds)) if multiple and thresholds else {}
-        if multiple and not cuts:
-            cuts = {c: DEFAULT_THRESHOLD for c in self.class_ids}
-        return HeadView(name=self.name, display=self.display, scope=self.scope, widget=self.spec.widget,
-                        multiple=multiple, expected=self.spec.ordinal, classes=dict(self.classes), thresholds=cuts,
-                        filterable=multiple and self.scope == "call")
+        """The UI's descriptor of this head, as its kind describes it."""
+        return self.spec.view(self, thresholds)
 
     @property
     def class_ids(self) -> list[str]:
@@ -135,29 +124,13 @@ class Head(BaseModel):
             raise LabelError(f"{key!r} is not a class of head {self.name!r} (classes: {', '.join(self.class_ids)})") from None
 
     def target(self, label: Label | None) -> np.ndarray | None:
-        """The training target for a label: a distribution (ordinal/multiclass) or a 0/1 vector (multilabel).
+        """The training target for a label, in the shape its kind gives it: a distribution, or a 0/1 vector.
 
         One value → one-hot; annotator votes → the normalised vote distribution; missing → None (the loss masks it).
         """
         if label is None:
             return None
-        out = np.zeros(self.size, dtype=np.float32)
-        if self.spec.multilabel:
-            if isinstance(label, Votes):
-                raise LabelError(f"head {self.name!r} is multilabel: give a list of classes, not votes")
-            if not isinstance(label, list):
-                raise LabelError(f"head {self.name!r} is multilabel: give a list of classes, got {label!r}")
-            for class_id in label:
-                out[self.index(class_id)] = 1.0
-            return out
-        if isinstance(label, list):
-            raise LabelError(f"head {self.name!r} is {self.kind}: give one class or votes, not a list")
-        if isinstance(label, Votes):
-            for class_id, count in label.votes.items():
-                out[self.index(class_id)] += count
-            return out / out.sum()
-        out[self.index(label)] = 1.0
-        return out
+        return self.spec.target(self, label)
 
 
 class LabelSchema(BaseModel):

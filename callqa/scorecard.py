@@ -240,7 +240,7 @@ class Scorecard:
                     problems.append(f"{where}.{field}.levels: {level!r} is not a level of {head.name!r} "
                                     f"(levels: {', '.join(head.class_ids)})")
             if isinstance(ref, HeadPoints):
-                if ref.linear and not head.spec.ordinal:
+                if ref.linear and not head.spec.scale:
                     problems.append(f"{where}.head.linear: {head.name!r} is {head.kind}; linear needs an ordinal head")
                 if ref.levels and set(ref.levels) != set(head.class_ids):
                     missing = [c for c in head.class_ids if c not in ref.levels]
@@ -249,7 +249,7 @@ class Scorecard:
                 if ref.levels and any(p > item.points for p in ref.levels.values()):
                     problems.append(f"{where}.head.levels: more points than the item's {item.points:g}")
             if isinstance(ref, Condition) and ref.label is not None:
-                if not head.spec.multilabel:
+                if not head.spec.multiple:
                     problems.append(f"{where}.when.label: {head.name!r} is {head.kind}; label needs a multilabel head")
                 elif ref.label not in head.classes:
                     problems.append(f"{where}.when.label: {ref.label!r} is not a label of {head.name!r}")

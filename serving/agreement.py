@@ -14,10 +14,8 @@ from collections.abc import Iterable
 
 import numpy as np
 from pydantic import BaseModel, Field
-from sklearn.metrics import confusion_matrix
 
-from callqa.metrics import kappa
-from callqa.schema import Head, LabelSchema
+from callqa.schema import LabelSchema
 
 from .store import ReviewedCall, item_points
 
@@ -38,19 +36,6 @@ class HeadAgreement(BaseModel):
     classes: list[str]  # class display names, the order of the confusion matrix
     confusion: list[list[int]] | None  # level heads: rows reviewer, columns model
     per_label: dict[str, dict[str, int]] | None  # topics: label → {model, reviewer, both}
-
-
-def _level_agreement(pairs: list[tuple[str, str]], head: Head) -> Agreement:
-    reviewer, model = [p[0] for p in pairs], [p[1] for p in pairs]
-    return Agreement(n=len(pairs), accuracy=float(np.mean([a == b for a, b in pairs])),
-                     kappa=kappa(reviewer, model, head.class_ids, head.spec.kappa_weights))
-
-
-def _label_agreement(pairs: list[tuple[list[str], list[str]]], head: Head) -> Agreement:
-    reviewer = [int(c in r) for r, _ in pairs for c in head.class_ids]
-    model = [int(c in m) for _, m in pairs for c in head.class_ids]
-    return Agreement(n=len(pairs), accuracy=float(np.mean(np.array(reviewer) == np.array(model))),
-                     kappa=kappa(reviewer, model, [0, 1]))
 
 
 def group_by_model(reviewed: Iterable[ReviewedCall]) -> dict[str, list[ReviewedCall]]:
@@ -74,25 +59,16 @@ def agreement(reviewed: Iterable[ReviewedCall], schema: LabelSchema) -> list[Hea
         rows = pairs.get(head.name)
         if not rows:
             continue
-        score = _label_agreement if head.spec.multilabel else _level_agreement
+        kind = head.spec
         by_week: dict[str, list] = defaultdict(list)
         for week, rev, mod in rows:
             by_week[week].append((rev, mod))
         everything = [(rev, mod) for _, rev, mod in rows]
-        confusion = per_label = None
-        if head.spec.multilabel:
-            per_label = {head.classes[c]: {"model": sum(c in m for _, m in everything),
-                                           "reviewer": sum(c in r for r, _ in everything),
-                                           "both": sum(c in r and c in m for r, m in everything)}
-                         for c in head.class_ids}
-        else:
-            confusion = confusion_matrix([r for r, _ in everything], [m for _, m in everything],
-                                         labels=head.class_ids).tolist()
         out.append(HeadAgreement(head=head.name, display=head.display, kind=head.kind,
                                  metric=head.spec.agreement_metric,
-                                 overall=score(everything, head),
-                                 weeks={w: score(p, head) for w, p in sorted(by_week.items())},
-                                 classes=list(head.classes.values()), confusion=confusion, per_label=per_label))
+                                 overall=Agreement(**kind.agreement(head, everything)),
+                                 weeks={w: Agreement(**kind.agreement(head, p)) for w, p in sorted(by_week.items())},
+                                 classes=list(head.classes.values()), **kind.agreement_detail(head, everything)))
     return out
 
 

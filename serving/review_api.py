@@ -20,7 +20,6 @@ import base64
 import functools
 import hashlib
 import logging
-import re
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -77,13 +76,7 @@ class ReviewRequest(BaseModel):
 def labels_json_schema(schema: LabelSchema) -> dict:
     """A review's labels as JSON Schema under ``schema``: each head by name with its class ids (numeric levels also as
     numbers, as the call format takes them) — what :meth:`LabelSchema.check_labels` accepts."""
-    heads = {}
-    for head in schema.heads:
-        ids = list(head.class_ids)
-        if head.spec.multilabel:
-            heads[head.name] = {"type": "array", "items": {"enum": ids}, "maxItems": 1000}
-        else:
-            heads[head.name] = {"enum": ids + [int(i) for i in ids if re.fullmatch(r"-?[1-9][0-9]{0,5}|0", i)]}
+    heads = {head.name: head.spec.label_json_schema(head) for head in schema.heads}
     return {"type": "object", "properties": heads, "additionalProperties": False,
             "description": "head → class id (topics: a list of ids)"}
 

@@ -117,7 +117,7 @@ def score_randomly(calls, seed: int):
     card, rng = load_scorecard("default", schema), np.random.default_rng(seed)
     out = []
     for call in calls:
-        probs = {h.name: rng.random(h.size) if h.spec.multilabel else rng.dirichlet(np.ones(h.size)) for h in schema.heads}
+        probs = {h.name: rng.random(h.size) if h.spec.multiple else rng.dirichlet(np.ones(h.size)) for h in schema.heads}
         scored = ScoredCall(call_id=call.call_id, n_tokens=100, truncated=False, scores=head_scores(schema, probs))
         scored.scorecard = card.score(call, scored)
         out.append(scored)

@@ -78,7 +78,7 @@ def test_a_student_learns_its_teacher_from_unlabeled_calls(teacher, tiny_data, t
     cpu = torch.device("cpu")
     teacher_p, _ = predict_rows(CallScorer.load(teacher / "model"), rows, schema, encoder.pad_id, 8, cpu)
     after, _ = predict_rows(student, rows, schema, encoder.pad_id, 8, cpu)
-    levels = [h.name for h in schema.heads if h.spec.ordinal]
+    levels = [h.name for h in schema.heads if h.spec.scale]
     uniform = {h: np.full_like(teacher_p[h], 1 / teacher_p[h].shape[1]) for h in levels}
     kl_before, kl_after = _kl_to(teacher_p, uniform, levels), _kl_to(teacher_p, after, levels)
     print(f"KL to the teacher: {kl_before:.4f} → {kl_after:.4f}")

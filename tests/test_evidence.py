@@ -28,9 +28,9 @@ def test_occlusion_in_one_batch_equals_scoring_each_reduced_call_alone(tiny_bund
         target = int(np.argmax(p))
 
         def measure(probs, head=head, target=target) -> float:
-            return float(np.dot(probs, head.values)) if head.spec.ordinal else float(probs[target])
+            return float(np.dot(probs, head.values)) if head.spec.scale else float(probs[target])
 
-        assert found.measure == ("expected" if head.spec.ordinal else f"p({head.class_ids[target]})")
+        assert found.measure == ("expected" if head.spec.scale else f"p({head.class_ids[target]})")
         assert found.score == pytest.approx(measure(p), abs=1e-5)
         expected = [measure(p) - measure(a.probs[head.name]) for a in alone]
         np.testing.assert_allclose(found.turns, expected, atol=1e-5)
@@ -55,7 +55,7 @@ def test_a_long_call_is_occluded_in_blocks_each_turn_carrying_its_blocks_attribu
     evidence = attributions(call, "tag", schema, scorer.predict(batch), max_blocks=3)
     assert evidence.block == len(runs[0]) > 1
     whole = scorer.predict([call])[0]
-    for head in (h for h in schema.heads if h.spec.ordinal):
+    for head in (h for h in schema.heads if h.spec.scale):
         expected = float(np.dot(whole.probs[head.name], head.values))
         for run in runs:
             reduced = call.model_copy(update={"turns": call.turns[: run.start] + call.turns[run.stop :]})

@@ -10,6 +10,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from callqa.calls import Call
+from callqa.heads import LevelKind, MultilabelKind, registered
 from callqa.render import RenderSpec, render_call
 from callqa.schema import Head, LabelSchema
 from callqa.scorer import turn_targets
@@ -69,6 +70,24 @@ def turn_tfidf_lr(train: list[Call], test: list[Call], head: Head, C: float = 2.
     return fit_distribution(x_train, turn_targets(train, head), x_test, C)
 
 
+def fit_labels(x_train, q: np.ndarray, x_test, C: float) -> np.ndarray:
+    """One logistic regression per label (a label every call has, or none has, predicts its base rate)."""
+    keep = np.flatnonzero(q.sum(-1) > 0)
+    pred = np.zeros((x_test.shape[0], q.shape[1]))
+    for j in range(q.shape[1]):
+        y = q[keep, j] > 0.5
+        if y.all() or not y.any():
+            pred[:, j] = float(y.mean())
+            continue
+        model = LogisticRegression(C=C, max_iter=2000).fit(x_train[keep], y)
+        pred[:, j] = model.predict_proba(x_test)[:, 1]
+    return pred
+
+
+# How TF-IDF + LR fits a head, by kind (callqa.heads.registered: a subclass inherits its base's).
+FITS = {LevelKind: fit_distribution, MultilabelKind: fit_labels}
+
+
 def tfidf_lr(train: list[Call], test: list[Call], schema: LabelSchema, C: float = 2.0) -> dict[str, np.ndarray]:
     """Character 1–3-gram TF-IDF + logistic regression.
 
@@ -82,20 +101,7 @@ def tfidf_lr(train: list[Call], test: list[Call], schema: LabelSchema, C: float 
     train_targets = targets(train, schema)
     out = {}
     for head in schema.heads:
-        q = train_targets[head.name]
-        keep = np.flatnonzero(q.sum(-1) > 0)
-        pred = np.zeros((len(test), head.size))
-        if head.spec.multilabel:
-            for j in range(head.size):
-                y = q[keep, j] > 0.5
-                if y.all() or not y.any():
-                    pred[:, j] = float(y.mean())
-                    continue
-                model = LogisticRegression(C=C, max_iter=2000).fit(x_train[keep], y)
-                pred[:, j] = model.predict_proba(x_test)[:, 1]
-        else:
-            pred = fit_distribution(x_train, q, x_test, C)
-        out[head.name] = pred
+        out[head.name] = registered(FITS, head.spec)(x_train, train_targets[head.name], x_test, C)
     for head in schema.turn_heads:
         out[head.name] = turn_tfidf_lr(train, test, head, C)
     return out

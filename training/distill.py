@@ -67,8 +67,8 @@ def student_config(teacher: RunInfo, teacher_run: Path, init: Path, layers: list
               "max_steps": math.ceil(teacher.steps * depth / len(layers))}
     weights = dict(config.loss.head_weights)
     for head in config.label_schema().all_heads:
-        if head.spec.multilabel:
-            weights[head.name] = weights.get(head.name, 1.0) * head.size
+        if head.spec.distillation_weight(head) != 1.0:
+            weights[head.name] = weights.get(head.name, 1.0) * head.spec.distillation_weight(head)
     return config.model_copy(update={
         "encoder": str(init),
         "optim": config.optim.model_copy(update={"freeze_layers": freeze, **scaled}),

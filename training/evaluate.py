@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from callqa.bundle import sha256_file
-from callqa.heads import DEFAULT_THRESHOLD
 from callqa.jsonl import load_calls
 from callqa.metrics import evaluate_heads, nmd
 from callqa.render import CallEncoder
@@ -47,24 +46,15 @@ def _training_calls(info: RunInfo, log) -> list | None:
 def worst_calls(head, calls: list, p: np.ndarray, q: np.ndarray, thresholds: np.ndarray | None,
                 n: int = 10) -> list[dict]:
     """The ``n`` calls the model gets most wrong on a head (ids, error, label and prediction; no transcript text).
-    Error: the call's NMD (ordinal), 1 − p(majority label) (multiclass), or the number of wrong labels (topics)."""
+    The error is the head kind's (``head.spec.error_title``: the call's NMD, 1 − p(majority label), wrong labels)."""
     has = q.sum(-1) > 0
-    if head.spec.ordinal:
-        error = nmd(p, np.where(has[:, None], q, 1.0 / head.size))
-    elif head.spec.multilabel:
-        cut = thresholds if thresholds is not None else np.full(head.size, DEFAULT_THRESHOLD)
-        error = ((p >= cut) != (q > 0.5)).sum(-1).astype(float)
-    else:
-        error = 1.0 - p[np.arange(len(p)), q.argmax(-1)]
+    error = head.spec.call_errors(head, p, q, thresholds)
     out = []
     for i in np.argsort(-np.where(has, error, -1.0), kind="stable")[:n]:
         if not has[i] or error[i] <= 0:
             break
-        if head.spec.multilabel:
-            gold = [c for j, c in enumerate(head.class_ids) if q[i, j] > 0.5]
-            guess = [c for j, c in enumerate(head.class_ids) if p[i, j] >= cut[j]]
-        else:
-            gold, guess = head.class_ids[int(q[i].argmax())], head.class_ids[int(p[i].argmax())]
+        gold = head.spec.gold(head, q[i : i + 1])[0]
+        guess = head.spec.predicted(head, p[i : i + 1], thresholds)[0]
         out.append({"call_id": calls[i].call_id, "error": float(error[i]), "gold": gold, "predicted": guess})
     return out
 
@@ -99,7 +89,7 @@ def evaluate_run(run_dir: Path, data: list[Path], out: Path | None = None, devic
     n_tokens = np.array([r["n_tokens"] for r in rows])
     by_length = {}
     for h in schema.heads:
-        if not h.spec.ordinal:
+        if not h.spec.scale:  # NMD by call length: heads whose levels are a scale
             continue
         has = q[h.name].sum(-1) > 0
         per_call = nmd(probs[h.name], q[h.name])

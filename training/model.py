@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import AutoConfig, AutoModel
 
+from callqa.heads import LevelKind, MultilabelKind, OrdinalKind, registered
 from callqa.schema import LabelSchema
 
 from .config import LossConfig
@@ -143,8 +144,9 @@ def _multilabel_loss(z: torch.Tensor, t: torch.Tensor, loss: LossConfig, pos_wei
     return F.binary_cross_entropy_with_logits(z, t, pos_weight=pos_weight, reduction="none").mean(-1)
 
 
-# Per call, the loss of each head kind (callqa.heads.KINDS names them): the one part of a kind that needs torch.
-LOSSES = {"ordinal": _ordinal_loss, "multiclass": _distribution_loss, "multilabel": _multilabel_loss}
+# Per call, the loss of each head kind: the one part of a kind that needs torch. Registered by kind class; a kind
+# without its own entry takes its nearest base's (callqa.heads.registered): the call category is a level head.
+LOSSES = {OrdinalKind: _ordinal_loss, LevelKind: _distribution_loss, MultilabelKind: _multilabel_loss}
 
 
 def head_losses(logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor],
@@ -158,7 +160,7 @@ def head_losses(logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor
         if head.name not in logits:
             continue
         z, t, m = logits[head.name], targets[head.name], masks[head.name]
-        per_call = LOSSES[head.kind](z, t, loss, (pos_weights or {}).get(head.name))
+        per_call = registered(LOSSES, head.spec)(z, t, loss, (pos_weights or {}).get(head.name))
         count = m.sum() if counts is None else counts[head.name]
         out[head.name] = (per_call * m).sum() / count.clamp(min=1.0)
     return out

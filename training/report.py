@@ -144,7 +144,7 @@ def _worst_table(head, worst: list[dict], calls: dict[str, Call]) -> str:
     rows = "".join(f"<tr><td>{e(w['call_id'])}</td><td>{w['error']:.3f}</td><td>{e(str(w['gold']))}</td>"
                    f"<td>{e(str(w['predicted']))}</td><td class='text'>{e(_excerpt(calls[w['call_id']]))}</td></tr>"
                    for w in worst if w["call_id"] in calls)
-    what = {"ordinal": "该通话的 NMD", "multiclass": "1 − p(多数标注)", "multilabel": "判错的标签数"}[head.kind]
+    what = head.spec.error_title
     return (f"<table class='worst'><caption>误差最大的 {len(worst)} 通（按{what}；号码已脱敏）</caption>"
             "<tr><th>通话</th><th>误差</th><th>标注</th><th>模型</th><th>对话摘录</th></tr>" + rows + "</table>")
 

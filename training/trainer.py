@@ -30,7 +30,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from callqa import __version__
 from callqa.encoders import resolve_encoder
-from callqa.metrics import evaluate_heads, pick_metric, tune_thresholds
+from callqa.metrics import evaluate_heads, pick_metric
 from callqa.render import CallEncoder
 from callqa.schema import LabelSchema, load_schema
 from callqa.split import split_keys
@@ -150,14 +150,13 @@ def make_optimizer(model: CallScorer, o) -> torch.optim.Optimizer:
     return torch.optim.AdamW([g for g in groups if g["params"]])
 
 
-def multilabel_pos_weights(rows: list[dict], schema: LabelSchema, dev: torch.device) -> dict[str, torch.Tensor]:
-    """Positive-class weights for multilabel heads: (negatives / positives) per label, clipped to 1..20."""
+def positive_weights(rows: list[dict], schema: LabelSchema, dev: torch.device) -> dict[str, torch.Tensor]:
+    """Positive-class weights of the heads whose kind has them (multilabel: negatives / positives per label)."""
     out = {}
     for head in schema.heads:
-        if head.spec.multilabel:
-            t = row_targets(rows, head.name)[row_mask(rows, head.name)]
-            pos = t.sum(0)
-            out[head.name] = torch.tensor(((len(t) - pos) / np.clip(pos, 1, None)).clip(1, 20), device=dev)
+        weights = head.spec.positive_weights(row_targets(rows, head.name)[row_mask(rows, head.name)])
+        if weights is not None:
+            out[head.name] = torch.tensor(weights, device=dev)
     return out
 
 
@@ -246,10 +245,11 @@ def _train(config: TrainConfig, data: list[Path], out: Path, validation: list[Pa
     probs, val_loss = predict_rows(model, val_rows, schema, call_encoder.pad_id, o.batch_size * 2, dev, config.loss,
                                    ranks)
     thresholds = {}
-    for h in schema.heads:
-        if h.spec.multilabel:
-            has = row_mask(val_rows, h.name)
-            thresholds[h.name] = tune_thresholds(probs[h.name][has], row_targets(val_rows, h.name)[has] > 0.5).tolist()
+    for h in schema.heads:  # the heads whose kind decides at thresholds, tuned on validation calls
+        has = row_mask(val_rows, h.name)
+        tuned = h.spec.tune_thresholds(probs[h.name][has], row_targets(val_rows, h.name)[has])
+        if tuned is not None:
+            thresholds[h.name] = tuned
 
     info = RunInfo(
         callqa_version=code_version(),
@@ -300,7 +300,7 @@ class TrainingLoop:
         self.config, self.schema, self.o = config, schema, config.optim
         self.train_rows, self.val_rows, self.pad_id, self.dev = train_rows, val_rows, pad_id, dev
         self.checkpoint, self.state, self.best_weights, self.log = checkpoint, state, best_weights, log
-        self.pos_weights = multilabel_pos_weights(train_rows, schema, dev) if config.loss.pos_weight else {}
+        self.pos_weights = positive_weights(train_rows, schema, dev) if config.loss.pos_weight else {}
         self.head_weight = {h.name: config.loss.head_weights.get(h.name, 1.0) for h in schema.all_heads}
 
     def evaluate(self) -> bool:

@@ -16,7 +16,7 @@ from .calls import (
     ScorecardRow,
     deduction_counts,
 )
-from .history import history_of, refresh_reviewed, topics_of
+from .history import counted_of, history_of, refresh_reviewed
 from .keys import PREFIX, ApiKey, new_key_id
 from .reviews import ReviewRow
 
@@ -41,7 +41,7 @@ def fill_report_tables(bind) -> None:
             for pid, scores in session.execute(select(PredictionRow.id, PredictionRow.scores)
                                                .execution_options(yield_per=2000)):
                 session.add_all(PredictionTopicRow(prediction_id=pid, head=h, topic=t)
-                                for h, t in topics_of(scores.get("scores", {})))
+                                for h, t in counted_of(scores.get("scores", {}), None))
 
 
 def fill_deduction_counts(bind) -> None:

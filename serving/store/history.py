@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from callqa.calls import Label
 from callqa.pipeline import ScoredCall
+from callqa.schema import LabelSchema
 
-from .calls import CallRow, PredictionRow, deduction_counts
+from .calls import CallRow, PredictionRow, PredictionTopicRow, deduction_counts
 from .db import as_utc
 from .models import Change, ReviewRecord
 from .record import MISSED, HitRef, MissedDeduction, ScorecardReview, score_of_record
@@ -86,24 +87,42 @@ def current_reasons(history: list[ReviewRecord]) -> dict[str, list[int]]:
     return reasons
 
 
-def topics_of(scores: dict) -> list[tuple[str, str]]:
-    """(head, topic) of every label over its threshold, from a prediction's scores (as stored or as objects)."""
-    out = []
-    for head, score in scores.items():
-        predicted = score.get("predicted") if isinstance(score, dict) else getattr(score, "predicted", None)
-        if isinstance(predicted, list):
-            out += [(head, topic) for topic in predicted]
-    return out
+def counted_of(scores: dict, schema: LabelSchema | None, meta: dict | None = None) -> list[tuple[str, str]]:
+    """(head, class id) the month report's 分类统计 counts a call under, from a prediction's scores (as stored or as
+    objects), as each counted head's kind says (topics over their threshold; a call category, the call's own
+    ``meta`` first). Without the model's schema (stores from before models were recorded): every list of predicted
+    labels, which is what those stores could count."""
+    if schema is None:
+        out = []
+        for head, score in scores.items():
+            predicted = score.get("predicted") if isinstance(score, dict) else getattr(score, "predicted", None)
+            if isinstance(predicted, list):
+                out += [(head, topic) for topic in predicted]
+        return out
+    return [(h.name, c) for h in schema.heads if h.spec.counted and h.name in scores
+            for c in h.spec.counted_labels(h, scores[h.name], meta)]
 
 
-def refresh_reviewed(session: Session, call_id: str, prediction: PredictionRow, history: list[ReviewRecord]) -> None:
+def reviewed_counted(labels: dict[str, Label], schema: LabelSchema | None) -> set[tuple[str, str]]:
+    """(head, class id) a reviewer's labels count a call under (a head they labelled replaces the model's)."""
+    if schema is None:
+        return {(head, str(t)) for head, value in labels.items() if isinstance(value, list) for t in value}
+    return {(h.name, c) for h in schema.heads if h.spec.counted and h.name in labels
+            for c in h.spec.counted_label(h, labels[h.name])}
+
+
+def refresh_reviewed(session: Session, call_id: str, prediction: PredictionRow, history: list[ReviewRecord],
+                     schema: LabelSchema | None = None) -> None:
     """Rewrite what reports count for a reviewed call: its scorecard and topics as its reviews leave them."""
     for table in (ReviewedScorecardRow, ReviewedItemRow, ReviewedTopicRow, ReviewedDeductionCountRow):
         session.execute(delete(table).where(table.call_id == call_id))
     shown = ScoredCall.model_validate(prediction.scores)
     labels = current_labels(history)
-    topics = {(head, t) for head, t in topics_of(shown.scores) if head not in labels}
-    topics |= {(head, str(t)) for head, value in labels.items() if isinstance(value, list) for t in value}
+    # What the model's prediction was counted under when stored (the call's own category included), less the heads
+    # a reviewer labelled, plus what they labelled.
+    stored = session.execute(select(PredictionTopicRow.head, PredictionTopicRow.topic)
+                             .where(PredictionTopicRow.prediction_id == prediction.id)).all()
+    topics = {(head, t) for head, t in stored if head not in labels} | reviewed_counted(labels, schema)
     session.add_all(ReviewedTopicRow(call_id=call_id, head=head, topic=t) for head, t in sorted(topics))
     if shown.scorecard is None:
         return

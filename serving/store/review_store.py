@@ -48,13 +48,13 @@ from .db import as_utc, make_engine, utcnow
 from .errors import Conflict, Leased, Mismatch, NotFound, ReviewError
 from .history import (
     canonical,
+    counted_of,
     current_labels,
     current_reasons,
     history_of,
     refresh_reviewed,
     scorecard_problems,
     scorecard_rows,
-    topics_of,
 )
 from .models import CallView, Change, QueuePolicy, ReviewedCall, Reviewer, ReviewRecord
 from .queue import ReviewQueue, lease_free_for, queue_keys
@@ -101,7 +101,7 @@ class ReviewStore(ReviewQueue):
                 session.flush()  # the prediction's id
                 row.prediction_id = prediction.id
                 session.add_all(PredictionTopicRow(prediction_id=prediction.id, head=head, topic=topic)
-                                for head, topic in topics_of(score.scores))
+                                for head, topic in counted_of(score.scores, schema, call.meta))
                 card = getattr(score, "scorecard", None)
                 if row.revision == 0:  # a reviewed call keeps counting with its reviewed card
                     row.total, row.max_total, row.red_line = (card.total, card.max_total, card.red_line) if card else (None,) * 3
@@ -223,7 +223,7 @@ class ReviewStore(ReviewQueue):
                 raise Mismatch("; ".join(problems))  # rolls the whole review back
             session.add_all(scorecard_rows(scorecard, review.id, call_id))
         session.flush()
-        refresh_reviewed(session, call_id, prediction, history_of(session, call_id))
+        refresh_reviewed(session, call_id, prediction, history_of(session, call_id), schema)
         # Built here, not read back: the session commits (and SQLite syncs) when this block exits.
         return ReviewRecord(id=review.id, revision=review.revision, reviewer=reviewer.id, reviewer_name=reviewer.name,
                             created=now, comment=comment, model=prediction.model, changes=changes,
