@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from callqa.calls import Call
 from callqa.jsonl import LineError
 from callqa.schema import LabelSchema
+from callqa.yamlfile import read_yaml, require_mapping, validate
 
 
 class CsvMapping(BaseModel):
@@ -50,14 +50,8 @@ class CsvMapping(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: Path) -> CsvMapping:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            return cls.model_validate(data)
-        except (OSError, yaml.YAMLError) as err:
-            raise ValueError(f"{path}: {err}") from None
-        except ValidationError as err:
-            first = err.errors()[0]
-            raise ValueError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        document = read_yaml(path, ValueError, "mapping")
+        return validate(cls, document, ValueError, data=require_mapping(document, ValueError, "a CSV mapping"))
 
     def columns(self) -> list[str]:
         named = [self.call_id, self.speaker, self.text, self.start, self.end, self.agent_id, self.started_at,

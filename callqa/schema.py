@@ -15,13 +15,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -30,6 +28,7 @@ from pydantic import (
 from callqa.calls import Label, Speaker, Turn
 from callqa.heads import KINDS, HeadKind, HeadView, LabelError
 from callqa.resources import config_dir
+from callqa.yamlfile import read_yaml, require_mapping, validate
 
 
 def _known_kind(name: str) -> str:
@@ -236,32 +235,26 @@ class LabelSchema(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> LabelSchema:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SchemaError(f"{path}: no such schema file") from None
-        except yaml.YAMLError as err:
-            raise SchemaError(f"{path}: not valid YAML: {err}") from None
-        if not isinstance(data, dict):
-            raise SchemaError(f"{path}: a schema is a mapping with 'name' and 'heads', got {type(data).__name__}")
-        data.setdefault("name", path.stem)
-        try:
-            return cls.model_validate(data)
-        except ValidationError as err:
-            raise SchemaError(f"{path}: {_describe(err, data)}") from None
+        document = read_yaml(path, SchemaError, "schema")
+        data = dict(require_mapping(document, SchemaError, "a schema"))
+        data.setdefault("name", Path(path).stem)
+        return validate(cls, document, SchemaError, data=data, rename=_head_names(data))
 
 
-def _describe(err: ValidationError, data: dict) -> str:
-    """Pydantic's error locations name list positions; say the head name instead (heads.empathy.kind)."""
-    names = list(data["heads"]) if isinstance(data.get("heads"), dict) else []
-    lines = []
-    for e in err.errors():
-        loc = [str(p) for p in e["loc"]]
-        if len(loc) >= 2 and loc[0] == "heads" and loc[1].isdigit() and int(loc[1]) < len(names):
-            loc[1] = names[int(loc[1])]
-        lines.append(f"{'.'.join(loc) or '(top level)'}: {e['msg']}")
-    return "; ".join(lines)
+def _head_names(data: dict):
+    """Pydantic's error locations name list positions (the YAML's heads mapping becomes two lists, call and turn
+    heads); say the head name the file uses instead: heads.empathy.kind."""
+    heads = data.get("heads") if isinstance(data.get("heads"), dict) else {}
+    turn = [n for n, s in heads.items() if isinstance(s, dict) and s.get("scope") == "turn"]
+    by_list = {"heads": [n for n in heads if n not in turn], "turn_heads": turn}
+
+    def rename(where: list[str]) -> list[str]:
+        names = by_list.get(where[0], []) if where else []
+        if len(where) >= 2 and where[1].isdigit() and int(where[1]) < len(names):
+            return ["heads", names[int(where[1])], *where[2:]]
+        return where
+
+    return rename
 
 
 def load_schema(name_or_path: str | Path) -> LabelSchema:

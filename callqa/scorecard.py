@@ -21,14 +21,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from callqa.calls import Call
 from callqa.resources import config_dir
 from callqa.rules import CompiledRule, Hit, Rule, RuleError
 from callqa.schema import LabelSchema
 from callqa.scores import CallScores, TopicsScore
+from callqa.yamlfile import read_yaml, require_mapping, validate
 
 SCORECARD_DIR = config_dir("scorecards")
 
@@ -332,22 +332,22 @@ class Scorecard:
                           **traits)
 
 
-def _read_yaml(path: Path, what: str) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScorecardError(f"{path}: no such {what} file") from None
-    except yaml.YAMLError as err:
-        raise ScorecardError(f"{path}: not valid YAML: {err}") from None
+def _ids(data: dict):
+    """Pydantic's locations name list positions of the reshaped sections and items; say the ids the file uses."""
+    sections = data.get("sections") if isinstance(data.get("sections"), dict) else {}
+    section_ids = list(sections)
 
+    def rename(where: list[str]) -> list[str]:
+        if len(where) < 2 or where[0] != "sections" or not where[1].isdigit() or int(where[1]) >= len(section_ids):
+            return where
+        sid = section_ids[int(where[1])]
+        out = ["sections", sid, *where[2:]]
+        items = (sections[sid] or {}).get("items") if isinstance(sections[sid], dict) else None
+        if isinstance(items, dict) and len(out) >= 4 and out[2] == "items" and out[3].isdigit() and int(out[3]) < len(items):
+            out[3] = list(items)[int(out[3])]
+        return out
 
-def _describe(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        loc = [str(p) for p in e["loc"]]
-        # Discriminated unions put the kind in the path (rules.x.phrase.deduct): keep the reader's path.
-        lines.append(f"{'.'.join(loc) or '(top level)'}: {e['msg']}")
-    return "; ".join(lines)
+    return rename
 
 
 def _id_lists(data: dict) -> dict:
@@ -365,15 +365,14 @@ def _id_lists(data: dict) -> dict:
 
 
 def load_phrases(path: Path) -> dict[str, list[str]]:
-    data = _read_yaml(path, "phrase list")
-    if not isinstance(data, dict):
-        raise ScorecardError(f"{path}: a phrase file maps list names to lists of phrases")
+    document = read_yaml(path, ScorecardError, "phrase list")
+    data = require_mapping(document, ScorecardError, "a phrase file (list names → lists of phrases)")
     lists = {}
     for name, phrases in data.items():
         if name == "version":
             continue
         if not isinstance(phrases, list) or not all(isinstance(p, str) and p for p in phrases):
-            raise ScorecardError(f"{path}: {name}: a list of non-empty phrases")
+            raise ScorecardError(document.problem([str(name)], "a list of non-empty phrases"))
         lists[name] = phrases
     return lists
 
@@ -388,12 +387,8 @@ def load_scorecard(name_or_path: str | Path, schema: LabelSchema | None = None) 
             known = ", ".join(sorted(p.stem for p in SCORECARD_DIR.glob("*.yaml") if p.stem != "phrases"))
             raise ScorecardError(f"no scorecard {str(name_or_path)!r}: not a file, and not a shipped card ({known})")
         path = shipped
-    data = _read_yaml(path, "scorecard")
-    if not isinstance(data, dict):
-        raise ScorecardError(f"{path}: a scorecard is a mapping with name, title, total, sections and rules")
-    try:
-        spec = ScorecardSpec.model_validate(_id_lists(data))
-    except ValidationError as err:
-        raise ScorecardError(f"{path}: {_describe(err)}") from None
+    document = read_yaml(path, ScorecardError, "scorecard")
+    data = require_mapping(document, ScorecardError, "a scorecard (name, title, total, sections and rules)")
+    spec = validate(ScorecardSpec, document, ScorecardError, data=_id_lists(data), rename=_ids(data))
     lists = load_phrases(path.parent / spec.phrases) if spec.phrases else {}
     return Scorecard(spec, lists, str(path), schema)

@@ -17,7 +17,7 @@ class LevelScore(BaseModel):
 
     display: str = Field(description="the head's name as reviewers see it")
     distribution: dict[str, float] = Field(description="class id → probability, in scale order")
-    expected: float | None = Field(description="Σ probability × level value (ordinal heads only)")
+    expected: float | None = Field(default=None, description="Σ probability × level value (ordinal heads only)")
     level: str = Field(description="the most likely class id")
     level_name: str
     confidence: float = Field(description="probability of the most likely class")

@@ -5,7 +5,8 @@
 
 The agent's wording follows the call's attitude and empathy levels and the ending follows its resolution, so a
 model trained on the sample learns something real in minutes. Some calls are long (several topics, many turns),
-some are scored by three reviewers (votes), some lack a head. Phone numbers in the text are made up.
+some are scored by three reviewers (votes), some lack a head. Every call carries its call type (来电类型), derived from
+what the customer first asks about. Phone numbers in the text are made up.
 
 Labels carry the ambiguity of human QA, so no model can score them perfectly: an agent's phrases are not all of one
 level (a polite greeting, a curt reply), a single reviewer's label is one level off the call's level about one time
@@ -172,6 +173,17 @@ SMALLTALK = [("客户", "我再确认一下，刚才说的是几号生效"), ("�
              ("客户", "好，我记一下"), ("客服", "不着急，您慢慢记")]
 
 
+# 来电类型: what the customer called for, by the call's first topic; a call that raises a service complaint anywhere is
+# a complaint. Derived, not drawn: the rest of the sample stays what the seed made it.
+CALL_TYPE = {"billing": "query", "delivery": "query", "network": "consult", "website": "consult", "email": "consult",
+             "domain": "consult", "plan_change": "handle", "after_sales": "handle", "account": "handle",
+             "service_complaint": "complaint", "other": "other"}
+
+
+def call_type(topics: list[str]) -> str:
+    return "complaint" if "service_complaint" in topics else CALL_TYPE[topics[0]]
+
+
 def _phone(rng: random.Random) -> str:
     return rng.choice(["138", "139", "150", "186", "177"]) + "".join(str(rng.randrange(10)) for _ in range(8))
 
@@ -241,7 +253,7 @@ def make_call(rng: random.Random, index: int) -> dict:
     # Whether "partly" resolved a call is a judgement call too: about one label in eight names a neighbour.
     scale = ["unresolved", "partly", "resolved"]
     heard = scale.index(resolution) + (rng.choice([-1, 1]) if rng.random() < 0.125 else 0)
-    labels.update(resolution=scale[min(2, max(0, heard))], topics=sorted(topics))
+    labels.update(resolution=scale[min(2, max(0, heard))], topics=sorted(topics), call_type=call_type(topics))
     for head, p in (("empathy", 0.1), ("resolution", 0.05), ("topics", 0.05)):
         if rng.random() < p:
             del labels[head]

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from callqa.resources import config_dir
+from callqa.yamlfile import read_yaml, require_mapping, validate
 
 from .store import QueuePolicy
 
@@ -62,11 +62,8 @@ class ServingConfig(BaseModel):
 
 def load_serving_config(path: str | Path | None = None) -> ServingConfig:
     path = Path(path or os.environ.get("CALLQA_SERVING_CONFIG") or DEFAULT_CONFIG)
-    try:
-        config = ServingConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise ValueError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    document = read_yaml(path, ValueError, "serving config")
+    config = validate(ServingConfig, document, ValueError, data=require_mapping(document, ValueError, "a serving config"))
     overrides = {"bundle": os.environ.get("CALLQA_BUNDLE"), "database": os.environ.get("CALLQA_DB"),
                  "agents": os.environ.get("CALLQA_AGENTS")}
     if os.environ.get("CALLQA_AUTH", "").lower() in ("0", "off", "false"):

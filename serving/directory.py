@@ -7,12 +7,13 @@ YAML mapping ``agent_id: {name: …, team: …}``. Errors name the file and the 
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from callqa.calls import Identifier
+from callqa.yamlfile import describe, read_yaml, require_mapping
 
 
 class Agent(BaseModel):
@@ -68,17 +69,19 @@ def _from_csv(path: Path) -> list[Agent]:
     return agents
 
 
+def _under(agent_id: str, where: list[str]) -> list[str]:
+    return [agent_id, *where]
+
+
 def _from_yaml(path: Path) -> list[Agent]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise DirectoryError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise DirectoryError(f"{path}: a mapping agent_id → {{name, team}} is expected")
+    document = read_yaml(path, DirectoryError, "agent directory")
+    data = require_mapping(document, DirectoryError, "an agent directory (agent_id → {name, team})")
     agents = []
     for agent_id, entry in data.items():
+        if entry is not None and not isinstance(entry, dict):
+            raise DirectoryError(document.problem([str(agent_id)], "give {name, team}"))
         try:
             agents.append(Agent(agent_id=str(agent_id), **(entry or {})))
-        except (ValidationError, TypeError) as err:
-            raise DirectoryError(f"{path}: agent {agent_id}: {err}") from None
+        except ValidationError as err:
+            raise DirectoryError(describe(err, document, functools.partial(_under, str(agent_id)))) from None
     return agents

@@ -76,6 +76,28 @@ def test_the_web_app_reads_head_descriptors_not_kinds():
         assert not found, f"{script.name} branches on a head's kind: {found}"
 
 
+def test_only_the_head_kinds_branch_on_a_kind():
+    """What differs between kinds of heads lives in callqa/heads (one class per kind): no other module of the
+    product, the benchmarks or the notebooks names a kind or asks which kind a head is; they ask the kind."""
+    import re
+
+    from callqa.heads import KINDS
+
+    names = "|".join(KINDS)
+    pattern = re.compile(rf"""spec\.(?:ordinal|multilabel)\b|\bkind\s*[!=]=\s*["'](?:{names})["']|["'](?:{names})["']\s*[!=]=|"""
+                         rf"""["'](?:{names})["']\s*:""")
+    roots = [REPO / folder for folder in ("callqa", "training", "serving", "benchmarks", "notebooks", "scripts")]
+    offenders = []
+    for root in roots:
+        for path in [*root.rglob("*.py"), *root.rglob("*.ipynb"), *root.rglob("*.js")]:
+            if (REPO / "callqa" / "heads") in path.parents:
+                continue
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if pattern.search(line):
+                    offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
 def test_no_import_cycle_between_modules_lazy_imports_included():
     """Every import statement — a function's lazy ones too — is an edge; no two modules of callqa, training or
     serving may reach each other (trainer and distill did: distillation now uses the trainer one way)."""

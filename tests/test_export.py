@@ -41,7 +41,7 @@ def sample_head(tmp_path_factory) -> Path:
 def test_onnx_fp32_matches_pytorch_window_outputs(tiny_bundle):
     parity = json.loads((tiny_bundle / "parity.json").read_text())
     window = parity["pytorch_vs_onnx_fp32"]["max_abs_window_output"]
-    assert set(window) == {"pooled", "logits.attitude", "logits.empathy", "logits.resolution", "logits.topics"}
+    assert set(window) == {"pooled", *(f"logits.{h}" for h in ("attitude", "empathy", "resolution", "topics", "call_type"))}
     assert max(window.values()) <= 1e-4
     assert parity["n_windows"] > parity["n_calls"] == 24  # some validation calls span several windows
 

@@ -86,7 +86,7 @@ def test_a_month_report_matches_figures_computed_by_hand(store, tmp_path):
     feb = [s.scorecard.total for s, (_, started) in zip(store.scored, PLAN) if started.startswith("2026-02-1")]
     assert trend.rows[0][-2] == pytest.approx(round(np.mean(feb), 2)) and trend.rows[0][2] is None
 
-    topics = {row[0]: row[1] for row in report.table("categories").rows}
+    topics = {row[1]: row[2] for row in report.table("categories").rows if row[0] == "投诉主题"}
     topic_names = load_schema("callcenter")["topics"].classes
     expected = {}
     for _, s, _ in march:
@@ -149,9 +149,9 @@ def test_a_reviewers_points_replace_the_models_and_the_report_says_so(store):
     # The reviewer's topics replace the model's in the category counts.
     store.submit(target.call_id, Reviewer("rev-2", "Bo"), 1, {"topics": ["billing"]}, schema)
     model_topics = next(s for s in store.scored if s.call_id == target.call_id).scores["topics"].predicted
-    before = {row[0]: row[1] for row in report.table("categories").rows}
+    before = {row[1]: row[2] for row in report.table("categories").rows if row[0] == "投诉主题"}
     latest = ReportBuilder(store, schema).build("2026-03", agent="a2")
-    after = {row[0]: row[1] for row in latest.table("categories").rows}
+    after = {row[1]: row[2] for row in latest.table("categories").rows if row[0] == "投诉主题"}
     names = schema["topics"].classes
     for topic in set(model_topics) | {"billing"}:
         change = (topic == "billing") - (topic in model_topics)

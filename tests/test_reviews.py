@@ -43,7 +43,7 @@ def scores_for(call_id: str, attitude: list[float], topics: float = 0.9):
     """Scores with the given attitude distribution; the other heads confident."""
     probs = {"attitude": np.array(attitude), "empathy": np.array([0.0, 0.0, 0.02, 0.08, 0.9]),
              "resolution": np.array([0.02, 0.03, 0.95]),
-             "topics": np.array([topics] + [0.01] * 10)}
+             "topics": np.array([topics] + [0.01] * 10), "call_type": np.array([0.02, 0.9, 0.04, 0.02, 0.02])}
     return ScoredCall(call_id=call_id, scores=head_scores(SCHEMA, probs), n_tokens=40, truncated=False)
 
 

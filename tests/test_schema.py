@@ -9,10 +9,11 @@ from callqa.schema import LabelError, SchemaError, load_schema
 
 def test_shipped_schemas_load_with_chinese_names():
     cc = load_schema("callcenter")
-    assert cc.head_names == ["attitude", "empathy", "resolution", "topics"]
+    assert cc.head_names == ["attitude", "empathy", "resolution", "topics", "call_type"]
     assert cc["attitude"].display == "服务态度"
     assert cc["resolution"].class_ids == ["unresolved", "partly", "resolved"]
     assert len(cc["topics"].classes) == 11 and cc["topics"].kind == "multilabel"
+    assert cc["call_type"].display == "来电类型" and cc["call_type"].kind == "category"
     stc3 = load_schema("stc3")
     assert [h.name for h in stc3.heads] == ["A", "S", "E"]
     assert stc3["A"].values.tolist() == [-2, -1, 0, 1, 2]

@@ -162,7 +162,8 @@ def test_timing_rules_are_not_applicable_without_timestamps_and_never_deduct():
 
 def scores(attitude=None, resolution=None, topics=0.0) -> ScoredCall:
     probs = {"attitude": np.array(attitude or [0, 0, 0, 0, 1.0]), "empathy": np.array([0, 0, 0, 0, 1.0]),
-             "resolution": np.array(resolution or [0, 0, 1.0]), "topics": np.array([0.0] * 9 + [topics, 0.0])}
+             "resolution": np.array(resolution or [0, 0, 1.0]), "topics": np.array([0.0] * 9 + [topics, 0.0]),
+             "call_type": np.array([0.0, 0.0, 1.0, 0.0, 0.0])}
     return ScoredCall(call_id="t-1", scores=head_scores(SCHEMA, probs), n_tokens=10, truncated=False)
 
 

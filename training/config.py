@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from callqa.render import RenderSpec
 from callqa.schema import LabelSchema, SchemaError, load_schema
+from callqa.yamlfile import read_yaml, require_mapping, validate
 
 
 class ConfigError(ValueError):
@@ -121,15 +121,6 @@ class TrainConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
-        try:
-            return cls.model_validate(data)
-        except ValidationError as err:
-            details = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors())
-            raise ConfigError(f"{path}: {details}") from None
+        document = read_yaml(path, ConfigError, "config")
+        require_mapping(document, ConfigError, "a training config")
+        return validate(cls, document, ConfigError, data=document.data or {})

@@ -6,11 +6,13 @@ from __future__ import annotations
 from sqlalchemy import func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
+from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
 
 from .calls import (
     CallRow,
     DeductionCountRow,
+    ModelRow,
     PredictionRow,
     PredictionTopicRow,
     ScorecardRow,
@@ -38,10 +40,20 @@ def fill_report_tables(bind) -> None:
                 max_total=card.with_only_columns(ScorecardRow.max_total).scalar_subquery(),
                 red_line=card.with_only_columns(ScorecardRow.red_line).scalar_subquery()))
         if session.scalar(select(PredictionTopicRow.prediction_id).limit(1)) is None:
-            for pid, scores in session.execute(select(PredictionRow.id, PredictionRow.scores)
-                                               .execution_options(yield_per=2000)):
+            schemas = schemas_by_model(session)
+            query = (select(PredictionRow.id, PredictionRow.model, PredictionRow.scores, CallRow.call)
+                     .join(CallRow, CallRow.call_id == PredictionRow.call_id))
+            for pid, model, scores, call in session.execute(query.execution_options(yield_per=2000)):
+                meta = call.get("meta") if isinstance(call, dict) else None
                 session.add_all(PredictionTopicRow(prediction_id=pid, head=h, topic=t)
-                                for h, t in counted_of(scores.get("scores", {}), None))
+                                for h, t in counted_of(scores.get("scores", {}), schemas.get(model), meta))
+
+
+def schemas_by_model(session: Session) -> dict[str, LabelSchema]:
+    """The label schema each bundle scored with, where the store recorded it (stores from before know none)."""
+    if not inspect(session.get_bind()).has_table(ModelRow.__tablename__):
+        return {}
+    return {r.tag: LabelSchema.model_validate(r.label_schema) for r in session.scalars(select(ModelRow))}
 
 
 def fill_deduction_counts(bind) -> None:
@@ -56,10 +68,11 @@ def fill_deduction_counts(bind) -> None:
                 session.add_all(DeductionCountRow(prediction_id=pid, item=item, rule=rule, title=title, hits=hits)
                                 for (item, rule), (title, hits)
                                 in deduction_counts(ScorecardResult.model_validate(card)).items())
+        schemas = schemas_by_model(session)
         for call_id in session.scalars(select(CallRow.call_id).where(CallRow.revision > 0)).all():
             history = history_of(session, call_id)
             shown = session.get(PredictionRow, session.get(ReviewRow, history[0].id).prediction_id)
-            refresh_reviewed(session, call_id, shown, history)
+            refresh_reviewed(session, call_id, shown, history, schemas.get(shown.model))
 
 
 # Tables outside this module that name a key by its id (the review store's), renamed with it.
