@@ -18,9 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from callqa import ScoringSession, resolve_bundle
 from callqa.batch import LocalEngine, ParquetSink, RayEngine, read_scores
-from callqa.bundle import resolve_bundle
-from callqa.session import ScoringSession
 
 LOCAL_CHECK = 2000
 SAMPLE = Path(__file__).resolve().parent.parent / "datasets" / "sample" / "calls.jsonl"

@@ -21,10 +21,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from callqa.calls import Votes
+from callqa import ScoringSession, Votes, load_calls
 from callqa.evidence import attributions, occlusion_batch
-from callqa.jsonl import load_calls
-from callqa.session import ScoringSession
 
 
 def majority(label) -> str | None:

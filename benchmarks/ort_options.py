@@ -24,12 +24,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from callqa.bundle import read_bundle_info
-from callqa.jsonl import load_calls
-from callqa.render import CallEncoder
+from callqa import CallEncoder, RunDir, load_calls, read_bundle_info
 from callqa.training.bench import cpu_flags, cpu_model
 from callqa.training.export import quantize, window_feeds, windows_per_second
-from callqa.training.run import RunDir
 
 METHODS = ("qint8", "qint8-per-channel", "fused-qint8", "static-u8s8", "static-s8s8")
 

@@ -23,10 +23,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import insert
 
-from callqa.jsonl import load_calls
-from callqa.pipeline import ScoredCall, head_scores
-from callqa.schema import load_schema
-from callqa.scorecard import load_scorecard
+from callqa import ScoredCall, head_scores, load_calls, load_schema, load_scorecard
 from callqa.serving.report import ReportBuilder, write_report
 from callqa.serving.store import Reviewer, ReviewStore, ScorecardReview, queue_keys, sample_key
 from callqa.serving.store.calls import (

@@ -17,9 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from callqa.calls import Call
-from callqa.pipeline import ScoredCall, head_scores
-from callqa.schema import load_schema
+from callqa import Call, ScoredCall, head_scores, load_schema
 from callqa.serving.store import QueuePolicy, Reviewer, ReviewStore
 
 

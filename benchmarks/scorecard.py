@@ -24,9 +24,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from callqa.calls import Call
-from callqa.jsonl import load_calls
-from callqa.scorecard import Scorecard, load_scorecard
+from callqa import Call, Scorecard, load_calls, load_scorecard
 
 
 def rule_throughput(card: Scorecard, calls: list[Call], seconds: float = 3.0) -> dict:
@@ -57,7 +55,7 @@ def hit_rates(card: Scorecard, calls: list[Call]) -> dict:
 
 
 def pipeline_cost(bundle: Path, card: Scorecard, calls: list[Call]) -> dict:
-    from callqa.session import ScoringSession
+    from callqa import ScoringSession
 
     session = ScoringSession(bundle, card, run_threads=None)
     scorer, pipeline = session.scorer, session.pipeline
@@ -77,8 +75,8 @@ def pipeline_cost(bundle: Path, card: Scorecard, calls: list[Call]) -> dict:
 
 
 def evidence_cost(bundle: Path, calls: list[Call]) -> dict:
+    from callqa import ScoringSession
     from callqa.evidence import attributions, occlusion_batch
-    from callqa.session import ScoringSession
 
     scorer = ScoringSession(bundle, None, run_threads=None).scorer
     scorer.predict(calls[:2])  # warm-up

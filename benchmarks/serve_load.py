@@ -26,11 +26,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from callqa.jsonl import load_calls
+from callqa import ScoringSession, load_calls
 from callqa.scorer import OnnxScorer, ScoringThreads
 from callqa.serving.loadtest import load_test
 from callqa.serving.process import api_worker, start_serve, stop_tree
-from callqa.session import ScoringSession
 from callqa.training.bench import cpu_flags, cpu_model
 
 LEVELS = (1, 8, 32)

@@ -21,13 +21,10 @@ from pathlib import Path
 import numpy as np
 from stc3_seeds import train_once, write_docs
 
-from callqa.jsonl import load_calls
+from callqa import LabelSchema, TrainConfig, evaluate, load_calls
 from callqa.metrics import jsd, per_dialogue_mean, rnss
-from callqa.schema import LabelSchema
 from callqa.scorer import turn_targets
 from callqa.training import baselines
-from callqa.training.config import TrainConfig
-from callqa.training.evaluate import evaluate_run
 
 
 def nugget_scores(schema: LabelSchema, calls, turn_probs: dict[str, np.ndarray]) -> dict:
@@ -117,7 +114,7 @@ def main() -> None:
             device = info.device
             metrics_file = out / "test" / "metrics.json"
             if not metrics_file.exists():
-                evaluate_run(out, [args.test], out=out / "test", with_baselines=False, log=lambda *_: None)
+                evaluate(out, [args.test], out=out / "test", with_baselines=False, log=lambda *_: None)
             metrics = json.loads(metrics_file.read_text(encoding="utf-8"))["metrics"]["model"]
             for h in quality_heads:
                 quality[arm][h].append(metrics[h]["nmd"])

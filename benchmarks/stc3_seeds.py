@@ -18,11 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-from callqa.jsonl import load_calls, write_calls
-from callqa.training.config import TrainConfig
-from callqa.training.evaluate import evaluate_run
-from callqa.training.run import RunDir, RunInfo
-from callqa.training.trainer import train
+from callqa import RunDir, RunInfo, TrainConfig, evaluate, load_calls, train, write_calls
 
 
 def train_once(config: TrainConfig, train_file: Path, validation: Path, out: Path, device: str | None) -> RunInfo:
@@ -125,7 +121,7 @@ def main() -> None:
             config = base.model_copy(update={"seed": seed})
             started = time.time()
             info = train_once(config, train_file, args.validation, args.runs / name, args.device)
-            evaluation = evaluate_run(args.runs / name, [args.test], out=args.runs / name / "test",
+            evaluation = evaluate(args.runs / name, [args.test], out=args.runs / name / "test",
                                       device=args.device, with_baselines=baselines is None, log=lambda *_: None)
             if baselines is None:
                 baselines = {system: {h: {k: m[h][k] for k in ("nmd", "rsnod")} for h in heads}

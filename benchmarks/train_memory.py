@@ -25,10 +25,8 @@ RECIPE = Path(__file__).resolve().parent.parent / "configs" / "train" / "demo.ya
 
 
 def child(way: str, data: Path, work: Path) -> dict:
+    from callqa import CallEncoder, TrainConfig, load_calls
     from callqa.encoders import resolve_encoder
-    from callqa.jsonl import load_calls
-    from callqa.render import CallEncoder
-    from callqa.training.config import TrainConfig
     from callqa.training.data import bucketed_batches, build_dataset, call_lengths, iterate
     from callqa.training.trainer import load_tokenizer, load_training_data
 

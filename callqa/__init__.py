@@ -7,13 +7,16 @@ for)."""
 from callqa.bundle import BundleInfo, load_bundle, read_bundle_info, resolve_bundle
 from callqa.calls import Call, Turn, Votes
 from callqa.encoders import EncoderNotFound, encoder_path
-from callqa.jsonl import load_calls
-from callqa.pipeline import ScoredCall
+from callqa.heads import KINDS, HeadKind
+from callqa.jsonl import load_calls, write_calls
+from callqa.metrics import evaluate_heads
+from callqa.pipeline import ScoredCall, head_scores
 from callqa.redact import redact, redact_call
 from callqa.render import CallEncoder, EncodedCall, RenderSpec, aggregate_windows, render_call
 from callqa.schema import Head, LabelSchema, load_schema
 from callqa.scorecard import Scorecard, load_scorecard
 from callqa.session import ScoringSession, score_calls
+from callqa.split import split_calls
 
 __version__ = "0.1.0"
 
@@ -24,6 +27,9 @@ _TRAINING = {
     "evaluate": "callqa.training.evaluate:evaluate_run",
     "export": "callqa.training.export:export_run",
     "distill": "callqa.training.distill:distill",
+    "load_run": "callqa.training.evaluate:load_run",
+    "RunDir": "callqa.training.run:RunDir",
+    "RunInfo": "callqa.training.run:RunInfo",
 }
 
 
@@ -45,10 +51,14 @@ __all__ = [
     "EncodedCall",
     "EncoderNotFound",
     "Head",
+    "HeadKind",
+    "KINDS",
     "LabelSchema",
     "RenderSpec",
-    "ScoredCall",
+    "RunDir",
+    "RunInfo",
     "Scorecard",
+    "ScoredCall",
     "ScoringSession",
     "TrainConfig",
     "Turn",
@@ -57,9 +67,12 @@ __all__ = [
     "distill",
     "encoder_path",
     "evaluate",
+    "evaluate_heads",
     "export",
+    "head_scores",
     "load_bundle",
     "load_calls",
+    "load_run",
     "load_schema",
     "load_scorecard",
     "read_bundle_info",
@@ -68,5 +81,7 @@ __all__ = [
     "render_call",
     "resolve_bundle",
     "score_calls",
+    "split_calls",
     "train",
+    "write_calls",
 ]

@@ -140,6 +140,7 @@ def dump_call(call: Call) -> str:
 
 
 def write_calls(path: str | Path, calls: Iterable[Call]) -> int:
+    """Write ``calls`` to ``path`` as JSONL, one call per line (UTF-8, Chinese as is); returns how many."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0

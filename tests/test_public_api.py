@@ -42,3 +42,23 @@ def test_score_calls_gives_what_a_scoring_session_gives(tiny_bundle):
     for a, b in zip(quick, session.score(calls), strict=True):
         assert a.call_id == b.call_id and a.scorecard.total == b.scorecard.total
         assert a.scores["attitude"].distribution == b.scores["attitude"].distribution
+
+
+def test_notebooks_and_benchmarks_take_public_names_from_the_top_level():
+    """A name `callqa` exports is imported as `from callqa import …` in the notebooks and benchmarks (what a user
+    copies), not from the module that happens to define it."""
+    import importlib
+    import re
+
+    from conftest import REPO
+
+    found = []
+    for path in [*(REPO / "notebooks").glob("*.ipynb"), *(REPO / "benchmarks").glob("*.py")]:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            m = re.search(r"from (callqa\.[\w.]+) import ([\w, ]+)", line)
+            if not m:
+                continue
+            for name in (n.strip() for n in m[2].split(",")):
+                if name in callqa.__all__ and getattr(importlib.import_module(m[1]), name, None) is getattr(callqa, name):
+                    found.append(f"{path.name}: {m[1]}.{name}")
+    assert not found, found

@@ -26,6 +26,8 @@ LENGTH_BUCKETS = (0, 128, 256, 512, 1024, 10**9)
 
 
 def load_run(run_dir: Path) -> tuple[RunInfo, LabelSchema, CallScorer, CallEncoder]:
+    """A trained run ready to predict: its run.json, label schema, model (encoder + heads, on the CPU) and the encoder
+    that renders calls the way it was trained."""
     run = RunDir(run_dir)
     info = run.info()
     model = CallScorer.load(run.model)

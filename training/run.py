@@ -61,6 +61,10 @@ class Validation(BaseModel):
 
 
 class RunInfo(BaseModel):
+    """A finished training run, as its ``run.json`` records it: the code and encoder, the recipe, the label schema
+    and render spec, the data it read (paths and hashes), where validation came from, the steps, the thresholds
+    tuned on validation, the validation metrics and the evaluation history. Read and written by :class:`RunDir`."""
+
     model_config = ConfigDict(populate_by_name=True, protected_namespaces=())
 
     callqa_version: str
