@@ -59,9 +59,9 @@ def test_a_student_learns_its_teacher_from_unlabeled_calls(teacher, tiny_data, t
     info = distill(teacher, 1, [unlabeled], out, validation=[tiny_data[1]], alpha=1.0, max_steps=80, seed=0,
                    progress=False, log=lambda *_: None)
 
-    assert info.config["distill"]["layers"] == [1] and info.config["distill"]["teacher"] == str(teacher)
+    assert info.config.distill.layers == [1] and info.config.distill.teacher == str(teacher)
     # The teacher's compute, not its epochs: half the layers, twice the steps the teacher ran (--max-steps wins).
-    assert info.config["optim"]["epochs"] == 2 * 15 and info.config["optim"]["max_steps"] == 80
+    assert info.config.optim.epochs == 2 * 15 and info.config.optim.max_steps == 80
     ran = RunDir(teacher).info()
     recipe = student_config(ran, teacher, out / "init", [1], 0.7).optim
     assert (recipe.epochs, recipe.max_steps) == (30, 2 * ran.steps)
@@ -105,3 +105,20 @@ def test_distill_command_says_what_is_wrong(tiny_run, tiny_data, tmp_path):
                                       str(tiny_data[0]), "--out", str(tmp_path / "s")])
     assert result.exit_code == 1 and "the teacher has 2 layers" in result.output
     assert json.loads((tiny_run / "run.json").read_text(encoding="utf-8"))["steps"] > 0
+
+
+def test_distillation_is_the_trainer_with_two_hooks_and_a_plain_trainer_refuses_a_students_recipe(tiny_encoder_dir):
+    """setfit's shape: DistillationTrainer subclasses Trainer and overrides only where training starts and what it
+    trains on; `callqa.train` on a recipe with a distill: section says to distil instead of ignoring the teacher."""
+    from callqa.training.config import DistillConfig
+    from callqa.training.distill import DistillationTrainer
+    from callqa.training.trainer import Trainer
+
+    assert issubclass(DistillationTrainer, Trainer)
+    own = {name for name in vars(DistillationTrainer) if not name.startswith("__")}
+    assert own == {"distills", "training_rows", "initial_model"}
+    student = tiny_config(tiny_encoder_dir, max_steps=2).model_copy(
+        update={"distill": DistillConfig(teacher="runs/teacher", alpha=0.5, layers=[0])})
+    with pytest.raises(ValueError, match="callqa distill"):
+        Trainer(student)
+    assert DistillationTrainer(student).config is student

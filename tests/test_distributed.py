@@ -30,9 +30,9 @@ def test_two_gloo_processes_train_like_one_process_with_the_same_global_batch(ti
                           progress=False)
 
     assert (one.processes, two.processes) == (1, 2)
-    assert [h["step"] for h in two.history] == [h["step"] for h in one.history] == [2, 4]
-    losses_one = np.array([h["val_loss"] for h in one.history])
-    losses_two = np.array([h["val_loss"] for h in two.history])
+    assert [h.step for h in two.history] == [h.step for h in one.history] == [2, 4]
+    losses_one = np.array([h.val_loss for h in one.history])
+    losses_two = np.array([h.val_loss for h in two.history])
     np.testing.assert_allclose(losses_two, losses_one, rtol=1e-4)
     assert abs(losses_one[1] - losses_one[0]) > 100 * 1e-4 * losses_one[0]  # the steps did move the loss
 

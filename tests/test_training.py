@@ -80,7 +80,7 @@ def test_loss_falls_when_training_a_tiny_bert(tiny_encoder_dir, small_train_file
     after = _train_loss(CallScorer.load(tmp_path / "run" / "model"), config, tiny_encoder_dir, small_train_file)
     assert info.steps == 60
     assert after < 0.8 * before, (before, after)
-    assert all(np.isfinite(h["val_loss"]) for h in info.history)
+    assert all(np.isfinite(h.val_loss) for h in info.history)
     saved = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))
     assert saved["render"]["max_length"] == 64 and len(saved["thresholds"]["topics"]) == 11
     assert (tmp_path / "run" / "tokenizer.json").exists() and not (tmp_path / "run" / "checkpoint").exists()
@@ -237,7 +237,7 @@ def test_training_resumes_from_its_checkpoint(tiny_encoder_dir, small_train_file
     resumed = []
     info = train(config, [small_train_file], tmp_path / "run", progress=False, log=resumed.append)
     assert any("resumed" in m and "step 3" in m for m in resumed)
-    assert info.steps == 6 and [h["step"] for h in info.history] == [3, 6]
+    assert info.steps == 6 and [h.step for h in info.history] == [3, 6]
     assert not (tmp_path / "run" / "checkpoint").exists()
 
 
@@ -266,7 +266,7 @@ def test_train_in_a_log_prints_progress_lines_and_hints_that_survive_80_columns(
 
 
 def test_log_progress_prints_every_n_steps_and_the_last():
-    from callqa.training.trainer import LogProgress
+    from callqa.training.loop import LogProgress
 
     printed = []
     progress = LogProgress(total=7, log=printed.append, every=3, seconds=3600)

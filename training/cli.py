@@ -59,7 +59,8 @@ def train_cmd(
     from callqa.encoders import EncoderNotFound
     from callqa.jsonl import CallFileError
     from callqa.training.config import ConfigError, TrainConfig
-    from callqa.training.trainer import train_processes
+    from callqa.training.distill import DistillationTrainer
+    from callqa.training.trainer import Trainer, train_processes
 
     library_bars()
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -67,10 +68,12 @@ def train_cmd(
 
     try:
         cfg = TrainConfig.from_yaml(config).overridden(max_steps, seed)
-        info = train_processes(nproc, cfg, data, out, validation or None, device, not quiet, log=console.print)
+        trainer = DistillationTrainer if cfg.distill is not None else Trainer  # a student's recipe learns from its teacher
+        info = train_processes(nproc, cfg, data, out, validation or None, device, not quiet, log=console.print,
+                               trainer=trainer)
     except (ConfigError, CallFileError, EncoderNotFound, ValueError) as err:
         raise fail(str(err)) from None
-    print_metrics(info.label_schema, {"validation": info.validation_metrics})
+    print_metrics(info.label_schema, {"validation": {h: m.as_dict() for h, m in info.validation_metrics.items()}})
     console.print(f"run written to {out}/ ({info.steps} steps, best at step {info.best_step}, "
                   f"{info.train_seconds:.0f} s); next: callqa evaluate --run {out} --data TEST.jsonl")
 
@@ -113,7 +116,7 @@ def distill_cmd(
                        progress=not quiet, log=console.print, metric=metric)
     except (CallFileError, ValueError, FileNotFoundError) as err:
         raise fail(str(err)) from None
-    print_metrics(info.label_schema, {"validation": info.validation_metrics})
+    print_metrics(info.label_schema, {"validation": {h: m.as_dict() for h, m in info.validation_metrics.items()}})
     console.print(f"student written to {out}/ ({info.steps} steps, {info.train_seconds:.0f} s); next: callqa export "
                   f"--run {out}")
 

@@ -2,7 +2,7 @@
 
 The student starts as the teacher with fewer encoder layers (every n-th, keeping the top one, or the lowest K) and the
 teacher's heads, then trains with the one trainer on targets that mix the teacher's distributions with the gold labels
-(``alpha``). Cross-entropy is linear in its target, so training on the mix is training on alpha × the cross-entropy to
+(``alpha``): :class:`DistillationTrainer`, the trainer with two hooks overridden. Cross-entropy is linear in its target, so training on the mix is training on alpha × the cross-entropy to
 the teacher (its KL plus a constant) + (1 − alpha) × the gold loss. Calls without labels — call centers record
 millions — learn the teacher's distributions alone. Validation, early stopping and the exported gate use gold labels.
 """
@@ -19,9 +19,17 @@ from tokenizers import Tokenizer
 from torch import nn
 from transformers import PreTrainedTokenizerFast
 
+from callqa.schema import LabelSchema
+
 from .config import DistillConfig, TrainConfig
+from .data import Rows
 from .model import CallScorer
 from .run import RunDir, RunInfo
+from .teacher import teacher_targets
+from .trainer import Setup, Trainer, train_processes
+
+# The teacher's heads in a student's starting folder, beside its encoder.
+HEADS_FILE = "heads.safetensors"
 
 Pick = Literal["every", "lower"]
 
@@ -45,7 +53,7 @@ def write_student(teacher_run: Path, layers: list[int], folder: Path) -> None:
     encoder.config.num_hidden_layers = len(layers)
     folder.mkdir(parents=True, exist_ok=True)
     encoder.save_pretrained(folder)
-    save_file({k: v.contiguous() for k, v in teacher.heads.state_dict().items()}, str(folder / "heads.safetensors"))
+    save_file({k: v.contiguous() for k, v in teacher.heads.state_dict().items()}, str(folder / HEADS_FILE))
     # The run's tokenizer as a Hugging Face tokenizer folder, so the student's folder loads like any encoder's.
     PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(RunDir(teacher_run).tokenizer))).save_pretrained(folder)
 
@@ -60,7 +68,7 @@ def student_config(teacher: RunInfo, teacher_run: Path, init: Path, layers: list
     positive-class weights (they would inflate the teacher's small probabilities on every topic a call lacks). A
     multilabel head's loss is a mean over its labels; against soft targets that leaves each label a small gradient,
     so the head's weight is multiplied by its number of labels (the sum over labels)."""
-    config = TrainConfig.model_validate(teacher.config)
+    config = teacher.config
     depth = teacher_layers(teacher_run)
     freeze = config.optim.freeze_layers * len(layers) // depth
     scaled = {"epochs": math.ceil(config.optim.epochs * depth / len(layers)),
@@ -82,13 +90,30 @@ def teacher_layers(teacher_run: Path) -> int:
     return int(config["num_hidden_layers"])
 
 
+class DistillationTrainer(Trainer):
+    """The trainer, on a student recipe (its ``distill:`` section): it starts from the teacher's heads on the
+    student's layers (``student-init/``, :func:`write_student`) and trains on the teacher's distributions mixed
+    with the gold labels (training.teacher). Validation, early stopping and the gate use gold labels, as always."""
+
+    distills = True
+
+    def training_rows(self, rows: Rows, setup: Setup) -> Rows:
+        config = self.config
+        return teacher_targets(rows, config.distill, setup.schema, setup.pad_id, config.optim.batch_size * 2,
+                               setup.dev, setup.work / "distill.arrow", setup.ranks, setup.log)
+
+    def initial_model(self, encoder_path: Path, schema: LabelSchema) -> CallScorer:
+        model = super().initial_model(encoder_path, schema)
+        if (encoder_path / HEADS_FILE).exists():
+            model.load_heads(encoder_path / HEADS_FILE)
+        return model
+
+
 def distill(teacher_run: Path, keep: int, data: list[Path], out: Path, validation: list[Path] | None = None,
             pick: Pick = "every", alpha: float = 0.7, max_steps: int | None = None, seed: int | None = None,
             nproc: int = 1, device: str | None = None, progress: bool = True, log=print,
             metric: str | None = None) -> RunInfo:
     """Train a ``keep``-layer student of ``teacher_run`` on ``data`` (labeled and unlabeled calls) into ``out``."""
-    from .trainer import train_processes
-
     teacher = RunDir(teacher_run).info()
     layers = pick_layers(teacher_layers(teacher_run), keep, pick)
     init = RunDir(out).student_init  # a fixed place: a killed run resumes with the same config
@@ -96,6 +121,6 @@ def distill(teacher_run: Path, keep: int, data: list[Path], out: Path, validatio
         write_student(teacher_run, layers, init)
     config = student_config(teacher, teacher_run, init, layers, alpha).overridden(max_steps, seed, metric)
     log(f"student: layers {layers} of the teacher's {teacher_layers(teacher_run)}, alpha {alpha}")
-    info = train_processes(nproc, config, data, out, validation, device, progress, log)
+    info = train_processes(nproc, config, data, out, validation, device, progress, log, trainer=DistillationTrainer)
     shutil.rmtree(init)
     return info

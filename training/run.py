@@ -19,6 +19,8 @@ from callqa.bundle import sha256_file
 from callqa.render import RenderSpec
 from callqa.schema import LabelSchema
 
+from .config import TrainConfig
+
 
 class DataFile(BaseModel):
     path: str
@@ -52,6 +54,43 @@ class EncoderRef(BaseModel):
         return cls(name=path.name if path.exists() else name_or_path, sha256=digest.hexdigest())
 
 
+class Evaluation(BaseModel):
+    """One evaluation on validation data during training: its step and epoch, the validation loss, and each head's
+    headline metrics flat as ``head.metric`` (``attitude.nmd``), as run.json has always written them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    step: int
+    epoch: int
+    val_loss: float
+
+    @property
+    def metrics(self) -> dict[str, float | None]:
+        """``head.metric`` → value."""
+        return dict(self.model_extra or {})
+
+    def __getitem__(self, key: str) -> Any:  # run.json's readers before it was typed read entries as mappings
+        return getattr(self, key) if key in type(self).model_fields else self.metrics[key]
+
+
+class HeadMetrics(BaseModel):
+    """One head's metrics on validation data, as :func:`callqa.metrics.evaluate_heads` computes them: ``n`` (calls
+    or turns that carry the head) and the metrics of its kind (``nmd``, ``macro_f1``, ``confusion``, …)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    n: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.as_dict().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.as_dict()[key]
+
+
 class Validation(BaseModel):
     """Where the validation calls came from: files of their own, or a held-out share of the training files."""
 
@@ -70,7 +109,7 @@ class RunInfo(BaseModel):
     callqa_version: str
     created: str
     encoder: EncoderRef
-    config: dict[str, Any]
+    config: TrainConfig
     label_schema: LabelSchema = Field(alias="schema")
     render: RenderSpec
     data: list[DataFile]
@@ -85,8 +124,8 @@ class RunInfo(BaseModel):
     loop_seconds: float | None = None  # of train_seconds, the optimizer steps and evaluations (no data preparation)
     thresholds: dict[str, list[float]] = {}
     validation_loss: float
-    validation_metrics: dict[str, dict[str, Any]]
-    history: list[dict[str, Any]]
+    validation_metrics: dict[str, HeadMetrics]
+    history: list[Evaluation]
 
     @model_validator(mode="before")
     @classmethod

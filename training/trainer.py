@@ -13,24 +13,17 @@ import random
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from callqa import __version__
 from callqa.encoders import resolve_encoder
-from callqa.metrics import evaluate_heads, pick_metric
 from callqa.render import CallEncoder
 from callqa.schema import LabelSchema, load_schema
 from callqa.split import split_keys
@@ -39,22 +32,17 @@ from .checkpoint import Checkpoint, new_state
 from .config import TrainConfig
 from .data import (
     Rows,
-    bucketed_batches,
     build_dataset,
-    call_lengths,
     call_table,
     column,
-    iterate,
     row_mask,
     row_targets,
-    row_turn_targets,
-    turn_counts,
 )
 from .distributed import Ranks, join_from_env, leave, local_device, spawn
-from .model import CallScorer, head_losses, load_encoder
-from .predict import autocast_for, predict_rows
+from .loop import TrainingLoop, evaluate_rows
+from .model import CallScorer, load_encoder
+from .predict import predict_rows
 from .run import DataFile, EncoderRef, RunDir, RunInfo, Validation
-from .teacher import teacher_targets
 
 
 def set_seed(seed: int) -> None:
@@ -84,36 +72,6 @@ def load_tokenizer(encoder_path: str):
     if not getattr(tok, "is_fast", False):
         raise ValueError(f"{encoder_path}: needs a fast tokenizer (tokenizer.json); this one is slow-only")
     return tok.backend_tokenizer
-
-
-class LogProgress:
-    """Training progress as plain lines, for a log or CI where no progress bar can redraw: a line every ``every``
-    steps or ``seconds``, whichever comes first, with step/total, loss, elapsed time and the time left."""
-
-    def __init__(self, total: int, log, done: int = 0, every: int = 50, seconds: float = 30.0):
-        self.total, self.log, self.every, self.seconds = total, log, every, seconds
-        self.start_step, self.started = done, time.monotonic()
-        self.last_time, self.last_step = self.started, done
-
-    def update(self, step: int, epoch: int, loss: float) -> None:
-        now = time.monotonic()
-        if step < self.total and step - self.last_step < self.every and now - self.last_time < self.seconds:
-            return
-        self.last_time, self.last_step = now, step
-        elapsed = now - self.started
-        rate = (step - self.start_step) / elapsed if elapsed > 0 else 0.0
-        eta = f"{(self.total - step) / rate:.0f} s" if rate > 0 else "?"
-        self.log(f"train step {step}/{self.total} (epoch {epoch}): loss {loss:.4f}, {elapsed:.0f} s elapsed, eta {eta}")
-
-
-def evaluate_rows(probs: dict[str, np.ndarray], rows: list[dict], schema: LabelSchema,
-                  thresholds: dict[str, list[float]] | None = None) -> dict[str, dict]:
-    """Every head's metrics on prepared rows, through the one evaluation (callqa.metrics.evaluate_heads)."""
-    targets = {h.name: row_targets(rows, h.name) for h in schema.heads}
-    targets.update({h.name: row_turn_targets(rows, h.name) for h in schema.turn_heads})
-    cuts = {name: np.array(t) for name, t in (thresholds or {}).items()}
-    dialogue = np.repeat(np.arange(len(rows)), turn_counts(rows, schema)) if schema.turn_heads else None
-    return evaluate_heads(schema, probs, targets, cuts, dialogue)
 
 
 def load_training_data(config: TrainConfig, data: list[Path], validation: list[Path] | None,
@@ -150,238 +108,167 @@ def make_optimizer(model: CallScorer, o) -> torch.optim.Optimizer:
     return torch.optim.AdamW([g for g in groups if g["params"]])
 
 
-def positive_weights(rows: list[dict], schema: LabelSchema, dev: torch.device) -> dict[str, torch.Tensor]:
-    """Positive-class weights of the heads whose kind has them (multilabel: negatives / positives per label)."""
-    out = {}
-    for head in schema.heads:
-        weights = head.spec.positive_weights(row_targets(rows, head.name)[row_mask(rows, head.name)])
-        if weights is not None:
-            out[head.name] = torch.tensor(weights, device=dev)
-    return out
+@dataclass
+class Setup:
+    """What a training run has set up by the time the hooks run: its processes, scratch folder and log, then the
+    schema, the tokenizer's pad id and the device."""
+
+    ranks: Ranks
+    work: Path
+    log: Callable[..., None]
+    schema: LabelSchema | None = None
+    pad_id: int = 0
+    dev: torch.device | None = None
 
 
-def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Path] | None = None,
-          device: str | None = None, progress: bool = True, log=print) -> RunInfo:
-    """Train, evaluate on validation data, keep the best model; writes the run folder and returns its run.json.
-    Started by torchrun (WORLD_SIZE > 1 in the environment), each process trains its share (training.distributed)."""
-    ranks = join_from_env(device)
-    try:
-        # The rendered training set lives here while training (TMPDIR chooses the disk; a run folder that a bad
-        # file never got to start is never created).
-        with tempfile.TemporaryDirectory(prefix="callqa-train-") as work:
-            return _train(config, data, out, validation, device, progress, log if ranks.main else _silent, ranks,
-                          Path(work))
-    finally:
-        leave()
+class Trainer:
+    """Trains a run folder from a recipe: renders the calls, fine-tunes the encoder and one head per label with the
+    training loop (training.loop), keeps the best model on validation, tunes thresholds, writes ``run.json``.
+
+    Subclasses change what it trains on and where it starts — the hooks :meth:`training_rows` and
+    :meth:`initial_model` — and nothing else (setfit's way): :class:`callqa.training.distill.DistillationTrainer`
+    trains a student on its teacher's targets. Under torchrun (WORLD_SIZE > 1 in the environment) each process
+    trains its share (training.distributed)."""
+
+    # Whether this trainer reads a recipe's distill: section; a plain trainer refuses a student's recipe rather
+    # than train it on gold labels alone.
+    distills: ClassVar[bool] = False
+
+    def __init__(self, config: TrainConfig, device: str | None = None, progress: bool = True, log=print):
+        if config.distill is not None and not self.distills:
+            raise ValueError("this recipe distils a teacher (its distill: section): train it with `callqa distill` "
+                             "or callqa.training.distill.DistillationTrainer")
+        self.config, self.device, self.progress, self.log = config, device, progress, log
+
+    def train(self, data: list[Path], out: Path, validation: list[Path] | None = None) -> RunInfo:
+        """Train on ``data`` (validating on ``validation``, or a held-out share) into the run folder ``out``."""
+        ranks = join_from_env(self.device)
+        try:
+            # The rendered training set lives here while training (TMPDIR chooses the disk; a run folder that a bad
+            # file never got to start is never created).
+            with tempfile.TemporaryDirectory(prefix="callqa-train-") as work:
+                setup = Setup(ranks=ranks, work=Path(work), log=self.log if ranks.main else _silent)
+                return self._run(data, out, validation, setup)
+        finally:
+            leave()
+
+    def training_rows(self, rows: Rows, setup: Setup) -> Rows:
+        """The rows the model trains on (a hook: the gold labels' targets as rendered)."""
+        return rows
+
+    def initial_model(self, encoder_path: Path, schema: LabelSchema) -> CallScorer:
+        """The model training starts from (a hook: the pretrained encoder with fresh heads)."""
+        return CallScorer(load_encoder(encoder_path), schema, dropout=self.config.optim.dropout)
+
+    def _run(self, data: list[Path], out: Path, validation: list[Path] | None, setup: Setup) -> RunInfo:
+        config, log, ranks, started = self.config, setup.log, setup.ranks, time.time()
+        schema = config.label_schema()
+        encoder_path = resolve_encoder(config.encoder)
+        tokenizer = load_tokenizer(encoder_path)
+        call_encoder = CallEncoder(tokenizer, config.render)
+        train_rows, val_rows, held_out_ids = load_training_data(config, data, validation, call_encoder, setup.work)
+
+        set_seed(config.seed)
+        dev = pick_device(self.device or local_device())
+        setup.schema, setup.pad_id, setup.dev = schema, call_encoder.pad_id, dev
+        train_rows = self.training_rows(train_rows, setup)
+        model = self.initial_model(Path(encoder_path), schema)
+        encoder_ref = EncoderRef.of(config.encoder or encoder_path, model.encoder)
+        log(f"{len(train_rows)} training and {len(val_rows)} validation calls; encoder {encoder_ref}; device {dev}"
+            + (f" × {ranks.world} processes" if ranks.distributed else ""))
+        model.freeze_lower_layers(config.optim.freeze_layers)
+        model.to(dev)
+
+        o = config.optim
+        optimizer = make_optimizer(model, o)
+        batches_per_epoch = math.ceil(len(train_rows) / o.batch_size)
+        steps_per_epoch = math.ceil(batches_per_epoch / o.grad_accum)
+        total_steps = o.max_steps or math.ceil(o.epochs * steps_per_epoch)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(o.warmup_ratio * total_steps), total_steps)
+
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint = Checkpoint(out, config)
+        state, best_weights = new_state(), None
+        resumed = checkpoint.load(model, optimizer, scheduler)
+        if resumed:
+            state, best_weights = resumed
+            log(f"resumed from {checkpoint.dir} at step {state['step']}")
+
+        loop = TrainingLoop(model, optimizer, scheduler, config, schema, train_rows, val_rows, call_encoder.pad_id, dev,
+                            checkpoint, state, best_weights, log, ranks)
+        loop_started = time.time()
+        loop.run(total_steps, eval_every=config.eval.every_steps or steps_per_epoch, progress=self.progress)
+        loop_seconds = time.time() - loop_started
+        if loop.best_weights is not None:
+            model.load_state_dict(loop.best_weights)
+
+        probs, val_loss = predict_rows(model, val_rows, schema, call_encoder.pad_id, o.batch_size * 2, dev, config.loss,
+                                       ranks)
+        thresholds = tuned_thresholds(probs, val_rows, schema)
+        info = RunInfo(
+            callqa_version=code_version(),
+            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            encoder=encoder_ref,
+            config=config,
+            label_schema=schema,
+            render=config.render,
+            data=[DataFile.of(p) for p in data],
+            validation=Validation(files=[DataFile.of(p) for p in validation]) if validation else
+            Validation(held_out_fraction=config.eval.validation_fraction, held_out_ids=held_out_ids),
+            n_train=len(train_rows),
+            n_validation=len(val_rows),
+            steps=state["step"],
+            best_step=state["best_step"],
+            device=str(dev),
+            processes=ranks.world,
+            train_seconds=round(time.time() - started, 1),
+            loop_seconds=round(loop_seconds, 1),
+            thresholds=thresholds,
+            validation_loss=val_loss,
+            validation_metrics=evaluate_rows(probs, val_rows, schema, thresholds),
+            history=state["history"],
+        )
+        if ranks.main:
+            model.to("cpu").save(RunDir(out).model)
+            tokenizer.save(str(RunDir(out).tokenizer))
+            RunDir(out).write_info(info)
+            checkpoint.remove()
+        return info
 
 
-def train_processes(nproc: int, config: TrainConfig, data: list[Path], out: Path, validation: list[Path] | None = None,
-                    device: str | None = None, progress: bool = True, log=print) -> RunInfo:
-    """``train`` on ``nproc`` processes of this machine (DDP), or in this one when ``nproc`` is 1 (with ``log``);
-    returns the run.json rank 0 wrote."""
-    if nproc <= 1:
-        return train(config, data, out, validation, device, progress, log)
-    spawn(nproc, _train_rank, config, data, out, validation, device, progress)
-    return RunDir(out).info()
-
-
-def _train_rank(config, data, out, validation, device, progress) -> None:
-    from callqa.console import console
-
-    train(config, data, out, validation, device, progress, log=console.print)
-
-
-def _silent(*_) -> None:
-    pass
-
-
-def _train(config: TrainConfig, data: list[Path], out: Path, validation: list[Path] | None, device: str | None,
-           progress: bool, log, ranks: Ranks, work: Path) -> RunInfo:
-    started = time.time()
-    schema = config.label_schema()
-    encoder_path = resolve_encoder(config.encoder)
-    tokenizer = load_tokenizer(encoder_path)
-    call_encoder = CallEncoder(tokenizer, config.render)
-    train_rows, val_rows, held_out_ids = load_training_data(config, data, validation, call_encoder, work)
-
-    set_seed(config.seed)
-    dev = pick_device(device or local_device())
-
-    if config.distill:
-        train_rows = teacher_targets(train_rows, config.distill, schema, call_encoder.pad_id, config.optim.batch_size * 2,
-                                     dev, work / "distill.arrow", ranks, log)
-    model = CallScorer(load_encoder(encoder_path), schema, dropout=config.optim.dropout)
-    if (Path(encoder_path) / "heads.safetensors").exists():  # a student (callqa distill) starts from its teacher's
-        model.load_heads(Path(encoder_path) / "heads.safetensors")
-    encoder_ref = EncoderRef.of(config.encoder or encoder_path, model.encoder)
-    log(f"{len(train_rows)} training and {len(val_rows)} validation calls; encoder {encoder_ref}; device {dev}"
-        + (f" × {ranks.world} processes" if ranks.distributed else ""))
-    model.freeze_lower_layers(config.optim.freeze_layers)
-    model.to(dev)
-
-    o = config.optim
-    optimizer = make_optimizer(model, o)
-    batches_per_epoch = math.ceil(len(train_rows) / o.batch_size)
-    steps_per_epoch = math.ceil(batches_per_epoch / o.grad_accum)
-    total_steps = o.max_steps or math.ceil(o.epochs * steps_per_epoch)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(o.warmup_ratio * total_steps), total_steps)
-
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = Checkpoint(out, config)
-    state, best_weights = new_state(), None
-    resumed = checkpoint.load(model, optimizer, scheduler)
-    if resumed:
-        state, best_weights = resumed
-        log(f"resumed from {checkpoint.dir} at step {state['step']}")
-
-    loop = TrainingLoop(model, optimizer, scheduler, config, schema, train_rows, val_rows, call_encoder.pad_id, dev,
-                        checkpoint, state, best_weights, log, ranks)
-    loop_started = time.time()
-    loop.run(total_steps, eval_every=config.eval.every_steps or steps_per_epoch, progress=progress)
-    loop_seconds = time.time() - loop_started
-    if loop.best_weights is not None:
-        model.load_state_dict(loop.best_weights)
-
-    probs, val_loss = predict_rows(model, val_rows, schema, call_encoder.pad_id, o.batch_size * 2, dev, config.loss,
-                                   ranks)
+def tuned_thresholds(probs: dict[str, np.ndarray], val_rows: list[dict], schema: LabelSchema) -> dict[str, list[float]]:
+    """Cut-offs of the heads whose kind decides at thresholds, tuned on the validation calls that carry each."""
     thresholds = {}
-    for h in schema.heads:  # the heads whose kind decides at thresholds, tuned on validation calls
+    for h in schema.heads:
         has = row_mask(val_rows, h.name)
         tuned = h.spec.tune_thresholds(probs[h.name][has], row_targets(val_rows, h.name)[has])
         if tuned is not None:
             thresholds[h.name] = tuned
-
-    info = RunInfo(
-        callqa_version=code_version(),
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        encoder=encoder_ref,
-        config=config.model_dump(mode="json", by_alias=True),
-        label_schema=schema,
-        render=config.render,
-        data=[DataFile.of(p) for p in data],
-        validation=Validation(files=[DataFile.of(p) for p in validation]) if validation else
-        Validation(held_out_fraction=config.eval.validation_fraction, held_out_ids=held_out_ids),
-        n_train=len(train_rows),
-        n_validation=len(val_rows),
-        steps=state["step"],
-        best_step=state["best_step"],
-        device=str(dev),
-        processes=ranks.world,
-        train_seconds=round(time.time() - started, 1),
-        loop_seconds=round(loop_seconds, 1),
-        thresholds=thresholds,
-        validation_loss=val_loss,
-        validation_metrics=evaluate_rows(probs, val_rows, schema, thresholds),
-        history=state["history"],
-    )
-    if ranks.main:
-        model.to("cpu").save(RunDir(out).model)
-        tokenizer.save(str(RunDir(out).tokenizer))
-        RunDir(out).write_info(info)
-        checkpoint.remove()
-    return info
+    return thresholds
 
 
-class TrainingLoop:
-    """Optimizer steps over length-bucketed batches with gradient accumulation, evaluation every ``eval_every``
-    steps, early stopping on the recipe's metric, keeping the best weights, and a checkpoint after each evaluation."""
+def train(config: TrainConfig, data: list[Path], out: Path, validation: list[Path] | None = None,
+          device: str | None = None, progress: bool = True, log=print) -> RunInfo:
+    """Train, evaluate on validation data, keep the best model; writes the run folder and returns its run.json."""
+    return Trainer(config, device, progress, log).train(data, out, validation)
 
-    def __init__(self, model, optimizer, scheduler, config: TrainConfig, schema: LabelSchema, train_rows, val_rows,
-                 pad_id: int, dev: torch.device, checkpoint: Checkpoint, state: dict, best_weights, log,
-                 ranks: Ranks = Ranks()):
-        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-        self.ranks = ranks
-        # Forward/backward through DDP (it averages the gradients over ranks); evaluation and saving use the model.
-        self.trained = model
-        if ranks.distributed:
-            from torch.nn.parallel import DistributedDataParallel
 
-            self.trained = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-        self.config, self.schema, self.o = config, schema, config.optim
-        self.train_rows, self.val_rows, self.pad_id, self.dev = train_rows, val_rows, pad_id, dev
-        self.checkpoint, self.state, self.best_weights, self.log = checkpoint, state, best_weights, log
-        self.pos_weights = positive_weights(train_rows, schema, dev) if config.loss.pos_weight else {}
-        self.head_weight = {h.name: config.loss.head_weights.get(h.name, 1.0) for h in schema.all_heads}
+def train_processes(nproc: int, config: TrainConfig, data: list[Path], out: Path, validation: list[Path] | None = None,
+                    device: str | None = None, progress: bool = True, log=print,
+                    trainer: type[Trainer] = Trainer) -> RunInfo:
+    """``trainer`` on ``nproc`` processes of this machine (DDP), or in this one when ``nproc`` is 1 (with ``log``);
+    returns the run.json rank 0 wrote."""
+    if nproc <= 1:
+        return trainer(config, device, progress, log).train(data, out, validation)
+    spawn(nproc, _train_rank, trainer, config, data, out, validation, device, progress)
+    return RunDir(out).info()
 
-    def evaluate(self) -> bool:
-        """Evaluate, record, keep the best weights; True when early stopping says stop."""
-        state, config = self.state, self.config
-        probs, val_loss = predict_rows(self.model, self.val_rows, self.schema, self.pad_id, self.o.batch_size * 2,
-                                       self.dev, config.loss, self.ranks)
-        metrics = evaluate_rows(probs, self.val_rows, self.schema)
-        metrics_flat = {f"{h}.{k}": v for h, m in metrics.items() for k, v in m.items() if isinstance(v, float)}
-        value, lower = ((val_loss, True) if config.eval.metric == "loss"
-                        else pick_metric(metrics, config.eval.metric, self.schema))
-        state["history"].append({"step": state["step"], "epoch": state["epoch"], "val_loss": val_loss, **metrics_flat})
-        best = state["best"]
-        improved = best is None or math.isnan(best) or (value < best if lower else value > best)
-        if improved:
-            state.update(best=value, best_step=state["step"], bad_evals=0)
-            self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-        else:
-            state["bad_evals"] += 1
-        note = "(best)" if improved else f"(best {state['best']:.4f} at step {state['best_step']})"
-        self.log(f"step {state['step']}: val loss {val_loss:.4f}, {config.eval.metric} {value:.4f} {note}")
-        self.model.train()
-        return state["bad_evals"] >= config.eval.patience
 
-    def step(self, batch) -> float:
-        """Forward and backward of one batch; returns its loss."""
-        batch = batch.to(self.dev)
-        with autocast_for(self.dev):
-            logits = self.trained(**batch.model_inputs())
-        per_head = head_losses({k: v.float() for k, v in logits.items()}, batch.targets, batch.masks, self.schema,
-                               self.config.loss, self.pos_weights, self.ranks.label_counts(batch.masks))
-        loss = sum(self.head_weight[h] * v for h, v in per_head.items())
-        (loss / self.o.grad_accum).backward()
-        return loss.item()
+def _train_rank(trainer, config, data, out, validation, device, progress) -> None:
+    from callqa.console import console
 
-    def optimizer_step(self) -> None:
-        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.o.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.state["step"] += 1
+    trainer(config, device, progress, console.print).train(data, out, validation)
 
-    def epoch_batches(self, lengths: list[int], epoch: int) -> list[list[int]]:
-        """This rank's share of each global batch of the epoch. Every rank draws the same global batches (same
-        seed); a final batch too small to give every rank a call is left out, as DDP needs all ranks in each step."""
-        batches = bucketed_batches(lengths, self.o.batch_size, seed=self.config.seed + epoch)
-        return [self.ranks.share(b) for b in batches if len(b) >= self.ranks.world]
 
-    def run(self, total_steps: int, eval_every: int, progress: bool) -> None:
-        state, o = self.state, self.o
-        lengths = call_lengths(self.train_rows)
-        columns = [TextColumn("[bold]train[/bold] epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
-        self.model.train()
-        stop = state["step"] >= total_steps
-        # A bar where a person watches a terminal; plain lines where the output goes to a log or a pipe.
-        bar_visible = progress and self.ranks.main and Console(stderr=True).is_terminal
-        lines = LogProgress(total_steps, self.log, done=state["step"]) if progress and not bar_visible else None
-        with Progress(*columns, disable=not bar_visible, transient=False) as bar:
-            task = bar.add_task("train", total=total_steps, completed=state["step"], epoch=state["epoch"] + 1, info="")
-            running = None
-            while not stop:
-                batches = self.epoch_batches(lengths, state["epoch"])
-                for b_index, batch in enumerate(iterate(self.train_rows, batches, self.schema, self.pad_id)):
-                    if b_index < state["batch_in_epoch"]:
-                        continue  # resumed mid-epoch: these batches were already trained on
-                    loss = self.ranks.mean(self.step(batch))
-                    running = loss if running is None else 0.9 * running + 0.1 * loss
-                    state["batch_in_epoch"] = b_index + 1
-                    if state["batch_in_epoch"] % o.grad_accum and b_index + 1 < len(batches):
-                        continue
-                    self.optimizer_step()
-                    bar.update(task, advance=1, epoch=state["epoch"] + 1, info=f"loss {running:.4f}")
-                    if lines:
-                        lines.update(state["step"], state["epoch"] + 1, running)
-                    if state["step"] % eval_every == 0 or state["step"] >= total_steps:
-                        stop = self.evaluate() or state["step"] >= total_steps
-                        if self.ranks.main:
-                            self.checkpoint.save(self.model, self.optimizer, self.scheduler, state, self.best_weights)
-                        if stop:
-                            break
-                else:
-                    state["epoch"] += 1
-                    state["batch_in_epoch"] = 0
+def _silent(*_) -> None:
+    pass

@@ -132,7 +132,7 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
         metrics["teacher"] = metrics_of(probs_of(fp32_scorer.from_window_logits(encoded, logits, calls)),
                                         teacher[0].thresholds)
         deltas_vs_teacher, outside = quality_deltas(schema, metrics["teacher"], metrics[serve], gate)
-        vs_teacher = {"teacher": info.config["distill"]["teacher"], "deltas": deltas_vs_teacher, "within_limits": not outside,
+        vs_teacher = {"teacher": info.config.distill.teacher, "deltas": deltas_vs_teacher, "within_limits": not outside,
                       "outside": outside}
         log(f"{serve} against the teacher's PyTorch fp32: "
             + ("within the gate's limits" if not outside else "outside the gate's limits: " + "; ".join(outside)))
@@ -165,9 +165,9 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
 
 def distilled_from(info: RunInfo, log) -> tuple[RunInfo, CallScorer] | None:
     """A distilled run's teacher (its run info and model), if the run was distilled and the teacher is still there."""
-    if not info.config.get("distill"):
+    if info.config.distill is None:
         return None
-    teacher = Path(info.config["distill"]["teacher"])
+    teacher = Path(info.config.distill.teacher)
     if not RunDir(teacher).finished():
         log(f"teacher {teacher} not found: the student is not compared with it")
         return None
