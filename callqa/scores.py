@@ -22,6 +22,10 @@ class LevelScore(BaseModel):
     level_name: str
     confidence: float = Field(description="probability of the most likely class")
 
+    def label(self) -> Label:
+        """What the model says, in the label format: the most likely class id."""
+        return self.level
+
 
 class LabelScore(BaseModel):
     id: str
@@ -38,6 +42,10 @@ class TopicsScore(BaseModel):
     labels: list[LabelScore] = Field(description="every label, most probable first")
     predicted: list[str] = Field(description="ids of the labels over their threshold")
 
+    def label(self) -> Label:
+        """What the model says, in the label format: the labels over their threshold."""
+        return list(self.predicted)
+
 
 class CallScores(BaseModel):
     call_id: str
@@ -50,4 +58,4 @@ class CallScores(BaseModel):
 
     def predicted(self) -> dict[str, Label]:
         """What the model says per head, in the label format: a class id, or the list of topics over threshold."""
-        return {head: list(s.predicted) if isinstance(s, TopicsScore) else s.level for head, s in self.scores.items()}
+        return {head: s.label() for head, s in self.scores.items()}

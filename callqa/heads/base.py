@@ -116,6 +116,14 @@ class HeadKind(ABC):
     def uncertainty(self, probs: np.ndarray, thresholds: np.ndarray | None = None) -> tuple[float, float]:
         """(entropy, margin) of one prediction, both on 0..1: how unsure the model is, for the review queue."""
 
+    @abstractmethod
+    def uncertainty_of(self, score: LevelScore | TopicsScore) -> tuple[float, float]:
+        """:meth:`uncertainty` of a score as the API answered it (the review store keeps those)."""
+
+    @abstractmethod
+    def columns(self, head: Head, score: LevelScore | TopicsScore) -> dict[str, Any]:
+        """A score as flat columns of a batch output row (``callqa score``), keyed by suffix (``level``, …)."""
+
     def counted_labels(self, head: Head, score: LevelScore | TopicsScore | dict, meta: dict | None = None) -> list[str]:
         """The class ids the month report counts this call under (``counted`` kinds); none by default."""
         return []

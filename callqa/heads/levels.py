@@ -46,6 +46,13 @@ class LevelKind(HeadKind):
         top = np.sort(p)[::-1]
         return normalised_entropy(p), float(top[0] - top[1])
 
+    def uncertainty_of(self, score: LevelScore) -> tuple[float, float]:
+        return self.uncertainty(np.array(list(score.distribution.values())))
+
+    def columns(self, head: Head, score: LevelScore) -> dict[str, Any]:
+        return {"level": score.level, "confidence": score.confidence, "expected": score.expected,
+                "distribution": list(score.distribution.values())}
+
     def target(self, head: Head, label: Label) -> np.ndarray:
         out = np.zeros(head.size, dtype=np.float32)
         if isinstance(label, list):

@@ -56,6 +56,15 @@ class MultilabelKind(HeadKind):
         binary = -(q * np.log(q) + (1 - q) * np.log(1 - q)) / np.log(2)
         return float(binary.max()), float(np.abs(p - cut).min())
 
+    def uncertainty_of(self, score: TopicsScore) -> tuple[float, float]:
+        probs = np.array([label.probability for label in score.labels])
+        return self.uncertainty(probs, np.array([label.threshold for label in score.labels]))
+
+    def columns(self, head: Head, score: TopicsScore) -> dict[str, Any]:
+        by_id = {label.id: label.probability for label in score.labels}
+        return {"predicted": list(score.predicted),
+                "probabilities": [by_id[c] for c in head.class_ids]}  # in the schema's class order
+
     def counted_labels(self, head: Head, score: LevelScore | TopicsScore | dict, meta: dict | None = None) -> list[str]:
         predicted = score.get("predicted") if isinstance(score, dict) else getattr(score, "predicted", None)
         return list(predicted) if isinstance(predicted, list) else []

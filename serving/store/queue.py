@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from callqa.schema import LabelSchema
-from callqa.scores import CallScores, LevelScore, TopicsScore
+from callqa.scores import CallScores, LevelScore
 
 from .calls import CallRow, PredictionTopicRow
 from .db import as_utc, utcnow
@@ -29,11 +28,7 @@ def queue_keys(scores: CallScores, schema: LabelSchema) -> tuple[float, float, f
         if name not in schema.head_names:
             continue
         head = schema[name]
-        if isinstance(score, TopicsScore):
-            probs = np.array([label.probability for label in score.labels])
-            entropy, margin = head.spec.uncertainty(probs, np.array([label.threshold for label in score.labels]))
-        else:
-            entropy, margin = head.spec.uncertainty(np.array(list(score.distribution.values())))
+        entropy, margin = head.spec.uncertainty_of(score)
         entropies.append(entropy)
         margins.append(margin)
         if isinstance(score, LevelScore) and score.expected is not None:

@@ -9,7 +9,6 @@ from callqa.bundle import BundleInfo
 from callqa.calls import Call
 from callqa.pipeline import ScoredCall
 from callqa.schema import LabelSchema
-from callqa.scores import TopicsScore
 
 from ..chunks import Chunk
 from .base import FolderSink, replace_atomically
@@ -40,16 +39,9 @@ def flat_row(call: Call, scored: ScoredCall, model: str, schema: LabelSchema) ->
     row: dict = {"call_id": call.call_id, "agent_id": call.agent_id,
                  "started_at": call.started_at.isoformat() if call.started_at else None, "model": model,
                  "n_tokens": scored.n_tokens, "truncated": scored.truncated}
-    for head, score in scored.scores.items():
-        if isinstance(score, TopicsScore):
-            row[f"{head}.predicted"] = list(score.predicted)
-            by_id = {label.id: label.probability for label in score.labels}
-            row[f"{head}.probabilities"] = [by_id[c] for c in schema[head].class_ids]  # in the schema's class order
-        else:
-            row[f"{head}.level"] = score.level
-            row[f"{head}.confidence"] = score.confidence
-            row[f"{head}.expected"] = score.expected
-            row[f"{head}.distribution"] = list(score.distribution.values())
+    for name, score in scored.scores.items():
+        head = schema[name]
+        row.update({f"{name}.{column}": value for column, value in head.spec.columns(head, score).items()})
     card = scored.scorecard
     row["scorecard.name"] = card.name if card else None
     row["scorecard.hash"] = card.hash if card else None
