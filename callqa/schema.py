@@ -59,6 +59,9 @@ class Head(BaseModel):
     description: str = ""
     scope: Literal["call", "turn"] = Field(default="call", description="labels per call, or per turn (Turn.labels)")
     speaker: Speaker | None = Field(default=None, description="a turn head only: the speaker whose turns it labels")
+    role: Literal["resolution", "satisfaction"] | None = Field(
+        default=None, description="what the head measures for reports: resolution (a level in the upper half of its scale "
+        "counts as resolved in 来电分析's predicted resolution rate) or satisfaction (set against customer surveys)")
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -195,6 +198,10 @@ class LabelSchema(BaseModel):
             if head.name == name:
                 return head
         raise KeyError(f"schema {self.name!r} has no head {name!r} (heads: {', '.join(self.head_names)})")
+
+    def with_role(self, role: str) -> Head | None:
+        """The call head that measures ``role`` (``resolution``, ``satisfaction``), if the schema names one."""
+        return next((h for h in self.heads if h.role == role), None)
 
     @property
     def head_names(self) -> list[str]:

@@ -262,6 +262,11 @@ def test_a_lead_reads_the_dashboard_drills_down_to_an_agent_and_opens_a_call(tin
             report = page.get_by_test_id("report")
             rows = report.locator("#agents tbody tr")
             expect(rows).to_have_count(len(agents))
+            # 来电分析 in Chinese, one row per hour of the day that has calls
+            hours = {datetime.fromisoformat(c["started_at"]).astimezone(SHANGHAI).hour for c in in_period}
+            expect(report.locator("#calls-by-hour h2")).to_have_text("来电分析：按时段")
+            expect(report.locator("#calls-by-hour tbody tr")).to_have_count(len(hours))
+            expect(report.locator("#calls-by-weekday th").nth(1)).to_have_text("通话数")
             charts = report.locator("img.chart")
             expect(charts).to_have_count(2)
             assert charts.first.evaluate("img => img.complete && img.naturalWidth > 300")  # the SVG drew

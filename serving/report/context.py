@@ -11,7 +11,16 @@ from zoneinfo import ZoneInfo
 from callqa.schema import LabelSchema
 
 from ..directory import AgentDirectory
-from ..store import ItemInfo, ItemSums, ReportRows, ReviewedCall, ReviewStore, Sums, all_agents
+from ..store import (
+    CallFigures,
+    ItemInfo,
+    ItemSums,
+    ReportRows,
+    ReviewedCall,
+    ReviewStore,
+    Sums,
+    all_agents,
+)
 from .period import Period
 
 TREND_PERIODS = 6
@@ -68,6 +77,14 @@ class ReportContext:
     @functools.cached_property
     def topics(self) -> Counter:
         return self.rows().topic_counts()
+
+    @functools.cached_property
+    def call_measures(self) -> list[CallFigures]:
+        return self.rows().call_measures()
+
+    @functools.cached_property
+    def counted_by_call(self) -> dict[str, list[tuple[str, str]]]:
+        return self.rows().counted_by_call()
 
     @functools.cached_property
     def reviewed(self) -> list[ReviewedCall]:

@@ -49,11 +49,11 @@ from .record import (
     score_of_record,
     verdicts_of_record,
 )
-from .report_rows import ItemInfo, ItemSums, ReportRows, Sums, WorstCall, all_agents
+from .report_rows import CallFigures, ItemInfo, ItemSums, ReportRows, Sums, WorstCall, all_agents
 from .review_store import ReviewStore
 
 __all__ = [
-    "INCLUDES", "LOCAL_DEMO", "ItemInfo", "ItemSums", "ReportRows", "Sums", "WorstCall", "all_agents", "MISSED", "PREFIX", "ROLES", "AgentCall", "AgentCallView", "AppealEntry",
+    "INCLUDES", "LOCAL_DEMO", "CallFigures", "ItemInfo", "ItemSums", "ReportRows", "Sums", "WorstCall", "all_agents", "MISSED", "PREFIX", "ROLES", "AgentCall", "AgentCallView", "AppealEntry",
     "AppealRecord", "AppealRequest", "AppealTarget", "Appeals", "CallFilter", "CallView", "Change", "CharIndex",
     "Conflict", "HitRef", "ItemId", "KeyHolder", "KeyStore", "Leased", "Mismatch", "MissedDeduction", "NotFound",
     "QueueItem", "QueuePolicy", "ReviewError", "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "Role",

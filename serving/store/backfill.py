@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from sqlalchemy import func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
+from callqa.calls import Call
 from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
 
@@ -17,6 +19,7 @@ from .calls import (
     PredictionTopicRow,
     ScorecardRow,
     deduction_counts,
+    measure_columns,
 )
 from .history import counted_of, history_of, refresh_reviewed
 from .keys import PREFIX, ApiKey, new_key_id
@@ -54,6 +57,22 @@ def schemas_by_model(session: Session) -> dict[str, LabelSchema]:
     if not inspect(session.get_bind()).has_table(ModelRow.__tablename__):
         return {}
     return {r.tag: LabelSchema.model_validate(r.label_schema) for r in session.scalars(select(ModelRow))}
+
+
+def fill_call_measures(bind) -> None:
+    """来电分析's columns for every stored call (revision 0006): its measures from the stored transcript, and whether
+    its latest prediction says resolved (by the schema the store recorded for the bundle, where it did)."""
+    with Session(bind) as session, session.begin():
+        schemas = schemas_by_model(session)
+        query = (select(CallRow.call_id, CallRow.call, PredictionRow.model, PredictionRow.scores)
+                 .outerjoin(PredictionRow, PredictionRow.id == CallRow.prediction_id))
+        for call_id, call, model, scores in session.execute(query.execution_options(yield_per=2000)).all():
+            try:
+                parsed = Call.model_validate(call)
+            except ValidationError:
+                continue  # a row whose transcript does not read as a call: nothing to measure, left unknown
+            columns = measure_columns(parsed, scores or {}, schemas.get(model))
+            session.execute(update(CallRow).where(CallRow.call_id == call_id).values(**columns))
 
 
 def fill_deduction_counts(bind) -> None:

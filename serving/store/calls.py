@@ -10,7 +10,11 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from callqa.analytics import CallMeasures, predicted_resolved
+from callqa.calls import Call
+from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
+from callqa.scores import CallScores
 
 from .db import Base
 from .record import MISSED
@@ -51,6 +55,18 @@ class CallRow(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Last, so reading the small columns above never walks through a long transcript's overflow pages.
     call: Mapped[dict] = mapped_column(JSON)  # the Call, without labels
+    # 来电分析: how the call went (callqa.analytics.CallMeasures) and whether the model predicts it resolved; in
+    # columns, so a month's call analytics read no transcript (revision 0006).
+    channel: Mapped[str | None] = mapped_column(String(50))
+    chat: Mapped[bool | None] = mapped_column(Boolean)
+    talk_seconds: Mapped[float | None] = mapped_column(Float)
+    silence_seconds: Mapped[float | None] = mapped_column(Float)
+    interruptions: Mapped[int | None] = mapped_column(Integer)
+    transfers: Mapped[int | None] = mapped_column(Integer)
+    repeat_call: Mapped[bool | None] = mapped_column(Boolean)
+    first_response: Mapped[float | None] = mapped_column(Float)
+    avg_response: Mapped[float | None] = mapped_column(Float)
+    resolved: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class PredictionRow(Base):
@@ -158,3 +174,13 @@ def sample_key(call_id: str) -> float:
 def latest_prediction(session: Session, call_id: str) -> PredictionRow | None:
     return session.scalar(select(PredictionRow).where(PredictionRow.call_id == call_id)
                           .order_by(PredictionRow.id.desc()).limit(1))
+
+
+def measure_columns(call: Call, scores: CallScores | dict, schema: LabelSchema | None) -> dict:
+    """The call row's 来电分析 columns for a call and the prediction stored with it."""
+    measures = CallMeasures.of(call)
+    return {"channel": (call.channel or None) and call.channel[:50], "chat": measures.chat,
+            "talk_seconds": measures.talk_seconds, "silence_seconds": measures.silence_seconds,
+            "interruptions": measures.interruptions, "transfers": measures.transfers,
+            "repeat_call": measures.repeat_call, "first_response": measures.first_response,
+            "avg_response": measures.avg_response, "resolved": predicted_resolved(scores, schema)}

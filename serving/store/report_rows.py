@@ -84,6 +84,22 @@ class WorstCall:
 
 
 @dataclass(frozen=True)
+class CallFigures:
+    call_id: str
+    started_at: datetime | None
+    chat: bool | None
+    duration: float | None
+    talk_seconds: float | None
+    silence_seconds: float | None
+    interruptions: int | None
+    transfers: int | None
+    repeat_call: bool | None
+    first_response: float | None
+    avg_response: float | None
+    resolved: bool | None
+
+
+@dataclass(frozen=True)
 class AppealCounts:
     item: str
     rule: str | None
@@ -203,6 +219,28 @@ class ReportRows:
             for head, topic, n in self._all(query):
                 counts[(head, topic)] += n
         return counts
+
+    def call_measures(self) -> list[CallFigures]:
+        """来电分析: each of the period's calls with its start, channel, measures and predicted resolution."""
+        query = (select(CallRow.call_id, CallRow.started_at, CallRow.chat, CallRow.duration, CallRow.talk_seconds,
+                        CallRow.silence_seconds, CallRow.interruptions, CallRow.transfers, CallRow.repeat_call,
+                        CallRow.first_response, CallRow.avg_response, CallRow.resolved)
+                 .where(self._in_period()))
+        return [CallFigures(*row) for row in self._all(query)]
+
+    def counted_by_call(self) -> dict[str, list[tuple[str, str]]]:
+        """Per call of the period, the (head, class) 分类统计 counts it under (as :meth:`topic_counts`, per call)."""
+        out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        model = (select(CallRow.call_id, PredictionTopicRow.head, PredictionTopicRow.topic)
+                 .join(PredictionTopicRow, PredictionTopicRow.prediction_id == CallRow.prediction_id)
+                 .where(self._in_period(), CallRow.revision == 0))
+        reviewed = (select(CallRow.call_id, ReviewedTopicRow.head, ReviewedTopicRow.topic)
+                    .join(ReviewedTopicRow, ReviewedTopicRow.call_id == CallRow.call_id)
+                    .where(self._in_period(), CallRow.revision > 0))
+        for query in (model, reviewed):
+            for call_id, head, label in self._all(query):
+                out[call_id].append((head, label))
+        return out
 
     def worst(self, limit: int) -> list[WorstCall]:
         """The period's calls with the lowest share of their card's maximum, the score of record for reviewed ones."""

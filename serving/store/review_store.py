@@ -42,6 +42,7 @@ from .calls import (
     ScorecardRow,
     deduction_counts,
     latest_prediction,
+    measure_columns,
     sample_key,
 )
 from .db import as_utc, make_engine, utcnow
@@ -95,6 +96,8 @@ class ReviewStore(ReviewQueue):
                 row.agent_id, row.started_at, row.turns, row.call = call.agent_id, started, len(call.turns), transcript
                 row.duration = max((t.end for t in call.turns if t.end is not None), default=None)
                 row.model, row.entropy, row.margin, row.low_score = model, entropy, margin, low
+                for column, value in measure_columns(call, score, schema).items():
+                    setattr(row, column, value)
                 prediction = PredictionRow(call_id=call.call_id, model=model, scores=stored,
                                            created=now)
                 session.add(prediction)

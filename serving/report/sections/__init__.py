@@ -7,6 +7,7 @@ from .agents import Agents
 from .agreement import Agreement
 from .appeals import Appeals
 from .base import Section
+from .call_analytics import CallAnalytics
 from .categories import Categories
 from .deductions import Deductions
 from .items import Items
@@ -23,6 +24,7 @@ SECTIONS: list[Section] = [
     SectionSubtotals(),
     Items(),
     Trend(),
+    CallAnalytics(),
     Deductions(),
     WorstCalls(),
     Appeals(),
