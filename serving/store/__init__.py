@@ -35,6 +35,7 @@ from .errors import Conflict, Leased, Mismatch, NotFound, ReviewError
 from .keys import INCLUDES, LOCAL_DEMO, PREFIX, ROLES, KeyHolder, KeyStore, Role, allowed
 from .migrations import SchemaVersionError
 from .models import CallFilter, CallView, Change, QueueItem, QueuePolicy, ReviewedCall, Reviewer, ReviewRecord
+from .plan import KIND_NAMES, PlanError, PlannedCall, SamplingPlan, Stratum, load_plan
 from .queue import queue_keys
 from .record import (
     MISSED,
@@ -53,7 +54,7 @@ from .report_rows import CallFigures, ItemInfo, ItemSums, ReportRows, Sums, Wors
 from .review_store import ReviewStore
 
 __all__ = [
-    "INCLUDES", "LOCAL_DEMO", "CallFigures", "ItemInfo", "ItemSums", "ReportRows", "Sums", "WorstCall", "all_agents", "MISSED", "PREFIX", "ROLES", "AgentCall", "AgentCallView", "AppealEntry",
+    "INCLUDES", "KIND_NAMES", "LOCAL_DEMO", "PlanError", "PlannedCall", "SamplingPlan", "Stratum", "load_plan", "CallFigures", "ItemInfo", "ItemSums", "ReportRows", "Sums", "WorstCall", "all_agents", "MISSED", "PREFIX", "ROLES", "AgentCall", "AgentCallView", "AppealEntry",
     "AppealRecord", "AppealRequest", "AppealTarget", "Appeals", "CallFilter", "CallView", "Change", "CharIndex",
     "Conflict", "HitRef", "ItemId", "KeyHolder", "KeyStore", "Leased", "Mismatch", "MissedDeduction", "NotFound",
     "QueueItem", "QueuePolicy", "ReviewError", "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "Role",

@@ -33,6 +33,8 @@ class QueuePolicy(BaseModel):
     agent_daily_quota: int | None = Field(default=None, ge=1, description="at most this many reviews per agent per "
                                           "day (UTC); an agent's other calls leave the queue until tomorrow")
     lease_minutes: float = Field(default=15, gt=0, description="an opened call is leased to its reviewer this long")
+    plan: str | None = Field(default=None, description="抽样计划: a sampling plan the queue follows and the report "
+                             "shows coverage of (a shipped name in configs/sampling, or a YAML path); null: none")
 
 
 class QueueItem(BaseModel):

@@ -16,6 +16,8 @@ from .calls import CallRow, PredictionTopicRow
 from .db import as_utc, utcnow
 from .errors import Leased
 from .models import CallFilter, QueueItem, QueuePolicy, Reviewer
+from .plan import SamplingPlan
+from .plan_queue import plan_tier
 from .reviews import ReviewRow
 
 
@@ -55,6 +57,7 @@ class ReviewQueue:
 
     engine: Engine
     policy: QueuePolicy
+    plan: SamplingPlan | None
 
     def _available(self, session: Session, reviewer: str, now: datetime):
         """Unreviewed calls not leased to someone else, without agents whose daily quota is used up."""
@@ -69,13 +72,15 @@ class ReviewQueue:
                 clauses.append(or_(CallRow.agent_id.is_(None), CallRow.agent_id.not_in(full)))
         return and_(*clauses)
 
-    def _order(self) -> list:
+    def _order(self, session: Session, now: datetime) -> list:
         policy = self.policy
         sampled = (CallRow.sample_key < policy.sample_rate).desc()
         by = {"least_confident": CallRow.entropy.desc() if policy.confidence == "entropy" else CallRow.margin.asc(),
               "lowest_score": func.coalesce(CallRow.low_score, 2.0).asc(),
               "random": CallRow.sample_key.asc()}[policy.order]
-        return [sampled, by, CallRow.call_id]
+        # Under a sampling plan, its tiers come first: flagged calls, then strata still short this period.
+        tiers = [plan_tier(session, self.plan, now)] if self.plan is not None else []
+        return [*tiers, sampled, by, CallRow.call_id]
 
     def queue(self, reviewer: str, limit: int = 50) -> tuple[list[QueueItem], int]:
         """The next calls in queue order, and how many are waiting in all."""
@@ -83,7 +88,8 @@ class ReviewQueue:
         with Session(self.engine) as session:
             where = self._available(session, reviewer, now)
             # Choose by the covering index, then read the chosen rows' columns (never a transcript).
-            chosen = session.scalars(select(CallRow.call_id).where(where).order_by(*self._order()).limit(limit)).all()
+            chosen = session.scalars(select(CallRow.call_id).where(where).order_by(*self._order(session, now))
+                                     .limit(limit)).all()
             found = {r.call_id: r for r in session.execute(
                 select(*ITEM_COLUMNS).where(CallRow.call_id.in_(chosen)))}
             rows = [found[call_id] for call_id in chosen]

@@ -17,6 +17,7 @@ from callqa.scorecard import ScorecardResult
 
 from .appeals import AppealEntryRow, AppealRow, RulingRow
 from .calls import CallRow, DeductionCountRow, PredictionRow, PredictionTopicRow, ScorecardItemRow
+from .plan import PlannedCall
 from .reviews import ReviewedDeductionCountRow, ReviewedItemRow, ReviewedTopicRow
 
 
@@ -227,6 +228,13 @@ class ReportRows:
                         CallRow.first_response, CallRow.avg_response, CallRow.resolved)
                  .where(self._in_period()))
         return [CallFigures(*row) for row in self._all(query)]
+
+    def planned_calls(self) -> list[PlannedCall]:
+        """The period's calls as a sampling plan stratifies them: agent, start, counted classes, reviewed or not."""
+        counted = self.counted_by_call()
+        query = select(CallRow.call_id, CallRow.agent_id, CallRow.started_at, CallRow.revision).where(self._in_period())
+        return [PlannedCall(agent, started, tuple(counted.get(call_id, ())), revision > 0)
+                for call_id, agent, started, revision in self._all(query)]
 
     def counted_by_call(self) -> dict[str, list[tuple[str, str]]]:
         """Per call of the period, the (head, class) 分类统计 counts it under (as :meth:`topic_counts`, per call)."""

@@ -58,6 +58,7 @@ from .history import (
     scorecard_rows,
 )
 from .models import CallView, Change, QueuePolicy, ReviewedCall, Reviewer, ReviewRecord
+from .plan import load_plan
 from .queue import ReviewQueue, lease_free_for, queue_keys
 from .record import ScorecardReview, card_of_record, verdicts_of_record
 from .report_rows import ReportRows
@@ -68,6 +69,7 @@ class ReviewStore(ReviewQueue):
     def __init__(self, url: str, policy: QueuePolicy | None = None):
         self.engine = make_engine(url)  # refuses a database behind or ahead of this callqa (SchemaVersionError)
         self.policy = policy or QueuePolicy()
+        self.plan = load_plan(self.policy.plan) if self.policy.plan else None  # a bad plan fails here, with its line
 
     # --- calls and predictions in -------------------------------------------------------------------------------
     def add_scored(self, calls: Iterable[Call], scores: Iterable[CallScores], model: str, schema: LabelSchema) -> int:

@@ -9,6 +9,7 @@ from .appeals import Appeals
 from .base import Section
 from .call_analytics import CallAnalytics
 from .categories import Categories
+from .coverage import Coverage
 from .deductions import Deductions
 from .items import Items
 from .overview import Overview
@@ -24,6 +25,7 @@ SECTIONS: list[Section] = [
     SectionSubtotals(),
     Items(),
     Trend(),
+    Coverage(),
     CallAnalytics(),
     Deductions(),
     WorstCalls(),
