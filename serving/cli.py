@@ -11,6 +11,7 @@ from rich.table import Table
 from callqa.console import SchemaOption, console, err_console, fail, schema_or_fail
 
 from .db_cli import DbOption, db_app
+from .feedback_cli import feedback_app
 from .keys_cli import keys_app
 from .reviews_cli import open_review_store, reviews_app
 
@@ -27,6 +28,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys", rich_help_panel=panel)
     app.add_typer(reviews_app, name="reviews", rich_help_panel=panel)
     app.add_typer(db_app, name="db", rich_help_panel=panel)
+    app.add_typer(feedback_app, name="feedback", rich_help_panel=panel)
 
 
 

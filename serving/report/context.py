@@ -12,7 +12,9 @@ from callqa.schema import LabelSchema
 
 from ..directory import AgentDirectory
 from ..store import (
+    Answered,
     CallFigures,
+    Feedbacks,
     ItemInfo,
     ItemSums,
     ReportRows,
@@ -81,6 +83,11 @@ class ReportContext:
     @functools.cached_property
     def call_measures(self) -> list[CallFigures]:
         return self.rows().call_measures()
+
+    @functools.cached_property
+    def answers(self) -> list[Answered]:
+        start, end = self.period.utc
+        return Feedbacks(self.store.engine).answered(start, end, self.agents)
 
     @functools.cached_property
     def counted_by_call(self) -> dict[str, list[tuple[str, str]]]:

@@ -14,6 +14,7 @@ from .deductions import Deductions
 from .items import Items
 from .overview import Overview
 from .rule_precision import RulePrecision
+from .satisfaction import Satisfaction
 from .section_subtotals import SectionSubtotals
 from .trend import Trend
 from .worst import WorstCalls
@@ -30,6 +31,7 @@ SECTIONS: list[Section] = [
     Deductions(),
     WorstCalls(),
     Appeals(),
+    Satisfaction(),
     Agreement(),
     RulePrecision(),
 ]
