@@ -42,7 +42,7 @@ KEY_HOLDER = "callqa.key_holder"
 # Path prefix → role needed ("any" = any valid key). Checked in order.
 ROUTE_ROLES: tuple[tuple[str, str], ...] = (
     ("/score", "scorer"), ("/api/reviews", "reviewer"), ("/api/appeals/mine", "agent"), ("/api/appeals", "lead"),
-    ("/api/", "any"), ("/metrics", "metrics"))
+    ("/api/feedback", "scorer"), ("/api/", "any"), ("/metrics", "metrics"))
 
 # Routes every callqa server has besides its API methods and mounted apps: BentoML's probes and docs.
 FIXED_ROUTES = ("/", "/healthz", "/livez", "/readyz", "/metrics", "/docs.json")

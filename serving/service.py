@@ -45,12 +45,13 @@ from callqa.serving.batcher import GreedyBatcher
 from callqa.serving.config import Limits, load_serving_config
 from callqa.serving.directory import AgentDirectory
 from callqa.serving.explainer import Explainer
+from callqa.serving.feedback_api import FEEDBACK_OPERATIONS, feedback_routes
 from callqa.serving.middleware import GuardMiddleware, QuietValidationErrors, RouteTable
 from callqa.serving.openapi import DOCS_PAGE, DOCS_SCRIPT, Operation, build_spec
 from callqa.serving.report import ReportBuilder
 from callqa.serving.review_api import KeyInfo, key_info, review_operations
 from callqa.serving.review_routes import review_routes
-from callqa.serving.store import Appeals, ReviewStore
+from callqa.serving.store import Appeals, Feedbacks, ReviewStore
 from callqa.serving.store_sink import StoreSink
 from callqa.session import ScoringSession
 
@@ -251,9 +252,14 @@ def appeal_flow() -> Appeals:
     return Appeals(review_store(), BUNDLE_INFO.schema_, window_days=CONFIG.appeal_days)
 
 
+@functools.cache
+def feedbacks() -> Feedbacks:
+    return Feedbacks(review_store().engine)
+
+
 REVIEW_ROUTES = review_routes(review_store, BUNDLE_INFO.schema_, explain, BUNDLE_INFO.tag, report_builder)
 info_app = Starlette(routes=[Route("/model", model_info), Route("/me", key_info), Mount("/reviews", routes=REVIEW_ROUTES),
-                             *appeal_routes(appeal_flow)],
+                             *appeal_routes(appeal_flow), *feedback_routes(feedbacks)],
                      exception_handlers={Exception: server_error})
 ui_app = StaticFiles(directory=UI_DIR, html=True)
 
@@ -266,6 +272,7 @@ OPERATIONS = [
     Operation("GET", "/api/me", "Who this key belongs to (id, name, role), for a key of any role", "any", KeyInfo),
     *review_operations(BUNDLE_INFO.schema_),
     *APPEAL_OPERATIONS,
+    *FEEDBACK_OPERATIONS,
     Operation("GET", "/metrics", "Prometheus metrics, by route template", "metrics",
               media_type="text/plain; version=0.0.4"),
     Operation("GET", "/healthz", "Alive", None, media_type="text/plain"),

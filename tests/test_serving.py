@@ -326,3 +326,22 @@ def test_serving_code_imports_without_torch(tiny_bundle):
     env = dict(os.environ, CALLQA_BUNDLE=str(tiny_bundle))
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_survey_system_posts_customer_feedback_with_a_scorer_key(server):
+    """POST /api/feedback: 201 with how many were stored; bad answers are a 400 naming the field; a reviewer key may
+    not post; the comment is stored redacted."""
+    answer = {"call_id": "fb-1", "answered": "2026-03-05T14:30:00+08:00", "channel": "短信", "rating": "满意",
+              "satisfaction": 4, "comment": "回电 13812345678"}
+    status, body = server.post("/api/feedback", {"feedback": [answer, {**answer, "call_id": "fb-2"}]})
+    assert status == 201 and body == {"added": 2}
+    status, body = server.post("/api/feedback", {"feedback": [{**answer, "satisfaction": 9}]})
+    assert status == 400 and body["error"].startswith("feedback.0.satisfaction")
+    status, body = server.post("/api/feedback", {"feedback": [{**answer, "channel": "email"}]})
+    assert status == 400 and "feedback.0.channel" in body["error"]
+    assert server.post("/api/feedback", {"feedback": [answer]}, key="reviewer")[0] == 403
+    from sqlalchemy import text
+
+    with server.store.engine.connect() as conn:
+        comments = [c for (c,) in conn.execute(text("select comment from feedback where call_id like 'fb-%'"))]
+    assert len(comments) == 2 and all("13812345678" not in c and "[手机号]" in c for c in comments)
