@@ -45,3 +45,21 @@ def import_survey(
     console.print(f"{added} answers imported from {survey.name}" + (f"; {len(problems)} bad rows skipped" if problems else ""))
     if problems and not answers:
         raise typer.Exit(1)
+
+
+@feedback_app.command("export")
+def export_labels(
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSONL of labeled calls to write.", metavar="<file>")],
+    db: DbOption = None,
+) -> None:
+    """Surveyed calls as weak training labels: each call labelled on its model's role: satisfaction head at the level
+    the customer's rating falls on, meta.source = survey. Train with them beside reviewed calls and weigh them down:
+    loss.source_weights: {survey: 0.3} in the training recipe."""
+    from callqa.jsonl import write_calls
+    from callqa.serving.store import Feedbacks
+
+    from .reviews_cli import open_review_store
+
+    store = open_review_store(db)
+    n = write_calls(out, Feedbacks(store.engine).weak_labels())
+    console.print(f"{n} surveyed calls written to {out}")

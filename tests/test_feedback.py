@@ -88,3 +88,34 @@ def test_the_satisfaction_section_matches_the_answers(tmp_path):
         from sqlalchemy import text
 
         assert all("13812345678" not in c for (c,) in conn.execute(text("select comment from feedback")))
+
+
+def test_surveyed_calls_export_as_weak_labels_that_training_weighs_down(tmp_path, tiny_tokenizer_file):
+    from callqa.render import CallEncoder, RenderSpec
+    from callqa.training.config import TrainConfig
+    from callqa.training.data import build_dataset, mask_column
+
+    schema = load_schema("callcenter")
+    calls = [c.model_copy(update={"labels": {}}) for c in load_calls(SAMPLE)[:4]]
+    db = f"sqlite:///{tmp_path / 'reviews.db'}"
+    store = ReviewStore(db)
+    store.add_scored(calls, score_randomly(calls, seed=2), "callqa-scorer:test", schema)
+    Feedbacks(store.engine).add([FeedbackIn(call_id=calls[0].call_id, channel="IVR", rating="1", satisfaction=1.0),
+                                 FeedbackIn(call_id=calls[1].call_id, channel="回访", rating="满意", satisfaction=4.0),
+                                 FeedbackIn(call_id=calls[1].call_id, channel="回访", rating="非常满意", satisfaction=5.0)],
+                                "import")
+    out = tmp_path / "survey.jsonl"
+    done = CliRunner().invoke(app, ["feedback", "export", "--out", str(out), "--db", db])
+    assert done.exit_code == 0 and "2 surveyed calls" in done.output, done.output
+    weak = load_calls(out, schema)
+    assert [(c.call_id, c.labels) for c in weak] == [(calls[0].call_id, {"attitude": 1}), (calls[1].call_id, {"attitude": 5})]
+    assert all(c.meta["source"] == "survey" for c in weak) and weak[1].meta["survey"]["rating"] == "非常满意"
+
+    encoder = CallEncoder.from_file(tiny_tokenizer_file, RenderSpec(max_length=128, stride=32))
+    mixed = [*weak, calls[2].model_copy(update={"labels": {"attitude": 3}})]
+    weights = TrainConfig.model_validate({"schema": "callcenter", "loss": {"source_weights": {"survey": 0.3}}})
+    rows = build_dataset(mixed, encoder, schema, source_weights=weights.loss.source_weights).to_list()
+    assert [r[mask_column("attitude")] for r in rows] == pytest.approx([0.3, 0.3, 1.0])
+    assert [r[mask_column("empathy")] for r in rows] == [0.0, 0.0, 0.0]
+    plain = build_dataset(mixed, encoder, schema).to_list()
+    assert [r[mask_column("attitude")] for r in plain] == [1, 1, 1]  # without weights: as before

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from callqa.render import RenderSpec
 from callqa.schema import LabelSchema, SchemaError, load_schema
@@ -41,6 +41,17 @@ class LossConfig(BaseModel):
     emd_weight: float = Field(default=1.0, ge=0)
     pos_weight: bool = Field(default=False, description="weight positive topics by their rarity (multilabel BCE)")
     head_weights: dict[str, float] = Field(default_factory=dict, description="per-head loss weights (default 1)")
+    source_weights: dict[str, float] = Field(
+        default_factory=dict, description="per-call loss weights by the call's meta.source (default 1): e.g. survey: "
+        "0.3 for the weak labels `callqa feedback export` writes; training calls only, validation is unweighted")
+
+    @field_validator("source_weights")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, v in value.items() if not 0 <= v <= 100]
+        if bad:
+            raise ValueError(f"weights are 0–100: {', '.join(bad)}")
+        return value
 
 
 class EvalConfig(BaseModel):

@@ -58,17 +58,18 @@ def call_table(paths: Iterable[Path], schema: LabelSchema, stratify: str | None,
 
 
 def build_dataset(calls: list[Call] | datasets.Dataset, encoder: CallEncoder, schema: LabelSchema,
-                  cache_file: Path | None = None) -> datasets.Dataset:
+                  cache_file: Path | None = None, source_weights: dict[str, float] | None = None) -> datasets.Dataset:
     """One row per call: ``windows`` (token ids), ``weights``, ``n_tokens``, ``cost`` (padded tokens: windows ×
     longest window) and a target and mask per head; with turn heads also ``turn_ids`` (per window) and per turn
     head a list of per-turn targets and masks. ``calls`` is a list, or a :func:`call_table`; with ``cache_file``
-    the rows are written there and memory-mapped instead of held in memory."""
+    the rows are written there and memory-mapped instead of held in memory. ``source_weights`` weigh a call's labels
+    in the loss by its ``meta.source`` (the mask is the weight instead of 1: a weighted mean over the batch)."""
     if not isinstance(calls, datasets.Dataset):
         calls = datasets.Dataset.from_dict({"call_id": [c.call_id for c in calls],
                                             "call": [c.model_dump_json() for c in calls]})
     fingerprint = hashlib.sha256(
         calls._fingerprint.encode() + encoder.tokenizer.to_str().encode() + encoder.spec.model_dump_json().encode()
-        + schema.model_dump_json().encode()
+        + schema.model_dump_json().encode() + (repr(sorted(source_weights.items())).encode() if source_weights else b"")
     ).hexdigest()[:32]
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
@@ -80,6 +81,9 @@ def build_dataset(calls: list[Call] | datasets.Dataset, encoder: CallEncoder, sc
             out["turn_ids"] = []
         for text in batch["call"]:
             call = Call.model_validate_json(text)
+            # Masks stay 0/1 integers without source weights (as before); with them, floats in every row, so that
+            # each batch of the map writes one type.
+            weight, none = (float(source_weights.get(str(call.meta.get("source")), 1.0)), 0.0) if source_weights else (1, 0)
             enc = encoder.encode(call)
             out["windows"].append(enc.windows)
             out["weights"].append(enc.weights)
@@ -90,7 +94,7 @@ def build_dataset(calls: list[Call] | datasets.Dataset, encoder: CallEncoder, sc
                 out[target_column(head.name)].append(
                     (target if target is not None else np.zeros(head.size, np.float32)).tolist()
                 )
-                out[mask_column(head.name)].append(int(target is not None))
+                out[mask_column(head.name)].append(weight if target is not None else none)
             if schema.turn_heads:
                 out["turn_ids"].append(enc.turn_ids)
                 reached = {t for ids in enc.turn_ids for t in ids if t >= 0}
@@ -99,7 +103,7 @@ def build_dataset(calls: list[Call] | datasets.Dataset, encoder: CallEncoder, sc
                                for i, t in enumerate(call.turns)]
                     out[target_column(head.name)].append(
                         [(t if t is not None else np.zeros(head.size, np.float32)).tolist() for t in targets])
-                    out[mask_column(head.name)].append([int(t is not None) for t in targets])
+                    out[mask_column(head.name)].append([weight if t is not None else none for t in targets])
         return out
 
     return calls.map(encode, batched=True, remove_columns=[c for c in calls.column_names if c != "call_id"],

@@ -92,7 +92,8 @@ def load_training_data(config: TrainConfig, data: list[Path], validation: list[P
         train_table, val_table = table.select(parts[0]), table.select(parts[1])
     if not len(train_table) or not len(val_table):
         raise ValueError(f"need training and validation calls, got {len(train_table)} and {len(val_table)}")
-    train_rows = build_dataset(train_table, call_encoder, schema, cache_file=work / "train.arrow")
+    train_rows = build_dataset(train_table, call_encoder, schema, cache_file=work / "train.arrow",
+                               source_weights=config.loss.source_weights)
     return train_rows, build_dataset(val_table, call_encoder, schema).to_list(), column(val_table, "call_id")
 
 

@@ -4,17 +4,19 @@ model predicted for the same calls (the report's 客户满意度 section)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from callqa.calls import Identifier
+from callqa.calls import Call, Identifier
 from callqa.redact import redact
+from callqa.schema import LabelSchema
 
-from .calls import CallRow, PredictionRow
+from .calls import CallRow, ModelRow, PredictionRow
 from .db import utcnow
 from .feedback import FeedbackRow
 
@@ -53,6 +55,11 @@ class Answered(BaseModel):
     scores: dict = Field(description="the call's latest prediction (CallScores as stored)")
 
 
+def survey_level(head, satisfaction: float) -> str:
+    """The class of ``head`` a 1–5 satisfaction falls on: the scale stretched over the head's levels, rounded."""
+    return head.class_ids[int(round((satisfaction - 1) / 4 * (head.size - 1)))]
+
+
 class Feedbacks:
     """The store's feedback API: the one way feedback rows are written and read."""
 
@@ -67,6 +74,28 @@ class Feedbacks:
                                         satisfaction=a.satisfaction, comment=redact(a.comment), source=source,
                                         added=now) for a in answers)
         return len(answers)
+
+    def weak_labels(self, since: datetime | None = None) -> Iterator[Call]:
+        """Every stored call with a survey answer (the latest, where several), labelled on its model's ``role:
+        satisfaction`` head at the level the customer's 1–5 rating falls on (``meta.source = survey``): weak labels
+        for training, which `callqa train` can weigh down (loss.source_weights). Calls whose model's schema has no
+        such head are left out."""
+        latest = select(func.max(FeedbackRow.id)).group_by(FeedbackRow.call_id)
+        query = (select(CallRow.call, CallRow.model, FeedbackRow.satisfaction, FeedbackRow.channel, FeedbackRow.rating)
+                 .join(CallRow, CallRow.call_id == FeedbackRow.call_id).where(FeedbackRow.id.in_(latest))
+                 .order_by(FeedbackRow.call_id))
+        if since is not None:
+            query = query.where(FeedbackRow.added >= since)
+        with Session(self.engine) as session:
+            schemas = {r.tag: LabelSchema.model_validate(r.label_schema) for r in session.scalars(select(ModelRow))}
+            for call, model, satisfaction, channel, rating in session.execute(query).all():
+                head = schemas[model].with_role("satisfaction") if model in schemas else None
+                if head is None:
+                    continue
+                found = Call.model_validate(call)
+                yield found.model_copy(update={"labels": {head.name: head.typed(survey_level(head, satisfaction))},
+                                               "meta": {**found.meta, "source": "survey",
+                                                        "survey": {"channel": channel, "rating": rating}}})
 
     def answered(self, start: datetime, end: datetime, agents: list[str] | None) -> list[Answered]:
         """Answers about the calls started in ``[start, end)`` (of ``agents``), with each call's latest prediction."""
