@@ -89,6 +89,28 @@ def _responses(turns: list[Turn]) -> tuple[float | None, float | None]:
     return round(delays[0], 3), round(sum(delays) / len(delays), 3)
 
 
+def predicted_satisfaction(scores: CallScores | dict, schema: LabelSchema | None) -> float | None:
+    """The model's satisfaction on 0..1: the expected score of the schema's ``role: satisfaction`` head, scaled over
+    its levels (None without such a head or score)."""
+    head = schema.with_role("satisfaction") if schema is not None else None
+    found = (scores.get("scores", {}) if isinstance(scores, dict) else scores.scores).get(head.name) if head else None
+    expected = (found.get("expected") if isinstance(found, dict) else getattr(found, "expected", None)) if found else None
+    if expected is None:
+        return None
+    values = head.values
+    return float((expected - values.min()) / ((values.max() - values.min()) or 1.0))
+
+
+def survey_gap(predicted: float, satisfaction: float) -> float:
+    """How far the model and the customer are apart, both on 0..1 (the customer's 1–5 stretched over it)."""
+    return abs(predicted - (satisfaction - 1) / 4)
+
+
+# The queue's 客户不同意 filter and the report count a call as disputed at this gap or more: a customer at 1 (非常不满意)
+# against a model above 0.5, or at 5 against one below 0.5.
+DISPUTED_GAP = 0.5
+
+
 def predicted_resolved(scores: CallScores | dict, schema: LabelSchema | None) -> bool | None:
     """Whether the model predicts the call resolved: the schema's resolution head (``role: resolution``) at a level in
     the upper half of its scale (已解决 of 未解决/部分解决/已解决; 1 or 2 of −2..2). None when the schema names no such

@@ -135,6 +135,8 @@ class QueueQuery(StrictQuery):
     reviewed: Flag | None = None
     sampled: Flag | None = None
     mine: Flag | None = Field(default=None, description="calls I reviewed")
+    disputed: Flag | None = Field(default=None, description="calls whose customer's survey answer and the model's "
+                                  "satisfaction disagree (客户评价与模型不一致)")
 
 
 def call_filter(query: QueueQuery, reviewer: str, directory, tz) -> CallFilter | None:
@@ -151,7 +153,7 @@ def call_filter(query: QueueQuery, reviewer: str, directory, tz) -> CallFilter |
         out["started_from"] = datetime.combine(query.from_, datetime.min.time(), tzinfo=tz)
     if query.to is not None:
         out["started_before"] = datetime.combine(query.to + timedelta(days=1), datetime.min.time(), tzinfo=tz)
-    for name in ("red_line", "reviewed", "sampled"):
+    for name in ("red_line", "reviewed", "sampled", "disputed"):
         if given.get(name) is not None:
             out[name] = given[name] == "true"
     if query.mine == "true":

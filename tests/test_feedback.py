@@ -119,3 +119,28 @@ def test_surveyed_calls_export_as_weak_labels_that_training_weighs_down(tmp_path
     assert [r[mask_column("empathy")] for r in rows] == [0.0, 0.0, 0.0]
     plain = build_dataset(mixed, encoder, schema).to_list()
     assert [r[mask_column("attitude")] for r in plain] == [1, 1, 1]  # without weights: as before
+
+
+def test_the_queue_finds_the_calls_where_customer_and_model_disagree(tmp_path):
+    """The queue's disputed filter and the report's count use one gap (callqa.analytics.survey_gap)."""
+    from callqa.analytics import DISPUTED_GAP, predicted_satisfaction, survey_gap
+    from callqa.serving.store import CallFilter
+
+    schema = load_schema("callcenter")
+    calls = [c.model_copy(update={"agent_id": "a1", "labels": {},
+                                  "started_at": datetime(2026, 3, 5, 10, tzinfo=SHANGHAI)})
+             for c in load_calls(SAMPLE)[:10]]
+    scored = score_randomly(calls, seed=12)
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    store.add_scored(calls, scored, "callqa-scorer:test", schema)
+    ratings = [1, 5, 3, 1, 5, 2, 4, 1, 5, 3]
+    Feedbacks(store.engine).add([FeedbackIn(call_id=c.call_id, channel="短信", rating=str(r), satisfaction=float(r))
+                                 for c, r in zip(calls, ratings)], "api")
+    gaps = {c.call_id: survey_gap(predicted_satisfaction(s, schema), r) for c, s, r in zip(calls, scored, ratings)}
+    want = {c for c, g in gaps.items() if g >= DISPUTED_GAP}
+    items, total = store.search(CallFilter(disputed=True), "rev-1", limit=100)
+    assert {i.call_id for i in items} == want and total == len(want) and 0 < len(want) < len(calls)
+    others, _ = store.search(CallFilter(disputed=False), "rev-1", limit=100)
+    assert {i.call_id for i in others} == {c.call_id for c in calls} - want
+    note = ReportBuilder(store, schema).build("2026-03").table("satisfaction-disagreed").note
+    assert f"共 {len(want)} 条" in note

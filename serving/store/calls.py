@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from callqa.analytics import CallMeasures, predicted_resolved
+from callqa.analytics import CallMeasures, predicted_resolved, predicted_satisfaction
 from callqa.calls import Call
 from callqa.schema import LabelSchema
 from callqa.scorecard import ScorecardResult
@@ -67,6 +67,7 @@ class CallRow(Base):
     first_response: Mapped[float | None] = mapped_column(Float)
     avg_response: Mapped[float | None] = mapped_column(Float)
     resolved: Mapped[bool | None] = mapped_column(Boolean)
+    satisfaction: Mapped[float | None] = mapped_column(Float)  # the model's, 0..1 (role: satisfaction head)
 
 
 class PredictionRow(Base):
@@ -183,4 +184,5 @@ def measure_columns(call: Call, scores: CallScores | dict, schema: LabelSchema |
             "talk_seconds": measures.talk_seconds, "silence_seconds": measures.silence_seconds,
             "interruptions": measures.interruptions, "transfers": measures.transfers,
             "repeat_call": measures.repeat_call, "first_response": measures.first_response,
-            "avg_response": measures.avg_response, "resolved": predicted_resolved(scores, schema)}
+            "avg_response": measures.avg_response, "resolved": predicted_resolved(scores, schema),
+            "satisfaction": predicted_satisfaction(scores, schema)}

@@ -70,6 +70,8 @@ class CallFilter(BaseModel):
     red_line: bool | None = None
     reviewed: bool | None = None
     sampled: bool | None = None
+    disputed: bool | None = Field(default=None, description="a customer's survey answer and the model's satisfaction "
+                                  "are at least callqa.analytics.DISPUTED_GAP apart")
     reviewed_by: Annotated[str, Field(max_length=64)] | None = Field(default=None, description="a reviewer's key id: "
                                                                       "calls they reviewed (“my reviews”)")
 

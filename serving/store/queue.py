@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from callqa.analytics import DISPUTED_GAP
 from callqa.schema import LabelSchema
 from callqa.scores import CallScores, LevelScore
 
 from .calls import CallRow, PredictionTopicRow
 from .db import as_utc, utcnow
 from .errors import Leased
+from .feedback import FeedbackRow
 from .models import CallFilter, QueueItem, QueuePolicy, Reviewer
 from .plan import SamplingPlan
 from .plan_queue import plan_tier
@@ -113,6 +115,10 @@ class ReviewQueue:
             where.append((CallRow.sample_key < self.policy.sample_rate) == found.sampled)
         if found.topic is not None:
             where.append(exists().where(PredictionTopicRow.prediction_id == CallRow.prediction_id, PredictionTopicRow.topic == found.topic))
+        if found.disputed is not None:
+            gap = func.abs(CallRow.satisfaction - (FeedbackRow.satisfaction - 1) / 4)  # analytics.survey_gap, in SQL
+            disputed = exists().where(FeedbackRow.call_id == CallRow.call_id, gap >= DISPUTED_GAP)
+            where.append(disputed if found.disputed else ~disputed)
         if found.reviewed_by is not None:
             where.append(exists().where(ReviewRow.call_id == CallRow.call_id, ReviewRow.reviewer == found.reviewed_by))
         if found.score_min is not None:

@@ -11,6 +11,8 @@ from urllib.parse import quote
 import numpy as np
 from scipy.stats import spearmanr
 
+from callqa.analytics import DISPUTED_GAP, survey_gap
+
 from ...store import Answered
 from ..context import ReportContext, round_or_none
 from ..model import Table
@@ -90,7 +92,7 @@ class Satisfaction(Section):
             matrix[int(round(a.satisfaction))][index] += 1
             values = head.values
             model = (expected - values.min()) / ((values.max() - values.min()) or 1.0)  # both on 0..1
-            gaps.append((abs(model - (a.satisfaction - 1) / 4), a, expected))
+            gaps.append((survey_gap(model, a.satisfaction), a, expected))
         confusion = Table(name="satisfaction-vs-model", title=f"客户评分与模型「{head.display}」对照（行：客户评分，列：模型）",
                           columns=["客户评分", *names], rows=[[score, *counts] for score, counts in matrix.items()])
         rows, links = [], {}
@@ -100,7 +102,8 @@ class Satisfaction(Section):
             links[n] = f"{context.ui_base}/review/?call={quote(a.call_id, safe='')}"
         disagreed = Table(name="satisfaction-disagreed", title=f"模型与客户分歧最大的 {len(rows)} 通（点击打开复核页面）",
                           columns=["通话", "坐席", "渠道", "客户评分", f"模型{head.display}期望分", "分歧（0–1）"],
-                          rows=rows, links=links, note="分歧：两者各自换算到 0–1 后之差的绝对值")
+                          rows=rows, links=links, note=f"分歧：两者各自换算到 0–1 后之差的绝对值；{DISPUTED_GAP:g} 及以上的"
+                          f"共 {sum(g >= DISPUTED_GAP for g, _, _ in gaps)} 条，复核队列可按「客户评价与模型不一致」筛选")
         return [confusion, disagreed]
 
 

@@ -1,5 +1,5 @@
 """来电分析 in columns: how each call went (talk time, silence, interruptions, transfers, repeat calls, a chat's
-response times, its channel) and whether the model predicts it resolved, filled for the calls a store already holds
+response times, its channel), whether the model predicts it resolved and its predicted satisfaction (0..1), filled for the calls a store already holds
 from their transcripts and latest predictions.
 
 Revision ID: 0006
@@ -16,7 +16,7 @@ depends_on = None
 COLUMNS = (("channel", sa.String(length=50)), ("chat", sa.Boolean()), ("talk_seconds", sa.Float()),
            ("silence_seconds", sa.Float()), ("interruptions", sa.Integer()), ("transfers", sa.Integer()),
            ("repeat_call", sa.Boolean()), ("first_response", sa.Float()), ("avg_response", sa.Float()),
-           ("resolved", sa.Boolean()))
+           ("resolved", sa.Boolean()), ("satisfaction", sa.Float()))
 
 
 def upgrade() -> None:
