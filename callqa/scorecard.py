@@ -124,6 +124,7 @@ class ScorecardSpec(BaseModel):
     phrases: str | None = Field(default=None, description="phrase list file, relative to the card")
     sections: tuple[Section, ...] = Field(min_length=1)
     rules: dict[str, Rule] = {}
+    praise_at: float | None = Field(default=None, gt=0, description="表扬: a call at this total or more, without a red line, is an example")
 
 
 # ----------------------------------------------------------------------------------------------- results
@@ -174,6 +175,7 @@ class ScorecardResult(BaseModel):
     max_total: float
     red_line: bool = Field(description="a red-line item hit: total is 0 whatever the items say")
     sections: list[SectionResult]
+    praise_at: float | None = Field(default=None, description="the card's 表扬 level: a total at or above it, no red line")
 
     def items(self) -> dict[str, ItemResult]:
         return {i.id: i for s in self.sections for i in s.items}
@@ -284,7 +286,7 @@ class Scorecard:
                                           max_points=section.points, items=items))
         total = 0.0 if red_line else sum(s.points for s in sections)
         return ScorecardResult(name=self.name, hash=self.hash, total=round(total, 4), max_total=self.spec.total,
-                               red_line=red_line, sections=sections)
+                               red_line=red_line, sections=sections, praise_at=self.spec.praise_at)
 
     def _holds(self, when: Condition, hits: dict[str, list[Hit] | None], scores: CallScores | None) -> bool:
         if when.rule is not None:

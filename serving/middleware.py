@@ -61,7 +61,8 @@ BODY_METHODS = ("POST", "PUT", "PATCH")
 ERROR_BODY_LIMIT = 64_000  # 4xx bodies read for the log line and the error shape; larger ones pass through as is
 
 CALL_ID = TypeAdapter(Identifier)  # the call format's own id rule, for ids in paths
-MAX_APPEAL_ID = 2**62  # the largest appeal number a path may name (the OpenAPI document says so)
+MAX_APPEAL_ID = 2**62  # the largest appeal (or coaching note) number a path may name (the OpenAPI document says so)
+NUMBERED = {"appeal_id": "appeal", "note_id": "coaching note"}
 
 log = logging.getLogger("bentoml.callqa.http")
 
@@ -98,9 +99,9 @@ def bad_path_parameter(parameters: dict[str, str]) -> str | None:
     """Why a path parameter cannot name anything (the OpenAPI document's path schemas), or None: ids as the call
     format's (1–200 characters, none of them '/', control or format characters), appeal numbers 1..2^62."""
     for name, value in parameters.items():
-        if name == "appeal_id":
+        if name in NUMBERED:  # an appeal's or a coaching note's number
             if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_APPEAL_ID):
-                return f"no appeal {value[:20]!r}"
+                return f"no {NUMBERED[name]} {value[:20]!r}"
         else:
             try:
                 CALL_ID.validate_python(value)

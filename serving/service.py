@@ -42,6 +42,7 @@ from callqa.schema import HeadView, LabelSchema
 from callqa.scorer import CallPrediction, OnnxScorer
 from callqa.serving.appeal_api import APPEAL_OPERATIONS, appeal_routes
 from callqa.serving.batcher import GreedyBatcher
+from callqa.serving.coaching_api import COACHING_OPERATIONS, coaching_routes
 from callqa.serving.config import Limits, load_serving_config
 from callqa.serving.directory import AgentDirectory
 from callqa.serving.explainer import Explainer
@@ -51,7 +52,7 @@ from callqa.serving.openapi import DOCS_PAGE, DOCS_SCRIPT, Operation, build_spec
 from callqa.serving.report import ReportBuilder
 from callqa.serving.review_api import KeyInfo, key_info, review_operations
 from callqa.serving.review_routes import review_routes
-from callqa.serving.store import Appeals, Feedbacks, ReviewStore
+from callqa.serving.store import Appeals, Coaching, Feedbacks, ReviewStore
 from callqa.serving.store_sink import StoreSink
 from callqa.session import ScoringSession
 
@@ -253,12 +254,18 @@ def appeal_flow() -> Appeals:
 
 
 @functools.cache
+def coaching() -> Coaching:
+    return Coaching(review_store().engine)
+
+
+@functools.cache
 def feedbacks() -> Feedbacks:
     return Feedbacks(review_store().engine)
 
 
 REVIEW_ROUTES = review_routes(review_store, BUNDLE_INFO.schema_, explain, BUNDLE_INFO.tag, report_builder)
-info_app = Starlette(routes=[Route("/model", model_info), Route("/me", key_info), Mount("/reviews", routes=REVIEW_ROUTES),
+info_app = Starlette(routes=[Route("/model", model_info), Route("/me", key_info), *coaching_routes(coaching),
+                             Mount("/reviews", routes=REVIEW_ROUTES),
                              *appeal_routes(appeal_flow), *feedback_routes(feedbacks)],
                      exception_handlers={Exception: server_error})
 ui_app = StaticFiles(directory=UI_DIR, html=True)
@@ -273,6 +280,7 @@ OPERATIONS = [
     *review_operations(BUNDLE_INFO.schema_),
     *APPEAL_OPERATIONS,
     *FEEDBACK_OPERATIONS,
+    *COACHING_OPERATIONS,
     Operation("GET", "/metrics", "Prometheus metrics, by route template", "metrics",
               media_type="text/plain; version=0.0.4"),
     Operation("GET", "/healthz", "Alive", None, media_type="text/plain"),

@@ -171,7 +171,8 @@ def test_an_agent_key_reads_nothing_but_its_own_calls_on_every_route(appeal_serv
             text = raw.decode() if isinstance(raw, bytes) else raw
             leaked = [c for c in others if re.search(rf"\b{re.escape(c)}\b", text)]
             assert not leaked, (method, path, status)
-            if path in ("/api/model", "/api/me", "/healthz", "/readyz", "/docs.json", "/api/appeals/mine/calls"):
+            if path in ("/api/model", "/api/me", "/healthz", "/readyz", "/docs.json", "/api/appeals/mine/calls",
+                        "/api/appeals/mine/coaching"):
                 continue
             assert status in (400, 403, 404), (method, path, status)  # refused: by role, ownership or body
             checked += 1
@@ -254,3 +255,48 @@ def test_reports_count_appeals_and_overturns_per_item_and_rule(flow):
     assert report.table("appeals").rows == [[item.title, d.title, 1, 1, 1, 100.0]]  # rules by their Chinese names
     agents = {r[0]: r for r in report.table("agents").rows}
     assert agents[call.agent_id][6] == 1  # the overturn is a review: the call counts with the lead's points
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_a_reviewer_sends_a_reviewed_call_to_its_agent_who_reads_it_and_the_report_counts_it(appeal_server):
+    """辅导与表扬: only a reviewed call is sent, only to its own agent; the agent marks it 已阅 in Chromium; the
+    report counts it per agent, and lists the card's 表扬 calls."""
+    from playwright.sync_api import expect
+
+    from callqa.serving.report import ReportBuilder
+    from callqa.serving.store import ReviewStore
+
+    server = appeal_server
+    mine = [c["call_id"] for c in server.calls if c["agent_id"] == server.agent]
+    call_id = mine[-1]
+    note = {"comment": "开场白很标准，继续保持", "praise": True}
+    assert server.post(f"/api/reviews/calls/{call_id}/coaching", note, key="anna")[0] == 409  # not reviewed yet
+    status, _ = server.post(f"/api/reviews/calls/{call_id}/reviews", {"revision": 0, "labels": {"attitude": "5"}},
+                            key="anna")
+    assert status == 201
+    status, sent = server.post(f"/api/reviews/calls/{call_id}/coaching", note, key="anna")
+    assert status == 201 and sent["agent_id"] == server.agent and sent["acknowledged_at"] is None
+    assert server.post(f"/api/reviews/calls/{call_id}/coaching", note, key="agent")[0] == 403  # agents do not send
+    status, raw = server.get("/api/appeals/mine/coaching", key="other_agent")
+    assert status == 200 and json.loads(raw)["notes"] == []  # another agent's notes are not theirs
+    assert server.post(f"/api/appeals/mine/coaching/{sent['id']}", {}, key="other_agent")[0] == 404
+
+    with logged_in(server, "agent", "/review/appeals.html") as agent:
+        item = agent.locator(f"#my-coaching li[data-note-id='{sent['id']}']")
+        expect(item).to_contain_text("表扬")
+        expect(item).to_contain_text("开场白很标准，继续保持")
+        item.get_by_test_id("acknowledge").click()
+        expect(agent.get_by_test_id("status")).to_contain_text("已标为已阅")
+        expect(agent.locator(f"#my-coaching li[data-note-id='{sent['id']}'] button")).to_have_text("已阅")
+    status, raw = server.get("/api/appeals/mine/coaching", key="agent")
+    assert json.loads(raw)["notes"][0]["acknowledged_at"] is not None
+
+    started = next(c["started_at"] for c in server.calls if c["call_id"] == call_id)
+    period = started[:7]
+    store = ReviewStore(server.database)
+    report = ReportBuilder(store, None).build(period, agent=server.agent)
+    counts = {row[0]: row[2:] for row in report.table("coaching").rows}
+    assert counts[server.agent] == [1, 1, 100.0, 1]
+    praise = report.table("praise")
+    totals = [row[4] for row in praise.rows]
+    assert totals == sorted(totals, reverse=True) and all(t >= 95 for t in totals)

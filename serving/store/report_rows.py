@@ -250,6 +250,13 @@ class ReportRows:
                 out[call_id].append((head, label))
         return out
 
+    def praised(self, at_least: float, limit: int) -> list[WorstCall]:
+        """表扬: the period's calls at ``at_least`` or more (the score of record) without a red line, best first."""
+        query = (select(CallRow.call_id, CallRow.agent_id, CallRow.started_at, CallRow.total, CallRow.red_line)
+                 .where(self._in_period(), CallRow.total >= at_least, CallRow.red_line.is_not(True))
+                 .order_by(CallRow.total.desc(), CallRow.call_id).limit(limit))
+        return [WorstCall(*row) for row in self._all(query)]
+
     def worst(self, limit: int) -> list[WorstCall]:
         """The period's calls with the lowest share of their card's maximum, the score of record for reviewed ones."""
         query = (select(CallRow.call_id, CallRow.agent_id, CallRow.started_at, CallRow.total, CallRow.red_line)

@@ -124,6 +124,30 @@ async function loadOpenAppeals() {
   if (!data.appeals.length) $("open-appeals").replaceChildren(el("li", { className: "muted", textContent: "没有待裁决的申诉" }));
 }
 
+// --- 辅导与表扬: reviewers' notes on the agent's calls, each marked read (已阅) here ---------------------------------
+async function loadMyCoaching() {
+  const { ok, data } = await api("GET", "/api/appeals/mine/coaching");
+  if (!ok) return say(data?.error || "无法读取辅导记录", "error");
+  const notes = data.notes.map((n) => {
+    const read = el("button", { textContent: n.acknowledged_at ? "已阅" : "标为已阅", disabled: !!n.acknowledged_at });
+    read.dataset.testid = "acknowledge";
+    read.addEventListener("click", async () => {
+      const answer = await api("POST", `/api/appeals/mine/coaching/${n.id}`);
+      if (!answer.ok) return say(answer.data?.error || "未能标记", "error");
+      say("已标为已阅", "ok");
+      loadMyCoaching();
+    });
+    const open = el("a", { href: "#", textContent: n.call_id });
+    open.addEventListener("click", (event) => { event.preventDefault(); openMyCall(n.call_id); });
+    const li = el("li", { className: n.praise ? "praise" : "coaching" },
+      el("strong", { textContent: n.praise ? "表扬 " : "辅导 " }), open,
+      el("div", { textContent: `${n.sent_by}：${n.comment}` }), read);
+    li.dataset.noteId = String(n.id);
+    return li;
+  });
+  $("my-coaching").replaceChildren(...(notes.length ? notes : [el("li", { className: "muted", textContent: "暂无" })]));
+}
+
 // --- log in ------------------------------------------------------------------------------------------------------
 async function start() {
   // Who the key is (any role may ask), then only the routes that role may use: no 403s in the console.
@@ -133,6 +157,7 @@ async function start() {
     $("who").textContent = `坐席 ${who.name || who.id}`;
     $("agent-view").hidden = false;
     $("login").hidden = true;
+    await loadMyCoaching();
     return loadMyCalls();
   }
   if (who) {

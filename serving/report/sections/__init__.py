@@ -9,6 +9,7 @@ from .appeals import Appeals
 from .base import Section
 from .call_analytics import CallAnalytics
 from .categories import Categories
+from .coaching import CoachingSection
 from .coverage import Coverage
 from .deductions import Deductions
 from .items import Items
@@ -32,6 +33,7 @@ SECTIONS: list[Section] = [
     WorstCalls(),
     Appeals(),
     Satisfaction(),
+    CoachingSection(),
     Agreement(),
     RulePrecision(),
 ]
