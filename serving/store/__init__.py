@@ -29,6 +29,7 @@ from .appeal_store import (
     RulingInput,
     RulingRequest,
 )
+from .calibration_store import BlindCall, Calibrations, LabelsRequest, SessionRequest, SessionSummary
 from .calls import sample_key
 from .coaching_store import Coaching, CoachingNote, CoachingNotes, CoachingRequest
 from .db import make_engine, open_engine
@@ -56,7 +57,7 @@ from .report_rows import CallFigures, ItemInfo, ItemSums, ReportRows, Sums, Wors
 from .review_store import ReviewStore
 
 __all__ = [
-    "INCLUDES", "KIND_NAMES", "Coaching", "CoachingNote", "CoachingNotes", "CoachingRequest", "Answered", "FeedbackBatch", "FeedbackIn", "Feedbacks", "LOCAL_DEMO", "PlanError", "PlannedCall", "SamplingPlan", "Stratum", "load_plan", "CallFigures", "ItemInfo", "ItemSums", "ReportRows", "Sums", "WorstCall", "all_agents", "MISSED", "PREFIX", "ROLES", "AgentCall", "AgentCallView", "AppealEntry",
+    "INCLUDES", "KIND_NAMES", "BlindCall", "Calibrations", "LabelsRequest", "SessionRequest", "SessionSummary", "Coaching", "CoachingNote", "CoachingNotes", "CoachingRequest", "Answered", "FeedbackBatch", "FeedbackIn", "Feedbacks", "LOCAL_DEMO", "PlanError", "PlannedCall", "SamplingPlan", "Stratum", "load_plan", "CallFigures", "ItemInfo", "ItemSums", "ReportRows", "Sums", "WorstCall", "all_agents", "MISSED", "PREFIX", "ROLES", "AgentCall", "AgentCallView", "AppealEntry",
     "AppealRecord", "AppealRequest", "AppealTarget", "Appeals", "CallFilter", "CallView", "Change", "CharIndex",
     "Conflict", "HitRef", "ItemId", "KeyHolder", "KeyStore", "Leased", "Mismatch", "MissedDeduction", "NotFound",
     "QueueItem", "QueuePolicy", "ReviewError", "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "Role",

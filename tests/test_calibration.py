@@ -1,0 +1,75 @@
+"""校准 (calibration sessions): a lead picks calls and reviewers, each labels blind, the lead closes it and everyone
+sees votes, consensus, deviations and Krippendorff's α — checked against the krippendorff package and counts here."""
+
+from __future__ import annotations
+
+import krippendorff
+import numpy as np
+import pytest
+
+from callqa.jsonl import load_calls
+from callqa.schema import load_schema
+from callqa.serving.consensus import calibrate
+from callqa.serving.store import Calibrations, LabelsRequest, Reviewer, ReviewStore, SessionRequest
+from callqa.serving.store.errors import Conflict, Mismatch, NotFound
+
+from conftest import SAMPLE, score_randomly
+
+LEAD = Reviewer("key-lead", "Lead")
+
+
+@pytest.fixture
+def sessions(tmp_path):
+    schema = load_schema("callcenter")
+    calls = [c.model_copy(update={"labels": {}}) for c in load_calls(SAMPLE)[:6]]
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    store.add_scored(calls, score_randomly(calls, seed=1), "callqa-scorer:test", schema)
+    return Calibrations(store.engine, schema), calls, schema
+
+
+def test_reviewers_label_blind_and_the_close_shows_consensus_deviation_and_alpha(sessions):
+    cal, calls, schema = sessions
+    created = cal.create(LEAD, SessionRequest(title="三月校准", calls=[c.call_id for c in calls[:4]],
+                                              reviewers=["key-a", "key-b", "key-c"]))
+    assert created.calls == 4 and created.reviewers == ["key-a", "key-b", "key-c"] and created.closed_at is None
+    # Blind: a member sees the transcript and their own labels only; an outsider sees no session.
+    blind = cal.calls(created.id, "key-a", lead=False)
+    assert [b.call_id for b in blind] == sorted(c.call_id for c in calls[:4]) and all(b.mine == {} for b in blind)
+    assert "scores" not in blind[0].model_dump() and blind[0].turns
+    with pytest.raises(NotFound):
+        cal.calls(created.id, "key-z", lead=False)
+    votes = {"key-a": [5, 4, 2, 3], "key-b": [5, 3, 2, 3], "key-c": [4, 4, 1, 3]}
+    for reviewer, levels in votes.items():
+        for call, level in zip(sorted(c.call_id for c in calls[:4]), levels):
+            cal.label(created.id, call, reviewer, LabelsRequest(labels={"attitude": str(level), "resolution": "resolved"}))
+    with pytest.raises(Mismatch, match="labels.topics"):
+        cal.label(created.id, calls[0].call_id, "key-a", LabelsRequest(labels={"topics": "billing"}))
+    with pytest.raises(Mismatch, match="'9' is not a class"):
+        cal.label(created.id, calls[0].call_id, "key-a", LabelsRequest(labels={"attitude": "9"}))
+    with pytest.raises(Conflict, match="still open"):
+        cal.closed_results(created.id, "key-a", lead=False)
+
+    closed = cal.close(created.id, LEAD)
+    expected = krippendorff.alpha(reliability_data=np.array(list(votes.values()), dtype=float) - 1,
+                                  level_of_measurement="ordinal")
+    assert closed.alpha["attitude"] == pytest.approx(expected, abs=1e-4)
+    assert closed.alpha["resolution"] is None  # everyone said resolved: α undefined, not 1 or 0
+    attitude = next(r for r in cal.closed_results(created.id, "key-b", lead=False) if r.head == "attitude")
+    first = attitude.calls[0]
+    assert first.votes == {"5": 2, "4": 1} and first.consensus == "5" and first.spread == pytest.approx(1 / 3, abs=1e-4)
+    assert attitude.calls[1].consensus == "4"  # 4, 3, 4
+    # key-c: |4−5|, |4−4|, |1−2|, |3−3| levels off a 5-level scale, averaged
+    c = next(d for d in attitude.reviewers if d.reviewer == "key-c")
+    assert c.labels == 4 and c.deviation == pytest.approx((1 + 0 + 1 + 0) / 4 / 4, abs=1e-4)
+    with pytest.raises(Conflict, match="closed"):
+        cal.label(created.id, calls[0].call_id, "key-a", LabelsRequest(labels={"attitude": "1"}))
+    assert [s.id for s in cal.sessions("key-a", lead=False)] == [created.id]
+    assert cal.sessions("key-z", lead=False) == []
+
+
+def test_a_tie_on_a_scale_takes_the_median_level_and_alpha_needs_two_reviewers():
+    head = load_schema("callcenter")["attitude"]
+    tied = calibrate(head, {"c1": {"a": "1", "b": "5", "c": "3", "d": "4"}, "c2": {"a": "2", "b": "2"}})
+    assert tied.calls[0].consensus == "3"  # levels 1, 3, 4, 5: the lower median
+    alone = calibrate(head, {"c1": {"a": "1"}, "c2": {"a": "3"}})
+    assert alone.alpha is None
