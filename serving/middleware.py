@@ -42,7 +42,7 @@ KEY_HOLDER = "callqa.key_holder"
 # Path prefix → role needed ("any" = any valid key). Checked in order.
 ROUTE_ROLES: tuple[tuple[str, str], ...] = (
     ("/score", "scorer"), ("/api/reviews", "reviewer"), ("/api/appeals/mine", "agent"), ("/api/appeals", "lead"),
-    ("/api/feedback", "scorer"), ("/api/", "any"), ("/metrics", "metrics"))
+    ("/api/feedback", "scorer"), ("/api/calibration", "reviewer"), ("/api/", "any"), ("/metrics", "metrics"))
 
 # Routes every callqa server has besides its API methods and mounted apps: BentoML's probes and docs.
 FIXED_ROUTES = ("/", "/healthz", "/livez", "/readyz", "/metrics", "/docs.json")
@@ -62,7 +62,7 @@ ERROR_BODY_LIMIT = 64_000  # 4xx bodies read for the log line and the error shap
 
 CALL_ID = TypeAdapter(Identifier)  # the call format's own id rule, for ids in paths
 MAX_APPEAL_ID = 2**62  # the largest appeal (or coaching note) number a path may name (the OpenAPI document says so)
-NUMBERED = {"appeal_id": "appeal", "note_id": "coaching note"}
+NUMBERED = {"appeal_id": "appeal", "note_id": "coaching note", "session_id": "calibration session"}
 
 log = logging.getLogger("bentoml.callqa.http")
 

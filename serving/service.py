@@ -42,6 +42,7 @@ from callqa.schema import HeadView, LabelSchema
 from callqa.scorer import CallPrediction, OnnxScorer
 from callqa.serving.appeal_api import APPEAL_OPERATIONS, appeal_routes
 from callqa.serving.batcher import GreedyBatcher
+from callqa.serving.calibration_api import CALIBRATION_OPERATIONS, calibration_routes
 from callqa.serving.coaching_api import COACHING_OPERATIONS, coaching_routes
 from callqa.serving.config import Limits, load_serving_config
 from callqa.serving.directory import AgentDirectory
@@ -52,7 +53,7 @@ from callqa.serving.openapi import DOCS_PAGE, DOCS_SCRIPT, Operation, build_spec
 from callqa.serving.report import ReportBuilder
 from callqa.serving.review_api import KeyInfo, key_info, review_operations
 from callqa.serving.review_routes import review_routes
-from callqa.serving.store import Appeals, Coaching, Feedbacks, ReviewStore
+from callqa.serving.store import Appeals, Calibrations, Coaching, Feedbacks, ReviewStore
 from callqa.serving.store_sink import StoreSink
 from callqa.session import ScoringSession
 
@@ -254,6 +255,11 @@ def appeal_flow() -> Appeals:
 
 
 @functools.cache
+def calibrations() -> Calibrations:
+    return Calibrations(review_store().engine, BUNDLE_INFO.schema_)
+
+
+@functools.cache
 def coaching() -> Coaching:
     return Coaching(review_store().engine)
 
@@ -265,6 +271,7 @@ def feedbacks() -> Feedbacks:
 
 REVIEW_ROUTES = review_routes(review_store, BUNDLE_INFO.schema_, explain, BUNDLE_INFO.tag, report_builder)
 info_app = Starlette(routes=[Route("/model", model_info), Route("/me", key_info), *coaching_routes(coaching),
+                             *calibration_routes(calibrations),
                              Mount("/reviews", routes=REVIEW_ROUTES),
                              *appeal_routes(appeal_flow), *feedback_routes(feedbacks)],
                      exception_handlers={Exception: server_error})
@@ -281,6 +288,7 @@ OPERATIONS = [
     *APPEAL_OPERATIONS,
     *FEEDBACK_OPERATIONS,
     *COACHING_OPERATIONS,
+    *CALIBRATION_OPERATIONS,
     Operation("GET", "/metrics", "Prometheus metrics, by route template", "metrics",
               media_type="text/plain; version=0.0.4"),
     Operation("GET", "/healthz", "Alive", None, media_type="text/plain"),

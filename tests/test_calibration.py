@@ -73,3 +73,55 @@ def test_a_tie_on_a_scale_takes_the_median_level_and_alpha_needs_two_reviewers()
     assert tied.calls[0].consensus == "3"  # levels 1, 3, 4, 5: the lower median
     alone = calibrate(head, {"c1": {"a": "1"}, "c2": {"a": "3"}})
     assert alone.alpha is None
+
+
+@pytest.mark.skipif(not __import__("servers").CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_a_lead_runs_a_session_reviewers_label_blind_in_chromium_and_see_alpha_after_it_closes(tiny_bundle, tmp_path):
+    import json
+    import re
+
+    from playwright.sync_api import expect
+    from servers import logged_in, serve, stop
+
+    server = serve(tiny_bundle, tmp_path)
+    try:
+        calls = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:3]]
+        assert server.post("/score", {"calls": calls, "store": True}, key="scorer")[0] == 200
+        server.keys["lead"], _ = server.store.create("lead", "主管")
+        ids = {who: json.loads(server.get("/api/me", key=who)[1])["id"] for who in ("anna", "bo")}
+        session = {"title": "三月校准", "calls": [c["call_id"] for c in calls], "reviewers": list(ids.values())}
+        assert server.post("/api/calibration", session, key="anna")[0] == 403  # reviewers do not create sessions
+        status, made = server.post("/api/calibration", session, key="lead")
+        assert status == 201 and made["calls"] == 3
+        sid = made["id"]
+        status, blind = server.get(f"/api/calibration/{sid}/calls", key="bo")
+        assert status == 200 and "scores" not in blind.decode() and "scorecard" not in blind.decode()  # blind
+        assert server.get(f"/api/calibration/{sid}/results", key="bo")[0] == 409  # results wait for the close
+        assert server.get(f"/api/calibration/{sid}/calls", key="scorer")[0] == 403
+        bo = {c["call_id"]: lvl for c, lvl in zip(calls, ("5", "4", "2"))}
+        for call_id, level in bo.items():
+            assert server.post(f"/api/calibration/{sid}/calls/{call_id}", {"labels": {"attitude": level}}, key="bo")[0] == 200
+        anna = {c["call_id"]: lvl for c, lvl in zip(calls, ("5", "3", "2"))}
+        with logged_in(server, "anna", "/review/calibration.html") as page:
+            page.locator(f"#sessions li[data-session-id='{sid}']").click()
+            for call_id, level in anna.items():
+                box = page.locator(f"article[data-call-id='{call_id}']")
+                expect(box.locator("li").first).to_be_visible()  # the transcript, and no model score beside it
+                box.locator("select[data-head='attitude']").select_option(level)
+                box.get_by_role("button", name="保存").click()
+                expect(page.get_by_test_id("status")).to_have_text(f"已保存 {call_id}")
+            expect(page.get_by_test_id("close")).to_be_hidden()  # a reviewer cannot close it
+        with logged_in(server, "lead", "/review/calibration.html") as page:
+            page.locator(f"#sessions li[data-session-id='{sid}']").click()
+            page.get_by_test_id("close").click()
+            expect(page.get_by_test_id("status")).to_have_text("校准已结束")
+            expected = krippendorff.alpha(reliability_data=np.array([[int(anna[c]) for c in anna], [int(bo[c]) for c in anna]],
+                                                                    dtype=float), level_of_measurement="ordinal")
+            expect(page.get_by_test_id("results")).to_contain_text("服务态度：Krippendorff's α")
+            shown = re.search(r"服务态度：Krippendorff's α (-?\d\.\d{3})（有序）", page.get_by_test_id("results").text_content())
+            assert shown and float(shown[1]) == pytest.approx(expected, abs=6e-4)
+        status, raw = server.get(f"/api/calibration/{sid}/results", key="bo")
+        heads = {h["head"]: h for h in json.loads(raw)["heads"]}
+        assert status == 200 and heads["attitude"]["alpha"] == pytest.approx(expected, abs=1e-4)
+    finally:
+        stop(server.process)
