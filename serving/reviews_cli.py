@@ -158,3 +158,18 @@ def reviews_agreement(
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(agreement_html(report, "callqa 模型与复核员一致性", card), encoding="utf-8")
         console.print(f"written to {html}")
+
+
+@reviews_app.command("export-calibration")
+def export_calibration(
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSONL of labeled calls to write.", metavar="<file>")],
+    db: DbOption = None,
+) -> None:
+    """The calls of every closed calibration session (校准) with the reviewers' labels as votes (meta.source =
+    calibration): targets that carry how split the inspectors were, for `callqa train --data`."""
+    from callqa.jsonl import write_calls
+    from callqa.serving.store import Calibrations
+
+    store = open_review_store(db)
+    n = write_calls(out, Calibrations(store.engine, None).consensus_calls())
+    console.print(f"{n} calibrated calls written to {out} (labels as the reviewers' votes, meta.source = calibration)")

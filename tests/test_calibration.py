@@ -125,3 +125,33 @@ def test_a_lead_runs_a_session_reviewers_label_blind_in_chromium_and_see_alpha_a
         assert status == 200 and heads["attitude"]["alpha"] == pytest.approx(expected, abs=1e-4)
     finally:
         stop(server.process)
+
+
+def test_closed_sessions_show_in_the_report_and_export_as_vote_labels(sessions, tmp_path):
+    from datetime import UTC, datetime
+
+    from typer.testing import CliRunner
+
+    from callqa.calls import Votes
+    from callqa.cli import app
+    from callqa.serving.report import ReportBuilder
+
+    cal, calls, schema = sessions
+    made = cal.create(LEAD, SessionRequest(title="四月校准", calls=[calls[0].call_id, calls[1].call_id],
+                                           reviewers=["key-a", "key-b", "key-c"]))
+    for reviewer, levels in {"key-a": ("4", "2"), "key-b": ("4", "3"), "key-c": ("5", "3")}.items():
+        for call, level in zip(sorted([calls[0].call_id, calls[1].call_id]), levels):
+            cal.label(made.id, call, reviewer, LabelsRequest(labels={"attitude": level}))
+    closed = cal.close(made.id, LEAD)
+    store = ReviewStore(str(cal.engine.url))
+    month = closed.closed_at.astimezone(UTC).strftime("%Y-%m")  # closed now: this month's report lists it with α
+    table = ReportBuilder(store, schema, tz="UTC").build(month).table("calibration")
+    assert table.rows[0][0] == "四月校准" and table.rows[0][2:4] == [2, 3]
+    assert table.rows[0][4] == pytest.approx(closed.alpha["attitude"], abs=6e-4)
+    out = tmp_path / "calibration.jsonl"
+    done = CliRunner().invoke(app, ["reviews", "export-calibration", "--out", str(out), "--db", str(cal.engine.url)])
+    assert done.exit_code == 0 and "2 calibrated calls" in done.output, done.output
+    exported = {c.call_id: c for c in load_calls(out, schema)}
+    first = exported[sorted([calls[0].call_id, calls[1].call_id])[0]]
+    assert first.labels["attitude"] == Votes(votes={"4": 2, "5": 1}) and first.meta["source"] == "calibration"
+    assert datetime.now(UTC) >= closed.closed_at

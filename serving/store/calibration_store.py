@@ -4,6 +4,7 @@ it sees the votes, the consensus, each reviewer's deviation and Krippendorff's Î
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 
@@ -11,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from callqa.calls import Call, Identifier, Turn
+from callqa.calls import Call, Identifier, Turn, Votes
 from callqa.schema import LabelSchema
 
 from .calibration import CalibrationCallRow, CalibrationLabelRow, CalibrationMemberRow, CalibrationRow
@@ -62,9 +63,9 @@ class SessionSummary(BaseModel):
 class Calibrations:
     """The store's calibration API; ``schema`` names the heads reviewers label (one class each)."""
 
-    def __init__(self, engine, schema: LabelSchema):
-        self.engine, self.schema = engine, schema
-        self.heads = [h for h in schema.heads if not h.spec.multiple]
+    def __init__(self, engine, schema: LabelSchema | None):
+        self.engine, self.schema = engine, schema  # no schema: reading and exporting only (no heads to label)
+        self.heads = [h for h in schema.heads if not h.spec.multiple] if schema is not None else []
 
     def create(self, lead: Reviewer, request: SessionRequest) -> SessionSummary:
         with Session(self.engine) as session, session.begin():
@@ -167,6 +168,32 @@ class Calibrations:
             if row.closed_at is None:
                 raise Conflict(f"calibration session {session_id} is still open: results show when the lead closes it")
         return self.results(session_id)
+
+    def closed_between(self, start: datetime, end: datetime) -> list[SessionSummary]:
+        """Sessions closed in ``[start, end)``, oldest first: the report's Î± over time."""
+        with Session(self.engine) as session:
+            ids = session.scalars(select(CalibrationRow.id).where(CalibrationRow.closed_at >= start,
+                                                                  CalibrationRow.closed_at < end)
+                                  .order_by(CalibrationRow.closed_at)).all()
+        return [self.summary(i, "", lead=True) for i in ids]
+
+    def consensus_calls(self) -> Iterator[Call]:
+        """Every call of a closed session with its reviewers' labels as votes per head (meta.source = calibration):
+        training data whose targets are the reviewers' spread, as STC-3's annotators' are."""
+        with Session(self.engine) as session:
+            closed = session.scalars(select(CalibrationRow.id).where(CalibrationRow.closed_at.is_not(None))
+                                     .order_by(CalibrationRow.id)).all()
+            for session_id in closed:
+                for call_id, by_reviewer in sorted(self._labels(session, session_id).items()):
+                    votes: dict[str, dict[str, int]] = {}
+                    for heads in by_reviewer.values():
+                        for head, label in heads.items():
+                            votes.setdefault(head, {}).setdefault(label, 0)
+                            votes[head][label] += 1
+                    call = Call.model_validate(session.get(CallRow, call_id).call)
+                    yield call.model_copy(update={"labels": {h: Votes(votes=v) for h, v in votes.items()},
+                                                  "meta": {**call.meta, "source": "calibration", "session": session_id,
+                                                           "reviewers": len(by_reviewer)}})
 
     @staticmethod
     def _labels(session: Session, session_id: int) -> dict[str, dict[str, dict[str, str]]]:

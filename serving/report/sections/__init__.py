@@ -7,6 +7,7 @@ from .agents import Agents
 from .agreement import Agreement
 from .appeals import Appeals
 from .base import Section
+from .calibration import CalibrationSection
 from .call_analytics import CallAnalytics
 from .categories import Categories
 from .coaching import CoachingSection
@@ -35,6 +36,7 @@ SECTIONS: list[Section] = [
     Satisfaction(),
     CoachingSection(),
     Agreement(),
+    CalibrationSection(),
     RulePrecision(),
 ]
 
