@@ -274,8 +274,16 @@ def test_a_reviewer_sends_a_reviewed_call_to_its_agent_who_reads_it_and_the_repo
     status, _ = server.post(f"/api/reviews/calls/{call_id}/reviews", {"revision": 0, "labels": {"attitude": "5"}},
                             key="anna")
     assert status == 201
-    status, sent = server.post(f"/api/reviews/calls/{call_id}/coaching", note, key="anna")
-    assert status == 201 and sent["agent_id"] == server.agent and sent["acknowledged_at"] is None
+    with logged_in(server, "anna", f"/review/?call={call_id}") as page:  # the reviewer sends it from the review page
+        expect(page.get_by_test_id("call-id")).to_have_text(call_id)
+        page.get_by_test_id("coach").locator("summary").click()
+        page.get_by_test_id("coach-comment").fill(note["comment"])
+        page.get_by_test_id("coach-praise").check()
+        page.get_by_test_id("coach-send").click()
+        expect(page.get_by_test_id("save-status")).to_have_text("已发送给坐席（表扬）")
+    status, raw = server.get("/api/appeals/mine/coaching", key="agent")
+    sent = next(n for n in json.loads(raw)["notes"] if n["call_id"] == call_id)
+    assert sent["agent_id"] == server.agent and sent["acknowledged_at"] is None and sent["praise"]
     assert server.post(f"/api/reviews/calls/{call_id}/coaching", note, key="agent")[0] == 403  # agents do not send
     status, raw = server.get("/api/appeals/mine/coaching", key="other_agent")
     assert status == 200 and json.loads(raw)["notes"] == []  # another agent's notes are not theirs

@@ -544,6 +544,23 @@ async function submit() {
   }
 }
 
+// 辅导与表扬: a reviewed call goes to its agent with a comment; the agent reads it on the appeals page.
+async function sendCoaching() {
+  if (!state.view) return;
+  const comment = $("coach-comment").value.trim();
+  if (!comment) return status("请填写给坐席的意见", "bad");
+  const response = await api("POST", `/api/reviews/calls/${encodeURIComponent(state.view.call.call_id)}/coaching`,
+    { comment, praise: $("coach-praise").checked });
+  if (response.status === 201) {
+    $("coach-comment").value = "";
+    status(`已发送给坐席${response.data.praise ? "（表扬）" : ""}`, "ok");
+  } else if (response.status === 409) {
+    status("请先提交复核，再发送给坐席", "bad");
+  } else {
+    status(`发送失败：${response.data?.error || response.status}`, "bad");
+  }
+}
+
 function status(text, kind) {
   const node = $("save-status");
   node.textContent = text;
@@ -586,6 +603,7 @@ $("login-form").addEventListener("submit", (event) => { event.preventDefault(); 
 $("filter-form").addEventListener("submit", (event) => { event.preventDefault(); loadQueue(); });
 $("filter-form").addEventListener("reset", () => setTimeout(loadQueue));
 $("submit").addEventListener("click", submit);
+$("coach-send").addEventListener("click", sendCoaching);
 $("evidence-toggle").addEventListener("click", () => {
   state.showEvidence = !state.showEvidence;
   $("evidence-toggle").setAttribute("aria-pressed", String(state.showEvidence));
