@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import f1_score, roc_auc_score
 
-from callqa import load_schema, split_calls
-from callqa.calls import Votes
+from callqa import Votes, load_schema, split_calls
 from callqa.stc3 import read_stc3
 
 ROOT = Path(__file__).resolve().parents[1]
