@@ -20,6 +20,7 @@ from .calls import (
     ScorecardRow,
     deduction_counts,
     measure_columns,
+    schemas_by_model,
 )
 from .history import counted_of, history_of, refresh_reviewed
 from .keys import PREFIX, ApiKey, new_key_id
@@ -43,7 +44,7 @@ def fill_report_tables(bind) -> None:
                 max_total=card.with_only_columns(ScorecardRow.max_total).scalar_subquery(),
                 red_line=card.with_only_columns(ScorecardRow.red_line).scalar_subquery()))
         if session.scalar(select(PredictionTopicRow.prediction_id).limit(1)) is None:
-            schemas = schemas_by_model(session)
+            schemas = recorded_schemas(session)
             query = (select(PredictionRow.id, PredictionRow.model, PredictionRow.scores, CallRow.call)
                      .join(CallRow, CallRow.call_id == PredictionRow.call_id))
             for pid, model, scores, call in session.execute(query.execution_options(yield_per=2000)):
@@ -52,18 +53,18 @@ def fill_report_tables(bind) -> None:
                                 for h, t in counted_of(scores.get("scores", {}), schemas.get(model), meta))
 
 
-def schemas_by_model(session: Session) -> dict[str, LabelSchema]:
-    """The label schema each bundle scored with, where the store recorded it (stores from before know none)."""
+def recorded_schemas(session: Session) -> dict[str, LabelSchema]:
+    """:func:`schemas_by_model`, for a data migration: a store from before the models table knows none."""
     if not inspect(session.get_bind()).has_table(ModelRow.__tablename__):
         return {}
-    return {r.tag: LabelSchema.model_validate(r.label_schema) for r in session.scalars(select(ModelRow))}
+    return schemas_by_model(session)
 
 
 def fill_call_measures(bind) -> None:
     """来电分析's columns for every stored call (revision 0006): its measures from the stored transcript, and whether
     its latest prediction says resolved (by the schema the store recorded for the bundle, where it did)."""
     with Session(bind) as session, session.begin():
-        schemas = schemas_by_model(session)
+        schemas = recorded_schemas(session)
         query = (select(CallRow.call_id, CallRow.call, PredictionRow.model, PredictionRow.scores)
                  .outerjoin(PredictionRow, PredictionRow.id == CallRow.prediction_id))
         for call_id, call, model, scores in session.execute(query.execution_options(yield_per=2000)).all():
@@ -87,7 +88,7 @@ def fill_deduction_counts(bind) -> None:
                 session.add_all(DeductionCountRow(prediction_id=pid, item=item, rule=rule, title=title, hits=hits)
                                 for (item, rule), (title, hits)
                                 in deduction_counts(ScorecardResult.model_validate(card)).items())
-        schemas = schemas_by_model(session)
+        schemas = recorded_schemas(session)
         for call_id in session.scalars(select(CallRow.call_id).where(CallRow.revision > 0)).all():
             history = history_of(session, call_id)
             shown = session.get(PredictionRow, session.get(ReviewRow, history[0].id).prediction_id)

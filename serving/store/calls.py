@@ -186,3 +186,8 @@ def measure_columns(call: Call, scores: CallScores | dict, schema: LabelSchema |
             "repeat_call": measures.repeat_call, "first_response": measures.first_response,
             "avg_response": measures.avg_response, "resolved": predicted_resolved(scores, schema),
             "satisfaction": predicted_satisfaction(scores, schema)}
+
+
+def schemas_by_model(session: Session) -> dict[str, LabelSchema]:
+    """The label schema each bundle scored with, as the store recorded it: tag → label schema."""
+    return {r.tag: LabelSchema.model_validate(r.label_schema) for r in session.scalars(select(ModelRow))}

@@ -14,9 +14,8 @@ from sqlalchemy.orm import Session
 
 from callqa.calls import Call, Identifier
 from callqa.redact import redact
-from callqa.schema import LabelSchema
 
-from .calls import CallRow, ModelRow, PredictionRow
+from .calls import CallRow, PredictionRow, schemas_by_model
 from .db import utcnow
 from .feedback import FeedbackRow
 
@@ -87,7 +86,7 @@ class Feedbacks:
         if since is not None:
             query = query.where(FeedbackRow.added >= since)
         with Session(self.engine) as session:
-            schemas = {r.tag: LabelSchema.model_validate(r.label_schema) for r in session.scalars(select(ModelRow))}
+            schemas = schemas_by_model(session)
             for call, model, satisfaction, channel, rating in session.execute(query).all():
                 head = schemas[model].with_role("satisfaction") if model in schemas else None
                 if head is None:

@@ -44,6 +44,7 @@ from .calls import (
     latest_prediction,
     measure_columns,
     sample_key,
+    schemas_by_model,
 )
 from .db import as_utc, make_engine, utcnow
 from .errors import Conflict, Leased, Mismatch, NotFound, ReviewError
@@ -284,7 +285,7 @@ class ReviewStore(ReviewQueue):
     def models(self) -> dict[str, LabelSchema]:
         """Every bundle whose predictions the store holds and knows the schema of: tag → label schema."""
         with Session(self.engine) as session:
-            return {r.tag: LabelSchema.model_validate(r.label_schema) for r in session.scalars(select(ModelRow))}
+            return schemas_by_model(session)
 
     def _schema_of(self, session: Session, model: str) -> LabelSchema | None:
         row = session.get(ModelRow, model)
