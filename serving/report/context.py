@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from callqa.schema import LabelSchema
@@ -104,6 +106,14 @@ class ReportContext:
         overall = self.overall
         return (f"模型评分卡 {overall.calls - overall.reviewed} 通；复核员评分 {overall.reviewed} 通（已复核的通话以复核员"
                 f"给分为准：手动给分，或模型扣分中被标为误判的分数退回）")
+
+    def local(self, moment: datetime | None) -> datetime | None:
+        """A stored time (aware, or naive UTC as SQLite keeps it) in the report's time zone."""
+        return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(self.tz) if moment is not None else None
+
+    def call_link(self, call_id: str) -> str:
+        """The call's page in the review UI (it opens after login)."""
+        return f"{self.ui_base}/review/?call={quote(call_id, safe='')}"
 
     def agent_name(self, agent: str) -> str:
         """The agent's name where the directory has them, else ""."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC
 
 from ...store import CallFigures
 from ..context import ReportContext, round_or_none
@@ -68,8 +67,7 @@ class CallAnalytics(Section):
         calls = context.call_measures
         if not calls:
             return []
-        local = {c.call_id: c.started_at.replace(tzinfo=c.started_at.tzinfo or UTC).astimezone(context.tz)
-                 for c in calls if c.started_at is not None}
+        local = {c.call_id: context.local(c.started_at) for c in calls if c.started_at is not None}
         by_hour = grouped(calls, lambda c: [local[c.call_id].hour] if c.call_id in local else [])
         by_day = grouped(calls, lambda c: [local[c.call_id].weekday()] if c.call_id in local else [])
         counted = context.counted_by_call

@@ -4,9 +4,6 @@ linked into the review UI."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-from zoneinfo import ZoneInfo
-
 from ...store import Coaching
 from ..context import ReportContext, round_or_none
 from ..model import Table
@@ -29,11 +26,10 @@ class CoachingSection(Section):
         if card is not None and card.praise_at is not None:
             rows, links = [], {}
             for n, call in enumerate(context.rows().praised(card.praise_at, PRAISED)):
-                started = call.started_at
-                when = started.replace(tzinfo=started.tzinfo or ZoneInfo("UTC")).astimezone(context.tz) if started else None
+                when = context.local(call.started_at)
                 rows.append([call.call_id, call.agent_id or "", context.agent_name(call.agent_id or ""),
                              f"{when:%Y-%m-%d %H:%M}" if when else "", call.total])
-                links[n] = f"{context.ui_base}/review/?call={quote(call.call_id, safe='')}"
+                links[n] = context.call_link(call.call_id)
             tables.append(Table(name="praise", title=f"表扬通话（{card.praise_at:g} 分及以上、无红线）", columns=["通话",
                                 "坐席", "姓名", "开始时间", "得分"], rows=rows, links=links,
                                 note=f"最多列出 {PRAISED} 通，得分高者在前；可在复核页面发送给坐席作为表扬"))

@@ -6,12 +6,11 @@ disagree most, linked into the review UI. No section when no call of the period 
 from __future__ import annotations
 
 from collections import defaultdict
-from urllib.parse import quote
 
 import numpy as np
 from scipy.stats import spearmanr
 
-from callqa.analytics import DISPUTED_GAP, survey_gap
+from callqa.analytics import DISPUTED_GAP, scaled, survey_gap
 
 from ...store import Answered
 from ..context import ReportContext, round_or_none
@@ -90,16 +89,14 @@ class Satisfaction(Section):
                 continue
             index, expected = predicted[a.call_id]
             matrix[int(round(a.satisfaction))][index] += 1
-            values = head.values
-            model = (expected - values.min()) / ((values.max() - values.min()) or 1.0)  # both on 0..1
-            gaps.append((survey_gap(model, a.satisfaction), a, expected))
+            gaps.append((survey_gap(scaled(head, expected), a.satisfaction), a, expected))  # both on 0..1
         confusion = Table(name="satisfaction-vs-model", title=f"客户评分与模型「{head.display}」对照（行：客户评分，列：模型）",
                           columns=["客户评分", *names], rows=[[score, *counts] for score, counts in matrix.items()])
         rows, links = [], {}
         for n, (gap, a, expected) in enumerate(sorted(gaps, key=lambda g: (-g[0], g[1].call_id))[:MOST_DISAGREED]):
             rows.append([a.call_id, context.agent_name(a.agent_id or "") or (a.agent_id or ""), a.channel,
                          round_or_none(a.satisfaction, 1), round_or_none(expected, 2), round_or_none(gap, 2)])
-            links[n] = f"{context.ui_base}/review/?call={quote(a.call_id, safe='')}"
+            links[n] = context.call_link(a.call_id)
         disagreed = Table(name="satisfaction-disagreed", title=f"模型与客户分歧最大的 {len(rows)} 通（点击打开复核页面）",
                           columns=["通话", "坐席", "渠道", "客户评分", f"模型{head.display}期望分", "分歧（0–1）"],
                           rows=rows, links=links, note=f"分歧：两者各自换算到 0–1 后之差的绝对值；{DISPUTED_GAP:g} 及以上的"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-from zoneinfo import ZoneInfo
-
 from ..context import ReportContext
 from ..model import Table
 from .base import Section
@@ -16,10 +13,9 @@ class WorstCalls(Section):
     def tables(self, context: ReportContext) -> list[Table]:
         rows, links = [], {}
         for n, call in enumerate(context.rows().worst(WORST_CALLS)):
-            started = call.started_at
-            when = started.replace(tzinfo=started.tzinfo or ZoneInfo("UTC")).astimezone(context.tz) if started else None
+            when = context.local(call.started_at)
             rows.append([call.call_id, context.directory.name(call.agent_id), f"{when:%Y-%m-%d %H:%M}" if when else "",
                          call.total, "是" if call.red_line else ""])
-            links[n] = f"{context.ui_base}/review/?call={quote(call.call_id, safe='')}"
+            links[n] = context.call_link(call.call_id)
         return [Table(name="worst", title=f"得分最低的 {len(rows)} 通（已复核的按复核得分；点击打开复核页面）",
                       columns=["通话", "坐席", "开始时间", "得分", "红线"], rows=rows, links=links)]
