@@ -89,16 +89,27 @@ def _responses(turns: list[Turn]) -> tuple[float | None, float | None]:
     return round(delays[0], 3), round(sum(delays) / len(delays), 3)
 
 
+def _role_score(scores: CallScores | dict, schema: LabelSchema | None, role: str, field: str):
+    """(head, the ``field`` of its score) for the schema's head with ``role``, from scores as stored or as objects;
+    (head or None, None) where the schema names no such head or the scores lack it."""
+    head = schema.with_role(role) if schema is not None else None
+    found = (scores.get("scores", {}) if isinstance(scores, dict) else scores.scores).get(head.name) if head else None
+    if found is None:
+        return head, None
+    return head, found.get(field) if isinstance(found, dict) else getattr(found, field, None)
+
+
+def scaled(head, expected: float) -> float:
+    """An expected score on ``head``'s scale, stretched over 0..1."""
+    values = head.values
+    return float((expected - values.min()) / ((values.max() - values.min()) or 1.0))
+
+
 def predicted_satisfaction(scores: CallScores | dict, schema: LabelSchema | None) -> float | None:
     """The model's satisfaction on 0..1: the expected score of the schema's ``role: satisfaction`` head, scaled over
     its levels (None without such a head or score)."""
-    head = schema.with_role("satisfaction") if schema is not None else None
-    found = (scores.get("scores", {}) if isinstance(scores, dict) else scores.scores).get(head.name) if head else None
-    expected = (found.get("expected") if isinstance(found, dict) else getattr(found, "expected", None)) if found else None
-    if expected is None:
-        return None
-    values = head.values
-    return float((expected - values.min()) / ((values.max() - values.min()) or 1.0))
+    head, expected = _role_score(scores, schema, "satisfaction", "expected")
+    return None if expected is None else scaled(head, expected)
 
 
 def survey_gap(predicted: float, satisfaction: float) -> float:
@@ -115,11 +126,7 @@ def predicted_resolved(scores: CallScores | dict, schema: LabelSchema | None) ->
     """Whether the model predicts the call resolved: the schema's resolution head (``role: resolution``) at a level in
     the upper half of its scale (已解决 of 未解决/部分解决/已解决; 1 or 2 of −2..2). None when the schema names no such
     head or the scores lack it."""
-    head = schema.with_role("resolution") if schema is not None else None
-    found = (scores.get("scores", {}) if isinstance(scores, dict) else scores.scores).get(head.name) if head else None
-    if found is None:
-        return None
-    level = found.get("level") if isinstance(found, dict) else getattr(found, "level", None)
-    if level not in head.classes:
+    head, level = _role_score(scores, schema, "resolution", "level")
+    if level is None or level not in head.classes:
         return None
     return head.class_ids.index(level) > (head.size - 1) / 2
