@@ -1,27 +1,10 @@
 // Appeals: an agent disputes deductions of their own calls; a QA lead upholds or overturns each one.
 // Every text from the server goes into the page as textContent, never as HTML.
 "use strict";
+// $, key, el, api, say and onLogin come from keyed-page.js.
 
-const $ = (id) => document.getElementById(id);
-let key = sessionStorage.getItem("callqa.key") || "";
-const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  for (const child of children) node.append(child);
-  return node;
-};
 const fmt = (x) => (x == null ? "–" : Number.isInteger(x) ? String(x) : x.toFixed(1));
 const DECISIONS = { upheld: "维持扣分", overturned: "改判（撤销扣分）" };
-
-async function api(method, path, body) {
-  const response = await fetch(path, { method, headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await response.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch { data = { error: text }; }
-  return { status: response.status, ok: response.ok, data };
-}
-
-function say(text, kind = "") { $("status").textContent = text; $("status").className = kind; }
 
 function entryLine(entry) {
   const ruling = entry.ruling ? `${DECISIONS[entry.ruling.decision]}${entry.ruling.final ? "（终审）" : ""}：${entry.ruling.comment || "无说明"}`
@@ -173,11 +156,6 @@ async function start() {
   $("login-error").textContent = key ? "该密钥不能申诉或裁决（需要坐席或质检主管密钥）" : "";
 }
 
-$("login-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  key = $("key").value.trim();
-  sessionStorage.setItem("callqa.key", key);
-  start();
-});
+onLogin(start);
 $("file").addEventListener("click", fileAppeal);
 start();

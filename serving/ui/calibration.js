@@ -1,28 +1,12 @@
 // 校准: reviewers label a lead's chosen calls blind; the lead closes the session and everyone sees the results.
 // Heads come from /api/model's descriptors (the ones picked one class at a time); texts go in as textContent.
 "use strict";
+// $, key, el, api, say and onLogin come from keyed-page.js.
 
-const $ = (id) => document.getElementById(id);
-let key = sessionStorage.getItem("callqa.key") || "";
 let heads = [];
 let lead = false;
 let current = null;
-const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  for (const child of children) node.append(child);
-  return node;
-};
 
-async function api(method, path, body) {
-  const response = await fetch(path, { method, headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await response.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch { data = { error: text }; }
-  return { ok: response.ok, status: response.status, data };
-}
-
-function say(text, kind = "") { $("status").textContent = text; $("status").className = kind; }
 const alphaText = (a) => (a == null ? "—" : a.toFixed(3));
 
 async function loadSessions() {
@@ -127,12 +111,7 @@ async function start() {
   $("login-error").textContent = key ? "该密钥不能参加校准（需要复核员或质检主管密钥）" : "";
 }
 
-$("login-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  key = $("key").value.trim();
-  sessionStorage.setItem("callqa.key", key);
-  start();
-});
+onLogin(start);
 $("create").addEventListener("submit", createSession);
 $("close").addEventListener("click", closeSession);
 start();
