@@ -6,7 +6,8 @@
     POST /calls/{call_id}/open          the same, leasing the call to me (423 while another reviewer holds it)
     POST /calls/{call_id}/release       give my lease back
     POST /calls/{call_id}/reviews       save a review {revision, labels, comment, scorecard} → 201; 409 when the call was
-                                        reviewed since that revision, 423 when leased to someone else
+                                        reviewed since that revision, 423 when leased to someone else, 403 when its
+                                        双评 differ and the key is not a lead's (a lead's review is the 仲裁)
     GET  /calls/{call_id}/evidence      per head, each turn's attribution (occlusion on the served model), cached
     GET  /stats                         calls stored, reviewed, reviews saved
     GET  /me                            who the key belongs to (id, name, role)
@@ -41,6 +42,7 @@ from .store import (
     LOCAL_DEMO,
     CallFilter,
     CallView,
+    DoubleState,
     KeyHolder,
     QueueItem,
     QueuePolicy,
@@ -137,6 +139,8 @@ class QueueQuery(StrictQuery):
     mine: Flag | None = Field(default=None, description="calls I reviewed")
     disputed: Flag | None = Field(default=None, description="calls whose customer's survey answer and the model's "
                                   "satisfaction disagree (客户评价与模型不一致)")
+    double: DoubleState | None = Field(default=None, description="双评 state: pending 待双评, differs 待仲裁, agreed "
+                                       "双评一致, adjudicated 已仲裁")
 
 
 def call_filter(query: QueueQuery, reviewer: str, directory, tz) -> CallFilter | None:
@@ -158,7 +162,7 @@ def call_filter(query: QueueQuery, reviewer: str, directory, tz) -> CallFilter |
             out[name] = given[name] == "true"
     if query.mine == "true":
         out["reviewed_by"] = reviewer
-    out.update({k: given[k] for k in ("topic", "score_min", "score_max") if given.get(k) is not None})
+    out.update({k: given[k] for k in ("topic", "score_min", "score_max", "double") if given.get(k) is not None})
     return CallFilter(**out)
 
 
@@ -206,7 +210,7 @@ REVIEW_OPERATIONS = [
     Operation("POST", "/api/reviews/calls/{call_id}/release", "Give my lease back", ROLE, status=204,
               errors=CALL_ERRORS),
     Operation("POST", "/api/reviews/calls/{call_id}/reviews", "Save a review made on a revision of the call", ROLE,
-              ReviewRecord, body=ReviewRequest, status=201, errors=(404, 409, 423)),
+              ReviewRecord, body=ReviewRequest, status=201, errors=(403, 404, 409, 423)),
     Operation("POST", "/api/reviews/calls/{call_id}/record", "The score of record these verdicts would give the call "
               "(the review UI's live total; nothing is saved)", ROLE, ScorecardResult, body=ScorecardReview,
               errors=(400, 404, 409)),

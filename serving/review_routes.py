@@ -27,13 +27,14 @@ from .review_api import (
     ReportQuery,
     StoreCounts,
     _error,
+    _holder,
     _reviewer,
     call_filter,
     key_info,
     parse_body,
     review_request,
 )
-from .store import ReviewError, ReviewStore, ScorecardReview
+from .store import ReviewError, ReviewStore, ScorecardReview, allowed
 
 log = logging.getLogger("bentoml.callqa.reviews")
 
@@ -84,7 +85,7 @@ class ReviewRoutes:
         if call_id is None:
             return Response(status_code=204)
         try:
-            return JSONResponse(self.store().view(call_id).model_dump(mode="json"))
+            return JSONResponse(self.store().view(call_id, reviewer.id).model_dump(mode="json"))
         except Exception as err:
             # A call that cannot be shown is not left leased to this reviewer (who would get it again at every `n`).
             self.store().release(call_id, reviewer)
@@ -94,14 +95,16 @@ class ReviewRoutes:
 
     def view(self, request: Request) -> Response:
         try:
-            return JSONResponse(self.store().view(request.path_params["call_id"]).model_dump(mode="json"))
+            return JSONResponse(self.store().view(request.path_params["call_id"], _reviewer(request).id)
+                                .model_dump(mode="json"))
         except ReviewError as err:
             return _error(err)
 
     def open_call(self, request: Request) -> Response:
         try:
             self.store().lease(request.path_params["call_id"], _reviewer(request))
-            return JSONResponse(self.store().view(request.path_params["call_id"]).model_dump(mode="json"))
+            return JSONResponse(self.store().view(request.path_params["call_id"], _reviewer(request).id)
+                                .model_dump(mode="json"))
         except ReviewError as err:
             return _error(err)
 
@@ -117,7 +120,7 @@ class ReviewRoutes:
             # Synchronous DB work off the event loop; the review is committed before the 201 goes out.
             record = await run_in_threadpool(self.store().submit, request.path_params["call_id"], _reviewer(request),
                                              body.revision, body.labels, self.schema, body.comment, body.scorecard,
-                                             body.reasons)
+                                             body.reasons, allowed(_holder(request).role, "lead"))
         except ReviewError as err:
             return _error(err)
         return JSONResponse(record.model_dump(mode="json"), status_code=201)

@@ -49,7 +49,8 @@ def reviews_export(
     db: DbOption = None,
 ) -> None:
     """Reviewed calls with their current labels (each head's latest correction) as labeled JSONL:
-    meta.source = review (or appeal, when the latest change was a lead's ruling on an agent's appeal),
+    meta.source = review (or appeal, when the latest change was a lead's ruling on an agent's appeal; adjudication,
+    when it was a lead's 仲裁 of a 双评 whose two reviews differed),
     meta.reviewer = the key id of the latest review, meta.scorecard = the card as reviewers left it. Retrain with
     [bold]callqa train --data base.jsonl --data reviews.jsonl[/bold]."""
     from callqa.jsonl import write_calls

@@ -33,11 +33,22 @@ from .calibration_store import BlindCall, Calibrations, LabelsRequest, SessionRe
 from .calls import sample_key
 from .coaching_store import Coaching, CoachingNote, CoachingNotes, CoachingRequest
 from .db import make_engine, open_engine
+from .double import ADJUDICATION, AwaitsLead, DoubleCounts
 from .errors import Conflict, Leased, Mismatch, NotFound, ReviewError
 from .feedback_store import Answered, FeedbackBatch, FeedbackIn, Feedbacks
 from .keys import INCLUDES, LOCAL_DEMO, PREFIX, ROLES, KeyHolder, KeyStore, Role, allowed
 from .migrations import SchemaVersionError
-from .models import CallFilter, CallView, Change, QueueItem, QueuePolicy, ReviewedCall, Reviewer, ReviewRecord
+from .models import (
+    CallFilter,
+    CallView,
+    Change,
+    DoubleState,
+    QueueItem,
+    QueuePolicy,
+    ReviewedCall,
+    Reviewer,
+    ReviewRecord,
+)
 from .plan import KIND_NAMES, PlanError, PlannedCall, SamplingPlan, Stratum, load_plan
 from .queue import queue_keys
 from .record import (
@@ -57,7 +68,7 @@ from .report_rows import CallFigures, ItemInfo, ItemSums, ReportRows, Sums, Wors
 from .review_store import ReviewStore
 
 __all__ = [
-    "INCLUDES", "KIND_NAMES", "BlindCall", "Calibrations", "LabelsRequest", "SessionRequest", "SessionSummary", "Coaching", "CoachingNote", "CoachingNotes", "CoachingRequest", "Answered", "FeedbackBatch", "FeedbackIn", "Feedbacks", "LOCAL_DEMO", "PlanError", "PlannedCall", "SamplingPlan", "Stratum", "load_plan", "CallFigures", "ItemInfo", "ItemSums", "ReportRows", "Sums", "WorstCall", "all_agents", "MISSED", "PREFIX", "ROLES", "AgentCall", "AgentCallView", "AppealEntry",
+    "ADJUDICATION", "AwaitsLead", "DoubleCounts", "DoubleState", "INCLUDES", "KIND_NAMES", "BlindCall", "Calibrations", "LabelsRequest", "SessionRequest", "SessionSummary", "Coaching", "CoachingNote", "CoachingNotes", "CoachingRequest", "Answered", "FeedbackBatch", "FeedbackIn", "Feedbacks", "LOCAL_DEMO", "PlanError", "PlannedCall", "SamplingPlan", "Stratum", "load_plan", "CallFigures", "ItemInfo", "ItemSums", "ReportRows", "Sums", "WorstCall", "all_agents", "MISSED", "PREFIX", "ROLES", "AgentCall", "AgentCallView", "AppealEntry",
     "AppealRecord", "AppealRequest", "AppealTarget", "Appeals", "CallFilter", "CallView", "Change", "CharIndex",
     "Conflict", "HitRef", "ItemId", "KeyHolder", "KeyStore", "Leased", "Mismatch", "MissedDeduction", "NotFound",
     "QueueItem", "QueuePolicy", "ReviewError", "ReviewRecord", "ReviewStore", "ReviewedCall", "Reviewer", "Role",

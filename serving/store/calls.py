@@ -53,6 +53,7 @@ class CallRow(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    double_review: Mapped[str | None] = mapped_column(String(12), index=True)  # 双评 state (store/double.py)
     # Last, so reading the small columns above never walks through a long transcript's overflow pages.
     call: Mapped[dict] = mapped_column(JSON)  # the Call, without labels
     # 来电分析: how the call went (callqa.analytics.CallMeasures) and whether the model predicts it resolved; in

@@ -17,6 +17,9 @@ from callqa.scorecard import ScorecardResult
 from .record import ScorecardReview, card_of_record
 
 QueueOrder = Literal["least_confident", "lowest_score", "random"]
+# 双评 (serving/store/double.py): waiting for a second independent review, the two agreed, they differ (a lead
+# adjudicates), adjudicated.
+DoubleState = Literal["pending", "agreed", "differs", "adjudicated"]
 
 
 class QueuePolicy(BaseModel):
@@ -33,6 +36,10 @@ class QueuePolicy(BaseModel):
     agent_daily_quota: int | None = Field(default=None, ge=1, description="at most this many reviews per agent per "
                                           "day (UTC); an agent's other calls leave the queue until tomorrow")
     lease_minutes: float = Field(default=15, gt=0, description="an opened call is leased to its reviewer this long")
+    double_review: float | None = Field(default=None, ge=0, le=1, description="双评: a call whose predicted "
+                                        "spread (the most uncertain head's normalised entropy) is at least this when "
+                                        "its first review is saved goes to a second reviewer, blind to the first; a "
+                                        "lead adjudicates when they differ. null: every call is reviewed once")
     plan: str | None = Field(default=None, description="抽样计划: a sampling plan the queue follows and the report "
                              "shows coverage of (a shipped name in configs/sampling, or a YAML path); null: none")
 
@@ -54,6 +61,7 @@ class QueueItem(BaseModel):
                                 "reviewed card's once reviewed")
     red_line: bool | None = None
     revision: int = Field(default=0, description="reviews saved (0: not reviewed)")
+    double: DoubleState | None = Field(default=None, description="双评 state (null: reviewed once, as usual)")
 
 
 class CallFilter(BaseModel):
@@ -72,6 +80,8 @@ class CallFilter(BaseModel):
     sampled: bool | None = None
     disputed: bool | None = Field(default=None, description="a customer's survey answer and the model's satisfaction "
                                   "are at least callqa.analytics.DISPUTED_GAP apart")
+    double: DoubleState | None = Field(default=None, description="双评 state: pending (待双评), differs (待仲裁), "
+                                       "agreed (双评一致), adjudicated (已仲裁)")
     reviewed_by: Annotated[str, Field(max_length=64)] | None = Field(default=None, description="a reviewer's key id: "
                                                                       "calls they reviewed (“my reviews”)")
 
@@ -112,6 +122,9 @@ class CallView(BaseModel):
                                              "the latest review's on the scorecard, with appeal rulings on top")
     record: ScorecardResult | None = Field(default=None, description="the score of record: the reviewed "
                                            "prediction's scorecard as those verdicts leave it")
+    double: DoubleState | None = Field(default=None, description="双评 state (null: reviewed once, as usual)")
+    blind: bool = Field(default=False, description="双评: this view hides the other reviewer's labels, verdicts and "
+                        "history until the second review is saved")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, and_, exists, func, or_, select, update
+from sqlalchemy import Engine, and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from callqa.analytics import DISPUTED_GAP
@@ -15,6 +15,7 @@ from callqa.scores import CallScores, LevelScore
 
 from .calls import CallRow, PredictionTopicRow
 from .db import as_utc, utcnow
+from .double import PENDING
 from .errors import Leased
 from .feedback import FeedbackRow
 from .models import CallFilter, QueueItem, QueuePolicy, Reviewer
@@ -45,7 +46,7 @@ def queue_keys(scores: CallScores, schema: LabelSchema) -> tuple[float, float, f
 # What a queue or search row shows: the call's small columns and its latest scorecard's total (never a transcript).
 ITEM_COLUMNS = (CallRow.call_id, CallRow.agent_id, CallRow.started_at, CallRow.duration, CallRow.model, CallRow.turns,
                 CallRow.sample_key, CallRow.entropy, CallRow.margin, CallRow.low_score, CallRow.lease_owner,
-                CallRow.lease_until, CallRow.revision, CallRow.total, CallRow.red_line)
+                CallRow.lease_until, CallRow.revision, CallRow.total, CallRow.red_line, CallRow.double_review)
 
 
 def lease_free_for(reviewer: str, now: datetime):
@@ -62,8 +63,11 @@ class ReviewQueue:
     plan: SamplingPlan | None
 
     def _available(self, session: Session, reviewer: str, now: datetime):
-        """Unreviewed calls not leased to someone else, without agents whose daily quota is used up."""
-        clauses = [CallRow.revision == 0, lease_free_for(reviewer, now)]
+        """Unreviewed calls, and 双评 calls waiting for a second reviewer that ``reviewer`` has not reviewed, not
+        leased to someone else, without agents whose daily quota is used up."""
+        second = and_(CallRow.double_review == PENDING,
+                      ~exists().where(ReviewRow.call_id == CallRow.call_id, ReviewRow.reviewer == reviewer))
+        clauses = [or_(CallRow.revision == 0, second), lease_free_for(reviewer, now)]
         if self.policy.agent_daily_quota:
             # Today's reviewed calls by index, counted here: a GROUP BY agent_id lets SQLite's planner walk the
             # agent_id index over every call instead.
@@ -82,7 +86,9 @@ class ReviewQueue:
               "random": CallRow.sample_key.asc()}[policy.order]
         # Under a sampling plan, its tiers come first: flagged calls, then strata still short this period.
         tiers = [plan_tier(session, self.plan, now)] if self.plan is not None else []
-        return [*tiers, sampled, by, CallRow.call_id]
+        # A 双评 call's second review first: its first reviewer's work waits on it.
+        second = case((CallRow.double_review == PENDING, 0), else_=1)
+        return [second, *tiers, sampled, by, CallRow.call_id]
 
     def queue(self, reviewer: str, limit: int = 50) -> tuple[list[QueueItem], int]:
         """The next calls in queue order, and how many are waiting in all."""
@@ -119,6 +125,8 @@ class ReviewQueue:
             gap = func.abs(CallRow.satisfaction - (FeedbackRow.satisfaction - 1) / 4)  # analytics.survey_gap, in SQL
             disputed = exists().where(FeedbackRow.call_id == CallRow.call_id, gap >= DISPUTED_GAP)
             where.append(disputed if found.disputed else ~disputed)
+        if found.double is not None:
+            where.append(CallRow.double_review == found.double)
         if found.reviewed_by is not None:
             where.append(exists().where(ReviewRow.call_id == CallRow.call_id, ReviewRow.reviewer == found.reviewed_by))
         if found.score_min is not None:
@@ -137,9 +145,16 @@ class ReviewQueue:
         return QueueItem(call_id=r.call_id, agent_id=r.agent_id, started_at=as_utc(r.started_at), duration=r.duration,
                          model=r.model, turns=r.turns, sampled=r.sample_key < self.policy.sample_rate,
                          entropy=r.entropy, margin=r.margin, low_score=r.low_score, revision=r.revision,
-                         total=r.total, red_line=r.red_line,
+                         double=r.double_review, **self._record_shown(r),
                          leased_to_me=r.lease_owner == reviewer and r.lease_until is not None
                          and as_utc(r.lease_until) > now)
+
+    @staticmethod
+    def _record_shown(r) -> dict:
+        """The total a queue row shows: none while a 双评 waits for its second, independent review (the column holds
+        the first reviewer's card of record)."""
+        return {"total": None, "red_line": None} if r.double_review == PENDING else {"total": r.total,
+                                                                                        "red_line": r.red_line}
 
     def lease(self, call_id: str, reviewer: Reviewer) -> datetime:
         """Lease a call to a reviewer (renewing their own lease); :class:`Leased` if someone else holds it."""

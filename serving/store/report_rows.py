@@ -17,6 +17,7 @@ from callqa.scorecard import ScorecardResult
 
 from .appeals import AppealEntryRow, AppealRow, RulingRow
 from .calls import CallRow, DeductionCountRow, PredictionRow, PredictionTopicRow, ScorecardItemRow
+from .double import DoubleCounts
 from .plan import PlannedCall
 from .reviews import ReviewedDeductionCountRow, ReviewedItemRow, ReviewedTopicRow
 
@@ -263,6 +264,12 @@ class ReportRows:
                  .where(self._in_period(), CallRow.total.is_not(None))
                  .order_by(cast(CallRow.total, Float) / CallRow.max_total, CallRow.call_id).limit(limit))
         return [WorstCall(*row) for row in self._all(query)]
+
+    def double_counts(self) -> DoubleCounts:
+        """The period's 双评 calls by state (store/double.py)."""
+        query = (select(CallRow.double_review, func.count()).where(self._in_period(), CallRow.double_review.is_not(None))
+                 .group_by(CallRow.double_review))
+        return DoubleCounts(**{state: int(n) for state, n in self._all(query)})
 
     def appeal_counts(self) -> list[AppealCounts]:
         """Appeals of the period's calls per item and rule: filed, ruled, overturned."""

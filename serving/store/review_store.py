@@ -47,6 +47,7 @@ from .calls import (
     schemas_by_model,
 )
 from .db import as_utc, make_engine, utcnow
+from .double import blind, next_state, source_of_review
 from .errors import Conflict, Leased, Mismatch, NotFound, ReviewError
 from .history import (
     canonical,
@@ -127,7 +128,8 @@ class ReviewStore(ReviewQueue):
         return count
 
     # --- reading a call -----------------------------------------------------------------------------------------
-    def view(self, call_id: str) -> CallView:
+    def view(self, call_id: str, viewer: str | None = None) -> CallView:
+        """A call as the review UI shows it; to ``viewer``, blind while it waits for their independent 双评."""
         with Session(self.engine) as session:
             row = session.get(CallRow, call_id)
             if row is None:
@@ -137,10 +139,11 @@ class ReviewStore(ReviewQueue):
             scores = ScoredCall.model_validate(prediction.scores)
             verdicts = verdicts_of_record(history)
             record = None if scores.scorecard is None else card_of_record(scores.scorecard, verdicts)
-            return CallView(call=Call.model_validate(row.call), model=prediction.model, prediction_id=prediction.id,
+            view = CallView(call=Call.model_validate(row.call), model=prediction.model, prediction_id=prediction.id,
                             scores=scores, labels=current_labels(history), revision=row.revision,
                             lease_owner=row.lease_owner, lease_until=as_utc(row.lease_until), history=history,
-                            verdicts=verdicts, record=record)
+                            verdicts=verdicts, record=record, double=row.double_review)
+        return blind(view, viewer)
 
     def preview_record(self, call_id: str, verdicts: ScorecardReview) -> ScorecardResult:
         """The score of record the call would have if these verdicts were saved on its latest prediction (the
@@ -171,10 +174,11 @@ class ReviewStore(ReviewQueue):
     # --- saving a review ----------------------------------------------------------------------------------------
     def submit(self, call_id: str, reviewer: Reviewer, revision: int, labels: dict[str, Label], schema: LabelSchema,
                comment: str = "", scorecard: ScorecardReview | None = None,
-               reasons: dict[str, list[int]] | None = None, source: str = "review") -> ReviewRecord:
+               reasons: dict[str, list[int]] | None = None, lead: bool = False) -> ReviewRecord:
         """Save a review made on ``revision`` of the call: one correction per head in ``labels``, and the verdicts
         on the prediction's scorecard. Raises :class:`Conflict` when the call has a newer review, :class:`Leased`
-        when another reviewer holds it. The review is committed (and on SQLite, synced to disk) before this returns."""
+        when another reviewer holds it, :class:`AwaitsLead` when its 双评 differ and ``lead`` is false (a lead's
+        review of it is the adjudication). The review is committed (and on SQLite, synced to disk) before this returns."""
         problems = schema.check_labels(labels)
         if not labels and scorecard is None:
             problems.append(("labels", "no labels given: set at least one head, or judge the scorecard"))
@@ -182,11 +186,12 @@ class ReviewStore(ReviewQueue):
             raise ReviewError("; ".join(f"{field}: {message}" for field, message in problems))
         with Session(self.engine) as session, session.begin():
             return self.save_review(session, call_id, reviewer, revision, labels, schema, comment, scorecard, reasons,
-                                    source)
+                                    lead=lead)
 
     def save_review(self, session: Session, call_id: str, reviewer: Reviewer, revision: int, labels: dict[str, Label],
                     schema: LabelSchema, comment: str = "", scorecard: ScorecardReview | None = None,
-                    reasons: dict[str, list[int]] | None = None, source: str = "review") -> ReviewRecord:
+                    reasons: dict[str, list[int]] | None = None, source: str = "review",
+                    lead: bool = False) -> ReviewRecord:
         """:meth:`submit`'s work inside the caller's transaction (an appeal's ruling saves its correction and the
         ruling together). The caller has checked ``labels`` against the schema."""
         now = utcnow()
@@ -196,6 +201,9 @@ class ReviewStore(ReviewQueue):
             .values(revision=revision + 1, reviewed_at=now, lease_owner=None, lease_until=None)).rowcount
         if not done:
             self._why_not(session, call_id, reviewer, now, revision)
+        row = session.get(CallRow, call_id)
+        if source == "review":
+            source = source_of_review(row.double_review, lead)  # raises before anything is written but the lock
         prediction = latest_prediction(session, call_id)
         earlier = history_of(session, call_id)
         before = current_labels(earlier)
@@ -229,7 +237,10 @@ class ReviewStore(ReviewQueue):
                 raise Mismatch("; ".join(problems))  # rolls the whole review back
             session.add_all(scorecard_rows(scorecard, review.id, call_id))
         session.flush()
-        refresh_reviewed(session, call_id, prediction, history_of(session, call_id), schema)
+        history = history_of(session, call_id)
+        refresh_reviewed(session, call_id, prediction, history, schema)
+        row.double_review = next_state(row.double_review, history, row.entropy, self.policy.double_review, model_says,
+                                       ScoredCall.model_validate(prediction.scores).scorecard, schema)
         # Built here, not read back: the session commits (and SQLite syncs) when this block exits.
         return ReviewRecord(id=review.id, revision=review.revision, reviewer=reviewer.id, reviewer_name=reviewer.name,
                             created=now, comment=comment, model=prediction.model, changes=changes,

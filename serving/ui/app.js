@@ -36,6 +36,9 @@ async function api(method, path, body) {
 
 // Words a QA team reads instead of the API's ids.
 const ROLE_NAMES = { reviewer: "复核员", lead: "质检主管", admin: "管理员", agent: "坐席" };
+// 双评 states (serving/store/double.py) and the review sources the history names.
+const DOUBLE_NAMES = { pending: "待双评", differs: "待仲裁", agreed: "双评一致", adjudicated: "已仲裁" };
+const SOURCE_NAMES = { appeal: "申诉改判", adjudication: "仲裁" };
 const CHANNELS = { phone: "电话", chat: "在线客服", email: "邮件", wechat: "微信", app: "App", sms: "短信", video: "视频" };
 
 function measureName(head, measure) {
@@ -115,6 +118,7 @@ async function loadQueue() {
     if (item.sampled) li.append(el("span", { className: "sampled", textContent: "抽检" }));
     if (item.red_line) li.append(el("span", { className: "sampled", textContent: "红线" }));
     if (item.revision) li.append(el("span", { className: "reviewed", textContent: "已复核" }));
+    if (item.double) li.append(el("span", { className: "sampled", textContent: DOUBLE_NAMES[item.double] }));
     const when = item.started_at ? new Date(item.started_at).toLocaleString("zh-CN", { timeZone: data.time_zone,
       month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" }) : "";
     const who = item.agent_id ? `${item.agent_name || "坐席"} ${item.agent_id}` : "";
@@ -191,6 +195,7 @@ function show(view, banner) {
     call.started_at && new Date(call.started_at).toLocaleString("zh-CN", { timeZone: state.timeZone }),
     call.channel && (CHANNELS[call.channel] || call.channel), `模型 ${view.model}`, view.revision ? `已复核 ${view.revision} 次` : "未复核"].filter(Boolean);
   $("call-meta").textContent = meta.join(" · ");
+  banner = banner || doubleNotice(view);
   $("banner").hidden = !banner;
   $("banner").textContent = banner;
   $("transcript").replaceChildren(...call.turns.map((turn, index) => {
@@ -483,6 +488,13 @@ function setValue(headIndex, optionIndex) {
   renderHeads();
 }
 
+function doubleNotice(view) {
+  if (view.blind) return "双评：请独立评分。另一位质检员的结果在您保存后才显示。";
+  if (view.double === "pending") return "双评：等待第二位质检员独立复核。";
+  if (view.double === "differs") return "双评结果不一致：待组长仲裁，组长保存的结果即为最终结果。";
+  return "";
+}
+
 function renderHistory() {
   const list = $("history");
   list.replaceChildren();
@@ -496,7 +508,8 @@ function renderHistory() {
   if (!state.view.history.length) list.append(el("li", { className: "muted", textContent: "尚无复核" }));
   for (const review of state.view.history) {
     const when = new Date(review.created).toLocaleString("zh-CN");
-    const li = el("li", {}, el("div", { textContent: `${when} · ${review.reviewer_name || review.reviewer}` }));
+    const source = SOURCE_NAMES[review.source] ? ` · ${SOURCE_NAMES[review.source]}` : "";
+    const li = el("li", {}, el("div", { textContent: `${when} · ${review.reviewer_name || review.reviewer}${source}` }));
     const changes = review.changes.filter((c) => JSON.stringify(c.previous) !== JSON.stringify(c.value));
     for (const c of changes) {
       li.append(el("div", { className: "small", textContent: `${names[c.head]?.display || c.head}：${show(c.head, c.previous)} → ${show(c.head, c.value)}` }));

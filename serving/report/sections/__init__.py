@@ -13,6 +13,7 @@ from .categories import Categories
 from .coaching import CoachingSection
 from .coverage import Coverage
 from .deductions import Deductions
+from .double_review import DoubleReview
 from .items import Items
 from .overview import Overview
 from .rule_precision import RulePrecision
@@ -37,6 +38,7 @@ SECTIONS: list[Section] = [
     CoachingSection(),
     Agreement(),
     CalibrationSection(),
+    DoubleReview(),
     RulePrecision(),
 ]
 
