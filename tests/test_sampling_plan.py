@@ -7,6 +7,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from callqa.jsonl import load_calls
 from callqa.schema import load_schema
@@ -61,6 +63,10 @@ def test_coverage_counts_reviewed_calls_per_stratum_and_names_gaps(tmp_path):
 
 @pytest.fixture
 def planned_store(tmp_path):
+    return make_planned_store(tmp_path)
+
+
+def make_planned_store(tmp_path):
     """Calls of this month (in the plan's zone) for agents a1 and a2, scored at random; one with a red line."""
     path = tmp_path / "plan.yaml"
     path.write_text(PLAN, encoding="utf-8")
@@ -124,3 +130,30 @@ def test_the_report_shows_planned_against_reviewed_with_the_gaps_named(planned_s
                      for t in names if any(s.scores["call_type"].level == t for s in scored)}
     assert "坐席a2缺 1 通" in table.note and "坐席a1" not in table.note
     assert sum(row[4] for row in table.rows if row[0] == "时段") == len(calls)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(reviews=st.dictionaries(st.integers(0, 11), st.sampled_from(["consult", "handle", "complaint", "query", "other"]),
+                               max_size=8))
+def test_the_queue_puts_first_exactly_the_calls_of_strata_the_report_names_as_gaps(tmp_path_factory, reviews):
+    """Whatever has been reviewed (and whatever call type the reviewers gave), a waiting call comes before the plan's
+    rest exactly when the report's 抽样覆盖 names one of its strata (its agent, call type or time slot) as short."""
+    store, calls, scored = make_planned_store(tmp_path_factory.mktemp("plan"))
+    schema = load_schema("callcenter")
+    for index, call_type in reviews.items():
+        store.submit(calls[index].call_id, Reviewer("rev-1", "Ann"), 0, {"call_type": call_type}, schema)
+    period = calls[0].started_at.astimezone(store.plan.tz).strftime("%Y-%m")
+    table = ReportBuilder(store, schema).build(period).table("coverage")
+    gaps = {(row[0], row[1]) for row in table.rows if row[5] > 0}
+    names = schema["call_type"].classes
+    by_id = {c.call_id: (c, s) for c, s in zip(calls, scored)}
+
+    def in_a_gap(call_id: str) -> bool:
+        call, score = by_id[call_id]
+        return bool({("坐席", call.agent_id), ("业务类型", names[score.scores["call_type"].level]),
+                     ("时段", store.plan.slot_of(call.started_at))} & gaps)
+
+    waiting = [i.call_id for i in store.queue("rev-2", limit=50)[0] if not by_id[i.call_id][1].scorecard.red_line]
+    assert len(waiting) == sum(1 for i, (c, s) in enumerate(zip(calls, scored)) if i not in reviews and not s.scorecard.red_line)
+    order = [in_a_gap(c) for c in waiting]
+    assert order == sorted(order, reverse=True), (order, sorted(gaps))
