@@ -39,7 +39,12 @@ def validation_calls(info: RunInfo, override: list[Path] | None = None) -> list[
     return [c for c in calls if c.call_id in held_out] if held_out else calls
 
 
-def quality_deltas(schema: LabelSchema, fp32: dict, int8: dict, gate: GateConfig) -> tuple[dict, list[str]]:
+def quality_deltas(schema: LabelSchema, fp32: dict, int8: dict, gate: GateConfig,
+                   names: tuple[str, str] = ("int8", "fp32")) -> tuple[dict, list[str]]:
+    """Per head, the candidate's (``int8``) gate metric against the reference's (``fp32``), and the heads on which
+    it is worse than the gate allows. ``names``: what the messages call the candidate and the reference (the export
+    gate: int8 against fp32; `callqa retrain`: the new model against the last)."""
+    candidate, reference = names
     deltas, failures = {}, []
     for head in schema.all_heads:
         a, b = fp32[head.name], int8[head.name]
@@ -49,12 +54,12 @@ def quality_deltas(schema: LabelSchema, fp32: dict, int8: dict, gate: GateConfig
             d = b["nmd"] - a["nmd"]
             deltas[head.name] = {"nmd": d}
             if d > gate.max_nmd_increase:
-                failures.append(f"{head.name}: int8 NMD {b['nmd']:.4f} is {d:.4f} worse than fp32 "
+                failures.append(f"{head.name}: {candidate} NMD {b['nmd']:.4f} is {d:.4f} worse than {reference} "
                                 f"(allowed {gate.max_nmd_increase})")
         else:
             d = b["macro_f1"] - a["macro_f1"]
             deltas[head.name] = {"macro_f1": d}
             if -d > gate.max_macro_f1_drop:
-                failures.append(f"{head.name}: int8 macro-F1 {b['macro_f1']:.4f} is {-d:.4f} below fp32 "
-                                f"(allowed {gate.max_macro_f1_drop})")
+                failures.append(f"{head.name}: {candidate} macro-F1 {b['macro_f1']:.4f} is {-d:.4f} below "
+                                f"{reference} (allowed {gate.max_macro_f1_drop})")
     return deltas, failures
