@@ -15,6 +15,7 @@ from callqa.redact import redact, redact_call
 from callqa.render import CallEncoder, EncodedCall, RenderSpec, aggregate_windows, render_call
 from callqa.schema import Head, LabelSchema, load_schema
 from callqa.scorecard import Scorecard, load_scorecard
+from callqa.semantic import ExampleMatcher, OnnxSentenceEncoder, SentenceEncoder
 from callqa.session import ScoringSession, score_calls
 from callqa.split import split_calls
 
@@ -79,6 +80,9 @@ __all__ = [
     "load_run",
     "load_schema",
     "load_scorecard",
+    "ExampleMatcher",
+    "OnnxSentenceEncoder",
+    "SentenceEncoder",
     "read_bundle_info",
     "redact",
     "redact_call",

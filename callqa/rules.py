@@ -9,6 +9,10 @@ Kinds (``kind:`` in a scorecard's ``rules:``):
 - ``interrupt`` 抢话: an agent turn starting before the customer's turn ended, by more than ``tolerance`` s.
 - ``silence``   a gap of more than ``max_gap`` s before an agent turn that the agent did not announce (请稍等…).
 - ``speech_rate`` agent characters per minute outside ``min``..``max``.
+- ``semantic``  a criterion written as example utterances (and counter-examples): a turn matches by the similarity of
+                its sentence embedding to the closest example (callqa.semantic), at or above ``threshold``. Like
+                ``phrase`` one hit per matching turn, or with ``required: true`` like ``required`` (安抚 after a
+                complaint): a hit where no turn in scope matches. The hit names the closest example.
 
 Timing kinds need ``start``/``end`` on the turns they look at; on a call without them the rule is *not applicable*
 (never a deduction). Phrase matches skip ``exceptions`` ("不清楚的地方您可以随时问我" is not the 禁语 "不清楚") and
@@ -24,6 +28,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from callqa.calls import Call, Speaker, Turn
+from callqa.semantic import ExampleMatcher
 
 
 class Hit(BaseModel):
@@ -38,7 +43,9 @@ class Hit(BaseModel):
     text: str | None = None
     other_turn: int | None = None
     seconds: float | None = None
-    value: float | None = Field(default=None, description="rate rules: the measured rate")
+    value: float | None = Field(default=None, description="rate rules: the measured rate; semantic rules: the "
+                                "turn's similarity score")
+    example: str | None = Field(default=None, description="semantic rules: the criterion's example closest to the turn")
 
 
 class RuleBase(BaseModel):
@@ -101,7 +108,22 @@ class SpeechRateRule(RuleBase):
     max: float = Field(default=330, gt=0, description="agent characters per minute, at most")
 
 
-Rule = Annotated[PhraseRule | RequiredRule | RateRule | InterruptRule | SilenceRule | SpeechRateRule,
+class SemanticRule(RuleBase):
+    kind: Literal["semantic"]
+    speaker: Speaker = "agent"
+    examples: tuple[str, ...] = Field(default=(), description="utterances that meet the criterion")
+    example_lists: tuple[str, ...] = Field(default=(), description="named lists of examples in the card's phrase file")
+    counter_examples: tuple[str, ...] = Field(default=(), description="utterances that look alike but do not")
+    counter_lists: tuple[str, ...] = ()
+    threshold: float = Field(ge=-1, le=1, description="the least similarity score that matches (callqa.semantic)")
+    required: bool = Field(default=False, description="deduct where no turn in scope matches, instead of where one does")
+    where: Literal["any", "first", "last", "after"] = Field(default="any", description="required rules: in the "
+                                                            "first/last `turns` turns of the speaker, or after `trigger`")
+    turns: int = Field(default=1, ge=1, le=50)
+    trigger: Trigger | None = None
+
+
+Rule = Annotated[PhraseRule | RequiredRule | RateRule | InterruptRule | SilenceRule | SpeechRateRule | SemanticRule,
                  Field(discriminator="kind")]
 TIMING_KINDS = frozenset({"interrupt", "silence", "speech_rate"})
 
@@ -154,6 +176,15 @@ class Matcher:
         return bool(self.find(text))
 
 
+def _listed(texts: tuple[str, ...], names: tuple[str, ...], lists: dict[str, list[str]], where: str) -> list[str]:
+    out = list(texts)
+    for name in names:
+        if name not in lists:
+            raise RuleError(f"{where}: no list {name!r} in the phrase file (lists: {', '.join(sorted(lists))})")
+        out += lists[name]
+    return out
+
+
 def _timed(turn: Turn) -> bool:
     return turn.start is not None and turn.end is not None
 
@@ -171,6 +202,19 @@ class CompiledRule:
             raise RuleError(f"{where}.trigger: give a trigger exactly when where is 'after'")
         if isinstance(spec, RateRule) and spec.min is None and spec.max is None:
             raise RuleError(f"{where}: a rate rule needs min or max")
+        if isinstance(spec, SemanticRule):
+            self.examples = _listed(spec.examples, spec.example_lists, lists, f"{where}.example_lists")
+            self.counter_examples = _listed(spec.counter_examples, spec.counter_lists, lists, f"{where}.counter_lists")
+            if not self.examples:
+                raise RuleError(f"{where}.examples: a semantic rule needs at least one example")
+            if (spec.where == "after") != (trigger is not None):
+                raise RuleError(f"{where}.trigger: give a trigger exactly when where is 'after'")
+        self.matcher_of_examples = None  # bound to a sentence encoder by bind()
+
+    def bind(self, encoder) -> None:
+        """Embed a semantic rule's examples with ``encoder`` (callqa.semantic.SentenceEncoder), once."""
+        if self.kind == "semantic":
+            self.matcher_of_examples = ExampleMatcher.of(encoder, self.examples, self.counter_examples)
 
     @property
     def kind(self) -> str:
@@ -182,10 +226,49 @@ class CompiledRule:
             return True
         return sum(_timed(t) for t in call.turns) >= 2
 
-    def run(self, call: Call) -> list[Hit]:
-        """The rule's hits on ``call`` (empty when it passes); call :meth:`applies` first."""
-        hits = getattr(self, f"_{self.kind}")(call)
+    def run(self, call: Call, embeddings=None) -> list[Hit]:
+        """The rule's hits on ``call`` (empty when it passes); call :meth:`applies` first. ``embeddings``: the call's
+        turn embeddings (callqa.semantic.TurnEmbeddings), which semantic rules need."""
+        if self.kind == "semantic":
+            if self.matcher_of_examples is None or embeddings is None:
+                raise RuleError(f"rules.{self.id}: a semantic rule needs a sentence encoder; score with a bundle that "
+                                f"has one, or give the scorecard one (load_scorecard(..., encoder=...))")
+            hits = self._semantic(call, embeddings())
+        else:
+            hits = getattr(self, f"_{self.kind}")(call)
         return hits[: self.spec.max_hits]
+
+    def _semantic(self, call: Call, vectors) -> list[Hit]:
+        """Turns of the rule's speaker whose score meets the threshold (callqa.semantic.ExampleMatcher); required:
+        where none in scope does. A hit names the closest example and carries the turn's score."""
+        spec, turns = self.spec, call.turns
+        mine = [i for i, t in enumerate(turns) if t.speaker == spec.speaker]
+        matches = dict(zip(mine, self.matcher_of_examples.match(vectors[mine]) if mine else []))
+
+        def hit(i: int, start: int = 0, end: int | None = None, scored: bool = True) -> Hit:
+            found = self._hit(turns, i, start, len(turns[i].text) if end is None else end)
+            if not scored:
+                return found
+            return found.model_copy(update={"value": round(matches[i].score, 4),
+                                            "example": self.examples[matches[i].example]})
+
+        def meets(i: int) -> bool:
+            return matches[i].score >= spec.threshold
+
+        if not spec.required:
+            return [hit(i) for i in mine if meets(i)]
+        if not mine:
+            return []
+        if spec.where != "after":
+            window = mine if spec.where == "any" else mine[: spec.turns] if spec.where == "first" else mine[-spec.turns:]
+            # Nothing in scope meets it: the turn that came nearest, for the reviewer.
+            return [] if any(meets(i) for i in window) else [hit(max(window, key=lambda i: matches[i].score))]
+        out = []
+        for i, t in enumerate(turns):
+            found = self.trigger.find(t.text) if t.speaker == spec.trigger.speaker else []
+            if found and not any(meets(j) for j in [j for j in mine if j > i][: spec.trigger.within]):
+                out.append(hit(i, *found[0], scored=False))
+        return out
 
     def _hit(self, turns: list[Turn], i: int, start: int, end: int) -> Hit:
         return Hit(rule=self.id, turn=i, start=start, end=end, text=turns[i].text[start:end])

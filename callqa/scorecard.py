@@ -19,15 +19,16 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from callqa.calls import Call
 from callqa.resources import config_dir
-from callqa.rules import CompiledRule, Hit, Rule, RuleError
+from callqa.rules import CompiledRule, Hit, RuleError
 from callqa.schema import LabelSchema
+from callqa.scorecard_spec import Condition, HeadPoints, Item, ScorecardSpec
 from callqa.scores import CallScores, TopicsScore
+from callqa.semantic import TurnEmbeddings
 from callqa.yamlfile import read_yaml, require_mapping, validate
 
 SCORECARD_DIR = config_dir("scorecards")
@@ -35,96 +36,6 @@ SCORECARD_DIR = config_dir("scorecards")
 
 class ScorecardError(ValueError):
     """A scorecard that cannot be used; the message names the file and the field."""
-
-
-class HeadPoints(BaseModel):
-    """Points from a model head: ``levels`` (level id → points) or ``linear`` (expected score → 0..points)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    head: str
-    levels: dict[str, float] | None = None
-    linear: bool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _ids_as_strings(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("levels"), dict):
-            data = {**data, "levels": {str(k): v for k, v in data["levels"].items()}}
-        return data
-
-    @model_validator(mode="after")
-    def _one_way(self) -> HeadPoints:
-        if (self.levels is None) == (not self.linear):
-            raise ValueError("give either levels (level → points) or linear: true")
-        return self
-
-
-class Condition(BaseModel):
-    """When an item applies: a rule has hits, a multilabel head predicts ``label``, or a head's level is in ``levels``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rule: str | None = None
-    head: str | None = None
-    label: str | None = None
-    levels: tuple[str, ...] | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Condition:
-        if (self.rule is None) == (self.head is None):
-            raise ValueError("give either rule or head")
-        if self.head is not None and (self.label is None) == (self.levels is None):
-            raise ValueError("a head condition needs label (multilabel heads) or levels")
-        return self
-
-
-class Item(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str
-    title: str
-    points: float = Field(ge=0, le=1000)
-    head: HeadPoints | None = None
-    rules: tuple[str, ...] = ()
-    red_line: bool = False
-    when: Condition | None = None
-    description: str = ""
-
-    @model_validator(mode="after")
-    def _scored_somehow(self) -> Item:
-        if self.head is None and not self.rules:
-            raise ValueError("an item is scored from a head, from rules, or both: give head or rules")
-        if self.red_line and not self.rules:
-            raise ValueError("a red line needs rules whose hits trigger it")
-        return self
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str
-    title: str
-    items: tuple[Item, ...] = Field(min_length=1)
-
-    @property
-    def points(self) -> float:
-        return sum(i.points for i in self.items)
-
-
-class ScorecardSpec(BaseModel):
-    """The YAML file as written."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    title: str
-    total: float = Field(gt=0)
-    schema_name: str | None = Field(default=None, alias="schema", description="the label schema its heads come from")
-    phrases: str | None = Field(default=None, description="phrase list file, relative to the card")
-    sections: tuple[Section, ...] = Field(min_length=1)
-    rules: dict[str, Rule] = {}
-    praise_at: float | None = Field(default=None, gt=0, description="表扬: a call at this total or more, without a red line, is an example")
 
 
 # ----------------------------------------------------------------------------------------------- results
@@ -187,15 +98,25 @@ class ScorecardResult(BaseModel):
 class Scorecard:
     """A checked scorecard with compiled rules: ``score(call, scores)`` for one call."""
 
-    def __init__(self, spec: ScorecardSpec, lists: dict[str, list[str]], source: str, schema: LabelSchema | None = None):
-        self.spec, self.source, self.schema = spec, source, schema
+    def __init__(self, spec: ScorecardSpec, lists: dict[str, list[str]], source: str, schema: LabelSchema | None = None,
+                 encoder=None):
+        self.spec, self.source, self.schema, self.encoder = spec, source, schema, encoder
         try:
             self.rules = {rule_id: CompiledRule(rule_id, rule, lists) for rule_id, rule in spec.rules.items()}
         except RuleError as err:
             raise ScorecardError(f"{source}: {err}") from None
+        self.semantic = [r for r in self.rules.values() if r.kind == "semantic"]
+        if encoder is not None:
+            self.use_encoder(encoder)
         self._check(schema)
         canonical = json.dumps([spec.model_dump(mode="json", by_alias=True), lists], sort_keys=True, ensure_ascii=False)
         self.hash = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def use_encoder(self, encoder) -> None:
+        """Run the semantic rules with ``encoder`` (callqa.semantic.SentenceEncoder): their examples embedded once."""
+        self.encoder = encoder
+        for rule in self.semantic:
+            rule.bind(encoder)
 
     @property
     def name(self) -> str:
@@ -273,7 +194,13 @@ class Scorecard:
 
     def rule_hits(self, call: Call) -> dict[str, list[Hit] | None]:
         """Every rule's hits on the call; None for a rule that cannot judge it (timing without timestamps)."""
-        return {rule_id: rule.run(call) if rule.applies(call) else None for rule_id, rule in self.rules.items()}
+        # A call's turns are embedded once, on the first semantic rule that asks, however many there are.
+        embeddings = TurnEmbeddings(self.encoder, [t.text for t in call.turns]) if self.encoder is not None else None
+        try:
+            return {rule_id: rule.run(call, embeddings) if rule.applies(call) else None
+                    for rule_id, rule in self.rules.items()}
+        except RuleError as err:
+            raise ScorecardError(f"{self.source}: {err}") from None
 
     def score(self, call: Call, scores: CallScores | None = None) -> ScorecardResult:
         """The call's scorecard. Without ``scores`` (rules only), items scored by a head keep full points there."""
@@ -379,9 +306,9 @@ def load_phrases(path: Path) -> dict[str, list[str]]:
     return lists
 
 
-def load_scorecard(name_or_path: str | Path, schema: LabelSchema | None = None) -> Scorecard:
+def load_scorecard(name_or_path: str | Path, schema: LabelSchema | None = None, encoder=None) -> Scorecard:
     """A card by file path, or by the name of one shipped in configs/scorecards (``default``); with ``schema``, its
-    heads and levels are checked against it."""
+    heads and levels are checked against it; ``encoder`` (callqa.semantic.SentenceEncoder) runs its semantic rules."""
     path = Path(name_or_path)
     if not (path.suffix in {".yaml", ".yml"} or path.exists()):
         shipped = SCORECARD_DIR / f"{name_or_path}.yaml"
@@ -393,4 +320,4 @@ def load_scorecard(name_or_path: str | Path, schema: LabelSchema | None = None) 
     data = require_mapping(document, ScorecardError, "a scorecard (name, title, total, sections and rules)")
     spec = validate(ScorecardSpec, document, ScorecardError, data=_id_lists(data), rename=_ids(data))
     lists = load_phrases(path.parent / spec.phrases) if spec.phrases else {}
-    return Scorecard(spec, lists, str(path), schema)
+    return Scorecard(spec, lists, str(path), schema, encoder)

@@ -14,19 +14,36 @@ from callqa.calls import Call
 from callqa.pipeline import ScoredCall, ScoringPipeline
 from callqa.redact import redact_call
 from callqa.schema import LabelSchema
-from callqa.scorecard import Scorecard, load_scorecard
+from callqa.scorecard import Scorecard, ScorecardError, load_scorecard
 from callqa.scorer import OnnxScorer, ScoringThreads
+from callqa.semantic import OnnxSentenceEncoder
 
 PRECISIONS = {"int8": "model.int8.onnx", "fp32": "model.onnx"}
 
 
-def scorecard_for(name: str | Path | Scorecard | None) -> Scorecard | None:
-    """The card called ``name`` (a shipped name, a YAML path, or a card already loaded; None or "none": no card)."""
+def scorecard_for(name: str | Path | Scorecard | None, bundle_dir: Path | None = None) -> Scorecard | None:
+    """The card called ``name`` (a shipped name, a YAML path, or a card already loaded; None or "none": no card),
+    its semantic rules given the sentence encoder of the bundle in ``bundle_dir``."""
     if name is None or str(name) == "none":
         return None
     # ScoringPipeline checks the card against the bundle's schema: its schema name first, so a card for another
     # schema is refused in one line naming both, then its heads and levels.
-    return name if isinstance(name, Scorecard) else load_scorecard(name)
+    card = name if isinstance(name, Scorecard) else load_scorecard(name)
+    if card.semantic and card.encoder is None:
+        card.use_encoder(sentence_encoder_of(card, bundle_dir))
+    return card
+
+
+def sentence_encoder_of(card: Scorecard, bundle_dir: Path | None) -> OnnxSentenceEncoder:
+    """The bundle's sentence encoder (``sentence/``, written by `callqa export --sentence-encoder`), which a card's
+    semantic rules match turns with; ScorecardError naming the rules when the bundle has none."""
+    folder = None if bundle_dir is None else Path(bundle_dir) / "sentence"
+    if folder is None or not (folder / "model.onnx").exists():
+        rules = ", ".join(r.id for r in card.semantic)
+        raise ScorecardError(f"{card.source}: semantic rules ({rules}) need a sentence encoder, and bundle "
+                             f"{bundle_dir or '(none)'} has none; re-export it with `callqa export --sentence-encoder "
+                             f"e5-small`")
+    return OnnxSentenceEncoder(folder, threads=1)
 
 
 class ScoringSession:
@@ -43,7 +60,7 @@ class ScoringSession:
         self.precision, self.run_threads, self.runs, self.redact = precision, run_threads, runs, redact
         self.scorer = OnnxScorer.from_bundle(self.bundle_dir, model_file=PRECISIONS.get(precision or ""),
                                              threads=run_threads)
-        card = scorecard_for(scorecard)
+        card = scorecard_for(scorecard, self.bundle_dir)
         # How a Ray actor opens the same card: by the name it was given, or a loaded card by its YAML file.
         self.scorecard_name = None if card is None else card.source if isinstance(scorecard, Scorecard) else str(scorecard)
         self.pipeline = ScoringPipeline(self.scorer.info, card)
@@ -54,7 +71,7 @@ class ScoringSession:
         its workers): the bundle's folder and info, or BundleError / ScorecardError / FileNotFoundError."""
         folder = resolve_bundle(bundle)
         info, _ = load_bundle(folder)
-        ScoringPipeline(info, scorecard_for(scorecard))
+        ScoringPipeline(info, scorecard_for(scorecard, folder))
         return folder, info
 
     @property

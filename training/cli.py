@@ -161,10 +161,15 @@ def export_cmd(
     force: Annotated[bool, typer.Option(help="Export and store even if the gate fails; the override is recorded in "
                      "bundle.json and shown by serving.")] = False,
     store: Annotated[bool, typer.Option(help="Save the bundle to the BentoML model store as callqa-scorer:VERSION.")] = True,
+    sentence_encoder: Annotated[str | None, typer.Option(help="A pretrained encoder (e5-small, a folder or hub id) "
+                                "whose first --sentence-layers layers the bundle carries for the scorecard's semantic "
+                                "rules (docs/scorecard.md); default: none.")] = None,
+    sentence_layers: Annotated[int, typer.Option(help="Layers of --sentence-encoder kept.", min=1, max=48)] = 4,
 ) -> None:
     """Turn a run into a model bundle: ONNX fp32 + int8, parity and quality gate (parity.json), bundle.json, BentoML store."""
     import time
 
+    from callqa.encoders import KNOWN_ENCODERS, EncoderNotFound, encoder_path, resolve_encoder
     from callqa.jsonl import CallFileError
     from callqa.training.export import ExportError, GateConfig, export_run
 
@@ -175,8 +180,12 @@ def export_cmd(
     gate = GateConfig(max_nmd_increase=max_nmd_increase, max_macro_f1_drop=max_macro_f1_drop)
     try:
         bundle = export_run(run, out, version=version, validation=validation, quantization=quantization, gate=gate,
-                            force=force, store=store, log=console.print)
-    except (ExportError, FileNotFoundError, CallFileError) as err:
+                            force=force, store=store, log=console.print,
+                            sentence_encoder=sentence_encoder and (str(encoder_path(sentence_encoder))
+                                                                   if sentence_encoder in KNOWN_ENCODERS
+                                                                   else resolve_encoder(sentence_encoder)),
+                            sentence_layers=sentence_layers)
+    except (ExportError, FileNotFoundError, CallFileError, EncoderNotFound) as err:
         raise fail(str(err)) from None
     if bundle.gate.forced:
         err_console.print("[yellow]warning:[/yellow] gate failed, exported anyway (--force): "

@@ -31,12 +31,16 @@ from .bundle_store import save_to_store, stored_already
 from .gate import ExportError, GateConfig, quality_deltas, validation_calls
 from .graph import export_onnx, window_parity
 from .quantize import AUTO, DEFAULT_QUANTIZATION, TIMING_WINDOWS, quantize, window_feeds, windows_per_second
+from .sentence import export_sentence_encoder
 
 
 def export_run(run_dir: Path, out: Path, version: str | None = None, validation: list[Path] | None = None,
                quantization: str = DEFAULT_QUANTIZATION, gate: GateConfig | None = None, force: bool = False,
-               store: bool = True, log=print) -> BundleInfo:
-    """Write the bundle to ``out``; raise :class:`ExportError` after writing it if the gate failed and not forced."""
+               store: bool = True, log=print, sentence_encoder: str | Path | None = None,
+               sentence_layers: int | None = 4) -> BundleInfo:
+    """Write the bundle to ``out``; raise :class:`ExportError` after writing it if the gate failed and not forced.
+    ``sentence_encoder``: a pretrained encoder (folder or hub id) whose first ``sentence_layers`` layers go into
+    ``out``/sentence/ for the scorecard's semantic rules (training/export/sentence.py)."""
     gate = gate or GateConfig()
     run_dir, out = Path(run_dir), Path(out)
     info, schema, model, encoder = load_run(run_dir)
@@ -150,7 +154,11 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
     report = RunDir(run_dir).eval_report
     if report.exists():
         shutil.copyfile(report, out / "report.html")
-    files = {name: sha256_file(out / name) for name in ("model.onnx", "model.int8.onnx", "tokenizer.json", "parity.json")}
+    names = ["model.onnx", "model.int8.onnx", "tokenizer.json", "parity.json"]
+    if sentence_encoder is not None:
+        export_sentence_encoder(sentence_encoder, out / "sentence", sentence_layers)
+        names += ["sentence/model.onnx", "sentence/tokenizer.json"]
+    files = {name: sha256_file(out / name) for name in names}
     bundle = draft.model_copy(update={"metrics": {"validation": metrics}, "gate": result, "files": files})
     write_bundle_info(out, bundle)
 

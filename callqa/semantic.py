@@ -1,0 +1,112 @@
+"""Criteria written as examples: turns matched by the similarity of sentence embeddings (the ``semantic`` rule kind).
+
+A :class:`SentenceEncoder` turns texts into unit vectors; :class:`OnnxSentenceEncoder` is the torch-free one every
+bundle can carry (``sentence/model.onnx`` + ``tokenizer.json``, written by ``callqa.training.export.sentence``: a
+pretrained encoder's first layers, mean-pooled). :class:`ExampleMatcher` scores a turn against a criterion's positive
+examples and counter-examples: the cosine similarity to the closest example, less how much closer a counter-example
+is. :class:`TurnEmbeddings` embeds a call's turns once, however many semantic rules ask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+class SentenceEncoder(Protocol):
+    """Texts → L2-normalised embeddings, one row each."""
+
+    name: str
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+class OnnxSentenceEncoder:
+    """A mean-pooled sentence encoder on onnxruntime (``model.onnx``: input_ids, attention_mask → embedding)."""
+
+    def __init__(self, folder: str | Path, prefix: str = "query: ", max_length: int = 128, threads: int | None = None):
+        from tokenizers import Tokenizer
+
+        from callqa.scorer import make_session
+
+        folder = Path(folder)
+        if not (folder / "model.onnx").exists() or not (folder / "tokenizer.json").exists():
+            raise FileNotFoundError(f"{folder}: no sentence encoder here (model.onnx and tokenizer.json); a bundle "
+                                    f"carries one when exported with `callqa export --sentence-encoder e5-small`")
+        self.name = folder.name
+        self.prefix, self.max_length = prefix, max_length
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length)
+        self.session = make_session(folder / "model.onnx", threads)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.session.get_outputs()[0].shape[-1] or 0), np.float32)
+        out = []
+        for start in range(0, len(texts), 32):
+            batch = self.tokenizer.encode_batch([self.prefix + t for t in texts[start:start + 32]])
+            width = max(len(e.ids) for e in batch)
+            ids = np.zeros((len(batch), width), np.int64)
+            mask = np.zeros((len(batch), width), np.int64)
+            for i, e in enumerate(batch):
+                ids[i, :len(e.ids)], mask[i, :len(e.ids)] = e.ids, 1
+            (vectors,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+            out.append(vectors)
+        vectors = np.concatenate(out).astype(np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass(frozen=True)
+class Match:
+    """How a text meets a criterion: the score (similarity to the closest example, less a counter-example's lead)
+    and the closest example."""
+
+    score: float
+    example: int
+    counter: int | None
+
+
+@dataclass
+class ExampleMatcher:
+    """A criterion's examples (and counter-examples) embedded once."""
+
+    examples: np.ndarray
+    counter_examples: np.ndarray
+
+    @classmethod
+    def of(cls, encoder: SentenceEncoder, examples: list[str], counter_examples: list[str]) -> ExampleMatcher:
+        return cls(encoder.encode(list(examples)), encoder.encode(list(counter_examples)))
+
+    def match(self, vectors: np.ndarray) -> list[Match]:
+        """One :class:`Match` per row of ``vectors``. A counter-example closer than every example lowers the score by
+        its lead, so "我帮您转到售后部门" stays below a 推诿 criterion's threshold when it is written as a counter-example."""
+        if not len(vectors):
+            return []
+        similar = vectors @ self.examples.T
+        best = similar.argmax(1)
+        score = similar.max(1)
+        counter = None
+        if len(self.counter_examples):
+            against = vectors @ self.counter_examples.T
+            counter = against.argmax(1)
+            score = score - np.maximum(against.max(1) - score, 0.0)
+        return [Match(float(s), int(b), None if counter is None else int(counter[i]))
+                for i, (s, b) in enumerate(zip(score, best))]
+
+
+@dataclass
+class TurnEmbeddings:
+    """A call's turn embeddings, computed on first use and shared by every semantic rule that scores the call."""
+
+    encoder: SentenceEncoder
+    texts: list[str]
+    _vectors: np.ndarray | None = field(default=None, repr=False)
+
+    def __call__(self) -> np.ndarray:
+        if self._vectors is None:
+            self._vectors = self.encoder.encode(self.texts)
+        return self._vectors
+

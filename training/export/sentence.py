@@ -1,0 +1,64 @@
+"""The sentence encoder semantic scorecard rules match turns with (callqa.semantic.OnnxSentenceEncoder): a pretrained
+encoder's first ``layers`` transformer layers, mean-pooled over the tokens, exported to ONNX with its tokenizer.
+
+Why a pretrained encoder and not the bundle's fine-tuned one: the fine-tuned encoder learned what the quality heads
+need (a call's attitude, resolution), and its pooled vector of one turn says little about what the turn *says*; a
+criterion's examples are matched by meaning. Why its lower layers: docs/scorecard.md measures 4 of 12 layers against
+all 12 on held-out turns; fewer layers cost proportionally less per call.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from .quantize import OPSET
+
+
+class MeanPooled(nn.Module):
+    """input_ids, attention_mask → the mean of the last kept layer's token vectors."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def export_sentence_encoder(encoder: str | Path, out: Path, layers: int | None = None) -> Path:
+    """Write ``out``/model.onnx and tokenizer.json: ``encoder`` (a folder or hub id) cut to its first ``layers``
+    layers (None: all). Returns ``out``."""
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(str(encoder), attn_implementation="eager").eval()
+    if layers is not None:
+        if not 1 <= layers <= len(model.encoder.layer):
+            raise ValueError(f"layers: 1 to {len(model.encoder.layer)} for this encoder, not {layers}")
+        model.encoder.layer = model.encoder.layer[:layers]
+        model.config.num_hidden_layers = layers
+    out.mkdir(parents=True, exist_ok=True)
+    ids = torch.full((2, 12), 5, dtype=torch.long)
+    mask = torch.ones_like(ids)
+    mask[1, 8:] = 0
+    axes = {"input_ids": {0: "texts", 1: "tokens"}, "attention_mask": {0: "texts", 1: "tokens"},
+            "embedding": {0: "texts"}}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(MeanPooled(model), (ids, mask), str(out / "model.onnx"),
+                          input_names=["input_ids", "attention_mask"], output_names=["embedding"], dynamic_axes=axes,
+                          opset_version=OPSET, dynamo=False)
+    onnx.checker.check_model(str(out / "model.onnx"))
+    source = Path(str(encoder)) / "tokenizer.json"
+    if source.exists():
+        shutil.copyfile(source, out / "tokenizer.json")
+    else:
+        AutoTokenizer.from_pretrained(str(encoder)).backend_tokenizer.save(str(out / "tokenizer.json"))
+    return out
