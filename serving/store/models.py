@@ -27,8 +27,9 @@ class QueuePolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    order: QueueOrder = Field(default="least_confident", description="least_confident: the most uncertain head first; "
-                              "lowest_score: the lowest expected score on any ordinal head first; random")
+    order: QueueOrder = Field(default="random", description="random (the default: on STC-3 it teaches the next model "
+                              "fastest, docs/training.md); least_confident: the most uncertain head first; "
+                              "lowest_score: the lowest expected score on any ordinal head first")
     confidence: Literal["entropy", "margin"] = Field(default="entropy", description="how least_confident measures "
                                                      "uncertainty: normalised entropy, or the top-two margin")
     sample_rate: float = Field(default=0.05, ge=0, le=1, description="抽检: this share of calls, drawn at random "
