@@ -5,7 +5,10 @@ adds to scoring, and what per-turn evidence (occlusion) costs against plain scor
         [--bundle bundles/demo/current [--serve]] --out benchmarks/results/scorecard-latest.json
 
 - rules: calls/s of every rule of the card over the calls, in this one Python thread (rules are pure Python, so one
-  core), repeated until at least 3 s have passed;
+  core; semantic rules embed the turns with onnxruntime on the cores it takes), repeated until at least 3 s have
+  passed — for the whole card and per rule kind;
+- semantic rules: their milliseconds per call (one embedding pass over the turns, then every semantic rule) against
+  the model's, the share of scoring they add;
 - hit rates: per rule, the share of calls with at least one hit, and hits per 100 calls;
 - with --bundle: the pipeline's time per call for the model (onnxruntime) vs the scorecard on the same calls;
 - with --serve: /score p50/p90 latency for one call per request, with and without the scorecard, alternating;
@@ -27,11 +30,18 @@ from pathlib import Path
 from callqa import Call, Scorecard, load_calls, load_scorecard
 
 
-def rule_throughput(card: Scorecard, calls: list[Call], seconds: float = 3.0) -> dict:
+def rule_throughput(card: Scorecard, calls: list[Call], seconds: float = 3.0, kind: str | None = None) -> dict:
+    """Calls/s of the card's rules (of one ``kind``), a call's turns embedded once for its semantic rules."""
+    from callqa.semantic import TurnEmbeddings
+
+    rules = [r for r in card.rules.values() if kind is None or r.kind == kind]
     passes, started = 0, time.perf_counter()
     while True:
         for call in calls:
-            card.rule_hits(call)
+            embeddings = TurnEmbeddings(card.encoder, [t.text for t in call.turns]) if card.encoder else None
+            for rule in rules:
+                if rule.applies(call):
+                    rule.run(call, embeddings)
         passes += 1
         elapsed = time.perf_counter() - started
         if elapsed >= seconds:
@@ -68,10 +78,14 @@ def pipeline_cost(bundle: Path, card: Scorecard, calls: list[Call]) -> dict:
         for _ in range(5):
             pipeline.assemble(calls, predictions, with_scorecard=with_card)
         timings[with_card] = (time.perf_counter() - started) / 5
+    semantic = rule_throughput(card, calls, 2.0, "semantic")["calls_per_s"] if card.semantic else None
+    semantic_s = len(calls) / semantic if semantic else 0.0
     return {"calls": len(calls), "model_ms_per_call": 1000 * model_s / len(calls),
             "heads_ms_per_call": 1000 * timings[False] / len(calls),
             "scorecard_ms_per_call": 1000 * (timings[True] - timings[False]) / len(calls),
-            "scorecard_share_of_scoring": (timings[True] - timings[False]) / (model_s + timings[True])}
+            "scorecard_share_of_scoring": (timings[True] - timings[False]) / (model_s + timings[True]),
+            "semantic_ms_per_call": 1000 * semantic_s / len(calls),
+            "semantic_added_to_scoring": semantic_s / (model_s + timings[True] - semantic_s)}
 
 
 def evidence_cost(bundle: Path, calls: list[Call]) -> dict:
@@ -129,11 +143,20 @@ def main() -> None:
     parser.add_argument("--stc3", type=Path, help="STC-3 JSON (train_cn.json): rule speed and hit rates on real calls")
     parser.add_argument("--scorecard", default="default")
     parser.add_argument("--bundle", type=Path, help="a bundle folder: model vs scorecard time per call")
+    parser.add_argument("--sentence-encoder", type=Path, help="the semantic rules' encoder folder (default: the "
+                        "bundle's sentence/)")
     parser.add_argument("--serve", action="store_true", help="also serve the bundle and time /score with and without")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scorecard-latest.json"))
     args = parser.parse_args()
 
     card = load_scorecard(args.scorecard)
+    if card.semantic:
+        from callqa import OnnxSentenceEncoder
+
+        folder = args.sentence_encoder or (args.bundle / "sentence" if args.bundle else None)
+        if folder is None:
+            parser.error("the card has semantic rules: give --bundle (with sentence/) or --sentence-encoder DIR")
+        card.use_encoder(OnnxSentenceEncoder(folder))
     sets = {"sample": load_calls(args.data)}
     if args.stc3:
         from callqa.stc3 import read_stc3
@@ -142,6 +165,8 @@ def main() -> None:
     result = {"machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
               "scorecard": {"name": card.name, "hash": card.hash, "rules": len(card.rules)},
               "rules_throughput": {name: rule_throughput(card, calls) for name, calls in sets.items()},
+              "rules_throughput_by_kind": {kind: rule_throughput(card, sets["sample"], 2.0, kind)
+                                           for kind in sorted({r.kind for r in card.rules.values()})},
               "hit_rates": {name: hit_rates(card, calls) for name, calls in sets.items()}}
     if args.bundle:
         result["pipeline"] = pipeline_cost(args.bundle, card, sets["sample"][:120])
@@ -152,7 +177,9 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     for name, t in result["rules_throughput"].items():
-        print(f"rules on {name}: {t['calls_per_s']:,.0f} calls/s on one core ({t['calls']} calls × {t['passes']} passes)")
+        print(f"rules on {name}: {t['calls_per_s']:,.0f} calls/s ({t['calls']} calls × {t['passes']} passes)")
+    for kind, t in result["rules_throughput_by_kind"].items():
+        print(f"  {kind} rules alone on sample: {t['calls_per_s']:,.0f} calls/s")
     names = list(sets)
     print("\n| rule | " + " | ".join(f"{n}: calls hit" for n in names) + " |")
     print("|---|" + "---|" * len(names))
@@ -165,7 +192,9 @@ def main() -> None:
     if "pipeline" in result:
         p = result["pipeline"]
         print(f"\nper call: model {p['model_ms_per_call']:.2f} ms, head scores {p['heads_ms_per_call']:.3f} ms, "
-              f"scorecard {p['scorecard_ms_per_call']:.3f} ms ({p['scorecard_share_of_scoring']:.1%} of scoring)")
+              f"scorecard {p['scorecard_ms_per_call']:.3f} ms ({p['scorecard_share_of_scoring']:.1%} of scoring), of "
+              f"which semantic rules {p['semantic_ms_per_call']:.2f} ms (+{p['semantic_added_to_scoring']:.1%} "
+              f"to scoring without them)")
     if "evidence" in result:
         e = result["evidence"]
         print(f"evidence: {e['evidence_ms_per_call']:.0f} ms per call ({e['mean_turns']:.1f} turns) vs "

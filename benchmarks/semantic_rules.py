@@ -7,7 +7,8 @@
     written from the same examples (their 2–4 character strings shared by two examples and no counter-example), and
     TF-IDF nearest-example similarity (character 1–3-grams).
 (b) **Agent turns written for the default card's criteria** (datasets/semantic/agent_turns.jsonl: 推诿, 含糊其辞, 安抚,
-    致歉, positives in other words and hard negatives, written apart from the card's examples): precision / recall on
+    致歉, positives in other words and hard negatives, plus 40 everyday agent turns negative for every criterion,
+    written apart from the card's examples): precision / recall on
     the ``test`` half for the default card's phrase lists and for the semantic rules (threshold tuned on the ``dev``
     half), with two sentence encoders — the pretrained e5-small, all 12 layers and its first 4 — and TF-IDF.
 
@@ -40,6 +41,8 @@ TURNS = ROOT / "datasets" / "semantic" / "agent_turns.jsonl"
 PHRASES = ROOT / "configs" / "scorecards" / "phrases.yaml"
 # Criterion of (b) → the default card's phrase list that stands for it, and the phrase file's example lists.
 CARD_LISTS = {"deflection": "deflection", "evasive": "evasive", "soothing": "soothing", "apology": "soothing"}
+# The exceptions the replaced phrase rules had (the card's evasive rule).
+EXCEPTIONS = {"evasive": ("不清楚的地方您可以随时问我", "不清楚的话我帮您查")}
 NUGGETS = {"problem": ("customer", "customer_nugget", "CNUG0"), "solution": ("agent", "helpdesk_nugget", "HNUG*")}
 
 
@@ -80,8 +83,12 @@ def semantic(encoder, examples, counter, tune_texts, tune_gold, test_texts, test
             "ms_per_turn": 1000 * seconds / max(1, len(tune_texts) + len(test_texts))}
 
 
-def phrase_hits(phrases: list[str], texts: list[str]) -> np.ndarray:
-    return np.array([any(p in t for p in phrases) for t in texts])
+def phrase_hits(phrases: list[str], texts: list[str], exceptions: tuple[str, ...] = ()) -> np.ndarray:
+    """Turns a phrase list matches (the card's phrase rules: a match inside one of ``exceptions`` does not count)."""
+    from callqa.rules import Matcher, PhraseSet
+
+    matcher = Matcher.of(PhraseSet(phrases=tuple(phrases), exceptions=exceptions), {}, "benchmark")
+    return np.array([matcher.matches(t) for t in texts])
 
 
 def phrases_from(examples: list[str], counter: list[str]) -> list[str]:
@@ -141,12 +148,14 @@ def agent_turns(encoders: dict) -> dict:
         examples, counter = lists[f"{criterion}_examples"], lists.get(f"{criterion}_counter_examples", [])
         overlap = {r["text"] for r in rows} & set(examples + counter)
         assert not overlap, f"held-out turns among the card's examples: {overlap}"
-        mine = [r for r in rows if r["criterion"] == criterion]
+        # The criterion's own turns, and the everyday agent turns (greetings, checks, closings) every criterion
+        # must leave alone: a call is mostly those.
+        mine = [r for r in rows if r["criterion"] in (criterion, "generic")]
         dev = [r for r in mine if r["split"] == "dev"]
         test = [r for r in mine if r["split"] == "test"]
         gold = np.array([r["label"] for r in test])
         texts = [r["text"] for r in test]
-        result = {"phrase": measured(gold, phrase_hits(lists[card_list], texts))}
+        result = {"phrase": measured(gold, phrase_hits(lists[card_list], texts, EXCEPTIONS.get(criterion, ())))}
         for key, encoder in encoders.items():
             enc = Tfidf([r["text"] for r in dev] + examples) if key == "tfidf" else encoder
             result[key] = semantic(enc, examples, counter, [r["text"] for r in dev], np.array([r["label"] for r in dev]),
@@ -158,7 +167,7 @@ def agent_turns(encoders: dict) -> dict:
 TITLES = {"deflection": "推诿", "evasive": "含糊其辞", "soothing": "安抚", "apology": "致歉",
           "problem": "客户说明问题 (CNUG0)", "solution": "客服给出方案 (HNUG*)"}
 SYSTEMS = {"phrase": "phrase rule", "e5-12": "semantic, e5-small 12 layers", "e5-4": "semantic, e5-small 4 layers",
-           "tfidf": "TF-IDF nearest example"}
+           "e5-4-int8": "semantic, e5-small 4 layers int8 (shipped)", "tfidf": "TF-IDF nearest example"}
 
 
 def table(result: dict) -> str:
@@ -193,10 +202,10 @@ def main() -> None:
 
     cache = ROOT / "data" / "sentence-encoders"
     encoders: dict = {}
-    for key, layers in (("e5-12", None), ("e5-4", 4)):
+    for key, layers, int8 in (("e5-12", None, False), ("e5-4", 4, False), ("e5-4-int8", 4, True)):
         folder = cache / key
         if not (folder / "model.onnx").exists():
-            export_sentence_encoder(ENCODER, folder, layers)
+            export_sentence_encoder(ENCODER, folder, layers, int8=int8)
         encoders[key] = OnnxSentenceEncoder(folder)
     encoders["tfidf"] = None  # fitted per criterion on its own texts
     result = {"machine": platform.machine(), "seed": args.seed, "agent_turns": agent_turns(encoders),

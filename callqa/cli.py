@@ -13,14 +13,13 @@ from rich.table import Table
 
 from callqa import __version__
 from callqa.console import SchemaOption, console, err_console, fail, schema_or_fail
+from callqa.scorecard_cli import scorecard_app
 
 app = typer.Typer(
     help="callqa — call-center quality inspection (智能质检): data tools, training, export and serving.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-scorecard_app = typer.Typer(help="QA scorecards (质检评分表): check a card, alone or against a model bundle.",
-                             no_args_is_help=True)
 data_app = typer.Typer(help="Validate, inspect, split, import and redact call files (JSONL).", no_args_is_help=True)
 app.add_typer(data_app, name="data", rich_help_panel="Data")
 app.add_typer(scorecard_app, name="scorecard", rich_help_panel="Data")
@@ -333,29 +332,6 @@ def json_schema(
         console.print(f"written to {out}")
     else:
         print(text, end="")
-
-
-@scorecard_app.command("check")
-def scorecard_check(
-    card: Annotated[str, typer.Argument(help="A shipped card's name (default) or a YAML path.")] = "default",
-    bundle: Annotated[str | None, typer.Option("--bundle", "-b", help="Also check it against this bundle's label "
-                                               "schema (folder or tag): its `schema:` and every head and level it "
-                                               "names.")] = None,
-) -> None:
-    """Check a scorecard as `callqa serve` and `callqa score` do before scoring a call: every field,
-    rule and phrase list, and with --bundle the schema it is written for. One line per problem; exit 1 on any."""
-    from callqa.bundle import BundleError, read_bundle_info, resolve_bundle
-    from callqa.pipeline import ScoringPipeline
-    from callqa.scorecard import ScorecardError, load_scorecard
-
-    try:
-        loaded = load_scorecard(card)
-        if bundle is not None:
-            ScoringPipeline(read_bundle_info(resolve_bundle(bundle)), loaded)
-    except (BundleError, ScorecardError, FileNotFoundError, ValueError) as err:
-        raise fail(str(err)) from None
-    against = f", and fits bundle {bundle}" if bundle else ""
-    console.print(f"{loaded.source}: scorecard {loaded.name!r} is valid{against} (hash {loaded.hash})")
 
 
 # Training's and serving's commands, in a fixed order (entry points come in no particular order): "training" before

@@ -14,8 +14,8 @@ Kinds (``kind:`` in a scorecard's ``rules:``):
                 ``phrase`` one hit per matching turn, or with ``required: true`` like ``required`` (安抚 after a
                 complaint): a hit where no turn in scope matches. The hit names the closest example.
 
-Timing kinds need ``start``/``end`` on the turns they look at; on a call without them the rule is *not applicable*
-(never a deduction). Phrase matches skip ``exceptions`` ("不清楚的地方您可以随时问我" is not the 禁语 "不清楚") and
+Timing kinds need ``start``/``end`` on the turns they look at, semantic rules a sentence encoder; without them the
+rule is *not applicable* (never a deduction). Phrase matches skip ``exceptions`` ("不清楚的地方您可以随时问我" is not the 禁语 "不清楚") and
 matches right after a negation ("不生气" is not a complaint about being angry).
 """
 
@@ -221,7 +221,10 @@ class CompiledRule:
         return self.spec.kind
 
     def applies(self, call: Call) -> bool:
-        """False where the rule cannot judge the call: timing rules on turns without start/end."""
+        """False where the rule cannot judge the call: timing rules on turns without start/end, semantic rules with no
+        sentence encoder (a card scored alone, in Python; every scoring session gives it the bundle's, or refuses)."""
+        if self.kind == "semantic":
+            return self.matcher_of_examples is not None
         if self.kind not in TIMING_KINDS:
             return True
         return sum(_timed(t) for t in call.turns) >= 2
@@ -233,17 +236,17 @@ class CompiledRule:
             if self.matcher_of_examples is None or embeddings is None:
                 raise RuleError(f"rules.{self.id}: a semantic rule needs a sentence encoder; score with a bundle that "
                                 f"has one, or give the scorecard one (load_scorecard(..., encoder=...))")
-            hits = self._semantic(call, embeddings())
+            hits = self._semantic(call, embeddings)
         else:
             hits = getattr(self, f"_{self.kind}")(call)
         return hits[: self.spec.max_hits]
 
-    def _semantic(self, call: Call, vectors) -> list[Hit]:
+    def _semantic(self, call: Call, embeddings) -> list[Hit]:
         """Turns of the rule's speaker whose score meets the threshold (callqa.semantic.ExampleMatcher); required:
         where none in scope does. A hit names the closest example and carries the turn's score."""
         spec, turns = self.spec, call.turns
         mine = [i for i, t in enumerate(turns) if t.speaker == spec.speaker]
-        matches = dict(zip(mine, self.matcher_of_examples.match(vectors[mine]) if mine else []))
+        matches = dict(zip(mine, self.matcher_of_examples.match(embeddings(mine)) if mine else []))
 
         def hit(i: int, start: int = 0, end: int | None = None, scored: bool = True) -> Hit:
             found = self._hit(turns, i, start, len(turns[i].text) if end is None else end)

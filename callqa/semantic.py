@@ -99,14 +99,18 @@ class ExampleMatcher:
 
 @dataclass
 class TurnEmbeddings:
-    """A call's turn embeddings, computed on first use and shared by every semantic rule that scores the call."""
+    """A call's turn embeddings, each turn embedded on first use and shared by every semantic rule that scores the
+    call: the turns the rules look at (an agent's, mostly), once, in one batch per rule that needs new ones."""
 
     encoder: SentenceEncoder
     texts: list[str]
-    _vectors: np.ndarray | None = field(default=None, repr=False)
+    _done: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
-    def __call__(self) -> np.ndarray:
-        if self._vectors is None:
-            self._vectors = self.encoder.encode(self.texts)
-        return self._vectors
-
+    def __call__(self, turns: list[int]) -> np.ndarray:
+        """The embeddings of ``turns`` (indices into the call's turns), one row each."""
+        missing = [i for i in turns if i not in self._done]
+        if missing:
+            self._done.update(zip(missing, self.encoder.encode([self.texts[i] for i in missing])))
+        if not turns:
+            return np.zeros((0, 0), np.float32)
+        return np.stack([self._done[i] for i in turns])

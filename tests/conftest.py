@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -104,6 +105,24 @@ def without_shared(monkeypatch, tmp_path):
     monkeypatch.setenv("CALLQA_HOME", str(tmp_path / "empty-home"))
 
 
+@functools.cache
+def sentence_encoder():
+    """The sentence encoder the default card's semantic rules match with, as a bundle carries it: the shared e5's
+    first 4 layers on ONNX (exported once per test session)."""
+    from callqa.semantic import OnnxSentenceEncoder
+    from callqa.training.export.sentence import export_sentence_encoder
+
+    folder = Path(tempfile.mkdtemp(prefix="callqa-test-sentence-")) / "sentence"
+    return OnnxSentenceEncoder(export_sentence_encoder(need(SHARED_ENCODER), folder, 4))
+
+
+def default_card(schema=None):
+    """The shipped default card, ready to score (its semantic rules with :func:`sentence_encoder`)."""
+    from callqa.scorecard import load_scorecard
+
+    return load_scorecard("default", schema, encoder=sentence_encoder())
+
+
 def score_randomly(calls, seed: int):
     """Each call scored on the default card from seeded random head scores (callcenter schema): a store's worth of
     realistic predictions without a model."""
@@ -111,10 +130,9 @@ def score_randomly(calls, seed: int):
 
     from callqa.pipeline import ScoredCall, head_scores
     from callqa.schema import load_schema
-    from callqa.scorecard import load_scorecard
 
     schema = load_schema("callcenter")
-    card, rng = load_scorecard("default", schema), np.random.default_rng(seed)
+    card, rng = default_card(schema), np.random.default_rng(seed)
     out = []
     for call in calls:
         probs = {h.name: rng.random(h.size) if h.spec.multiple else rng.dirichlet(np.ones(h.size)) for h in schema.heads}
@@ -199,8 +217,9 @@ def tiny_bundle(tmp_path_factory, tiny_run) -> Path:
     from callqa.training.export import GateConfig, export_run
 
     out = tmp_path_factory.mktemp("bundles") / "tiny"
+    # The default card's semantic rules match with the shared e5 (as a real bundle's would), where it is here.
     export_run(tiny_run, out, version="tiny", gate=GateConfig(max_nmd_increase=1.0, max_macro_f1_drop=1.0),
-               log=lambda *_: None)
+               log=lambda *_: None, sentence_encoder=SHARED_ENCODER if SHARED_ENCODER.exists() else "run")
     return out
 
 

@@ -15,10 +15,10 @@ from callqa.calls import Call
 from callqa.cli import app
 from callqa.jsonl import load_calls
 from callqa.pipeline import ScoringPipeline
-from callqa.scorecard import load_scorecard
 from callqa.scorer import OnnxScorer
 from callqa.serving.bento import pinned
 from callqa.serving.process import free_port, stop_tree, wait_ready
+from callqa.session import scorecard_for
 
 from conftest import SAMPLE
 
@@ -70,7 +70,7 @@ def test_a_bento_holds_the_bundle_and_pinned_serving_packages_and_serves_what_th
     finally:
         stop_tree(process)
     scorer = OnnxScorer.from_bundle(tiny_bundle)
-    expected = ScoringPipeline(scorer.info, load_scorecard("default", scorer.schema)).score(
+    expected = ScoringPipeline(scorer.info, scorecard_for("default", tiny_bundle)).score(
         scorer, [Call.model_validate(call.model_dump(exclude={"labels"}))])[0]
     assert served["model"] == "callqa-scorer:tiny"
     for head in ("attitude", "empathy", "resolution"):

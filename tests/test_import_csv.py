@@ -67,8 +67,9 @@ def test_a_missing_column_is_named_with_the_columns_there_are(tmp_path):
 
 
 def test_the_guides_example_imports_and_grades_as_docs_your_data_says(tmp_path):
-    from callqa import load_scorecard
     from callqa.jsonl import load_calls
+
+    from conftest import default_card
 
     examples = REPO / "datasets" / "examples"
     out = tmp_path / "calls.jsonl"
@@ -80,7 +81,7 @@ def test_the_guides_example_imports_and_grades_as_docs_your_data_says(tmp_path):
     stats = CliRunner().invoke(app, ["data", "stats", str(out), "--schema", str(examples / "mycenter.yaml")])
     assert stats.exit_code == 0 and "compliance 合规性" in stats.output and "严重违规" in stats.output
 
-    card = load_scorecard("default")
+    card = default_card()
     clean, rude = card.score(calls["c-1001"]), card.score(calls["c-1002"])
     assert clean.total == 100 and not clean.red_line
     assert rude.red_line and rude.total == 0

@@ -27,7 +27,8 @@ def sample_calls(n: int, start: int = 200) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def server(tiny_bundle, tmp_path_factory):
-    server = serve(tiny_bundle, tmp_path_factory.mktemp("review-server"))
+    server = serve(tiny_bundle, tmp_path_factory.mktemp("review-server"),
+                   review={"sample_rate": 0.0, "lease_minutes": 5, "order": "least_confident"})
     status, body = server.post("/score", {"calls": sample_calls(6), "store": True}, key="scorer")
     assert status == 200 and body["stored"] == 6, body
     yield server
@@ -92,7 +93,7 @@ def test_two_reviewers_saving_from_stale_views_get_a_409_not_an_overwrite(server
 def test_a_reviewer_corrects_a_call_in_the_browser_and_it_is_stored_and_exported(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    store = ReviewStore(server.database, QueuePolicy(sample_rate=0.0))
+    store = ReviewStore(server.database, QueuePolicy(sample_rate=0.0, order="least_confident"))  # as the server's
     first = store.queue(server.key_ids["anna"], limit=1)[0][0].call_id
     before = store.view(first)
     schema = load_schema("callcenter")
@@ -203,7 +204,7 @@ def test_a_reviewer_follows_a_deduction_to_its_span_marks_it_wrong_and_adds_a_mi
             range.setStart(text, 5); range.setEnd(text, 8);
             const selection = window.getSelection(); selection.removeAllRanges(); selection.addRange(range);
         }""")
-        page.locator(".card-item[data-item=answers] button").click()
+        page.locator(".card-item[data-item=answers] button", has_text="漏扣").click()
         expect(page.locator(".card-item[data-item=answers] .missed")).to_contain_text("不好说")
         # The turn that explains the attitude label is marked as its reason (attitude is the active head).
         page.locator("#transcript li").nth(2).hover()

@@ -40,7 +40,7 @@ def red_line_call(call_id: str = "c-red", agent: str = "a-1") -> Call:
     """A call whose agent says 「你急什么」 (禁语: the default card's red line, an item worth 0 points) and misses the
     soothing after a complaint: a red line and a points deduction."""
     turns = [("agent", "您好，很高兴为您服务，请问有什么可以帮您？"), ("customer", "我的宽带又断了，太气人了，投诉！"),
-             ("agent", "你急什么，我这边帮您查一下"), ("customer", "快点吧"), ("agent", "已经恢复了，还有其他问题吗？"),
+             ("agent", "你急什么，等一下"), ("customer", "快点吧"), ("agent", "已经恢复了，还有其他问题吗？"),
              ("customer", "没有了"), ("agent", "感谢您的来电，再见")]
     return Call(call_id=call_id, agent_id=agent, started_at=datetime.now(UTC),
                 turns=[Turn(speaker=s, text=t) for s, t in turns])

@@ -15,10 +15,10 @@ from callqa.pipeline import ScoredCall, head_scores
 from callqa.schema import load_schema
 from callqa.scorecard import SCORECARD_DIR, ScorecardError, load_scorecard
 
-from conftest import SAMPLE, SHARED_STC3
+from conftest import SAMPLE, SHARED_STC3, default_card
 
 SCHEMA = load_schema("callcenter")
-CARD = load_scorecard("default", SCHEMA)
+CARD = default_card(SCHEMA)
 
 OPENING = "您好，很高兴为您服务，我是19号客服，请问有什么可以帮您"
 CLOSING = "请问还有其他可以帮您的吗？感谢您的来电，再见"
@@ -73,10 +73,12 @@ def test_forbidden_phrase_hits_carry_the_exact_span_and_exceptions_do_not_hit():
         assert c.turns[h.turn].text[h.start:h.end] == h.text
 
 
-def test_an_evasive_phrase_inside_an_exception_is_not_a_hit():
+def test_an_evasive_answer_hits_in_other_words_and_the_old_exception_still_does_not():
+    # 含糊其辞 is a semantic rule (issue 34): the old phrase rule's exceptions are its counter-examples.
     assert hits(polite(("a", "不清楚的地方您可以随时问我")), "evasive") == []
-    [h] = hits(polite(("a", "这个我不清楚")), "evasive")
-    assert h.text == "不清楚"
+    [h] = hits(polite(("c", "钱什么时候退"), ("a", "这个嘛我也说不好，大概过几天吧")), "evasive")
+    assert (h.turn, h.text) == (2, "这个嘛我也说不好，大概过几天吧") and h.example in CARD.rules["evasive"].examples
+    assert h.value >= CARD.rules["evasive"].spec.threshold
 
 
 def test_customer_turns_are_not_checked_for_agent_phrases():
@@ -239,10 +241,12 @@ def broken_card(tmp_path, change) -> str:
      ["sections.handling.items.answers.rules", "vague"]),
     (lambda d: d["sections"]["handling"]["items"]["answers"].update(points=15),
      ["total", "105", "100"]),
-    (lambda d: d["rules"]["evasive"].update(patterns=["(不清楚"]),
-     ["rules.evasive.patterns[0]", "does not compile"]),
-    (lambda d: d["rules"]["evasive"].update(lists=["evasive", "vague_words"]),
-     ["rules.evasive.lists", "vague_words"]),
+    (lambda d: d["rules"]["filler"].update(patterns=["(那个"]),
+     ["rules.filler.patterns[0]", "does not compile"]),
+    (lambda d: d["rules"]["filler"].update(lists=["filler", "vague_words"]),
+     ["rules.filler.lists", "vague_words"]),
+    (lambda d: d["rules"]["evasive"].update(example_lists=["evasive_examples", "vague_words"]),
+     ["rules.evasive.example_lists", "vague_words"]),
     (lambda d: d["rules"]["evasive"].update(kind="fuzzy"),
      ["rules.evasive", "fuzzy"]),
     (lambda d: d["sections"]["handling"]["items"]["complaint_followup"]["when"].update(label="refund"),

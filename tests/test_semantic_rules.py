@@ -69,8 +69,8 @@ def test_a_criterion_written_as_examples_catches_other_words_and_names_the_close
     assert [d.turn for d in item.deductions] == [1]  # the deflection in other words, not the agent who takes it on
     hit = item.deductions[0]
     assert hit.example in PHRASES["deflection_examples"] and hit.value >= 0.9 and hit.text == call.turns[1].text
-    # Two semantic rules, one embedding pass over the call's turns.
-    assert counting.calls[embedded_for_examples:] == [[t.text for t in call.turns]]
+    # Two semantic rules of the agent's turns: those turns embedded once, the customer's never.
+    assert counting.calls[embedded_for_examples:] == [[call.turns[1].text, call.turns[3].text]]
 
 
 def test_a_required_criterion_after_a_trigger_is_met_by_soothing_in_other_words(encoder, tmp_path):
@@ -82,10 +82,12 @@ def test_a_required_criterion_after_a_trigger_is_met_by_soothing_in_other_words(
     assert card.score(soothed).items()["soothing"].deductions == []
 
 
-def test_a_semantic_card_without_an_encoder_or_with_an_unknown_list_is_refused_by_name(tmp_path):
+def test_without_an_encoder_semantic_rules_say_not_applicable_and_an_unknown_list_is_refused_by_name(tmp_path):
+    # A card scored alone in Python, with no encoder: its semantic rules cannot judge, and say so (scoring sessions
+    # refuse such a card instead: the bundle test below).
     card = _card(tmp_path)
-    with pytest.raises(ScorecardError, match="rules.deflection: a semantic rule needs a sentence encoder"):
-        card.score(_call(("agent", "您好")))
+    assert card.rule_hits(_call(("agent", "这个不归我们管您去问别人吧")))["deflection"] is None
+    assert not card.score(_call(("agent", "这个不归我们管您去问别人吧"))).items()["no_deflection"].applicable
     broken = {**CARD, "rules": {**CARD["rules"], "deflection": {**CARD["rules"]["deflection"],
                                                                   "example_lists": ["nope"]}}}
     with pytest.raises(ScorecardError, match=r"card.yaml: rules.deflection.example_lists: no list 'nope'"):
@@ -93,17 +95,21 @@ def test_a_semantic_card_without_an_encoder_or_with_an_unknown_list_is_refused_b
 
 
 def test_a_bundle_exported_with_a_sentence_encoder_scores_a_semantic_card_and_one_without_is_refused(
-        tiny_run, tiny_bundle, tiny_encoder_dir, tmp_path):
+        tiny_run, tiny_encoder_dir, tmp_path):
     from callqa.bundle import load_bundle
     from callqa.session import ScoringSession
     from callqa.training.export import GateConfig, export_run
 
     _card(tmp_path)  # writes card.yaml and phrases.yaml
+    gate = GateConfig(max_nmd_increase=1.0, max_macro_f1_drop=1.0)
+    plain = export_run(tiny_run, tmp_path / "plain", version="plain", gate=gate, store=False, log=lambda *_: None,
+                       sentence_encoder=None)
+    assert not any(name.startswith("sentence/") for name in plain.files)
     with pytest.raises(ScorecardError, match="semantic rules \\(deflection, no_soothing\\) need a sentence encoder"):
-        ScoringSession.check(tiny_bundle, tmp_path / "card.yaml")
+        ScoringSession.check(tmp_path / "plain", tmp_path / "card.yaml")
     out = tmp_path / "bundle"
-    export_run(tiny_run, out, version="semantic", gate=GateConfig(max_nmd_increase=1.0, max_macro_f1_drop=1.0),
-               store=False, log=lambda *_: None, sentence_encoder=tiny_encoder_dir, sentence_layers=1)
+    export_run(tiny_run, out, version="semantic", gate=gate, store=False, log=lambda *_: None,
+               sentence_encoder=tiny_encoder_dir, sentence_layers=1)
     info, _ = load_bundle(out)  # the sentence encoder's files are checked like the rest
     assert {"sentence/model.onnx", "sentence/tokenizer.json"} <= set(info.files)
     session = ScoringSession(out, tmp_path / "card.yaml")
@@ -114,3 +120,92 @@ def test_a_bundle_exported_with_a_sentence_encoder_scores_a_semantic_card_and_on
     hits = scored.scorecard.items()["no_deflection"].deductions
     # The tiny random encoder matches the example it was given word for word; what matters here is the wiring.
     assert [(h.turn, h.example) for h in hits] == [(1, "这个不归我们管您去问别人吧")]
+
+
+def _reviewed(call_id: str, turns: list[tuple[str, str]], false_hits=(), missed=()) -> Call:
+    """A call as `reviews export` writes it: its verdicts of record in meta.scorecard."""
+    return Call.model_validate({"call_id": call_id, "turns": [{"speaker": s, "text": t} for s, t in turns],
+                                "meta": {"scorecard": {"false_hits": [{"item": "deflection", "rule": "deflection",
+                                                                       "turn": t} for t in false_hits],
+                                                       "missed": [{"item": "deflection", "turn": t} for t in missed]}}})
+
+
+def test_tuning_a_semantic_rule_on_reviews_counts_wrong_hits_and_misses_and_proposes_what_it_still_misses():
+    from callqa.rule_tuning import tune, turn_truth
+
+    from conftest import default_card
+
+    card = default_card()
+    calls = [
+        _reviewed("r1", [("customer", "快递丢了"), ("agent", "这个不归我们这边管，您去问快递公司吧。"), ("agent", "还有别的事吗")]),
+        _reviewed("r2", [("customer", "账单不对"), ("agent", "账单的事您去营业厅问，我们这里不负责。")]),
+        _reviewed("r3", [("customer", "想改套餐"), ("agent", "这个我们处理不了，您找别的部门吧。")], false_hits=[1]),
+        _reviewed("r4", [("customer", "退款呢"), ("agent", "退款那是财务的事，跟客服这边扯不上。")], missed=[1]),
+        _reviewed("r5", [("customer", "网络断了"), ("agent", "我帮您报修，师傅明天上门。")]),
+    ]
+    hits = {c.call_id: {h.turn for h in card.rule_hits(c)["deflection"] or ()} for c in calls}
+    truth = {c.call_id: turn_truth(card, "deflection", c) for c in calls}
+    assert truth["r3"][1] is False and truth["r4"][1] is True  # 误判 and 漏扣 as reviewers marked them
+    flagged = [(c, t) for c in hits for t in hits[c]]
+    right = [(c, t) for c, t in flagged if truth[c][t]]
+    positives = [(c, t) for c in truth for t, y in truth[c].items() if y]
+    result = tune(card, "deflection", calls)
+    assert result.calls == 5 and result.positives == len(positives)
+    assert result.current.precision == pytest.approx(len(right) / len(flagged))
+    assert result.current.recall == pytest.approx(len(right) / len(positives))
+    f1 = lambda q: 2 * q.precision * q.recall / (q.precision + q.recall)  # noqa: E731
+    assert f1(result.proposed) >= f1(result.current)
+    if result.proposed.recall < 1:
+        assert result.add_examples  # a 漏扣 the proposed threshold still misses is offered as an example
+
+    with pytest.raises(ScorecardError, match="tune calibrates semantic rules that flag turns"):
+        tune(card, "no_soothing", calls)
+
+
+def test_scorecard_tune_and_check_from_the_command_line(tiny_bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from callqa.cli import app
+    from callqa.jsonl import write_calls
+    from callqa.scorecard import load_scorecard
+
+    reviews = tmp_path / "reviews.jsonl"
+    write_calls(reviews, [_reviewed("r1", [("customer", "快递丢了"), ("agent", "这个不归我们管您去问别人吧")]),
+                          _reviewed("r2", [("customer", "改套餐"), ("agent", "好的我帮您改")], missed=[1])])
+    out = tmp_path / "tuned.yaml"
+    result = CliRunner().invoke(app, ["scorecard", "tune", "--rule", "deflection", "--reviews", str(reviews),
+                                      "--bundle", str(tiny_bundle), "--write", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "2 reviewed calls" in result.output and "proposed" in result.output
+    tuned = load_scorecard(out)
+    assert tuned.rules["deflection"].spec.threshold != load_scorecard("default").rules["deflection"].spec.threshold \
+        or "examples" in out.read_text(encoding="utf-8")
+    checked = CliRunner().invoke(app, ["scorecard", "check", "default", "--bundle", str(tiny_bundle)])
+    assert "closest pair" in checked.output and "deflection" in checked.output
+    refused = CliRunner().invoke(app, ["scorecard", "tune", "--rule", "forbidden", "--reviews", str(reviews),
+                                       "--bundle", str(tiny_bundle)])
+    assert refused.exit_code == 1 and "tune calibrates semantic rules" in refused.output
+
+
+@pytest.mark.skipif(not __import__("servers").CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_the_review_page_shows_a_semantic_deduction_with_its_closest_example(tiny_bundle, tmp_path):
+    from playwright.sync_api import expect
+    from servers import reviewing, serve, stop
+
+    server = serve(tiny_bundle, tmp_path)
+    try:
+        # Said word for word as one of the default card's 推诿 examples: even the tiny test encoder matches it.
+        example = "这个不归我们管您去问别人吧"
+        call = {"call_id": "sem-1", "turns": [{"speaker": "customer", "text": "我的快递丢了"},
+                                              {"speaker": "agent", "text": example}]}
+        status, body = server.post("/score", {"calls": [call], "store": True}, key="scorer")
+        assert status == 200, body
+        [hit] = [d for s in body["results"][0]["scorecard"]["sections"] for i in s["items"] for d in i["deductions"]
+                 if d["rule"] == "deflection"]
+        assert hit["example"] == example and hit["turn"] == 1
+        with reviewing(server, "anna", "sem-1") as page:
+            shown = page.locator("li.deduction[data-rule='deflection']")
+            expect(shown).to_contain_text("推诿")
+            expect(shown).to_contain_text(f"最接近的示例：「{example}」")
+    finally:
+        stop(server.process)

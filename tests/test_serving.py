@@ -25,10 +25,10 @@ from callqa.calls import Call
 from callqa.cli import app
 from callqa.jsonl import load_calls
 from callqa.pipeline import ScoringPipeline
-from callqa.scorecard import load_scorecard
 from callqa.scorer import OnnxScorer
 from callqa.serving.middleware import GuardMiddleware
 from callqa.serving.store import KeyStore
+from callqa.session import scorecard_for
 from callqa.training.data import build_dataset
 from callqa.training.evaluate import load_run
 from callqa.training.trainer import predict_rows
@@ -84,7 +84,7 @@ def test_score_grades_each_call_on_the_scorecard_as_the_pipeline_does_and_can_sk
     calls = sample_calls(4)
     status, body = server.post("/score", {"calls": calls})
     assert status == 200, body
-    pipeline = ScoringPipeline(read_bundle_info(tiny_bundle), load_scorecard("default"))
+    pipeline = ScoringPipeline(read_bundle_info(tiny_bundle), scorecard_for("default", tiny_bundle))
     local = pipeline.score(OnnxScorer.from_bundle(tiny_bundle, "model.onnx"), [Call.model_validate(c) for c in calls])
     for call, result, expected in zip(calls, body["results"], local):
         card = result["scorecard"]

@@ -350,6 +350,11 @@ function renderItem(item, recorded) {
     });
     const li = el("li", { className: "deduction" + (wrong ? " wrong" : ""), title: "定位到原文" },
       el("span", { className: "what", textContent: `${d.title} −${fmt(d.points)} ${where}` }), toggle);
+    // A semantic rule's hit: the criterion's example it came closest to, and how close (相似度).
+    if (d.example) {
+      li.append(el("div", { className: "muted small example", textContent:
+        `最接近的示例：「${d.example}」${d.value != null ? `（相似度 ${d.value.toFixed(3)}）` : ""}` }));
+    }
     li.dataset.rule = d.rule;
     li.addEventListener("click", () => showEvidence(d));
     list.append(li);

@@ -35,3 +35,5 @@ def save_to_store(directory: Path, bundle: BundleInfo) -> None:
         for path in Path(directory).iterdir():
             if path.is_file():
                 shutil.copyfile(path, Path(model.path) / path.name)
+            elif path.is_dir():  # sentence/: the semantic rules' encoder
+                shutil.copytree(path, Path(model.path) / path.name)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from callqa.bundle import BundleInfo, GateResult, sha256_file, write_bundle_info
+from callqa.encoders import resolve_encoder
 from callqa.metrics import evaluate_heads
 from callqa.scorer import OnnxScorer, make_session, stack_probs, stack_turn_probs, turn_targets
 
@@ -31,16 +32,25 @@ from .bundle_store import save_to_store, stored_already
 from .gate import ExportError, GateConfig, quality_deltas, validation_calls
 from .graph import export_onnx, window_parity
 from .quantize import AUTO, DEFAULT_QUANTIZATION, TIMING_WINDOWS, quantize, window_feeds, windows_per_second
-from .sentence import export_sentence_encoder
+from .sentence import RUN_ENCODER, export_sentence_encoder
+
+
+def base_encoder(info: RunInfo) -> str:
+    """The pretrained encoder a run was fine-tuned from: for a student, its teacher's (the student's own starting
+    folder is the teacher cut down, and may be gone)."""
+    while info.config.distill is not None:
+        info = RunDir(Path(info.config.distill.teacher)).info()
+    return resolve_encoder(info.config.encoder)
 
 
 def export_run(run_dir: Path, out: Path, version: str | None = None, validation: list[Path] | None = None,
                quantization: str = DEFAULT_QUANTIZATION, gate: GateConfig | None = None, force: bool = False,
-               store: bool = True, log=print, sentence_encoder: str | Path | None = None,
+               store: bool = True, log=print, sentence_encoder: str | Path | None = RUN_ENCODER,
                sentence_layers: int | None = 4) -> BundleInfo:
     """Write the bundle to ``out``; raise :class:`ExportError` after writing it if the gate failed and not forced.
-    ``sentence_encoder``: a pretrained encoder (folder or hub id) whose first ``sentence_layers`` layers go into
-    ``out``/sentence/ for the scorecard's semantic rules (training/export/sentence.py)."""
+    ``sentence_encoder``: a pretrained encoder (folder or hub id; ``"run"``: the one the run was fine-tuned from;
+    None: none) whose first ``sentence_layers`` layers go into ``out``/sentence/ for the scorecard's semantic rules
+    (training/export/sentence.py)."""
     gate = gate or GateConfig()
     run_dir, out = Path(run_dir), Path(out)
     info, schema, model, encoder = load_run(run_dir)
@@ -156,7 +166,10 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
         shutil.copyfile(report, out / "report.html")
     names = ["model.onnx", "model.int8.onnx", "tokenizer.json", "parity.json"]
     if sentence_encoder is not None:
-        export_sentence_encoder(sentence_encoder, out / "sentence", sentence_layers)
+        base = base_encoder(info) if str(sentence_encoder) == RUN_ENCODER else sentence_encoder
+        log(f"exporting sentence/ (the first {sentence_layers or 'all'} layers of {Path(str(base)).name}, for "
+            f"semantic scorecard rules)")
+        export_sentence_encoder(base, out / "sentence", sentence_layers)
         names += ["sentence/model.onnx", "sentence/tokenizer.json"]
     files = {name: sha256_file(out / name) for name in names}
     bundle = draft.model_copy(update={"metrics": {"validation": metrics}, "gate": result, "files": files})

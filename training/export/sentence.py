@@ -19,6 +19,8 @@ from torch import nn
 
 from .quantize import OPSET
 
+RUN_ENCODER = "run"  # export_run's default: the encoder the run was fine-tuned from
+
 
 class MeanPooled(nn.Module):
     """input_ids, attention_mask → the mean of the last kept layer's token vectors."""
@@ -33,12 +35,14 @@ class MeanPooled(nn.Module):
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
-def export_sentence_encoder(encoder: str | Path, out: Path, layers: int | None = None) -> Path:
+def export_sentence_encoder(encoder: str | Path, out: Path, layers: int | None = None, int8: bool = True) -> Path:
     """Write ``out``/model.onnx and tokenizer.json: ``encoder`` (a folder or hub id) cut to its first ``layers``
-    layers (None: all). Returns ``out``."""
+    layers (None: all), its weights quantized to int8 (dynamic; 2.4× faster, a quarter of the size — the thresholds
+    of the default card are tuned on the int8 graph, docs/scorecard.md). Returns ``out``."""
     from transformers import AutoModel, AutoTokenizer
 
     model = AutoModel.from_pretrained(str(encoder), attn_implementation="eager").eval()
+    layers = None if layers is not None and layers >= len(model.encoder.layer) else layers  # a small encoder whole
     if layers is not None:
         if not 1 <= layers <= len(model.encoder.layer):
             raise ValueError(f"layers: 1 to {len(model.encoder.layer)} for this encoder, not {layers}")
@@ -56,6 +60,13 @@ def export_sentence_encoder(encoder: str | Path, out: Path, layers: int | None =
                           input_names=["input_ids", "attention_mask"], output_names=["embedding"], dynamic_axes=axes,
                           opset_version=OPSET, dynamo=False)
     onnx.checker.check_model(str(out / "model.onnx"))
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        fp32 = out / "model.fp32.onnx"
+        (out / "model.onnx").replace(fp32)
+        quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8)
+        fp32.unlink()
     source = Path(str(encoder)) / "tokenizer.json"
     if source.exists():
         shutil.copyfile(source, out / "tokenizer.json")
