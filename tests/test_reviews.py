@@ -241,7 +241,7 @@ def test_bad_labels_are_refused_naming_the_field(store, labels, mentions):
 
 
 def test_a_leased_call_is_nobody_elses_until_the_lease_ends(database_url):
-    store = ReviewStore(database_url, QueuePolicy(sample_rate=0.0, lease_minutes=0.02))  # 1.2 s
+    store = ReviewStore(database_url, QueuePolicy(sample_rate=0.0, order="least_confident", lease_minutes=0.02))  # 1.2 s
     fill(store, {"c1": UNSURE, "c2": CONFIDENT})
     assert store.next_call(ANNA) == "c1"
     assert [i.call_id for i in store.queue(BO.id)[0]] == ["c2"]

@@ -42,7 +42,7 @@ class _PreprocessingHint(logging.Filter):
 
 
 @contextlib.contextmanager
-def _without_preprocessing_hint():
+def without_preprocessing_hint():
     hint = _PreprocessingHint()
     logging.getLogger().addFilter(hint)
     try:
@@ -77,7 +77,7 @@ def quantize(fp32: Path, out: Path, method: str, num_heads: int, hidden_size: in
             fused = optimize_model(str(fp32), model_type="bert", num_heads=num_heads, hidden_size=hidden_size)
             source = Path(tmp) / "fused.onnx"
             fused.save_model_to_file(str(source))
-        with _without_preprocessing_hint():
+        with without_preprocessing_hint():
             # The fused Attention op holds the Q, K and V projections (a quarter of a layer's matmul work): quantized
             # too (QAttention), else they stay fp32, which is why fused-qint8 used to be slower than plain qint8.
             ops = ["MatMul", "Attention"] if method.startswith("fused") else ["MatMul"]
@@ -112,7 +112,7 @@ def quantize_static_qdq(fp32: Path, out: Path, method: str, exclude: list[str],
     matmuls = [n.name for n in graph.graph.node
                if n.op_type == "MatMul" and any(i in weights for i in n.input) and n.name not in exclude]
     activations = QuantType.QUInt8 if "u8s8" in method else QuantType.QInt8
-    with _without_preprocessing_hint():
+    with without_preprocessing_hint():
         quantize_static(str(fp32), str(out), Feeds(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
                         nodes_to_quantize=matmuls, per_channel=True, activation_type=activations,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,

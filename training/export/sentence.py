@@ -17,7 +17,7 @@ import onnx
 import torch
 from torch import nn
 
-from .quantize import OPSET
+from .quantize import OPSET, without_preprocessing_hint
 
 RUN_ENCODER = "run"  # export_run's default: the encoder the run was fine-tuned from
 
@@ -65,7 +65,8 @@ def export_sentence_encoder(encoder: str | Path, out: Path, layers: int | None =
 
         fp32 = out / "model.fp32.onnx"
         (out / "model.onnx").replace(fp32)
-        quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8)
+        with without_preprocessing_hint():
+            quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8)
         fp32.unlink()
     source = Path(str(encoder)) / "tokenizer.json"
     if source.exists():
