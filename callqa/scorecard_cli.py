@@ -50,14 +50,13 @@ def scorecard_check(
     clashes = 0
     for rule in loaded.semantic if loaded.encoder is not None else ():
         matcher = rule.matcher_of_examples
-        similar = matcher.examples @ matcher.examples.T
-        np_fill = similar.copy()
-        for i in range(len(np_fill)):
-            np_fill[i, i] = -1
-        a, b = divmod(int(np_fill.argmax()), len(np_fill))
+        pairs = matcher.examples @ matcher.examples.T
+        for i in range(len(pairs)):
+            pairs[i, i] = -1  # an example is not its own pair
+        a, b = divmod(int(pairs.argmax()), len(pairs))
         line = f"  {rule.id} ({rule.spec.title}, threshold {rule.spec.threshold:g}): {len(rule.examples)} examples"
         if len(rule.examples) > 1:
-            line += f"; closest pair {np_fill[a, b]:.3f}: “{rule.examples[a]}” / “{rule.examples[b]}”"
+            line += f"; closest pair {pairs[a, b]:.3f}: “{rule.examples[a]}” / “{rule.examples[b]}”"
         console.print(line, highlight=False)
         if len(matcher.counter_examples):
             against_examples = (matcher.counter_examples @ matcher.examples.T).max(1)

@@ -41,22 +41,20 @@ class OnnxSentenceEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length)
         self.session = make_session(folder / "model.onnx", threads)
+        probe = np.array([[0]], np.int64)
+        self.dimensions = int(self.session.run(None, {"input_ids": probe, "attention_mask": np.ones_like(probe)})[0].shape[-1])
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self.session.get_outputs()[0].shape[-1] or 0), np.float32)
-        out = []
-        for start in range(0, len(texts), 32):
-            batch = self.tokenizer.encode_batch([self.prefix + t for t in texts[start:start + 32]])
-            width = max(len(e.ids) for e in batch)
-            ids = np.zeros((len(batch), width), np.int64)
-            mask = np.zeros((len(batch), width), np.int64)
-            for i, e in enumerate(batch):
-                ids[i, :len(e.ids)], mask[i, :len(e.ids)] = e.ids, 1
-            (vectors,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
-            out.append(vectors)
-        vectors = np.concatenate(out).astype(np.float32)
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            return np.zeros((0, self.dimensions), np.float32)
+        # One text per run: no padding (a call's turns differ in length, and padding them to the longest cost 30 %
+        # more), and a text's vector does not depend on the texts beside it — int8's dynamic quantization scales
+        # activations per run, so a batch moved a turn's similarity by up to 0.01 (docs/scorecard.md).
+        out = np.zeros((len(texts), self.dimensions), np.float32)
+        for i, e in enumerate(self.tokenizer.encode_batch([self.prefix + t for t in texts])):
+            ids = np.array([e.ids], np.int64)
+            out[i] = self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 @dataclass(frozen=True)
