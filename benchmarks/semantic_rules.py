@@ -7,7 +7,8 @@
     written from the same examples (their 2–4 character strings shared by two examples and no counter-example), and
     TF-IDF nearest-example similarity (character 1–3-grams).
 (b) **Agent turns written for the default card's criteria** (datasets/semantic/agent_turns.jsonl: 推诿, 含糊其辞, 安抚,
-    致歉, positives in other words and hard negatives, plus 40 everyday agent turns negative for every criterion,
+    致歉, positives in other words and hard negatives, plus 64 everyday agent turns (40 full sentences, 24 short
+    colloquial ones) negative for every criterion,
     written apart from the card's examples): precision / recall on
     the ``test`` half for the default card's phrase lists and for the semantic rules (threshold tuned on the ``dev``
     half), with two sentence encoders — the pretrained e5-small, all 12 layers and its first 4 — and TF-IDF.
