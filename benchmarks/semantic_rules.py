@@ -176,6 +176,8 @@ def table(result: dict) -> str:
              "| criterion | turns (positive) | system | AUC | precision | recall | F1 |", "|---|---|---|---|---|---|---|"]
     for name, r in result["stc3"].items():
         for key, label in SYSTEMS.items():
+            if key not in r:
+                continue
             m = r[key]
             lines.append(f"| {TITLES[name]} | {m['n']} ({m['positives']}) | {label} | "
                          f"{m['auc']:.3f} | " if "auc" in m else f"| {TITLES[name]} | {m['n']} ({m['positives']}) | {label} | — | ")
@@ -186,6 +188,8 @@ def table(result: dict) -> str:
               "|---|---|---|---|---|---|---|---|"]
     for name, r in result["agent_turns"].items():
         for key, label in SYSTEMS.items():
+            if key not in r:
+                continue
             m = r[key]
             auc = f"{m['auc']:.3f}" if "auc" in m else "—"
             ms = f"{m['ms_per_turn']:.1f}" if "ms_per_turn" in m else "—"
@@ -198,6 +202,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0, help="which STC-3 training turns become the examples")
     parser.add_argument("--docs", type=Path, default=None, help="write the tables into this markdown file")
+    parser.add_argument("--run", type=Path, default=None, help="also a fine-tuned run's encoder, first 4 layers (does "
+                        "fine-tuning for call quality keep what a turn says?)")
     args = parser.parse_args()
     from callqa.training.export.sentence import export_sentence_encoder
 
@@ -208,10 +214,17 @@ def main() -> None:
         if not (folder / "model.onnx").exists():
             export_sentence_encoder(ENCODER, folder, layers, int8=int8)
         encoders[key] = OnnxSentenceEncoder(folder)
+    if args.run is not None:
+        folder = cache / f"{args.run.name}-4"
+        if not (folder / "model.onnx").exists():
+            export_sentence_encoder(args.run / "model" / "encoder", folder, 4, int8=True)
+            (folder / "tokenizer.json").write_bytes((args.run / "tokenizer.json").read_bytes())
+        encoders["run-4"] = OnnxSentenceEncoder(folder)
+        SYSTEMS["run-4"] = f"semantic, run {args.run.name}'s fine-tuned encoder, 4 layers int8"
     encoders["tfidf"] = None  # fitted per criterion on its own texts
     result = {"machine": platform.machine(), "seed": args.seed, "agent_turns": agent_turns(encoders),
               "stc3": stc3_nuggets(encoders, args.seed)}
-    out = ROOT / "benchmarks" / "results" / "semantic-rules.json"
+    out = ROOT / "benchmarks" / "results" / f"semantic-rules{'-' + args.run.name if args.run else ''}.json"
     out.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(table(result))
     if args.docs:
