@@ -205,6 +205,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=None, help="also a fine-tuned run's encoder, first 4 layers (does "
                         "fine-tuning for call quality keep what a turn says?)")
     args = parser.parse_args()
+    from callqa import RunDir
     from callqa.training.export.sentence import export_sentence_encoder
 
     cache = ROOT / "data" / "sentence-encoders"
@@ -217,8 +218,9 @@ def main() -> None:
     if args.run is not None:
         folder = cache / f"{args.run.name}-4"
         if not (folder / "model.onnx").exists():
-            export_sentence_encoder(args.run / "model" / "encoder", folder, 4, int8=True)
-            (folder / "tokenizer.json").write_bytes((args.run / "tokenizer.json").read_bytes())
+            run = RunDir(args.run)
+            export_sentence_encoder(run.encoder_config_file.parent, folder, 4, int8=True)
+            (folder / "tokenizer.json").write_bytes(run.tokenizer.read_bytes())
         encoders["run-4"] = OnnxSentenceEncoder(folder)
         SYSTEMS["run-4"] = f"semantic, run {args.run.name}'s fine-tuned encoder, 4 layers int8"
     encoders["tfidf"] = None  # fitted per criterion on its own texts
