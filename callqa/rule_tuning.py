@@ -1,11 +1,12 @@
 """A semantic rule calibrated on reviews: reviewers' 误判 and 漏扣 marks on the calls it scored become its precision
 and its misses, a threshold is proposed, and the 漏扣 turns it still misses are proposed as examples.
 
-Which turns count: in a reviewed call (``callqa reviews export``: ``meta.scorecard`` holds the verdicts of record), a
-turn of the rule's speaker is **positive** when the rule hit it and no reviewer marked that hit 误判, or when a
-reviewer marked a 漏扣 on the rule's item there; every other turn of the speaker is **negative** (the reviewer saw the
-card and left it) — a hit marked 误判 among them. Rules that flag turns only: a ``required`` rule's hit is a turn that
-is missing, which a mark cannot place.
+Which judgements count, in a reviewed call (``callqa reviews export``: ``meta.scorecard`` holds the verdicts of
+record): for a rule that flags turns, every turn of its speaker — **positive** when the rule hit it and no reviewer
+marked that hit 误判, or when a reviewer marked a 漏扣 on the rule's item there; negative otherwise (the reviewer saw
+the card and left it). For a ``required`` rule (安抚 after a complaint), every place it judges — after each trigger,
+or its window of turns — **positive** (missing: deduct) when its hit there stands or a 漏扣 on its item falls there,
+negative when the rule found the criterion met or a reviewer marked its hit 误判.
 """
 
 from __future__ import annotations
@@ -62,32 +63,80 @@ def turn_truth(card: Scorecard, rule_id: str, call: Call) -> dict[int, bool]:
             for i, t in enumerate(call.turns) if t.speaker == rule.spec.speaker}
 
 
+@dataclass(frozen=True)
+class Observation:
+    """One judgement the rule makes, as reviewers marked it: its score (higher: the rule deducts), whether the
+    reviewers say it should deduct, and the turn to propose as an example if the rule gets it wrong."""
+
+    score: float
+    positive: bool
+    text: str
+
+
+def _flagging(card: Scorecard, rule, call: Call, embeddings: TurnEmbeddings) -> list[Observation]:
+    """A rule that flags turns: one observation per turn of its speaker (positive: the criterion holds there)."""
+    marked = turn_truth(card, rule.id, call)
+    matches = rule.matcher_of_examples.match(embeddings(list(marked)))
+    return [Observation(m.score, marked[i], call.turns[i].text) for i, m in zip(marked, matches, strict=True)]
+
+
+def _required(card: Scorecard, rule, call: Call, embeddings: TurnEmbeddings) -> list[Observation]:
+    """A required rule: one observation per place it judges (after each trigger, or its window of turns). The score
+    is minus the best turn's similarity, so a higher score means "missing" — what the rule deducts; positive: the
+    reviewers say it is missing (the rule's hit not marked 误判, or a 漏扣 on its item there)."""
+    spec, turns = rule.spec, call.turns
+    verdicts = call.meta.get("scorecard") or {}
+    items = {i.id for s in card.spec.sections for i in s.items if rule.id in i.rules}
+    wrong = {h["turn"] for h in verdicts.get("false_hits", []) if h.get("rule") == rule.id}
+    missed = {m["turn"] for m in verdicts.get("missed", []) if m.get("item") in items}
+    hits = {h.turn for h in card.rule_hits(call)[rule.id] or ()}
+    mine = [i for i, t in enumerate(turns) if t.speaker == spec.speaker]
+    if spec.where == "after":
+        events = [(i, [j for j in mine if j > i][: spec.trigger.within]) for i, t in enumerate(turns)
+                  if t.speaker == spec.trigger.speaker and rule.trigger.find(t.text)]
+    else:
+        window = mine if spec.where == "any" else mine[: spec.turns] if spec.where == "first" else mine[-spec.turns:]
+        events = [(None, window)] if window else []
+    out = []
+    for anchor, window in events:
+        scores = [m.score for m in rule.matcher_of_examples.match(embeddings(window))] if window else []
+        best = int(np.argmax(scores)) if scores else None
+        anchor = window[best] if anchor is None and best is not None else anchor
+        missing = (anchor in hits and anchor not in wrong) or bool(missed & {anchor, *window})
+        out.append(Observation(-max(scores, default=-1.0), missing, turns[window[best]].text if scores else ""))
+    return out
+
+
 def tune(card: Scorecard, rule_id: str, calls: list[Call]) -> Tuning:
     """The rule's precision and recall on the reviewed ``calls`` now, at the threshold with the best F1 on them, and
-    the 漏扣 turns the proposed threshold still misses (examples to add)."""
+    the turns it gets wrong at the proposed threshold as examples to add: 漏扣 turns a flagging rule still misses, or,
+    for a required rule, the best answer where reviewers say the criterion was met (误判 of its hit)."""
     if rule_id not in card.rules:
         raise ScorecardError(f"{card.source}: no rule {rule_id!r} (rules: {', '.join(sorted(card.rules))})")
     rule = card.rules[rule_id]
-    if rule.kind != "semantic" or rule.spec.required:
-        raise ScorecardError(f"{card.source}: rules.{rule_id}: tune calibrates semantic rules that flag turns "
-                             f"(this one is {'a required semantic rule' if rule.kind == 'semantic' else rule.kind})")
+    if rule.kind != "semantic":
+        raise ScorecardError(f"{card.source}: rules.{rule_id}: tune calibrates semantic rules (this one is {rule.kind})")
     if card.encoder is None:
         raise ScorecardError(f"{card.source}: rules.{rule_id}: a semantic rule needs a sentence encoder")
-    scores, truth, texts, reviewed = [], [], [], 0
+    observe = _required if rule.spec.required else _flagging
+    observed, reviewed = [], 0
     for call in calls:
-        if not call.meta.get("scorecard"):
-            continue
-        reviewed += 1
-        marked = turn_truth(card, rule_id, call)
-        vectors = TurnEmbeddings(card.encoder, [t.text for t in call.turns])(list(marked))
-        for i, match in zip(marked, rule.matcher_of_examples.match(vectors), strict=True):
-            scores.append(match.score)
-            truth.append(marked[i])
-            texts.append(call.turns[i].text)
-    scores_a, truth_a = np.array(scores), np.array(truth, dtype=bool)
-    current = _quality(scores_a, truth_a, rule.spec.threshold)
-    candidates = [_quality(scores_a, truth_a, t) for t in np.unique(np.round(scores_a, 4))] or [current]
-    proposed = max(candidates, key=lambda q: (_f1(q), q.threshold))
-    still_missed = [(s, t) for s, t, y in zip(scores, texts, truth) if y and s < proposed.threshold]
-    add = [t for _, t in sorted(still_missed, reverse=True) if t not in rule.examples][:5]
-    return Tuning(rule_id, reviewed, len(scores), int(truth_a.sum()), current, proposed, add)
+        if call.meta.get("scorecard"):
+            reviewed += 1
+            observed += observe(card, rule, call, TurnEmbeddings(card.encoder, [t.text for t in call.turns]))
+    scores, truth = np.array([o.score for o in observed]), np.array([o.positive for o in observed], dtype=bool)
+    # In the scores' direction (higher: deduct), a required rule's threshold is minus its similarity threshold.
+    sign = -1.0 if rule.spec.required else 1.0
+    current = _quality(scores, truth, sign * rule.spec.threshold)
+    # Cut between neighbouring scores (never on one: a threshold rounded onto a score would move a turn across it).
+    cuts = np.unique(scores)
+    cuts = np.concatenate([cuts[:1] - 1e-3, (cuts[1:] + cuts[:-1]) / 2, cuts[-1:] + 1e-3]) if len(cuts) else cuts
+    candidates = [_quality(scores, truth, t) for t in cuts] or [current]
+    proposed = max(candidates, key=lambda q: (_f1(q), sign * q.threshold))
+    wrong = [o for o in observed if (o.positive != (o.score >= proposed.threshold)) and o.positive != rule.spec.required]
+    add = [o.text for o in sorted(wrong, key=lambda o: -o.score) if o.text and o.text not in rule.examples][:5]
+
+    def real(q: Quality) -> Quality:
+        return Quality(round(sign * q.threshold, 4), q.precision, q.recall, q.hits)
+
+    return Tuning(rule_id, reviewed, len(observed), int(truth.sum()), real(current), real(proposed), add)

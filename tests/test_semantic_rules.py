@@ -158,8 +158,44 @@ def test_tuning_a_semantic_rule_on_reviews_counts_wrong_hits_and_misses_and_prop
     if result.proposed.recall < 1:
         assert result.add_examples  # a 漏扣 the proposed threshold still misses is offered as an example
 
-    with pytest.raises(ScorecardError, match="tune calibrates semantic rules that flag turns"):
-        tune(card, "no_soothing", calls)
+
+
+def test_tuning_a_required_semantic_rule_counts_each_complaint_as_reviewers_marked_it():
+    from callqa.rule_tuning import tune
+
+    from conftest import default_card
+
+    card = default_card()
+
+    def complaint(call_id: str, reply: str, false_hit: bool = False, missed: bool = False) -> Call:
+        # 投诉 triggers the 安抚 check; a reviewer's 误判 of its hit says the reply did soothe, a 漏扣 that it did not.
+        return Call.model_validate({"call_id": call_id, "turns": [
+            {"speaker": "customer", "text": "我要投诉，你们太慢了"}, {"speaker": "agent", "text": reply}],
+            "meta": {"scorecard": {
+                "false_hits": [{"item": "soothing", "rule": "no_soothing", "turn": 0}] if false_hit else [],
+                "missed": [{"item": "soothing", "turn": 1}] if missed else []}}})
+
+    calls = [complaint("s1", "请提供一下您的订单号。"),                          # no soothing: the rule deducts, rightly
+             complaint("s2", "您先消消气，这个事情我一定给您处理好。"),          # soothed: no deduction, rightly
+             complaint("s3", "好的，我记一下，您别急，马上给您处理。", false_hit=True),  # if it deducts, it is wrong
+             complaint("s4", "我理解，嗯。", missed=True),                     # reviewers say: not soothing
+             complaint("s5", "请提供一下您的订单号。", false_hit=True)]         # a reviewer (oddly) says: soothing
+    hits = {c.call_id: bool(card.rule_hits(c)["no_soothing"]) for c in calls}
+    missing = {"s1": hits["s1"], "s2": hits["s2"], "s3": False, "s4": True, "s5": False}  # as the marks leave them
+    result = tune(card, "no_soothing", calls)
+    flagged = [c for c in hits if hits[c]]
+    right = [c for c in flagged if missing[c]]
+    assert result.calls == 5 and result.turns == 5 and result.positives == sum(missing.values())
+    assert result.current.hits == len(flagged)
+    assert result.current.precision == (pytest.approx(len(right) / len(flagged)) if flagged else None)
+    assert result.current.recall == pytest.approx(len(right) / sum(missing.values()))
+    assert -1 <= result.proposed.threshold <= 1
+    # What it proposes to add: replies the reviewers call soothing that the proposed threshold still deducts.
+    rule = card.rules["no_soothing"]
+    best = {c.call_id: rule.matcher_of_examples.match(card.encoder.encode([c.turns[1].text]))[0].score for c in calls}
+    expected = [c.turns[1].text for c in calls if not missing[c.call_id] and best[c.call_id] < result.proposed.threshold]
+    assert sorted(set(result.add_examples)) == sorted(set(expected))
+    assert "请提供一下您的订单号。" in result.add_examples  # s1 and s5 share it: the marks disagree, it stays wrong
 
 
 def test_scorecard_tune_and_check_from_the_command_line(tiny_bundle, tmp_path):
@@ -184,7 +220,7 @@ def test_scorecard_tune_and_check_from_the_command_line(tiny_bundle, tmp_path):
     assert "closest pair" in checked.output and "deflection" in checked.output
     refused = CliRunner().invoke(app, ["scorecard", "tune", "--rule", "forbidden", "--reviews", str(reviews),
                                        "--bundle", str(tiny_bundle)])
-    assert refused.exit_code == 1 and "tune calibrates semantic rules" in refused.output
+    assert refused.exit_code == 1 and "tune calibrates semantic rules (this one is phrase)" in refused.output
 
 
 @pytest.mark.skipif(not __import__("servers").CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
