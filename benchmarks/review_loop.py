@@ -32,13 +32,13 @@ import argparse
 import hashlib
 import json
 import platform
-import re
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from docs_block import write_docs
 
 from callqa import Votes, head_scores, load_schema, split_calls
 from callqa.measures import nmd
@@ -325,12 +325,7 @@ def main() -> None:
     plot(runs, ROOT / "docs" / "img" / f"review-loop-seed-{args.seed_labels}.png")
     print(table(result))
     if args.docs:
-        text = args.docs.read_text(encoding="utf-8")
-        marker = f"review-loop-{args.seed_labels}"
-        block = f"<!-- {marker}:start -->\n{table(result)}\n<!-- {marker}:end -->"
-        pattern = re.compile(rf"<!-- {marker}:start -->.*?<!-- {marker}:end -->", re.S)
-        args.docs.write_text(pattern.sub(block, text) if pattern.search(text) else text + "\n" + block + "\n",
-                             encoding="utf-8")
+        write_docs(args.docs, f"review-loop-{args.seed_labels}", table(result))
 
 
 if __name__ == "__main__":

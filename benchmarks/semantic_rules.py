@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from docs_block import write_docs
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
@@ -230,11 +231,7 @@ def main() -> None:
     out.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(table(result))
     if args.docs:
-        text = args.docs.read_text(encoding="utf-8")
-        block = f"<!-- semantic-rules:start -->\n{table(result)}\n<!-- semantic-rules:end -->"
-        pattern = re.compile(r"<!-- semantic-rules:start -->.*?<!-- semantic-rules:end -->", re.S)
-        args.docs.write_text(pattern.sub(block, text) if pattern.search(text) else text + "\n" + block + "\n",
-                             encoding="utf-8")
+        write_docs(args.docs, "semantic-rules", table(result))
 
 
 if __name__ == "__main__":

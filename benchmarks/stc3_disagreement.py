@@ -23,10 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 from pathlib import Path
 
 import numpy as np
+from docs_block import write_docs
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, roc_auc_score
 
@@ -181,10 +181,7 @@ def main() -> None:
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(table(result, source))
     if args.docs:
-        text = args.docs.read_text(encoding="utf-8")
-        block = f"<!-- stc3-disagreement:start -->\n{table(result, source)}\n<!-- stc3-disagreement:end -->"
-        pattern = re.compile(r"<!-- stc3-disagreement:start -->.*?<!-- stc3-disagreement:end -->", re.S)
-        args.docs.write_text(pattern.sub(block, text) if pattern.search(text) else text + "\n" + block + "\n", encoding="utf-8")
+        write_docs(args.docs, "stc3-disagreement", table(result, source))
 
 
 if __name__ == "__main__":

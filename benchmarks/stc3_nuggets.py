@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from stc3_seeds import train_once, write_docs
+from docs_block import write_docs
+from stc3_seeds import train_once
 
 from callqa import LabelSchema, TrainConfig, evaluate, load_calls
 from callqa.metrics import jsd, per_dialogue_mean, rnss

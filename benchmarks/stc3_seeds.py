@@ -18,6 +18,8 @@ import statistics
 import time
 from pathlib import Path
 
+from docs_block import write_docs
+
 from callqa import RunDir, RunInfo, TrainConfig, evaluate, load_calls, train, write_calls
 
 
@@ -75,16 +77,6 @@ def curve_markdown(curve: dict) -> str:
         lines.append(f"| {size} | " + " | ".join(
             f"{entry['summary'][h]['nmd']['mean']:.4f} ± {entry['summary'][h]['nmd']['std']:.4f}" for h in heads) + " |")
     return "\n".join(lines)
-
-
-def write_docs(path: Path, block: str, table: str) -> None:
-    START, END = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
-    text = path.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise SystemExit(f"{path}: no {START} … {END} block to write the table into")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
 
 
 def main() -> None:
