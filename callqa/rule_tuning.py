@@ -51,14 +51,21 @@ def _f1(q: Quality) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def turn_truth(card: Scorecard, rule_id: str, call: Call) -> dict[int, bool]:
-    """Turn → whether the criterion holds there, by the call's verdicts of record (``meta.scorecard``)."""
-    rule = card.rules[rule_id]
+def _marks(card: Scorecard, rule_id: str, call: Call, embeddings: TurnEmbeddings) -> tuple[set[int], set[int], set[int]]:
+    """(turns of the rule's hits, of hits reviewers marked 误判, of 漏扣 on its item) by the call's verdicts of record
+    (``meta.scorecard``); the rule runs on ``embeddings``, which the tuning then reads too."""
     verdicts = call.meta.get("scorecard") or {}
     items = {i.id for s in card.spec.sections for i in s.items if rule_id in i.rules}
     wrong = {h["turn"] for h in verdicts.get("false_hits", []) if h.get("rule") == rule_id}
     missed = {m["turn"] for m in verdicts.get("missed", []) if m.get("item") in items}
-    hits = {h.turn for h in card.rule_hits(call)[rule_id] or ()}
+    return {h.turn for h in card.rules[rule_id].run(call, embeddings)}, wrong, missed
+
+
+def turn_truth(card: Scorecard, rule_id: str, call: Call, embeddings: TurnEmbeddings | None = None) -> dict[int, bool]:
+    """Turn → whether the criterion holds there, by the call's verdicts of record (``meta.scorecard``)."""
+    rule = card.rules[rule_id]
+    embeddings = embeddings or TurnEmbeddings(card.encoder, [t.text for t in call.turns])
+    hits, wrong, missed = _marks(card, rule_id, call, embeddings)
     return {i: (i in hits and i not in wrong) or i in missed
             for i, t in enumerate(call.turns) if t.speaker == rule.spec.speaker}
 
@@ -75,7 +82,7 @@ class Observation:
 
 def _flagging(card: Scorecard, rule, call: Call, embeddings: TurnEmbeddings) -> list[Observation]:
     """A rule that flags turns: one observation per turn of its speaker (positive: the criterion holds there)."""
-    marked = turn_truth(card, rule.id, call)
+    marked = turn_truth(card, rule.id, call, embeddings)
     matches = rule.matcher_of_examples.match(embeddings(list(marked)))
     return [Observation(m.score, marked[i], call.turns[i].text) for i, m in zip(marked, matches, strict=True)]
 
@@ -84,24 +91,13 @@ def _required(card: Scorecard, rule, call: Call, embeddings: TurnEmbeddings) -> 
     """A required rule: one observation per place it judges (after each trigger, or its window of turns). The score
     is minus the best turn's similarity, so a higher score means "missing" — what the rule deducts; positive: the
     reviewers say it is missing (the rule's hit not marked 误判, or a 漏扣 on its item there)."""
-    spec, turns = rule.spec, call.turns
-    verdicts = call.meta.get("scorecard") or {}
-    items = {i.id for s in card.spec.sections for i in s.items if rule.id in i.rules}
-    wrong = {h["turn"] for h in verdicts.get("false_hits", []) if h.get("rule") == rule.id}
-    missed = {m["turn"] for m in verdicts.get("missed", []) if m.get("item") in items}
-    hits = {h.turn for h in card.rule_hits(call)[rule.id] or ()}
-    mine = [i for i, t in enumerate(turns) if t.speaker == spec.speaker]
-    if spec.where == "after":
-        events = [(i, [j for j in mine if j > i][: spec.trigger.within]) for i, t in enumerate(turns)
-                  if t.speaker == spec.trigger.speaker and rule.trigger.find(t.text)]
-    else:
-        window = mine if spec.where == "any" else mine[: spec.turns] if spec.where == "first" else mine[-spec.turns:]
-        events = [(None, window)] if window else []
+    turns = call.turns
+    hits, wrong, missed = _marks(card, rule.id, call, embeddings)
     out = []
-    for anchor, window in events:
+    for trigger, window in rule.scopes(call):
         scores = [m.score for m in rule.matcher_of_examples.match(embeddings(window))] if window else []
         best = int(np.argmax(scores)) if scores else None
-        anchor = window[best] if anchor is None and best is not None else anchor
+        anchor = trigger[0] if trigger else window[best]
         missing = (anchor in hits and anchor not in wrong) or bool(missed & {anchor, *window})
         out.append(Observation(-max(scores, default=-1.0), missing, turns[window[best]].text if scores else ""))
     return out

@@ -260,18 +260,23 @@ class CompiledRule:
 
         if not spec.required:
             return [hit(i) for i in mine if meets(i)]
+        # Where nothing in scope meets it: the trigger, or (no trigger) the turn that came nearest, for the reviewer.
+        return [hit(*trigger, scored=False) if trigger else hit(max(window, key=lambda i: matches[i].score))
+                for trigger, window in self.scopes(call) if not any(meets(i) for i in window)]
+
+    def scopes(self, call: Call) -> list[tuple[tuple[int, int, int] | None, list[int]]]:
+        """Where a required semantic rule judges ``call``: (the trigger's turn and span, or None, and the speaker's
+        turns that may meet the criterion) — after each trigger, or one window of turns; none on a call without the
+        speaker's turns. The rule and its tuning (callqa.rule_tuning) both read it."""
+        spec, turns = self.spec, call.turns
+        mine = [i for i, t in enumerate(turns) if t.speaker == spec.speaker]
         if not mine:
             return []
         if spec.where != "after":
-            window = mine if spec.where == "any" else mine[: spec.turns] if spec.where == "first" else mine[-spec.turns:]
-            # Nothing in scope meets it: the turn that came nearest, for the reviewer.
-            return [] if any(meets(i) for i in window) else [hit(max(window, key=lambda i: matches[i].score))]
-        out = []
-        for i, t in enumerate(turns):
-            found = self.trigger.find(t.text) if t.speaker == spec.trigger.speaker else []
-            if found and not any(meets(j) for j in [j for j in mine if j > i][: spec.trigger.within]):
-                out.append(hit(i, *found[0], scored=False))
-        return out
+            return [(None, mine if spec.where == "any" else mine[: spec.turns] if spec.where == "first"
+                     else mine[-spec.turns:])]
+        return [((i, *found[0]), [j for j in mine if j > i][: spec.trigger.within]) for i, t in enumerate(turns)
+                if t.speaker == spec.trigger.speaker and (found := self.trigger.find(t.text))]
 
     def _hit(self, turns: list[Turn], i: int, start: int, end: int) -> Hit:
         return Hit(rule=self.id, turn=i, start=start, end=end, text=turns[i].text[start:end])
