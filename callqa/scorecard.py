@@ -195,7 +195,7 @@ class Scorecard:
     def rule_hits(self, call: Call) -> dict[str, list[Hit] | None]:
         """Every rule's hits on the call; None for a rule that cannot judge it (timing without timestamps)."""
         # A call's turns are embedded once, on the first semantic rule that asks, however many there are.
-        embeddings = TurnEmbeddings(self.encoder, [t.text for t in call.turns]) if self.encoder is not None else None
+        embeddings = TurnEmbeddings(self.encoder, [t.text for t in call.turns]) if self.encoder and self.semantic else None
         try:
             return {rule_id: rule.run(call, embeddings) if rule.applies(call) else None
                     for rule_id, rule in self.rules.items()}

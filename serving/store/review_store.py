@@ -220,7 +220,7 @@ class ReviewStore(ReviewQueue):
                                       value=c.value) for c in changes)
         reasons = {head: sorted(set(turns)) for head, turns in (reasons or {}).items() if turns}
         if reasons:
-            n_turns = len(session.get(CallRow, call_id).call["turns"])
+            n_turns = len(row.call["turns"])
             bad = [f"reasons.{head}: no head {head!r} in schema {schema.name!r}" for head in reasons
                    if head not in schema.head_names]
             bad += [f"reasons.{head}: turn {t} is not one of the call's {n_turns} turns"
@@ -231,7 +231,7 @@ class ReviewStore(ReviewQueue):
                             for head, turns in reasons.items() for t in turns)
         if scorecard is not None:
             shown = ScoredCall.model_validate(prediction.scores)
-            problems = scorecard_problems(scorecard, shown, session.get(CallRow, call_id).call["turns"],
+            problems = scorecard_problems(scorecard, shown, row.call["turns"],
                                            verdicts_of_record(earlier))
             if problems:
                 raise Mismatch("; ".join(problems))  # rolls the whole review back
