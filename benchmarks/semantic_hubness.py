@@ -16,11 +16,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from semantic_rules import PHRASES, SHARED, TURNS, measured, tuned
+from semantic_rules import PHRASES, TURNS, measured, stc3_parts, tuned
 
-from callqa import ExampleMatcher, OnnxSentenceEncoder, load_calls, split_calls
+from callqa import ExampleMatcher, OnnxSentenceEncoder, load_calls
 from callqa.scorecard import load_phrases
-from callqa.stc3 import read_stc3
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 10
@@ -34,8 +33,7 @@ def hubness(vectors: np.ndarray, background: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     encoder = OnnxSentenceEncoder(ROOT / "data" / "sentence-encoders" / "e5-4-int8")
-    calls = list(read_stc3(SHARED / "data" / "stc3" / "train_cn.json"))
-    train = [calls[i] for i in split_calls(calls, (0.8, 0.1, 0.1), seed=13, stratify="A")[0]]
+    train = stc3_parts()["train"]
     rng = np.random.default_rng(0)
     everyday = [t.text for c in train for t in c.turns if t.speaker == "agent"]
     background = encoder.encode([everyday[i] for i in rng.choice(len(everyday), 2000, replace=False)])

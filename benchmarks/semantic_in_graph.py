@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from semantic_rules import ENCODER, NUGGETS, SHARED, measured, tuned
+from semantic_rules import ENCODER, NUGGETS, measured, nugget_refs, pick_examples, stc3_parts, tuned
 
-from callqa import CallEncoder, ExampleMatcher, RunDir, Votes, split_calls
+from callqa import CallEncoder, ExampleMatcher, RunDir
 from callqa.render import aggregate_turns
-from callqa.stc3 import read_stc3
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,17 +59,6 @@ def alone(model, encoder: CallEncoder, texts: list[str]) -> np.ndarray:
     return np.stack(out)
 
 
-def turns_of(calls, speaker: str, head: str, label: str) -> list[tuple[int, int, str, float]]:
-    """(call index, turn index, text, share of votes for the label) of every voted turn by ``speaker``."""
-    out = []
-    for c, call in enumerate(calls):
-        for t, turn in enumerate(call.turns):
-            votes = turn.labels.get(head)
-            if turn.speaker == speaker and isinstance(votes, Votes):
-                out.append((c, t, turn.text, votes.votes.get(label, 0) / sum(votes.votes.values())))
-    return out
-
-
 def unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
@@ -83,9 +71,7 @@ def main() -> None:
     info = RunDir(args.run).info()
     encoder = CallEncoder.from_file(ENCODER / "tokenizer.json", info.render)
     model = first_layers(4)
-    calls = list(read_stc3(SHARED / "data" / "stc3" / "train_cn.json"))
-    parts = dict(zip(("train", "validation", "test"), ([calls[i] for i in idx] for idx in
-                                                        split_calls(calls, (0.8, 0.1, 0.1), seed=13, stratify="A"))))
+    parts = stc3_parts()
     cache: dict[tuple[str, int], np.ndarray] = {}
 
     def context_vectors(part: str, refs) -> np.ndarray:
@@ -99,14 +85,11 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     result = {"machine": platform.machine(), "render": info.render.model_dump(), "criteria": {}}
     for name, (speaker, head, label) in NUGGETS.items():
-        train = turns_of(parts["train"], speaker, head, label)
-        share = np.array([r[3] for r in train])
-        sure = [i for i in np.argsort(-share, kind="stable") if share[i] > 0.5 and 6 <= len(train[i][2]) <= 80][:50]
-        never = [i for i in range(len(train)) if share[i] == 0 and 6 <= len(train[i][2]) <= 80]
-        examples = [train[i] for i in rng.choice(sure, 10, replace=False)]
-        counter = [train[i] for i in rng.choice(never, 5, replace=False)]
-        validation = turns_of(parts["validation"], speaker, head, label)
-        test = turns_of(parts["test"], speaker, head, label)
+        train = nugget_refs(parts["train"], speaker, head, label)
+        chosen, against = pick_examples([r[2] for r in train], np.array([r[3] for r in train]), rng)
+        examples, counter = [train[i] for i in chosen], [train[i] for i in against]
+        validation = nugget_refs(parts["validation"], speaker, head, label)
+        test = nugget_refs(parts["test"], speaker, head, label)
         v_gold, t_gold = np.array([r[3] > 0.5 for r in validation]), np.array([r[3] > 0.5 for r in test])
         out = {}
         for way in ("alone", "in_context"):

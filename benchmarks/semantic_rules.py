@@ -104,32 +104,48 @@ def phrases_from(examples: list[str], counter: list[str]) -> list[str]:
     return [g for g in kept if not any(g != k and g in k for k in kept)]
 
 
-def nugget_turns(calls, speaker: str, head: str, label: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(texts, share of votes for the label, majority) of the calls' turns by ``speaker``."""
-    texts, share = [], []
-    for call in calls:
-        for turn in call.turns:
+def stc3_parts() -> dict[str, list]:
+    """STC-3's dialogues on the Makefile's split (80/10/10, seed 13): train, validation, test."""
+    calls = list(read_stc3(SHARED / "data" / "stc3" / "train_cn.json"))
+    parts = split_calls(calls, (0.8, 0.1, 0.1), seed=13, stratify="A")
+    return dict(zip(("train", "validation", "test"), ([calls[i] for i in idx] for idx in parts), strict=True))
+
+
+def nugget_refs(calls, speaker: str, head: str, label: str) -> list[tuple[int, int, str, float]]:
+    """(call index, turn index, text, share of votes for the label) of every voted turn by ``speaker``."""
+    out = []
+    for c, call in enumerate(calls):
+        for t, turn in enumerate(call.turns):
             votes = turn.labels.get(head)
             if turn.speaker == speaker and isinstance(votes, Votes):
-                texts.append(turn.text)
-                share.append(votes.votes.get(label, 0) / sum(votes.votes.values()))
-    share = np.array(share)
-    return texts, share, share > 0.5
+                out.append((c, t, turn.text, votes.votes.get(label, 0) / sum(votes.votes.values())))
+    return out
+
+
+def nugget_turns(calls, speaker: str, head: str, label: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(texts, share of votes for the label, majority) of the calls' turns by ``speaker``."""
+    refs = nugget_refs(calls, speaker, head, label)
+    share = np.array([r[3] for r in refs])
+    return [r[2] for r in refs], share, share > 0.5
+
+
+def pick_examples(texts: list[str], share: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a criterion's 10 examples — ten of the 50 turns most annotators gave the nugget (a lead picks clear
+    cases), of a readable length — and 5 counter-examples no annotator gave it."""
+    sure = [i for i in np.argsort(-share, kind="stable") if share[i] > 0.5 and 6 <= len(texts[i]) <= 80][:50]
+    never = [i for i in range(len(texts)) if share[i] == 0 and 6 <= len(texts[i]) <= 80]
+    return rng.choice(sure, 10, replace=False), rng.choice(never, 5, replace=False)
 
 
 def stc3_nuggets(encoders: dict, seed: int) -> dict:
-    calls = list(read_stc3(SHARED / "data" / "stc3" / "train_cn.json"))
-    parts = split_calls(calls, (0.8, 0.1, 0.1), seed=13, stratify="A")
-    train, validation, test = ([calls[i] for i in idx] for idx in parts)
+    parts = stc3_parts()
+    train, validation, test = parts["train"], parts["validation"], parts["test"]
     rng = np.random.default_rng(seed)
     out = {}
     for name, (speaker, head, label) in NUGGETS.items():
         texts, share, _ = nugget_turns(train, speaker, head, label)
-        # Ten of the 50 turns most annotators gave the nugget (a lead picks clear cases), of a readable length.
-        sure = [i for i in np.argsort(-share, kind="stable") if share[i] > 0.5 and 6 <= len(texts[i]) <= 80][:50]
-        never = [i for i in range(len(texts)) if share[i] == 0 and 6 <= len(texts[i]) <= 80]
-        examples = [texts[i] for i in rng.choice(sure, 10, replace=False)]
-        counter = [texts[i] for i in rng.choice(never, 5, replace=False)]
+        chosen, against = pick_examples(texts, share, rng)
+        examples, counter = [texts[i] for i in chosen], [texts[i] for i in against]
         v_texts, _, v_gold = nugget_turns(validation, speaker, head, label)
         t_texts, _, t_gold = nugget_turns(test, speaker, head, label)
         phrases = phrases_from(examples, counter)
