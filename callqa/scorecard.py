@@ -113,7 +113,15 @@ class Scorecard:
         self.hash = hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def use_encoder(self, encoder) -> None:
-        """Run the semantic rules with ``encoder`` (callqa.semantic.SentenceEncoder): their examples embedded once."""
+        """Run the semantic rules with ``encoder`` (callqa.semantic.SentenceEncoder): their examples embedded once.
+        A similarity threshold means something in one embedding space only: an encoder of another depth than the
+        card's ``sentence_layers`` (or one that does not say its depth) is refused."""
+        wanted, layers = self.spec.sentence_layers, getattr(encoder, "layers", None)
+        if self.semantic and wanted is not None and layers != wanted:
+            has = f"{layers} layer(s)" if layers else "a sentence encoder that does not say its depth (no encoder.json)"
+            raise ScorecardError(f"{self.source}: its semantic rules' thresholds are tuned on a {wanted}-layer sentence "
+                                 f"encoder, and the bundle has {has}; re-export the bundle with `callqa export "
+                                 f"--sentence-layers {wanted}`, or tune the rules on this one (`callqa scorecard tune`)")
         self.encoder = encoder
         for rule in self.semantic:
             rule.bind(encoder)

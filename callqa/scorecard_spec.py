@@ -98,3 +98,5 @@ class ScorecardSpec(BaseModel):
     sections: tuple[Section, ...] = Field(min_length=1)
     rules: dict[str, Rule] = {}
     praise_at: float | None = Field(default=None, gt=0, description="表扬: a call at this total or more, without a red line, is an example")
+    sentence_layers: int | None = Field(default=None, ge=1, description="the sentence encoder's depth the semantic "
+                                        "rules' thresholds were tuned on: a bundle whose encoder has another is refused")

@@ -4,11 +4,16 @@ A :class:`SentenceEncoder` turns texts into unit vectors; :class:`OnnxSentenceEn
 bundle can carry (``sentence/model.onnx`` + ``tokenizer.json``, written by ``callqa.training.export.sentence``: a
 pretrained encoder's first layers, mean-pooled). :class:`ExampleMatcher` scores a turn against a criterion's positive
 examples and counter-examples: the cosine similarity to the closest example, less how much closer a counter-example
-is. :class:`TurnEmbeddings` embeds a call's turns once, however many semantic rules ask.
+is. :class:`TurnEmbeddings` embeds a call's turns once, however many semantic rules ask; the encoder keeps the
+vectors of the texts it saw last (a turn's vector depends on its text alone), so the scripted turns every call
+repeats — greetings, "请稍等", closings — are embedded once per process.
 """
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -25,9 +30,12 @@ class SentenceEncoder(Protocol):
 
 
 class OnnxSentenceEncoder:
-    """A mean-pooled sentence encoder on onnxruntime (``model.onnx``: input_ids, attention_mask → embedding)."""
+    """A mean-pooled sentence encoder on onnxruntime (``model.onnx``: input_ids, attention_mask → embedding).
+    ``layers``: how deep it is, from ``encoder.json`` (None where the folder does not say); ``remember``: how many
+    texts' vectors it keeps."""
 
-    def __init__(self, folder: str | Path, prefix: str = "query: ", max_length: int = 128, threads: int | None = None):
+    def __init__(self, folder: str | Path, prefix: str = "query: ", max_length: int = 128, threads: int | None = None,
+                 remember: int = 4096):
         from tokenizers import Tokenizer
 
         from callqa.scorer import make_session
@@ -36,8 +44,12 @@ class OnnxSentenceEncoder:
         if not (folder / "model.onnx").exists() or not (folder / "tokenizer.json").exists():
             raise FileNotFoundError(f"{folder}: no sentence encoder here (model.onnx and tokenizer.json); a bundle "
                                     f"carries one when exported with `callqa export --sentence-encoder e5-small`")
-        self.name = folder.name
+        about = json.loads((folder / "encoder.json").read_text()) if (folder / "encoder.json").exists() else {}
+        self.layers: int | None = about.get("layers")
+        self.name = f"{about['base']}, {self.layers} layer(s)" if about else folder.name
         self.prefix, self.max_length = prefix, max_length
+        self._seen: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._remember, self._lock = remember, threading.Lock()
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length)
         self.session = make_session(folder / "model.onnx", threads)
@@ -45,11 +57,28 @@ class OnnxSentenceEncoder:
         self.dimensions = int(self.session.run(None, {"input_ids": probe, "attention_mask": np.ones_like(probe)})[0].shape[-1])
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimensions), np.float32)
+        out = np.zeros((len(texts), self.dimensions), np.float32)
+        with self._lock:
+            known = {i: self._seen[t] for i, t in enumerate(texts) if t in self._seen}
+            for i in known:
+                self._seen.move_to_end(texts[i])
+        new = [i for i in range(len(texts)) if i not in known]
+        for i, vector in known.items():
+            out[i] = vector
+        if new:
+            out[new] = self._embed([texts[i] for i in new])
+            with self._lock:
+                for i in new:
+                    self._seen[texts[i]] = out[i]
+                while len(self._seen) > self._remember:
+                    self._seen.popitem(last=False)
+        return out
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
         # One text per run: no padding (a call's turns differ in length, and padding them to the longest cost 30 %
         # more), and a text's vector does not depend on the texts beside it — int8's dynamic quantization scales
-        # activations per run, so a batch moved a turn's similarity by up to 0.01 (docs/scorecard.md).
+        # activations per run, so a batch moved a turn's similarity by up to 0.01 (docs/scorecard.md) — which is
+        # also what lets a remembered vector stand for a new one.
         out = np.zeros((len(texts), self.dimensions), np.float32)
         for i, e in enumerate(self.tokenizer.encode_batch([self.prefix + t for t in texts])):
             ids = np.array([e.ids], np.int64)

@@ -106,14 +106,21 @@ def without_shared(monkeypatch, tmp_path):
 
 
 @functools.cache
-def sentence_encoder():
-    """The sentence encoder the default card's semantic rules match with, as a bundle carries it: the shared e5's
-    first 4 layers on ONNX (exported once per test session)."""
-    from callqa.semantic import OnnxSentenceEncoder
+def sentence_encoder_folder() -> Path:
+    """The sentence encoder the default card's semantic rules match with, as a bundle carries it (``sentence/``): the
+    shared e5's first layer on ONNX, int8 (exported once per test session)."""
     from callqa.training.export.sentence import export_sentence_encoder
 
     folder = Path(tempfile.mkdtemp(prefix="callqa-test-sentence-")) / "sentence"
-    return OnnxSentenceEncoder(export_sentence_encoder(need(SHARED_ENCODER), folder, 4))
+    return export_sentence_encoder(need(SHARED_ENCODER), folder)
+
+
+@functools.cache
+def sentence_encoder():
+    """:func:`sentence_encoder_folder`, opened."""
+    from callqa.semantic import OnnxSentenceEncoder
+
+    return OnnxSentenceEncoder(sentence_encoder_folder())
 
 
 def default_card(schema=None):

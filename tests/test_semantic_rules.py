@@ -1,5 +1,5 @@
 """The ``semantic`` rule kind: a criterion written as examples, matched per turn by sentence embeddings (the shared
-pretrained encoder's first 4 layers, exported to ONNX as a bundle carries it), with evidence naming the closest
+pretrained encoder's first layer, exported to ONNX as a bundle carries it), with evidence naming the closest
 example; turns embedded once per call however many semantic rules there are."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ CARD = {
         "soothing": {"title": "安抚", "points": 10, "rules": ["no_soothing"]}}}},
     "rules": {
         "deflection": {"kind": "semantic", "title": "推诿", "deduct": 5, "example_lists": ["deflection_examples"],
-                       "counter_lists": ["deflection_counter"], "threshold": 0.9},
+                       "counter_lists": ["deflection_counter"], "threshold": 0.8},
         "no_soothing": {"kind": "semantic", "title": "抱怨后未安抚", "deduct": 5, "required": True, "where": "after",
-                        "example_lists": ["soothing_examples"], "threshold": 0.9,
+                        "example_lists": ["soothing_examples"], "threshold": 0.8,
                         "trigger": {"speaker": "customer", "phrases": ["投诉", "太慢了"], "within": 2}}},
 }
 PHRASES = {
@@ -43,9 +43,9 @@ class Counting:
 
 @pytest.fixture(scope="module")
 def encoder(shared_encoder, tmp_path_factory):
-    from callqa.training.export.sentence import export_sentence_encoder
+    from conftest import sentence_encoder
 
-    return OnnxSentenceEncoder(export_sentence_encoder(shared_encoder, tmp_path_factory.mktemp("sentence"), layers=4))
+    return sentence_encoder()
 
 
 def _card(tmp_path, encoder=None, card=CARD, phrases=PHRASES):
@@ -68,7 +68,7 @@ def test_a_criterion_written_as_examples_catches_other_words_and_names_the_close
     item = result.items()["no_deflection"]
     assert [d.turn for d in item.deductions] == [1]  # the deflection in other words, not the agent who takes it on
     hit = item.deductions[0]
-    assert hit.example in PHRASES["deflection_examples"] and hit.value >= 0.9 and hit.text == call.turns[1].text
+    assert hit.example in PHRASES["deflection_examples"] and hit.value >= 0.8 and hit.text == call.turns[1].text
     # Two semantic rules of the agent's turns: those turns embedded once, the customer's never.
     assert counting.calls[embedded_for_examples:] == [[call.turns[1].text, call.turns[3].text]]
 
@@ -111,10 +111,10 @@ def test_a_bundle_exported_with_a_sentence_encoder_scores_a_semantic_card_and_on
     export_run(tiny_run, out, version="semantic", gate=gate, store=False, log=lambda *_: None,
                sentence_encoder=tiny_encoder_dir, sentence_layers=1)
     info, _ = load_bundle(out)  # the sentence encoder's files are checked like the rest
-    assert {"sentence/model.onnx", "sentence/tokenizer.json"} <= set(info.files)
+    assert {"sentence/model.onnx", "sentence/tokenizer.json", "sentence/encoder.json"} <= set(info.files)
     session = ScoringSession(out, tmp_path / "card.yaml")
     card = session.pipeline.scorecard
-    assert card.encoder is not None and card.encoder.name == "sentence"
+    assert card.encoder is not None and card.encoder.layers == 1 and card.encoder.name == "tiny-bert0, 1 layer(s)"
     call = _call(("customer", "我要投诉"), ("agent", "这个不归我们管您去问别人吧"))
     (scored,) = session.score([call])
     hits = scored.scorecard.items()["no_deflection"].deductions
@@ -245,3 +245,40 @@ def test_the_review_page_shows_a_semantic_deduction_with_its_closest_example(tin
             expect(shown).to_contain_text(f"最接近的示例：「{example}」")
     finally:
         stop(server.process)
+
+
+def test_a_card_tuned_on_one_encoder_depth_refuses_a_bundle_encoder_of_another(encoder, tmp_path):
+    # The shipped card names the depth its thresholds were tuned on, and the shipped encoder has it.
+    assert load_scorecard("default").spec.sentence_layers == encoder.layers == 1
+    card = dict(CARD, sentence_layers=4)
+    with pytest.raises(ScorecardError, match="tuned on a 4-layer sentence encoder, and the bundle has 1 layer"):
+        _card(tmp_path, encoder, card=card)
+    # An encoder that does not say its depth (exported before encoder.json) is refused as well, not guessed at.
+    (tmp_path / "old").mkdir()
+    for name in ("model.onnx", "tokenizer.json"):
+        (tmp_path / "old" / name).symlink_to(_encoder_file(name))
+    with pytest.raises(ScorecardError, match="does not say its depth"):
+        _card(tmp_path, OnnxSentenceEncoder(tmp_path / "old"), card=dict(CARD, sentence_layers=1))
+
+
+def _encoder_file(name):
+    from conftest import sentence_encoder_folder
+
+    return sentence_encoder_folder() / name
+
+
+def test_the_encoder_remembers_the_texts_it_embedded_and_gives_them_the_same_vectors(encoder):
+    import numpy as np
+
+    folder = _encoder_file("model.onnx").parent
+    remembering = OnnxSentenceEncoder(folder, remember=2)
+    embedded: list[list[str]] = []
+    run = remembering._embed
+    remembering._embed = lambda texts: embedded.append(list(texts)) or run(texts)
+    texts = ["您好，请问有什么可以帮您", "这个不归我们管", "请稍等，我帮您查一下"]
+    first = remembering.encode(texts)
+    again = remembering.encode([texts[2], texts[0], texts[1]])
+    # The last two texts were remembered (at most 2); the first was forgotten and embedded again.
+    assert embedded == [texts, [texts[0]]]
+    assert np.allclose(again, first[[2, 0, 1]], atol=1e-6)
+    assert np.allclose(first, encoder.encode(texts), atol=1e-6)

@@ -154,7 +154,9 @@ def export_cmd(
     sentence_encoder: Annotated[str, typer.Option(help="The pretrained encoder whose first --sentence-layers layers "
                                 "the bundle carries for the scorecard's semantic rules (docs/scorecard.md): run (the "
                                 "one the run was fine-tuned from), e5-small, a folder or hub id, or none.")] = "run",
-    sentence_layers: Annotated[int, typer.Option(help="Layers of --sentence-encoder kept.", min=1, max=48)] = 4,
+    sentence_layers: Annotated[int, typer.Option(help="Layers of --sentence-encoder kept (the default card's semantic "
+                               "thresholds are tuned on 1; a card tuned on another depth names it).",
+                               min=1, max=48)] = 1,
 ) -> None:
     """Turn a run into a model bundle: ONNX fp32 + int8, parity and quality gate (parity.json), bundle.json, BentoML store."""
     import time

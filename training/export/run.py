@@ -32,7 +32,7 @@ from .bundle_store import save_to_store, stored_already
 from .gate import ExportError, GateConfig, quality_deltas, validation_calls
 from .graph import export_onnx, window_parity
 from .quantize import AUTO, DEFAULT_QUANTIZATION, TIMING_WINDOWS, quantize, window_feeds, windows_per_second
-from .sentence import RUN_ENCODER, export_sentence_encoder
+from .sentence import LAYERS, RUN_ENCODER, export_sentence_encoder
 
 
 def base_encoder(info: RunInfo) -> str:
@@ -46,7 +46,7 @@ def base_encoder(info: RunInfo) -> str:
 def export_run(run_dir: Path, out: Path, version: str | None = None, validation: list[Path] | None = None,
                quantization: str = DEFAULT_QUANTIZATION, gate: GateConfig | None = None, force: bool = False,
                store: bool = True, log=print, sentence_encoder: str | Path | None = RUN_ENCODER,
-               sentence_layers: int | None = 4) -> BundleInfo:
+               sentence_layers: int | None = LAYERS) -> BundleInfo:
     """Write the bundle to ``out``; raise :class:`ExportError` after writing it if the gate failed and not forced.
     ``sentence_encoder``: a pretrained encoder (folder or hub id; ``"run"``: the one the run was fine-tuned from;
     None: none) whose first ``sentence_layers`` layers go into ``out``/sentence/ for the scorecard's semantic rules
@@ -170,7 +170,7 @@ def export_run(run_dir: Path, out: Path, version: str | None = None, validation:
         log(f"exporting sentence/ (the first {sentence_layers or 'all'} layers of {Path(str(base)).name}, for "
             f"semantic scorecard rules)")
         export_sentence_encoder(base, out / "sentence", sentence_layers)
-        names += ["sentence/model.onnx", "sentence/tokenizer.json"]
+        names += ["sentence/model.onnx", "sentence/tokenizer.json", "sentence/encoder.json"]
     files = {name: sha256_file(out / name) for name in names}
     bundle = draft.model_copy(update={"metrics": {"validation": metrics}, "gate": result, "files": files})
     write_bundle_info(out, bundle)

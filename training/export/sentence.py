@@ -3,12 +3,17 @@ encoder's first ``layers`` transformer layers, mean-pooled over the tokens, expo
 
 Why a pretrained encoder and not the bundle's fine-tuned one: the fine-tuned encoder learned what the quality heads
 need (a call's attitude, resolution), and its pooled vector of one turn says little about what the turn *says*; a
-criterion's examples are matched by meaning. Why its lower layers: docs/scorecard.md measures 4 of 12 layers against
-all 12 on held-out turns; fewer layers cost proportionally less per call.
+criterion's examples are matched by meaning. Why its first layer alone: docs/scorecard.md measures 1, 2, 4 and 12 of
+its 12 layers on held-out turns — one does as well as four (and better than twelve) at a third of four's cost.
+
+``encoder.json`` beside the graph says what it is (the base encoder, the layers kept, int8): a semantic rule's
+threshold means something only in the space it was tuned in, so a card names the depth it was tuned on and a
+bundle that carries another is refused (callqa.semantic.check_encoder).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 from pathlib import Path
@@ -20,6 +25,7 @@ from torch import nn
 from .quantize import OPSET, without_preprocessing_hint
 
 RUN_ENCODER = "run"  # export_run's default: the encoder the run was fine-tuned from
+LAYERS = 1  # the depth the default card's semantic thresholds are tuned on (docs/scorecard.md)
 
 
 class MeanPooled(nn.Module):
@@ -35,14 +41,15 @@ class MeanPooled(nn.Module):
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
-def export_sentence_encoder(encoder: str | Path, out: Path, layers: int | None = None, int8: bool = True) -> Path:
-    """Write ``out``/model.onnx and tokenizer.json: ``encoder`` (a folder or hub id) cut to its first ``layers``
-    layers (None: all), its weights quantized to int8 (dynamic; 2.4× faster, a quarter of the size — the thresholds
-    of the default card are tuned on the int8 graph, docs/scorecard.md). Returns ``out``."""
+def export_sentence_encoder(encoder: str | Path, out: Path, layers: int | None = LAYERS, int8: bool = True) -> Path:
+    """Write ``out``/model.onnx, tokenizer.json and encoder.json: ``encoder`` (a folder or hub id) cut to its first
+    ``layers`` layers (None: all), its weights quantized to int8 (dynamic; faster and a quarter of the size — the
+    thresholds of the default card are tuned on the int8 graph, docs/scorecard.md). Returns ``out``."""
     from transformers import AutoModel, AutoTokenizer
 
     model = AutoModel.from_pretrained(str(encoder), attn_implementation="eager").eval()
     layers = None if layers is not None and layers >= len(model.encoder.layer) else layers  # a small encoder whole
+    kept = layers or len(model.encoder.layer)
     if layers is not None:
         if not 1 <= layers <= len(model.encoder.layer):
             raise ValueError(f"layers: 1 to {len(model.encoder.layer)} for this encoder, not {layers}")
@@ -73,4 +80,6 @@ def export_sentence_encoder(encoder: str | Path, out: Path, layers: int | None =
         shutil.copyfile(source, out / "tokenizer.json")
     else:
         AutoTokenizer.from_pretrained(str(encoder)).backend_tokenizer.save(str(out / "tokenizer.json"))
+    about = {"base": Path(str(encoder)).name, "layers": kept, "int8": int8}
+    (out / "encoder.json").write_text(json.dumps(about, indent=1) + "\n", encoding="utf-8")
     return out
