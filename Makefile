@@ -127,6 +127,7 @@ bench: bundle students
 	$(PY) benchmarks/review_store.py --calls 20000 --out benchmarks/results/reviews-latest.json
 	$(PY) benchmarks/scorecard.py --bundle bundles/demo/current --serve --out benchmarks/results/scorecard-latest.json \
 		$$([ -f $(SHARED)/data/stc3/train_cn.json ] && echo --stc3 $(SHARED)/data/stc3/train_cn.json)
+	$(PY) benchmarks/scorecard.py --bundle bundles/demo-k4 --out benchmarks/results/scorecard-student-k4-latest.json
 
 # The review loop on STC-3's votes (docs/training.md): which reviews teach the model fastest, ~25 min on 2 cores.
 # Criteria written as examples against phrase rules (docs/scorecard.md), ~5 min.

@@ -109,6 +109,8 @@ def scorecard_tune(
     data = yaml.safe_load(Path(loaded.source).read_text(encoding="utf-8"))
     spec = data["rules"][rule]
     spec["threshold"] = result.proposed.threshold
+    if getattr(loaded.encoder, "layers", None):  # the threshold is tuned in this encoder's space: say which
+        data["sentence_layers"] = loaded.encoder.layers
     if result.add_examples:
         spec["examples"] = [*spec.get("examples", []), *result.add_examples]
     if data.get("phrases"):  # the phrase file stays beside the card it was read with

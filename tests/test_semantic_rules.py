@@ -214,6 +214,7 @@ def test_scorecard_tune_and_check_from_the_command_line(tiny_bundle, tmp_path):
     assert result.exit_code == 0, result.output
     assert "2 reviewed calls" in result.output and "proposed" in result.output
     tuned = load_scorecard(out)
+    assert tuned.spec.sentence_layers == 1  # tuned in the bundle encoder's space, and says so
     assert tuned.rules["deflection"].spec.threshold != load_scorecard("default").rules["deflection"].spec.threshold \
         or "examples" in out.read_text(encoding="utf-8")
     checked = CliRunner().invoke(app, ["scorecard", "check", "default", "--bundle", str(tiny_bundle)])
