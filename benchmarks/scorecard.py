@@ -65,11 +65,11 @@ def hit_rates(card: Scorecard, calls: list[Call]) -> dict:
             for rule in card.rules}
 
 
-def pipeline_cost(bundle: Path, card: Scorecard, calls: list[Call]) -> dict:
+def pipeline_cost(bundle: Path, card: Scorecard, calls: list[Call], sentence: Path | None = None) -> dict:
     """Time per call on one core, as `callqa score` and the service spend it (one model run per core, the card's
     rules beside it): the model, the head scores, the card, and of the card the semantic rules — every turn embedded
     (``card``'s encoder remembers nothing), and again with an encoder that remembers the texts it saw, from cold,
-    over these calls in order."""
+    over these calls in order (``sentence``: that encoder's folder, by default the bundle's)."""
     from callqa import OnnxSentenceEncoder, ScoringSession
 
     session = ScoringSession(bundle, card, run_threads=1)
@@ -87,7 +87,7 @@ def pipeline_cost(bundle: Path, card: Scorecard, calls: list[Call]) -> dict:
         semantic_s = len(calls) / rule_throughput(card, calls, 2.0, "semantic")["calls_per_s"]
         without = model_s + timings[True] - semantic_s
         remembering = load_scorecard(card.source)
-        remembering.use_encoder(OnnxSentenceEncoder(bundle / "sentence", threads=1))
+        remembering.use_encoder(OnnxSentenceEncoder(sentence or bundle / "sentence", threads=1))
         remembered_s = _seconds(lambda: rule_throughput(remembering, calls, 0.0, "semantic"))
         out.update({"semantic_ms_per_call": 1000 * semantic_s / len(calls),
                     "semantic_added_to_scoring": semantic_s / without,
@@ -184,7 +184,7 @@ def main() -> None:
                                            for kind in sorted({r.kind for r in card.rules.values()})},
               "hit_rates": {name: hit_rates(card, calls) for name, calls in sets.items()}}
     if args.bundle:
-        result["pipeline"] = pipeline_cost(args.bundle, card, sets["sample"][:120])
+        result["pipeline"] = pipeline_cost(args.bundle, card, sets["sample"][:120], args.sentence_encoder)
         result["evidence"] = evidence_cost(args.bundle, sets["sample"][:30])
         if args.serve:
             result["served"] = served_latency(args.bundle, sets["sample"][:50])
