@@ -71,6 +71,23 @@ def test_two_reviewers_who_agree_close_the_double_review_without_a_lead(store):
     assert call not in _queue_ids(store, LEAD)
 
 
+def test_a_second_reviewer_cannot_find_the_first_reviewers_total_by_searching_on_scores(store):
+    store, calls, schema = store
+    call = calls[2].call_id
+    store.submit(call, ANNA, 0, {"attitude": "2"}, schema)
+    record = store.view(call, ANNA.id).record  # the first reviewer's card of record
+
+    def found(**filters) -> bool:
+        return call in [i.call_id for i in store.search(CallFilter(**filters), BO.id, limit=100)[0]]
+
+    # Listed (without a total), but a score filter matches what a row shows, not the hidden first review.
+    assert found() and not found(score_min=record.total, score_max=record.total)
+    assert not found(red_line=record.red_line) and not found(red_line=not record.red_line)
+    store.submit(call, BO, 1, {"attitude": "2"}, schema)  # they agree: the total of record is shown and matched
+    assert store.view(call).double == "agreed"
+    assert found(score_min=record.total, score_max=record.total) and found(red_line=record.red_line)
+
+
 def test_calls_under_the_threshold_and_appeals_are_reviewed_once(tmp_path):
     schema = load_schema("callcenter")
     calls = [c.model_copy(update={"labels": {}}) for c in load_calls(SAMPLE)[:4]]

@@ -43,10 +43,16 @@ def queue_keys(scores: CallScores, schema: LabelSchema) -> tuple[float, float, f
     return max(entropies), min(margins), (min(lows) if lows else None)
 
 
-# What a queue or search row shows: the call's small columns and its latest scorecard's total (never a transcript).
+# The total and red line a queue or search row shows — and what the search's score filters match: none while a 双评
+# waits for its second, independent review (the columns hold the first reviewer's card of record, which a filter
+# would otherwise give away to the second reviewer one bisection at a time).
+SHOWN_TOTAL = case((CallRow.double_review == PENDING, None), else_=CallRow.total)
+SHOWN_RED_LINE = case((CallRow.double_review == PENDING, None), else_=CallRow.red_line)
+# What a queue or search row shows: the call's small columns and that total (never a transcript).
 ITEM_COLUMNS = (CallRow.call_id, CallRow.agent_id, CallRow.started_at, CallRow.duration, CallRow.model, CallRow.turns,
                 CallRow.sample_key, CallRow.entropy, CallRow.margin, CallRow.low_score, CallRow.lease_owner,
-                CallRow.lease_until, CallRow.revision, CallRow.total, CallRow.red_line, CallRow.double_review)
+                CallRow.lease_until, CallRow.revision, SHOWN_TOTAL.label("total"), SHOWN_RED_LINE.label("red_line"),
+                CallRow.double_review)
 
 
 def lease_free_for(reviewer: str, now: datetime):
@@ -130,11 +136,11 @@ class ReviewQueue:
         if found.reviewed_by is not None:
             where.append(exists().where(ReviewRow.call_id == CallRow.call_id, ReviewRow.reviewer == found.reviewed_by))
         if found.score_min is not None:
-            where.append(CallRow.total >= found.score_min)
+            where.append(SHOWN_TOTAL >= found.score_min)
         if found.score_max is not None:
-            where.append(CallRow.total <= found.score_max)
+            where.append(SHOWN_TOTAL <= found.score_max)
         if found.red_line is not None:
-            where.append(CallRow.red_line == found.red_line)
+            where.append(SHOWN_RED_LINE == found.red_line)
         query = select(*ITEM_COLUMNS).where(*where)
         with Session(self.engine) as session:
             rows = session.execute(query.order_by(CallRow.started_at.desc(), CallRow.call_id).limit(limit)).all()
@@ -145,16 +151,9 @@ class ReviewQueue:
         return QueueItem(call_id=r.call_id, agent_id=r.agent_id, started_at=as_utc(r.started_at), duration=r.duration,
                          model=r.model, turns=r.turns, sampled=r.sample_key < self.policy.sample_rate,
                          entropy=r.entropy, margin=r.margin, low_score=r.low_score, revision=r.revision,
-                         double=r.double_review, **self._record_shown(r),
+                         double=r.double_review, total=r.total, red_line=r.red_line,
                          leased_to_me=r.lease_owner == reviewer and r.lease_until is not None
                          and as_utc(r.lease_until) > now)
-
-    @staticmethod
-    def _record_shown(r) -> dict:
-        """The total a queue row shows: none while a 双评 waits for its second, independent review (the column holds
-        the first reviewer's card of record)."""
-        return {"total": None, "red_line": None} if r.double_review == PENDING else {"total": r.total,
-                                                                                        "red_line": r.red_line}
 
     def lease(self, call_id: str, reviewer: Reviewer) -> datetime:
         """Lease a call to a reviewer (renewing their own lease); :class:`Leased` if someone else holds it."""
