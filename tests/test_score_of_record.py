@@ -9,19 +9,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from callqa.calls import Call, Turn
 from callqa.schema import load_schema
 from callqa.serving.report import ReportBuilder
 from callqa.serving.store import (
+    AwaitsLead,
     AppealRequest,
     Appeals,
     AppealTarget,
     CallFilter,
     HitRef,
     MissedDeduction,
+    QueuePolicy,
     Reviewer,
     ReviewStore,
     RulingInput,
@@ -33,6 +35,7 @@ from callqa.serving.store import (
 from conftest import score_randomly
 
 REVIEWER, AGENT, LEAD = Reviewer("key-r", "复核员"), Reviewer("key-agent", "坐席"), Reviewer("key-lead", "主管")
+SECOND = Reviewer("key-r2", "第二复核员")
 SCHEMA = load_schema("callcenter")
 
 
@@ -46,10 +49,11 @@ def red_line_call(call_id: str = "c-red", agent: str = "a-1") -> Call:
                 turns=[Turn(speaker=s, text=t) for s, t in turns])
 
 
-def stored(tmp: Path, seed: int = 3):
+def stored(tmp: Path, seed: int = 3, double: bool = False):
+    """The red-line call scored and stored; ``double``: every first review sends it to a second reviewer (双评)."""
     call = red_line_call()
     scored = score_randomly([call], seed=seed)
-    store = ReviewStore(f"sqlite:///{tmp / 'db.sqlite'}")
+    store = ReviewStore(f"sqlite:///{tmp / 'db.sqlite'}", QueuePolicy(double_review=0.0) if double else None)
     store.add_scored([call], scored, "callqa-scorer:test", SCHEMA)
     return store, Appeals(store, SCHEMA), call, scored[0].scorecard
 
@@ -76,6 +80,8 @@ def readers(store: ReviewStore, appeals: Appeals, call: Call) -> dict[str, tuple
         "queue search": (found[0].total, found[0].red_line, None),
         "month report": (row[agents.columns.index("平均得分")], row[agents.columns.index("红线")] == 1, None),
     }
+    if view.double == "pending":  # a search row hides the first review's total until the second, blind one
+        assert out.pop("queue search") == (None, None, None)
     exported = list(store.reviewed())
     if exported:
         out["export"] = _of(exported[0].record)
@@ -176,30 +182,38 @@ verdict_steps = st.builds(lambda wrong, missed, points: ("review", wrong, missed
                           st.dictionaries(st.sampled_from(ITEMS), st.sampled_from([0.0, 1.0, 2.0]), max_size=2))
 steps = st.lists(st.one_of(verdict_steps, st.just(("labels",)), st.tuples(st.just("appeal"), st.integers(0, 20))),
                  min_size=1, max_size=5)
+REVIEWERS = [REVIEWER, SECOND, LEAD]  # who saves a review step: under 双评, two reviewers may differ and a lead adjudicate
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps=steps, seed=st.integers(0, 50))
-def test_every_reader_shows_the_score_of_record(steps, seed):
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=steps, seed=st.integers(0, 50), double=st.booleans(), who=st.lists(st.integers(0, 2), min_size=5, max_size=5))
+def test_every_reader_shows_the_score_of_record(steps, seed, double, who):
     with tempfile.TemporaryDirectory() as tmp:
-        store, appeals, call, card = stored(Path(tmp), seed)
+        store, appeals, call, card = stored(Path(tmp), seed, double)
         model_hits = [HitRef(item=i.id, rule=d.rule, turn=d.turn, start=d.start)
                       for i in card.items().values() for d in i.deductions]
         latest: ScorecardReview | None = None
         overturned: set[HitRef] = set()
-        for step in steps:
-            revision = store.view(call.call_id).revision
-            if step[0] == "labels":
-                store.submit(call.call_id, REVIEWER, revision, {"attitude": "4"}, SCHEMA)
-            elif step[0] == "review":
-                _, wrong, missed, points = step
-                latest = ScorecardReview(
-                    false_hits=list(dict.fromkeys(model_hits[n % len(model_hits)] for n in wrong)),
-                    missed=[MissedDeduction(item=i, turn=t, points=min(p, card.items()[i].max_points) if p else p)
-                            for i, t, p in missed],
-                    points={i: min(p, card.items()[i].max_points) for i, p in points.items()})
-                store.submit(call.call_id, REVIEWER, revision, {}, SCHEMA, scorecard=latest)
-            else:
+        for step, by in zip(steps, who):
+            view = store.view(call.call_id)
+            reviewer = REVIEWERS[by]
+            try:
+                if step[0] == "labels":
+                    store.submit(call.call_id, reviewer, view.revision, {"attitude": "4"}, SCHEMA, lead=reviewer == LEAD)
+                elif step[0] == "review":
+                    _, wrong, missed, points = step
+                    verdicts = ScorecardReview(
+                        false_hits=list(dict.fromkeys(model_hits[n % len(model_hits)] for n in wrong)),
+                        missed=[MissedDeduction(item=i, turn=t, points=min(p, card.items()[i].max_points) if p else p)
+                                for i, t, p in missed],
+                        points={i: min(p, card.items()[i].max_points) for i, p in points.items()})
+                    store.submit(call.call_id, reviewer, view.revision, {}, SCHEMA, scorecard=verdicts,
+                                 lead=reviewer == LEAD)
+                    latest = verdicts
+            except AwaitsLead:  # two reviews differ: only a lead's adjudication may be saved
+                assert view.double == "differs" and reviewer != LEAD
+                continue
+            if step[0] == "appeal":
                 hit = model_hits[step[1] % len(model_hits)]
                 # The agent appeals what their card of record shows: not a deduction already taken back.
                 if hit in overturned or (latest and hit in latest.false_hits) \
@@ -210,6 +224,7 @@ def test_every_reader_shows_the_score_of_record(steps, seed):
                 appeals.rule(filed.id, LEAD, RulingRequest(
                     rulings=[RulingInput(entry=filed.entries[0].id, decision="overturned")]))
                 overturned.add(hit)
+            event(f"双评 state reached: {store.view(call.call_id).double}")
             total, red, points = assert_agree(readers(store, appeals, call))
             # The red line, from first principles: a 禁语 hit neither marked 误判 by the latest verdicts nor overturned,
             # or a 漏扣 on the 禁语 item.
