@@ -16,10 +16,10 @@ from callqa.calls import Call, Turn
 from callqa.schema import load_schema
 from callqa.serving.report import ReportBuilder
 from callqa.serving.store import (
-    AwaitsLead,
     AppealRequest,
     Appeals,
     AppealTarget,
+    AwaitsLead,
     CallFilter,
     HitRef,
     MissedDeduction,
