@@ -60,6 +60,8 @@ class ItemResult(BaseModel):
                                 "that stands, a rule's or a reviewer's 漏扣, zeroes the call's total")
     deduct: float | None = Field(default=None, description="what a reviewer's 漏扣 on this item takes by default: "
                                  "the largest deduct of its rules")
+    rules: list[str] = Field(default=[], description="the ids of the rules that judge this item: a reviewer's 漏扣 on "
+                             "it is a miss of theirs (empty in results stored before it was recorded)")
     from_model: float | None = Field(default=None, description="points the model head gave, before deductions")
     deductions: list[Deduction] = []
 
@@ -234,8 +236,8 @@ class Scorecard:
         return score.level in (when.levels or ())
 
     def _item(self, item: Item, hits: dict[str, list[Hit] | None], scores: CallScores | None) -> ItemResult:
-        traits = {"red_line_item": item.red_line,
-                "deduct": max((self.rules[r].spec.deduct for r in item.rules), default=None)}
+        traits = {"red_line_item": item.red_line, "rules": list(item.rules),
+                  "deduct": max((self.rules[r].spec.deduct for r in item.rules), default=None)}
         if item.when is not None and not self._holds(item.when, hits, scores):
             return ItemResult(id=item.id, title=item.title, points=item.points, max_points=item.points,
                               applicable=False, red_line=False, **traits)

@@ -9,7 +9,7 @@ decision — kappa and accuracy over those pairs, and per topic how often model 
 from __future__ import annotations
 
 import html
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 import numpy as np
@@ -77,10 +77,19 @@ class RulePrecision(BaseModel):
     title: str
     reviewed: int = Field(description="hits on reviewed calls")
     wrong: int = Field(description="hits reviewers marked 误判")
+    missed: int = Field(default=0, description="漏扣 reviewers marked on an item this rule judges (an item of several "
+                        "rules counts its 漏扣 against each: callqa.rule_tuning reads them the same way)")
 
     @property
-    def precision(self) -> float:
-        return (self.reviewed - self.wrong) / self.reviewed if self.reviewed else float("nan")
+    def precision(self) -> float | None:
+        """Hits confirmed / hits reviewed (None: no hit reviewed)."""
+        return (self.reviewed - self.wrong) / self.reviewed if self.reviewed else None
+
+    @property
+    def recall(self) -> float | None:
+        """Hits confirmed / (hits confirmed + 漏扣): how much of what reviewers deduct the rule finds (None: neither)."""
+        confirmed = self.reviewed - self.wrong
+        return confirmed / (confirmed + self.missed) if confirmed + self.missed else None
 
 
 class ItemAgreement(BaseModel):
@@ -98,8 +107,9 @@ class ScorecardAgreement(BaseModel):
 
 
 def scorecard_agreement(reviewed: Iterable[ReviewedCall]) -> ScorecardAgreement:
-    """Per rule, precision = hits confirmed / hits reviewed (a reviewed hit not marked 误判 is confirmed); per item,
-    how often the reviewer's points equal the scorecard's. Counts reviewed calls whose prediction had a scorecard."""
+    """Per rule, precision = hits confirmed / hits reviewed (a reviewed hit not marked 误判 is confirmed) and its
+    misses (漏扣 on its items); per item, how often the reviewer's points equal the scorecard's. Counts reviewed calls
+    whose prediction had a scorecard."""
     rules: dict[str, RulePrecision] = {}
     points: dict[str, list[tuple[float, float]]] = defaultdict(list)
     titles: dict[str, str] = {}
@@ -109,18 +119,27 @@ def scorecard_agreement(reviewed: Iterable[ReviewedCall]) -> ScorecardAgreement:
             continue
         calls += 1
         review, of_record = r.scorecard_review, item_points(r.record)
+        missed = Counter(m.item for m in review.missed) if review else Counter()
         for item in r.scorecard.items().values():
             titles[item.id] = item.title
             points[item.id].append((item.points, of_record[item.id]))
-            for d in item.deductions:
-                entry = rules.setdefault(d.rule, RulePrecision(rule=d.rule, title=d.title, reviewed=0, wrong=0))
-                entry.reviewed += 1
-                if review and review.marks_wrong(item.id, d):
-                    entry.wrong += 1
+            _count(rules, item, review, missed[item.id])
     items = [ItemAgreement(item=item, title=titles[item], n=len(pairs),
                            exact=float(np.mean([abs(a - b) < 1e-6 for a, b in pairs])),
                            mae=float(np.mean([abs(a - b) for a, b in pairs]))) for item, pairs in points.items()]
     return ScorecardAgreement(calls=calls, rules=sorted(rules.values(), key=lambda r: r.rule), items=items)
+
+
+def _count(rules: dict[str, RulePrecision], item, review, missed: int) -> None:
+    """One item of a reviewed call: its rules' hits (and which were marked 误判), and the 漏扣 marked on it."""
+    for d in item.deductions:
+        entry = rules.setdefault(d.rule, RulePrecision(rule=d.rule, title=d.title, reviewed=0, wrong=0))
+        entry.title = d.title  # a rule first met through a 漏扣 was known by its id
+        entry.reviewed += 1
+        if review and review.marks_wrong(item.id, d):
+            entry.wrong += 1
+    for rule in item.rules if missed else ():
+        rules.setdefault(rule, RulePrecision(rule=rule, title=rule, reviewed=0, wrong=0)).missed += missed
 
 
 def _fmt(value: float | None) -> str:
@@ -157,11 +176,12 @@ def agreement_html(report: list[HeadAgreement], title: str, card: ScorecardAgree
             parts.append("</table>")
     if card is not None and card.calls:
         parts.append(f"<h2>评分表 <small>({card.calls} 通已复核)</small></h2>")
-        parts.append("<table><caption>规则准确率（复核员确认的扣分 / 复核过的扣分）</caption>"
-                     "<tr><th>规则</th><th>扣分次数</th><th>误判</th><th>准确率</th></tr>")
+        parts.append("<table><caption>规则准确率（复核员确认的扣分 / 复核过的扣分）与漏扣（复核员在规则所属评分项上补扣；"
+                     "查全率 = 确认的扣分 / (确认的扣分 + 漏扣)）</caption>"
+                     "<tr><th>规则</th><th>扣分次数</th><th>误判</th><th>准确率</th><th>漏扣</th><th>查全率</th></tr>")
         for r in card.rules:
             parts.append(f"<tr><td>{e(r.title)} ({e(r.rule)})</td><td>{r.reviewed}</td><td>{r.wrong}</td>"
-                         f"<td>{r.precision:.3f}</td></tr>")
+                         f"<td>{_fmt(r.precision)}</td><td>{r.missed}</td><td>{_fmt(r.recall)}</td></tr>")
         parts.append("</table><table><caption>评分项一致性（复核员与评分表给分相同的比例，平均分差）</caption>"
                      "<tr><th>评分项</th><th>通话数</th><th>一致</th><th>平均分差</th></tr>")
         for i in card.items:

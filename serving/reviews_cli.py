@@ -28,6 +28,10 @@ def open_review_store(db: str | None):
         raise fail(str(err)) from None
 
 
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
 def _date(value: str | None):
     from datetime import date
 
@@ -111,7 +115,8 @@ def reviews_agreement(
 ) -> None:
     """Per head, how well the model agrees with reviewers, overall and per ISO week: QWK (ordinal heads) or kappa,
     accuracy, and a confusion matrix (rows: reviewer, columns: model). For the scorecard: per rule, precision (hits
-    reviewers confirmed / hits reviewed), and per item, how often reviewers gave the scorecard's points."""
+    reviewers confirmed / hits reviewed), the 漏扣 marked on its items and recall (confirmed / (confirmed + 漏扣)), and
+    per item, how often reviewers gave the scorecard's points."""
     from callqa.serving.agreement import agreement, agreement_html, group_by_model, scorecard_agreement
 
     fallback = schema_or_fail(schema)
@@ -147,9 +152,11 @@ def reviews_agreement(
                 matrix.add_row(name, *map(str, row))
             console.print(matrix)
     if card.calls:
-        rules = Table("rule", "hits reviewed", "误判", "precision", title=f"scorecard rules ({card.calls} reviewed calls)")
+        rules = Table("rule", "hits reviewed", "误判", "precision", "漏扣", "recall",
+                      title=f"scorecard rules ({card.calls} reviewed calls)")
         for r in card.rules:
-            rules.add_row(f"{r.rule} {r.title}", str(r.reviewed), str(r.wrong), f"{r.precision:.3f}")
+            rules.add_row(f"{r.rule} {r.title}", str(r.reviewed), str(r.wrong), _share(r.precision), str(r.missed),
+                          _share(r.recall))
         console.print(rules)
         items = Table("item", "n", "same points", "mean |Δ|", title="scorecard items: reviewer vs scorecard")
         for i in card.items:

@@ -126,7 +126,11 @@ def test_a_reviewer_marks_a_deduction_wrong_adds_a_missed_one_and_sets_points(st
     report = scorecard_agreement(store.reviewed())
     rules = {r.rule: r for r in report.rules}
     assert (rules["rude_questions"].reviewed, rules["rude_questions"].wrong) == (2, 1)
-    assert rules["rude_questions"].precision == 0.5
+    assert rules["rude_questions"].precision == 0.5 and rules["rude_questions"].recall == 1.0
+    # The 漏扣 on 答复准确 is a miss of its rule (evasive), which found nothing there: no precision, recall 0.
+    assert card.items()["answers"].rules == ["evasive"] and not card.items()["answers"].deductions
+    assert {r.rule: r.missed for r in report.rules if r.missed} == {"evasive": 1}
+    assert (rules["evasive"].precision, rules["evasive"].recall) == (None, 0.0)
     items = {i.item: i for i in report.items}
     assert items["attitude_model"].mae == pytest.approx(10 * (4.98 - 1) / 4 - 6)  # the model 9.95, the reviewer 6
     assert items["standard_questions"].mae == 5.0  # the 误判 hit's 5 points given back

@@ -1,5 +1,5 @@
-"""规则准确率: per rule, the deductions reviewers judged and how many they marked 误判 (shown once anything was
-reviewed in the period)."""
+"""规则准确率: per rule, the deductions reviewers judged, how many they marked 误判, and the 漏扣 they marked on
+its items (shown once anything was reviewed in the period)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ class RulePrecision(Section):
         if not context.reviewed:
             return []
         card = scorecard_agreement(context.reviewed)
-        rows = [[r.title, r.reviewed, r.wrong, round_or_none(r.precision, 3)] for r in card.rules]
-        return [Table(name="rules", title="规则准确率（复核确认的扣分 / 复核过的扣分）",
-                      columns=["规则", "复核过的扣分", "误判", "准确率"], rows=rows)]
+        rows = [[r.title, r.reviewed, r.wrong, round_or_none(r.precision, 3), r.missed, round_or_none(r.recall, 3)]
+                for r in card.rules]
+        return [Table(name="rules", title="规则准确率（复核确认的扣分 / 复核过的扣分）与漏扣",
+                      columns=["规则", "复核过的扣分", "误判", "准确率", "漏扣", "查全率"], rows=rows)]
