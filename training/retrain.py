@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from callqa.jsonl import load_calls
-
 from .evaluate import evaluate_run
 from .export import GateConfig, quality_deltas
 from .run import RunDir, RunInfo
@@ -60,7 +58,10 @@ def export_reviews(out: Path, since: str, db: str | None) -> int:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RetrainError(f"callqa reviews export failed: {done.stderr.strip()[-500:]}")
-    return len(load_calls([out])) if out.exists() else 0
+    if not out.exists():
+        return 0
+    with out.open(encoding="utf-8") as lines:  # one call per line, as the exporter wrote them: counted, not parsed
+        return sum(1 for line in lines if line.strip())
 
 
 def since_of(info: RunInfo) -> str:
