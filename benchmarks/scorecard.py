@@ -50,6 +50,19 @@ def rule_throughput(card: Scorecard, calls: list[Call], seconds: float = 3.0, ki
     return {"calls": len(calls), "passes": passes, "calls_per_s": passes * len(calls) / elapsed}
 
 
+def repeated_agent_turns(calls: list[Call]) -> dict:
+    """How many agent turns say word for word what an earlier one said: what the sentence encoder's memory can save."""
+    seen: set[str] = set()
+    turns = repeated = 0
+    for call in calls:
+        for turn in call.turns:
+            if turn.speaker == "agent":
+                turns += 1
+                repeated += turn.text in seen
+                seen.add(turn.text)
+    return {"agent_turns": turns, "distinct": len(seen), "repeated_share": repeated / turns if turns else None}
+
+
 def hit_rates(card: Scorecard, calls: list[Call]) -> dict:
     with_hits, hits, judged = Counter(), Counter(), Counter()
     for call in calls:
@@ -182,7 +195,8 @@ def main() -> None:
               "rules_throughput": {name: rule_throughput(card, calls) for name, calls in sets.items()},
               "rules_throughput_by_kind": {kind: rule_throughput(card, sets["sample"], 2.0, kind)
                                            for kind in sorted({r.kind for r in card.rules.values()})},
-              "hit_rates": {name: hit_rates(card, calls) for name, calls in sets.items()}}
+              "hit_rates": {name: hit_rates(card, calls) for name, calls in sets.items()},
+              "repeated_agent_turns": {name: repeated_agent_turns(calls) for name, calls in sets.items()}}
     if args.bundle:
         result["pipeline"] = pipeline_cost(args.bundle, card, sets["sample"][:120], args.sentence_encoder)
         result["evidence"] = evidence_cost(args.bundle, sets["sample"][:30])
