@@ -69,7 +69,7 @@ class OnnxSentenceEncoder:
             out[new] = self._embed([texts[i] for i in new])
             with self._lock:
                 for i in new:
-                    self._seen[texts[i]] = out[i]
+                    self._seen[texts[i]] = out[i].copy()  # not a view into the array the caller gets
                 while len(self._seen) > self._remember:
                     self._seen.popitem(last=False)
         return out
