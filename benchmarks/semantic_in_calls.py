@@ -32,41 +32,15 @@ import platform
 from pathlib import Path
 
 import numpy as np
-import torch
+from semantic_in_graph import first_layers, in_context, unit
 from semantic_rules import ENCODER, PHRASES, TURNS, measured, tuned
 
 from callqa import Call, CallEncoder, ExampleMatcher, OnnxSentenceEncoder, RunDir, load_calls
-from callqa.render import aggregate_turns
 from callqa.scorecard import load_phrases
 
 ROOT = Path(__file__).resolve().parents[1]
 CRITERIA = ("deflection", "evasive", "soothing")
 HOSTS = ROOT / "datasets" / "sample" / "calls.jsonl"
-
-
-def cut_to(folder: Path, layers: int):
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(str(folder), attn_implementation="eager").eval()
-    model.encoder.layer = model.encoder.layer[:layers]
-    return model
-
-
-def turn_vectors(model, encoder: CallEncoder, call: Call) -> np.ndarray:
-    """[turns, hidden]: each turn's tokens' mean state over the windows that hold them."""
-    encoded = encoder.encode(call)
-    width = max(len(w) for w in encoded.windows)
-    ids = torch.zeros((len(encoded.windows), width), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, w in enumerate(encoded.windows):
-        ids[i, : len(w)], mask[i, : len(w)] = torch.tensor(w), 1
-    with torch.inference_mode():
-        hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state.numpy()
-    return aggregate_turns(list(hidden), encoded.turn_ids, len(call.turns))
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def placed(rows: list[dict], hosts: list[Call], rng: np.random.Generator) -> list[tuple[Call, int]]:
@@ -106,10 +80,10 @@ def main() -> None:
     lists = load_phrases(PHRASES)
     hosts = load_calls(HOSTS)
     sentence = OnnxSentenceEncoder(args.sentence, remember=0)
-    models = {f"in call, e5-small {n}": (cut_to(ENCODER, n), CallEncoder.from_file(ENCODER / "tokenizer.json", render))
+    models = {f"in call, e5-small {n}": (first_layers(n), CallEncoder.from_file(ENCODER / "tokenizer.json", render))
               for n in (1, 2, 4)}
     student_tokenizer = CallEncoder.from_file(student.tokenizer, render)
-    models.update({f"in call, student {args.student.name} {n}": (cut_to(student.encoder_config_file.parent, n),
+    models.update({f"in call, student {args.student.name} {n}": (first_layers(n, student.encoder_config_file.parent),
                                                                student_tokenizer) for n in (1, 2)})
     result = {"machine": platform.machine(), "seed": args.seed, "hosts": str(HOSTS.relative_to(ROOT)), "criteria": {}}
     for criterion in CRITERIA:
@@ -132,7 +106,7 @@ def main() -> None:
                     if texts is not None:  # the examples: as a call of one turn each, or put into calls as the turns are
                         calls = [(one_turn(t), 0) for t in texts] if where == "alone" else \
                             placed([{"text": t} for t in texts], hosts, np.random.default_rng(args.seed + 1))
-                    return unit(np.nan_to_num(np.stack([turn_vectors(model, encoder, c)[i] for c, i in calls])))
+                    return unit(np.nan_to_num(np.stack([in_context(model, encoder, c)[i] for c, i in calls])))
                 out[f"{name}, examples {where}"] = scored(embed, examples, counter, dev, test, dev_gold, test_gold)
         for name, m in out.items():
             print(f"{criterion:10s} {name:52s} AUC {m.get('auc', float('nan')):.3f}  P {m['precision']:.2f}  "

@@ -23,15 +23,16 @@ import torch
 from semantic_rules import ENCODER, NUGGETS, measured, nugget_refs, pick_examples, stc3_parts, tuned
 
 from callqa import CallEncoder, ExampleMatcher, RunDir
-from callqa.render import aggregate_turns
+from callqa.render import aggregate_turns, pad_windows
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def first_layers(layers: int = 4):
+def first_layers(layers: int = 4, folder: Path = ENCODER):
+    """The encoder in ``folder`` (default: the pretrained e5-small) cut to its first ``layers`` layers, in PyTorch."""
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(ENCODER), attn_implementation="eager").eval()
+    model = AutoModel.from_pretrained(str(folder), attn_implementation="eager").eval()
     model.encoder.layer = model.encoder.layer[:layers]
     return model
 
@@ -39,11 +40,7 @@ def first_layers(layers: int = 4):
 def in_context(model, encoder: CallEncoder, call) -> np.ndarray:
     """[turns, hidden]: each turn's tokens' mean state over the windows that hold them (NaN: a turn not reached)."""
     encoded = encoder.encode(call)
-    width = max(len(w) for w in encoded.windows)
-    ids = torch.zeros((len(encoded.windows), width), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, w in enumerate(encoded.windows):
-        ids[i, : len(w)], mask[i, : len(w)] = torch.tensor(w), 1
+    ids, mask = (torch.from_numpy(a) for a in pad_windows(encoded.windows, encoder.pad_id))
     with torch.inference_mode():
         hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state.numpy()
     return aggregate_turns(list(hidden), encoded.turn_ids, len(call.turns))

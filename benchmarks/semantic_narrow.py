@@ -32,19 +32,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from scorecard import hit_rates
-from semantic_rules import ENCODER, PHRASES, agent_turns, stc3_nuggets, stc3_parts
+from semantic_rules import (
+    CARD_RULES,
+    ENCODER,
+    PHRASES,
+    agent_turns,
+    default_card_with,
+    stc3_nuggets,
+    stc3_parts,
+)
 from torch import nn
 
 from callqa import OnnxSentenceEncoder, load_calls, load_scorecard
+from callqa.render import pad_windows
 from callqa.scorecard import load_phrases
 from callqa.stc3 import read_stc3
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "data" / "sentence-encoders" / "e5-1-int8"
 OUT = ROOT / "data" / "sentence-encoders" / "e5-narrow-128"
-CARD_RULES = {"deflection": "deflection", "evasive": "evasive", "no_soothing": "soothing"}
 WIDTH, MAX_TOKENS = 128, 64
 
 
@@ -105,11 +112,7 @@ def batches(ids: list[list[int]], targets: np.ndarray, size: int, rng: np.random
     order = rng.permutation(len(ids))
     for start in range(0, len(order), size):
         chosen = order[start : start + size]
-        width = max(len(ids[i]) for i in chosen)
-        x = torch.zeros((len(chosen), width), dtype=torch.long)
-        mask = torch.zeros_like(x)
-        for row, i in enumerate(chosen):
-            x[row, : len(ids[i])], mask[row, : len(ids[i])] = torch.tensor(ids[i]), 1
+        x, mask = (torch.from_numpy(a) for a in pad_windows([ids[i] for i in chosen], 0))  # padding is masked
         yield x, mask, torch.from_numpy(targets[chosen])
 
 
@@ -142,31 +145,11 @@ def train(texts: list[str], epochs: int = 12) -> Narrow:
 
 
 def export(model: Narrow, out: Path) -> None:
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    """The graph as a bundle's sentence encoder is written (int8), beside e5-small's tokenizer."""
+    from callqa.training.export.sentence import write_graph
 
-    out.mkdir(parents=True, exist_ok=True)
-    ids = torch.full((2, 12), 5, dtype=torch.long)
-    mask = torch.ones_like(ids)
-    axes = {"input_ids": {0: "texts", 1: "tokens"}, "attention_mask": {0: "texts", 1: "tokens"}, "embedding": {0: "texts"}}
-    torch.onnx.export(model, (ids, mask), str(out / "model.fp32.onnx"), input_names=["input_ids", "attention_mask"],
-                      output_names=["embedding"], dynamic_axes=axes, opset_version=17, dynamo=False)
-    onnx.checker.check_model(str(out / "model.fp32.onnx"))
-    quantize_dynamic(str(out / "model.fp32.onnx"), str(out / "model.onnx"), weight_type=QuantType.QInt8)
-    (out / "model.fp32.onnx").unlink()
+    write_graph(model, out)
     (out / "tokenizer.json").write_bytes((ENCODER / "tokenizer.json").read_bytes())
-
-
-def card_with(thresholds: dict[str, float] | None, tmp: Path) -> Path:
-    source = ROOT / "configs" / "scorecards"
-    data = yaml.safe_load((source / "default.yaml").read_text(encoding="utf-8"))
-    data.pop("sentence_layers", None)
-    data["phrases"] = str(source / data["phrases"])
-    for rule, criterion in CARD_RULES.items():
-        if thresholds:
-            data["rules"][rule]["threshold"] = thresholds[criterion]
-    (tmp / "card.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    return tmp / "card.yaml"
 
 
 def ms_per_call(encoder, calls) -> float:
@@ -203,7 +186,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tuned = {c: turns[c]["narrow"]["threshold"] for c in CARD_RULES.values()}
         for way, thresholds in (("shipped thresholds", None), ("tuned thresholds", tuned)):
-            card = load_scorecard(card_with(thresholds, Path(tmp)), encoder=narrow)
+            card = load_scorecard(default_card_with(thresholds, Path(tmp)), encoder=narrow)
             result["flagged"][way] = {name: {rule: hit_rates(card, calls)[rule]["share"] for rule in CARD_RULES}
                                       for name, calls in sets.items()}
     result["ms_per_sample_call"] = {"narrow": ms_per_call(narrow, sets["sample"][:120]),

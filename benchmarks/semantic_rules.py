@@ -46,6 +46,8 @@ PHRASES = ROOT / "configs" / "scorecards" / "phrases.yaml"
 CARD_LISTS = {"deflection": "deflection", "evasive": "evasive", "soothing": "soothing", "apology": "soothing"}
 # The exceptions the replaced phrase rules had (the card's evasive rule).
 EXCEPTIONS = {"evasive": ("不清楚的地方您可以随时问我", "不清楚的话我帮您查")}
+# The default card's semantic rules → the criterion of (b) each stands for.
+CARD_RULES = {"deflection": "deflection", "evasive": "evasive", "no_soothing": "soothing"}
 NUGGETS = {"problem": ("customer", "customer_nugget", "CNUG0"), "solution": ("agent", "helpdesk_nugget", "HNUG*")}
 
 
@@ -103,6 +105,21 @@ def phrases_from(examples: list[str], counter: list[str]) -> list[str]:
             grams[g] = grams.get(g, 0) + 1
     kept = [g for g, n in grams.items() if n >= 2 and not any(g in c for c in counter) and re.search(r"\w{2}", g)]
     return [g for g in kept if not any(g != k and g in k for k in kept)]
+
+
+def default_card_with(thresholds: dict[str, float] | None, folder: Path) -> Path:
+    """The default card written to ``folder`` with its semantic rules' thresholds replaced (per criterion of (b); None:
+    as shipped), naming no encoder depth (the encoder measured with it is another): the YAML's path."""
+    import yaml
+
+    source = ROOT / "configs" / "scorecards"
+    data = yaml.safe_load((source / "default.yaml").read_text(encoding="utf-8"))
+    data.pop("sentence_layers", None)
+    data["phrases"] = str(source / data["phrases"])
+    for rule, criterion in CARD_RULES.items() if thresholds else ():
+        data["rules"][rule]["threshold"] = thresholds[criterion]
+    (folder / "card.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return folder / "card.yaml"
 
 
 def stc3_parts() -> dict[str, list]:

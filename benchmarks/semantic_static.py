@@ -23,16 +23,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 from scorecard import hit_rates
-from semantic_rules import ENCODER, agent_turns, stc3_nuggets
+from semantic_rules import CARD_RULES, ENCODER, agent_turns, default_card_with, stc3_nuggets
 
 from callqa import load_calls, load_scorecard
 from callqa.stc3 import read_stc3
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "data" / "sentence-encoders" / "e5-static-256"
-CARD_RULES = {"deflection": "deflection", "evasive": "evasive", "no_soothing": "soothing"}
 
 
 class StaticEncoder:
@@ -50,18 +48,6 @@ class StaticEncoder:
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def card_with(thresholds: dict[str, float], tmp: Path):
-    """The default card with its semantic rules' thresholds replaced (and no encoder depth: this one has none)."""
-    source = ROOT / "configs" / "scorecards"
-    data = yaml.safe_load((source / "default.yaml").read_text(encoding="utf-8"))
-    data.pop("sentence_layers", None)
-    data["phrases"] = str(source / data["phrases"])
-    for rule, criterion in CARD_RULES.items():
-        data["rules"][rule]["threshold"] = thresholds[criterion]
-    (tmp / "card.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    return tmp / "card.yaml"
-
-
 def main() -> None:
     import tempfile
 
@@ -73,7 +59,7 @@ def main() -> None:
     turns = agent_turns({"static": encoder})
     result = {"machine": platform.machine(), "agent_turns": turns, "stc3": stc3_nuggets({"static": encoder}, 0)}
     with tempfile.TemporaryDirectory() as tmp:
-        card = load_scorecard(card_with({c: turns[c]["static"]["threshold"] for c in CARD_RULES.values()}, Path(tmp)),
+        card = load_scorecard(default_card_with({c: turns[c]["static"]["threshold"] for c in CARD_RULES.values()}, Path(tmp)),
                               encoder=encoder)
         sets = {"sample": load_calls(ROOT / "datasets" / "sample" / "calls.jsonl"),
                 "stc3": list(read_stc3(ROOT.parent / "shared" / "data" / "stc3" / "train_cn.json"))}

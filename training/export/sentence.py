@@ -8,7 +8,7 @@ its 12 layers on held-out turns — one does as well as four (and better than tw
 
 ``encoder.json`` beside the graph says what it is (the base encoder, the layers kept, int8): a semantic rule's
 threshold means something only in the space it was tuned in, so a card names the depth it was tuned on and a
-bundle that carries another is refused (callqa.semantic.check_encoder).
+bundle that carries another is refused (callqa.scorecard.Scorecard.use_encoder).
 """
 
 from __future__ import annotations
@@ -41,6 +41,32 @@ class MeanPooled(nn.Module):
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
+def write_graph(module: nn.Module, out: Path, int8: bool = True) -> Path:
+    """Write ``out``/model.onnx: ``module`` (input_ids, attention_mask → embedding) traced with dynamic text and
+    token axes, its weights quantized to int8 (dynamic) unless ``int8`` is False. Returns the graph's path."""
+    out.mkdir(parents=True, exist_ok=True)
+    ids = torch.full((2, 12), 5, dtype=torch.long)
+    mask = torch.ones_like(ids)
+    mask[1, 8:] = 0
+    axes = {"input_ids": {0: "texts", 1: "tokens"}, "attention_mask": {0: "texts", 1: "tokens"},
+            "embedding": {0: "texts"}}
+    graph = out / "model.onnx"
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (ids, mask), str(graph), input_names=["input_ids", "attention_mask"],
+                          output_names=["embedding"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    onnx.checker.check_model(str(graph))
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        fp32 = out / "model.fp32.onnx"
+        graph.replace(fp32)
+        with without_preprocessing_hint():
+            quantize_dynamic(str(fp32), str(graph), weight_type=QuantType.QInt8)
+        fp32.unlink()
+    return graph
+
+
 def export_sentence_encoder(encoder: str | Path, out: Path, layers: int | None = LAYERS, int8: bool = True) -> Path:
     """Write ``out``/model.onnx, tokenizer.json and encoder.json: ``encoder`` (a folder or hub id) cut to its first
     ``layers`` layers (None: all), its weights quantized to int8 (dynamic; faster and a quarter of the size — the
@@ -51,30 +77,11 @@ def export_sentence_encoder(encoder: str | Path, out: Path, layers: int | None =
     layers = None if layers is not None and layers >= len(model.encoder.layer) else layers  # a small encoder whole
     kept = layers or len(model.encoder.layer)
     if layers is not None:
-        if not 1 <= layers <= len(model.encoder.layer):
+        if layers < 1:
             raise ValueError(f"layers: 1 to {len(model.encoder.layer)} for this encoder, not {layers}")
         model.encoder.layer = model.encoder.layer[:layers]
         model.config.num_hidden_layers = layers
-    out.mkdir(parents=True, exist_ok=True)
-    ids = torch.full((2, 12), 5, dtype=torch.long)
-    mask = torch.ones_like(ids)
-    mask[1, 8:] = 0
-    axes = {"input_ids": {0: "texts", 1: "tokens"}, "attention_mask": {0: "texts", 1: "tokens"},
-            "embedding": {0: "texts"}}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(MeanPooled(model), (ids, mask), str(out / "model.onnx"),
-                          input_names=["input_ids", "attention_mask"], output_names=["embedding"], dynamic_axes=axes,
-                          opset_version=OPSET, dynamo=False)
-    onnx.checker.check_model(str(out / "model.onnx"))
-    if int8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        fp32 = out / "model.fp32.onnx"
-        (out / "model.onnx").replace(fp32)
-        with without_preprocessing_hint():
-            quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8)
-        fp32.unlink()
+    write_graph(MeanPooled(model), out, int8)
     source = Path(str(encoder)) / "tokenizer.json"
     if source.exists():
         shutil.copyfile(source, out / "tokenizer.json")
