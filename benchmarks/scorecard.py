@@ -33,16 +33,10 @@ from callqa import Call, Scorecard, load_calls, load_scorecard
 
 def rule_throughput(card: Scorecard, calls: list[Call], seconds: float = 3.0, kind: str | None = None) -> dict:
     """Calls/s of the card's rules (of one ``kind``), a call's turns embedded once for its semantic rules."""
-    from callqa.semantic import TurnEmbeddings
-
-    rules = [r for r in card.rules.values() if kind is None or r.kind == kind]
     passes, started = 0, time.perf_counter()
     while True:
         for call in calls:
-            embeddings = TurnEmbeddings(card.encoder, [t.text for t in call.turns]) if card.encoder else None
-            for rule in rules:
-                if rule.applies(call):
-                    rule.run(call, embeddings)
+            card.rule_hits(call, kind)
         passes += 1
         elapsed = time.perf_counter() - started
         if elapsed >= seconds:

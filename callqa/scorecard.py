@@ -202,13 +202,14 @@ class Scorecard:
             raise ScorecardError(f"{self.source}: " + "; ".join(problems))
         self.schema = schema  # linear items map expected scores over its heads' level values
 
-    def rule_hits(self, call: Call) -> dict[str, list[Hit] | None]:
-        """Every rule's hits on the call; None for a rule that cannot judge it (timing without timestamps)."""
+    def rule_hits(self, call: Call, kind: str | None = None) -> dict[str, list[Hit] | None]:
+        """Every rule's hits on the call (or every rule's of one ``kind``); None for a rule that cannot judge it
+        (timing without timestamps)."""
         # A call's turns are embedded once, on the first semantic rule that asks, however many there are.
         embeddings = TurnEmbeddings(self.encoder, [t.text for t in call.turns]) if self.encoder and self.semantic else None
         try:
             return {rule_id: rule.run(call, embeddings) if rule.applies(call) else None
-                    for rule_id, rule in self.rules.items()}
+                    for rule_id, rule in self.rules.items() if kind is None or rule.kind == kind}
         except RuleError as err:
             raise ScorecardError(f"{self.source}: {err}") from None
 
