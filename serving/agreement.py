@@ -142,7 +142,8 @@ def _count(rules: dict[str, RulePrecision], item, review, missed: int) -> None:
         rules.setdefault(rule, RulePrecision(rule=rule, title=rule, reviewed=0, wrong=0)).missed += missed
 
 
-def _fmt(value: float | None) -> str:
+def measure_text(value: float | None) -> str:
+    """A kappa, precision or recall as the reports print it: three decimals, or "–" where it is undefined."""
     return "–" if value is None else f"{value:.3f}"
 
 
@@ -161,7 +162,7 @@ def agreement_html(report: list[HeadAgreement], title: str, card: ScorecardAgree
         parts.append(f"<h2>{e(h.display)} <small>({e(h.head)}, {h.kind})</small></h2>")
         parts.append(f"<table><caption>按周</caption><tr><th>周</th><th>通话数</th><th>准确率</th><th>{h.metric}</th></tr>")
         for week, a in [*h.weeks.items(), ("全部", h.overall)]:
-            parts.append(f"<tr><td>{e(week)}</td><td>{a.n}</td><td>{a.accuracy:.3f}</td><td>{_fmt(a.kappa)}</td></tr>")
+            parts.append(f"<tr><td>{e(week)}</td><td>{a.n}</td><td>{a.accuracy:.3f}</td><td>{measure_text(a.kappa)}</td></tr>")
         parts.append("</table>")
         if h.confusion is not None:
             head_row = "".join(f"<th>{e(c)}</th>" for c in h.classes)
@@ -181,7 +182,7 @@ def agreement_html(report: list[HeadAgreement], title: str, card: ScorecardAgree
                      "<tr><th>规则</th><th>扣分次数</th><th>误判</th><th>准确率</th><th>漏扣</th><th>查全率</th></tr>")
         for r in card.rules:
             parts.append(f"<tr><td>{e(r.title)} ({e(r.rule)})</td><td>{r.reviewed}</td><td>{r.wrong}</td>"
-                         f"<td>{_fmt(r.precision)}</td><td>{r.missed}</td><td>{_fmt(r.recall)}</td></tr>")
+                         f"<td>{measure_text(r.precision)}</td><td>{r.missed}</td><td>{measure_text(r.recall)}</td></tr>")
         parts.append("</table><table><caption>评分项一致性（复核员与评分表给分相同的比例，平均分差）</caption>"
                      "<tr><th>评分项</th><th>通话数</th><th>一致</th><th>平均分差</th></tr>")
         for i in card.items:

@@ -28,10 +28,6 @@ def open_review_store(db: str | None):
         raise fail(str(err)) from None
 
 
-def _share(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
 def _date(value: str | None):
     from datetime import date
 
@@ -117,7 +113,13 @@ def reviews_agreement(
     accuracy, and a confusion matrix (rows: reviewer, columns: model). For the scorecard: per rule, precision (hits
     reviewers confirmed / hits reviewed), the 漏扣 marked on its items and recall (confirmed / (confirmed + 漏扣)), and
     per item, how often reviewers gave the scorecard's points."""
-    from callqa.serving.agreement import agreement, agreement_html, group_by_model, scorecard_agreement
+    from callqa.serving.agreement import (
+        agreement,
+        agreement_html,
+        group_by_model,
+        measure_text,
+        scorecard_agreement,
+    )
 
     fallback = schema_or_fail(schema)
     reviewed = list(open_review_store(db).reviewed(_date(since)))
@@ -141,7 +143,7 @@ def reviews_agreement(
         for col in ("week", "n", "accuracy", h.metric):
             table.add_column(col, justify="left" if col == "week" else "right")
         for week, a in [*h.weeks.items(), ("all", h.overall)]:
-            table.add_row(week, str(a.n), f"{a.accuracy:.3f}", "–" if a.kappa is None else f"{a.kappa:.3f}")
+            table.add_row(week, str(a.n), f"{a.accuracy:.3f}", measure_text(a.kappa))
         console.print(table)
         if h.confusion is not None:
             matrix = Table(title="confusion (rows: reviewer, columns: model)", show_header=True)
@@ -155,8 +157,8 @@ def reviews_agreement(
         rules = Table("rule", "hits reviewed", "误判", "precision", "漏扣", "recall",
                       title=f"scorecard rules ({card.calls} reviewed calls)")
         for r in card.rules:
-            rules.add_row(f"{r.rule} {r.title}", str(r.reviewed), str(r.wrong), _share(r.precision), str(r.missed),
-                          _share(r.recall))
+            rules.add_row(f"{r.rule} {r.title}", str(r.reviewed), str(r.wrong), measure_text(r.precision), str(r.missed),
+                          measure_text(r.recall))
         console.print(rules)
         items = Table("item", "n", "same points", "mean |Δ|", title="scorecard items: reviewer vs scorecard")
         for i in card.items:
