@@ -53,15 +53,16 @@ def retrain_cmd(
     gate = GateConfig(max_nmd_increase=max_nmd_increase, max_macro_f1_drop=max_macro_f1_drop)
     reviews = reviews or Path("data") / "reviews" / f"{out.name}.jsonl"
     reviews.parent.mkdir(parents=True, exist_ok=True)
+    since = since or since_of(info)
     try:
         judged_on, data = held_out_files(info, heldout), base_files(info)
-        n = export_reviews(reviews, since or since_of(info), db)
+        n = export_reviews(reviews, since, db)
     except RetrainError as err:
         raise fail(str(err)) from None
     if not n:
-        console.print(f"no reviews since {since or since_of(info)}: nothing to retrain on; the last model stays")
+        console.print(f"no reviews since {since}: nothing to retrain on; the last model stays")
         return
-    console.print(f"{n} reviewed calls since {since or since_of(info)} → {reviews}; training {out} on "
+    console.print(f"{n} reviewed calls since {since} → {reviews}; training {out} on "
                   f"{len(data)} file(s) of the last run plus them")
     cfg = info.config.overridden(max_steps, None)
     trainer = DistillationTrainer if cfg.distill is not None else Trainer
@@ -70,8 +71,12 @@ def retrain_cmd(
     print_metrics(info.label_schema, {"last": result.old, "new": result.new})
     summary = {"reviews": n, "reviews_file": str(reviews), "heldout": [str(p) for p in judged_on],
                "n_heldout": result.n_calls, "deltas": result.deltas, "failures": result.failures, "bundle": None}
-    if not result.no_worse:
+
+    def write_summary() -> None:
         (out / "retrain" / "retrain.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    if not result.no_worse:
+        write_summary()
         raise fail("the new model is worse than the last on the held-out calls, so no bundle was exported: "
                    + "; ".join(result.failures))
     version = version or time.strftime("%Y%m%d-%H%M%S")
@@ -82,6 +87,6 @@ def retrain_cmd(
     except ExportError as err:
         raise fail(str(err)) from None
     summary["bundle"] = str(bundle)
-    (out / "retrain" / "retrain.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_summary()
     console.print(f"the new model is no worse on every head ({result.n_calls} held-out calls): bundle {bundle}/; "
                   f"serve it with `callqa serve --bundle {exported.tag if store else bundle}`")
