@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from docs_block import write_docs
 
-from callqa import Votes, head_scores, load_schema, split_calls
+from callqa import head_scores, load_schema, split_calls
 from callqa.measures import nmd
 from callqa.scores import CallScores
 from callqa.serving.store import QueuePolicy, ReviewStore
@@ -85,18 +85,8 @@ def embed(calls, cache: Path) -> np.ndarray:
 
 
 def distributions(calls, schema) -> dict[str, np.ndarray]:
-    """Head → (calls, levels) vote distributions."""
-    out = {}
-    for name in HEADS:
-        ids = schema[name].class_ids
-        rows = []
-        for call in calls:
-            votes = call.labels[name]
-            assert isinstance(votes, Votes)
-            total = sum(votes.votes.values())
-            rows.append([votes.votes.get(i, 0) / total for i in ids])
-        out[name] = np.array(rows)
-    return out
+    """Head → (calls, levels) vote distributions: each head's training target of the call's votes."""
+    return {name: np.stack([schema[name].target(call.labels[name]) for call in calls]) for name in HEADS}
 
 
 def one_vote(dist: np.ndarray, rng: np.random.Generator) -> np.ndarray:
