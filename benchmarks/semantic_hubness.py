@@ -1,11 +1,12 @@
 """Why short colloquial turns match every criterion, and a correction measured before it is built (issue 34).
 
 e5-small's similarities are compressed: a short everyday turn ("说吧，什么问题") sits ~0.9 from almost any example,
-so the 含糊其辞 rule as first shipped (on 4 layers) fired on 46 % of the sample calls (docs/scorecard.md). A known remedy for such "hub"
-vectors in nearest-neighbour search (CSLS, Conneau et al. 2018) subtracts how close a vector is to everything: here,
-a turn's mean similarity to its k nearest everyday helpdesk turns (STC-3 training-split agent turns). This script
-compares plain and corrected scores with that 4-layer int8 encoder (the card now ships on 1 layer): held-out F1 on datasets/semantic (thresholds tuned
-on the dev half, as benchmarks/semantic_rules.py does) and the share of the 360 sample calls each rule flags.
+so the 含糊其辞 rule as first shipped (on 4 layers) fired on 46 % of the sample calls (docs/scorecard.md). A known
+remedy for such "hub" vectors in nearest-neighbour search (CSLS, Conneau et al. 2018) subtracts how close a vector is
+to everything: here, a turn's mean similarity to its k nearest everyday helpdesk turns (STC-3 training-split agent
+turns). This script compares plain and corrected scores with that 4-layer int8 encoder (the card now ships on 1
+layer): held-out F1 on datasets/semantic (thresholds tuned on the dev half, as benchmarks/semantic_rules.py does) and
+the share of the 360 sample calls each rule flags.
 
     python benchmarks/semantic_hubness.py     # ~2 min on 2 cores, after benchmarks/semantic_rules.py made the encoder
 """

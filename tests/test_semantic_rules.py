@@ -11,6 +11,8 @@ from callqa.calls import Call
 from callqa.scorecard import ScorecardError, load_scorecard
 from callqa.semantic import OnnxSentenceEncoder
 
+from conftest import default_card, sentence_encoder, sentence_encoder_folder
+
 CARD = {
     "name": "semantic-test", "title": "语义规则", "total": 20, "phrases": "phrases.yaml",
     "sections": {"service": {"title": "服务", "items": {
@@ -43,8 +45,6 @@ class Counting:
 
 @pytest.fixture(scope="module")
 def encoder(shared_encoder, tmp_path_factory):
-    from conftest import sentence_encoder
-
     return sentence_encoder()
 
 
@@ -133,8 +133,6 @@ def _reviewed(call_id: str, turns: list[tuple[str, str]], false_hits=(), missed=
 def test_tuning_a_semantic_rule_on_reviews_counts_wrong_hits_and_misses_and_proposes_what_it_still_misses():
     from callqa.rule_tuning import tune, turn_truth
 
-    from conftest import default_card
-
     card = default_card()
     calls = [
         _reviewed("r1", [("customer", "快递丢了"), ("agent", "这个不归我们这边管，您去问快递公司吧。"), ("agent", "还有别的事吗")]),
@@ -162,8 +160,6 @@ def test_tuning_a_semantic_rule_on_reviews_counts_wrong_hits_and_misses_and_prop
 
 def test_tuning_a_required_semantic_rule_counts_each_complaint_as_reviewers_marked_it():
     from callqa.rule_tuning import tune
-
-    from conftest import default_card
 
     card = default_card()
 
@@ -257,22 +253,15 @@ def test_a_card_tuned_on_one_encoder_depth_refuses_a_bundle_encoder_of_another(e
     # An encoder that does not say its depth (exported before encoder.json) is refused as well, not guessed at.
     (tmp_path / "old").mkdir()
     for name in ("model.onnx", "tokenizer.json"):
-        (tmp_path / "old" / name).symlink_to(_encoder_file(name))
+        (tmp_path / "old" / name).symlink_to(sentence_encoder_folder() / name)
     with pytest.raises(ScorecardError, match="does not say its depth"):
         _card(tmp_path, OnnxSentenceEncoder(tmp_path / "old"), card=dict(CARD, sentence_layers=1))
-
-
-def _encoder_file(name):
-    from conftest import sentence_encoder_folder
-
-    return sentence_encoder_folder() / name
 
 
 def test_the_encoder_remembers_the_texts_it_embedded_and_gives_them_the_same_vectors(encoder):
     import numpy as np
 
-    folder = _encoder_file("model.onnx").parent
-    remembering = OnnxSentenceEncoder(folder, remember=2)
+    remembering = OnnxSentenceEncoder(sentence_encoder_folder(), remember=2)
     embedded: list[list[str]] = []
     run = remembering._embed
     remembering._embed = lambda texts: embedded.append(list(texts)) or run(texts)
