@@ -134,12 +134,13 @@ def _count(rules: dict[str, RulePrecision], item, review, missed: int) -> None:
     """One item of a reviewed call: its rules' hits (and which were marked 误判), and the 漏扣 marked on it."""
     for d in item.deductions:
         entry = rules.setdefault(d.rule, RulePrecision(rule=d.rule, title=d.title, reviewed=0, wrong=0))
-        entry.title = d.title  # a rule first met through a 漏扣 was known by its id
+        entry.title = d.title  # a rule first met through a 漏扣 was known by its item's title
         entry.reviewed += 1
         if review and review.marks_wrong(item.id, d):
             entry.wrong += 1
     for rule in item.rules if missed else ():
-        rules.setdefault(rule, RulePrecision(rule=rule, title=rule, reviewed=0, wrong=0)).missed += missed
+        # Known by its item's title (a Chinese name for the screen) until a hit of it names the rule's own.
+        rules.setdefault(rule, RulePrecision(rule=rule, title=item.title, reviewed=0, wrong=0)).missed += missed
 
 
 def measure_text(value: float | None) -> str:

@@ -96,16 +96,43 @@ def test_scorecards_are_stored_in_queryable_columns_with_each_prediction(store):
     assert store.view("c1").scores.scorecard.red_line is True  # the review view reads it back
 
 
-def store_graded(store, call_id: str, *agent_lines: str):
+def store_graded(store, call_id: str, *agent_lines: str, started_at=None):
     """A call with the given extra agent turns, stored with its default-card scorecard; returns that scorecard."""
     from conftest import default_card
 
     base = make_call(call_id)
-    call = base.model_copy(update={"turns": [*base.turns, *(Turn(speaker="agent", text=t) for t in agent_lines)]})
+    call = base.model_copy(update={"turns": [*base.turns, *(Turn(speaker="agent", text=t) for t in agent_lines)],
+                                   "started_at": started_at})
     scored = scores_for(call_id, CONFIDENT)
     scored.scorecard = default_card(SCHEMA).score(call, scored)
     store.add_scored([call], [scored], "callqa-scorer:v1", SCHEMA)
     return scored.scorecard
+
+
+def test_the_month_report_and_reviews_agreement_show_each_rules_precision_and_misses_alike(store):
+    from datetime import UTC, datetime
+
+    from callqa.serving.agreement import agreement_html, measure_text, scorecard_agreement
+    from callqa.serving.report import ReportBuilder
+    from callqa.serving.report.context import round_or_none
+    from callqa.serving.store import HitRef, MissedDeduction, ScorecardReview
+
+    now = datetime.now(UTC)
+    card = store_graded(store, "c-month", "您说是什么问题", "你说什么", started_at=now)
+    hit = card.items()["standard_questions"].deductions[0]
+    store.submit("c-month", ANNA, 0, {}, SCHEMA, "", ScorecardReview(
+        false_hits=[HitRef(item="standard_questions", rule=hit.rule, turn=hit.turn, start=hit.start)],
+        missed=[MissedDeduction(item="answers", turn=1, start=0, end=2)]))
+    rules = scorecard_agreement(store.reviewed()).rules
+    shown = ReportBuilder(store, SCHEMA).build(f"{now:%Y-%m}").table("rules").rows
+    assert shown == [[r.title, r.reviewed, r.wrong, round_or_none(r.precision, 3), r.missed, round_or_none(r.recall, 3)]
+                     for r in rules]
+    # The rule met only through a 漏扣 is shown by its item's (Chinese) title, with its miss and no precision.
+    assert ["答复准确、不含糊其辞", 0, 0, None, 1, 0.0] in shown
+    page = agreement_html([], "agreement", scorecard_agreement(store.reviewed()))
+    for r in rules:
+        assert (f"<td>{r.wrong}</td><td>{measure_text(r.precision)}</td><td>{r.missed}</td>"
+                f"<td>{measure_text(r.recall)}</td>") in page
 
 
 def test_a_reviewer_marks_a_deduction_wrong_adds_a_missed_one_and_sets_points(store):
