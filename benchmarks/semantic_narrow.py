@@ -86,7 +86,8 @@ class Narrow(nn.Module):
         self.bert = BertModel(config, add_pooling_layer=False)
         self.up = nn.Linear(WIDTH, teacher_config["hidden_size"])
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        attention_mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask  # one text: none
         hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return self.up((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))

@@ -11,7 +11,8 @@
     colloquial ones) negative for every criterion,
     written apart from the card's examples): precision / recall on
     the ``test`` half for the default card's phrase lists and for the semantic rules (threshold tuned on the ``dev``
-    half), with the pretrained e5-small cut to 12, 4, 2 and 1 of its layers (the depth is the cost: docs/scorecard.md)
+    half), with the pretrained e5-small cut to 12, 4, 2 and 1 of its layers (the depth is the cost: docs/scorecard.md),
+    nothing before a turn — and 12 and 1 with e5's ``query: `` prefix (1 with it: the encoder shipped until 2026-12-06)
     and TF-IDF.
 
     python benchmarks/semantic_rules.py --docs docs/scorecard.md   # ~5 min on 2 cores
@@ -109,12 +110,13 @@ def phrases_from(examples: list[str], counter: list[str]) -> list[str]:
 
 def default_card_with(thresholds: dict[str, float] | None, folder: Path) -> Path:
     """The default card written to ``folder`` with its semantic rules' thresholds replaced (per criterion of (b); None:
-    as shipped), naming no encoder depth (the encoder measured with it is another): the YAML's path."""
+    as shipped), naming no encoder depth or prefix (the encoder measured with it is another): the YAML's path."""
     import yaml
 
     source = ROOT / "configs" / "scorecards"
     data = yaml.safe_load((source / "default.yaml").read_text(encoding="utf-8"))
     data.pop("sentence_layers", None)
+    data.pop("sentence_prefix", None)
     data["phrases"] = str(source / data["phrases"])
     for rule, criterion in CARD_RULES.items() if thresholds else ():
         data["rules"][rule]["threshold"] = thresholds[criterion]
@@ -202,8 +204,10 @@ def agent_turns(encoders: dict) -> dict:
 
 TITLES = {"deflection": "推诿", "evasive": "含糊其辞", "soothing": "安抚", "apology": "致歉",
           "problem": "客户说明问题 (CNUG0)", "solution": "客服给出方案 (HNUG*)"}
-SYSTEMS = {"phrase": "phrase rule", "e5-12": "semantic, e5-small 12 layers", "e5-4": "semantic, e5-small 4 layers",
+SYSTEMS = {"phrase": "phrase rule", "e5-12-query": "semantic, e5-small 12 layers, “query: ” before each turn",
+           "e5-12": "semantic, e5-small 12 layers", "e5-4": "semantic, e5-small 4 layers",
            "e5-4-int8": "semantic, e5-small 4 layers int8", "e5-2-int8": "semantic, e5-small 2 layers int8",
+           "e5-1-int8-query": "semantic, e5-small 1 layer int8, “query: ” before each turn (shipped until 2026-12-06)",
            "e5-1-int8": "semantic, e5-small 1 layer int8 (shipped)", "tfidf": "TF-IDF nearest example"}
 
 
@@ -246,11 +250,12 @@ def main() -> None:
 
     cache = ROOT / "data" / "sentence-encoders"
     encoders: dict = {}
-    for key, layers, int8 in (("e5-12", None, False), ("e5-4", 4, False), ("e5-4-int8", 4, True),
-                              ("e5-2-int8", 2, True), ("e5-1-int8", 1, True)):
+    for key, layers, int8, prefix in (("e5-12-query", None, False, "query: "), ("e5-12", None, False, ""),
+                                      ("e5-4", 4, False, ""), ("e5-4-int8", 4, True, ""), ("e5-2-int8", 2, True, ""),
+                                      ("e5-1-int8-query", 1, True, "query: "), ("e5-1-int8", 1, True, "")):
         folder = cache / key
         if not (folder / "encoder.json").exists():
-            export_sentence_encoder(ENCODER, folder, layers, int8=int8)
+            export_sentence_encoder(ENCODER, folder, layers, int8=int8, prefix=prefix)
         # remember=0: every text embedded, so ms / turn is the encoder's own cost.
         encoders[key] = OnnxSentenceEncoder(folder, remember=0)
     if args.run is not None:

@@ -116,14 +116,20 @@ class Scorecard:
 
     def use_encoder(self, encoder) -> None:
         """Run the semantic rules with ``encoder`` (callqa.semantic.SentenceEncoder): their examples embedded once.
-        A similarity threshold means something in one embedding space only: an encoder of another depth than the
-        card's ``sentence_layers`` (or one that does not say its depth) is refused."""
+        A similarity threshold means something in one embedding space only: an encoder of another depth or prefix
+        than the card's ``sentence_layers`` / ``sentence_prefix`` (or one that does not say its depth) is refused."""
         wanted, layers = self.spec.sentence_layers, getattr(encoder, "layers", None)
         if self.semantic and wanted is not None and layers != wanted:
             has = f"{layers} layer(s)" if layers else "a sentence encoder that does not say its depth (no encoder.json)"
             raise ScorecardError(f"{self.source}: its semantic rules' thresholds are tuned on a {wanted}-layer sentence "
                                  f"encoder, and the bundle has {has}; re-export the bundle with `callqa export "
                                  f"--sentence-layers {wanted}`, or tune the rules on this one (`callqa scorecard tune`)")
+        wanted, prefix = self.spec.sentence_prefix, getattr(encoder, "prefix", None)
+        if self.semantic and wanted is not None and prefix != wanted:
+            raise ScorecardError(f"{self.source}: its semantic rules' thresholds are tuned with {wanted!r} before each "
+                                 f"turn, and the bundle's sentence encoder puts {prefix!r} (a bundle exported before "
+                                 f"2026-12-06); re-export the bundle with `callqa export`, or tune the rules on this "
+                                 f"one (`callqa scorecard tune`)")
         self.encoder = encoder
         for rule in self.semantic:
             rule.bind(encoder)

@@ -111,6 +111,7 @@ def scorecard_tune(
     spec["threshold"] = result.proposed.threshold
     if getattr(loaded.encoder, "layers", None):  # the threshold is tuned in this encoder's space: say which
         data["sentence_layers"] = loaded.encoder.layers
+        data["sentence_prefix"] = loaded.encoder.prefix
     if result.add_examples:
         spec["examples"] = [*spec.get("examples", []), *result.add_examples]
     if data.get("phrases"):  # the phrase file stays beside the card it was read with

@@ -100,3 +100,6 @@ class ScorecardSpec(BaseModel):
     praise_at: float | None = Field(default=None, gt=0, description="表扬: a call at this total or more, without a red line, is an example")
     sentence_layers: int | None = Field(default=None, ge=1, description="the sentence encoder's depth the semantic "
                                         "rules' thresholds were tuned on: a bundle whose encoder has another is refused")
+    sentence_prefix: str | None = Field(default=None, description="the text the sentence encoder put before each "
+                                        "turn when the thresholds were tuned ('' for none): a bundle whose encoder "
+                                        "puts another is refused")

@@ -30,11 +30,12 @@ class SentenceEncoder(Protocol):
 
 
 class OnnxSentenceEncoder:
-    """A mean-pooled sentence encoder on onnxruntime (``model.onnx``: input_ids, attention_mask → embedding).
-    ``layers``: how deep it is, from ``encoder.json`` (None where the folder does not say); ``remember``: how many
-    texts' vectors it keeps."""
+    """A mean-pooled sentence encoder on onnxruntime (``model.onnx``: input_ids of one text → embedding; graphs
+    exported before 2026-12-06 also take an attention_mask). ``layers`` and ``prefix`` (put before each text): from
+    ``encoder.json`` — None and ``"query: "`` where the folder does not say, as such bundles were exported;
+    ``prefix`` given here overrides it. ``remember``: how many texts' vectors it keeps."""
 
-    def __init__(self, folder: str | Path, prefix: str = "query: ", max_length: int = 128, threads: int | None = None,
+    def __init__(self, folder: str | Path, prefix: str | None = None, max_length: int = 128, threads: int | None = None,
                  remember: int = 4096):
         from tokenizers import Tokenizer
 
@@ -47,14 +48,19 @@ class OnnxSentenceEncoder:
         about = json.loads((folder / "encoder.json").read_text()) if (folder / "encoder.json").exists() else {}
         self.layers: int | None = about.get("layers")
         self.name = f"{about['base']}, {self.layers} layer(s)" if about else folder.name
-        self.prefix, self.max_length = prefix, max_length
+        self.prefix = about.get("prefix", "query: ") if prefix is None else prefix
+        self.max_length = max_length
         self._seen: OrderedDict[str, np.ndarray] = OrderedDict()
         self._remember, self._lock = remember, threading.Lock()
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length)
         self.session = make_session(folder / "model.onnx", threads)
-        probe = np.array([[0]], np.int64)
-        self.dimensions = int(self.session.run(None, {"input_ids": probe, "attention_mask": np.ones_like(probe)})[0].shape[-1])
+        self._masked = "attention_mask" in {i.name for i in self.session.get_inputs()}
+        self.dimensions = int(self._run(np.array([[0]], np.int64)).shape[-1])
+
+    def _run(self, ids: np.ndarray) -> np.ndarray:
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)} if self._masked else {"input_ids": ids}
+        return self.session.run(None, feeds)[0][0]
 
     def encode(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dimensions), np.float32)
@@ -81,8 +87,7 @@ class OnnxSentenceEncoder:
         # also what lets a remembered vector stand for a new one.
         out = np.zeros((len(texts), self.dimensions), np.float32)
         for i, e in enumerate(self.tokenizer.encode_batch([self.prefix + t for t in texts])):
-            ids = np.array([e.ids], np.int64)
-            out[i] = self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+            out[i] = self._run(np.array([e.ids], np.int64))
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 

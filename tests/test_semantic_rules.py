@@ -256,6 +256,68 @@ def test_a_card_tuned_on_one_encoder_depth_refuses_a_bundle_encoder_of_another(e
         (tmp_path / "old" / name).symlink_to(sentence_encoder_folder() / name)
     with pytest.raises(ScorecardError, match="does not say its depth"):
         _card(tmp_path, OnnxSentenceEncoder(tmp_path / "old"), card=dict(CARD, sentence_layers=1))
+    # Its prefix too: the shipped card is tuned with none, and an encoder exported before encoder.json named one
+    # put "query: " before each turn — the same depth in another space.
+    assert load_scorecard("default").spec.sentence_prefix == encoder.prefix == ""
+    (tmp_path / "old" / "encoder.json").write_text('{"base": "e5", "layers": 1, "int8": true}', encoding="utf-8")
+    with pytest.raises(ScorecardError, match="tuned with '' before each turn, and the bundle's sentence encoder puts "
+                                             "'query: '"):
+        _card(tmp_path, OnnxSentenceEncoder(tmp_path / "old"), card=dict(CARD, sentence_layers=1, sentence_prefix=""))
+
+
+def test_the_exported_graph_computes_the_pretrained_layers_mean_pooled(shared_encoder, tmp_path):
+    # The bundle's graph is written for one unpadded text (no mask; callqa.training.export.sentence.TurnVector), not
+    # traced through transformers: it must still compute what the pretrained layers compute.
+    import numpy as np
+    import torch
+    from transformers import AutoModel
+
+    from callqa.training.export.sentence import export_sentence_encoder
+
+    folder = export_sentence_encoder(shared_encoder, tmp_path / "fp32", layers=2, int8=False)
+    exported = OnnxSentenceEncoder(folder, remember=0)
+    model = AutoModel.from_pretrained(str(shared_encoder)).eval()
+    texts = ["您好，请问有什么可以帮您", "这个不归我们管，您去问别人吧", "好"]
+    expected = []
+    for text in texts:
+        ids = torch.tensor([exported.tokenizer.encode(text).ids])
+        with torch.no_grad():
+            layers = model(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True).hidden_states
+        expected.append(layers[2][0].mean(0).numpy())
+    expected = np.array(expected) / np.linalg.norm(expected, axis=1, keepdims=True)
+    assert np.abs(exported.encode(texts) - expected).max() < 1e-5
+
+
+def test_a_sentence_encoder_exported_before_the_one_text_graph_still_embeds_with_its_prefix(shared_encoder, tmp_path):
+    # Bundles exported before 2026-12-06 carry a graph that takes an attention mask too, and put "query: " before
+    # each text: they still score (a card that names no prefix accepts them).
+    import numpy as np
+    import torch
+
+    class MeanOfEmbeddings(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(50_000, 8)
+
+        def forward(self, input_ids, attention_mask):
+            mask = attention_mask.unsqueeze(-1).float()
+            return (self.embed(input_ids) * mask).sum(1) / mask.sum(1)
+
+    module, folder = MeanOfEmbeddings().eval(), tmp_path / "old"
+    folder.mkdir()
+    ids = torch.ones((1, 4), dtype=torch.long)
+    torch.onnx.export(module, (ids, torch.ones_like(ids)), str(folder / "model.onnx"), dynamo=False,
+                      input_names=["input_ids", "attention_mask"], output_names=["embedding"],
+                      dynamic_axes={"input_ids": {0: "texts", 1: "tokens"}, "attention_mask": {0: "texts", 1: "tokens"}})
+    (folder / "tokenizer.json").symlink_to(shared_encoder / "tokenizer.json")
+    (folder / "encoder.json").write_text('{"base": "e5", "layers": 1, "int8": true}', encoding="utf-8")
+    old = OnnxSentenceEncoder(folder, remember=0)
+    assert old.prefix == "query: "
+    ids = torch.tensor([old.tokenizer.encode("query: 请稍等").ids])
+    with torch.no_grad():
+        expected = module(ids, torch.ones_like(ids))[0].numpy()
+    assert np.allclose(old.encode(["请稍等"])[0], expected / np.linalg.norm(expected), atol=1e-6)
+    assert _card(tmp_path, old, card=dict(CARD, sentence_layers=1)).encoder is old
 
 
 def test_the_encoder_remembers_the_texts_it_embedded_and_gives_them_the_same_vectors(encoder):

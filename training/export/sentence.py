@@ -6,9 +6,16 @@ need (a call's attitude, resolution), and its pooled vector of one turn says lit
 criterion's examples are matched by meaning. Why its first layer alone: docs/scorecard.md measures 1, 2, 4 and 12 of
 its 12 layers on held-out turns — one does as well as four (and better than twelve) at a third of four's cost.
 
-``encoder.json`` beside the graph says what it is (the base encoder, the layers kept, int8): a semantic rule's
-threshold means something only in the space it was tuned in, so a card names the depth it was tuned on and a
-bundle that carries another is refused (callqa.scorecard.Scorecard.use_encoder).
+Why a graph of its own (:class:`TurnVector`) and not the pretrained model traced as it is: the encoder reads one text
+per run, unpadded, so it needs no attention mask, and a turn is ~12 tokens — at that size a run's cost is mostly
+the graph's node count, not its arithmetic. Traced through transformers, one layer is 231 nodes (the mask, the
+shape bookkeeping of its attention); written for one unpadded text it is 81, and a call's agent turns take a third
+less time (docs/scorecard.md) for the same vectors. And why no ``query: `` prefix, which e5 asks for: it is three
+of a turn's ~15 tokens, and the first layer matches criteria as well without it (measured likewise).
+
+``encoder.json`` beside the graph says what it is (the base encoder, the layers kept, int8, the prefix): a semantic
+rule's threshold means something only in the space it was tuned in, so a card names the depth and prefix it was
+tuned with and a bundle that carries another is refused (callqa.scorecard.Scorecard.use_encoder).
 """
 
 from __future__ import annotations
@@ -26,35 +33,55 @@ from .quantize import OPSET, without_preprocessing_hint
 
 RUN_ENCODER = "run"  # export_run's default: the encoder the run was fine-tuned from
 LAYERS = 1  # the depth the default card's semantic thresholds are tuned on (docs/scorecard.md)
+PREFIX = ""  # put before each text; the default card's thresholds are tuned without one
 
 
-class MeanPooled(nn.Module):
-    """input_ids, attention_mask → the mean of the last kept layer's token vectors."""
+class TurnVector(nn.Module):
+    """input_ids of one unpadded text [1, tokens] → the mean of its token vectors after the kept layers [1, hidden].
+    The pretrained model's own embeddings and weights; each BERT-family layer (BERT, RoBERTa, XLM-R, ERNIE: query /
+    key / value / output projections, two LayerNorms, a feed-forward block) computed without a mask."""
 
-    def __init__(self, encoder: nn.Module):
+    def __init__(self, model: nn.Module):
         super().__init__()
-        self.encoder = encoder
+        self.embeddings, self.layers = model.embeddings, model.encoder.layer
+        self.heads = model.config.num_attention_heads
+        parts = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                 "attention.output.LayerNorm", "intermediate", "output.dense", "output.LayerNorm")
+        names = {name for name, _ in self.layers[0].named_modules()}
+        missing = [part for part in parts if part not in names]
+        if missing:
+            raise ValueError(f"{type(model).__name__} is not a BERT-family encoder: its layers have no "
+                             f"{', '.join(missing)}; semantic rules need a BERT, RoBERTa, XLM-R or ERNIE encoder")
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        hidden = self.embeddings(input_ids=input_ids)[0]  # [tokens, width]
+        for layer in self.layers:
+            hidden = self._layer(layer, hidden)
+        return hidden.mean(0, keepdim=True)
+
+    def _layer(self, layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        attention, tokens = layer.attention, hidden.shape[0]
+
+        def heads(projection: nn.Module) -> torch.Tensor:  # [heads, tokens, head width]
+            return projection(hidden).reshape(tokens, self.heads, -1).transpose(0, 1)
+
+        query, key, value = heads(attention.self.query), heads(attention.self.key), heads(attention.self.value)
+        weights = torch.softmax(query @ key.transpose(1, 2) / query.shape[-1] ** 0.5, dim=-1)
+        mixed = (weights @ value).transpose(0, 1).reshape(tokens, -1)
+        hidden = attention.output.LayerNorm(hidden + attention.output.dense(mixed))
+        return layer.output.LayerNorm(hidden + layer.output.dense(layer.intermediate(hidden)))
 
 
 def write_graph(module: nn.Module, out: Path, int8: bool = True) -> Path:
-    """Write ``out``/model.onnx: ``module`` (input_ids, attention_mask → embedding) traced with dynamic text and
-    token axes, its weights quantized to int8 (dynamic) unless ``int8`` is False. Returns the graph's path."""
+    """Write ``out``/model.onnx: ``module`` (input_ids of one text → embedding) traced with a dynamic token axis, its
+    weights quantized to int8 (dynamic) unless ``int8`` is False. Returns the graph's path."""
     out.mkdir(parents=True, exist_ok=True)
-    ids = torch.full((2, 12), 5, dtype=torch.long)
-    mask = torch.ones_like(ids)
-    mask[1, 8:] = 0
-    axes = {"input_ids": {0: "texts", 1: "tokens"}, "attention_mask": {0: "texts", 1: "tokens"},
-            "embedding": {0: "texts"}}
+    ids = torch.tensor([[0, 7, 8, 9, 10, 11, 12, 2]], dtype=torch.long)
     graph = out / "model.onnx"
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), (ids, mask), str(graph), input_names=["input_ids", "attention_mask"],
-                          output_names=["embedding"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+        torch.onnx.export(module.eval(), (ids,), str(graph), input_names=["input_ids"], output_names=["embedding"],
+                          dynamic_axes={"input_ids": {1: "tokens"}}, opset_version=OPSET, dynamo=False)
     onnx.checker.check_model(str(graph))
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -67,10 +94,12 @@ def write_graph(module: nn.Module, out: Path, int8: bool = True) -> Path:
     return graph
 
 
-def export_sentence_encoder(encoder: str | Path, out: Path, layers: int | None = LAYERS, int8: bool = True) -> Path:
+def export_sentence_encoder(encoder: str | Path, out: Path, layers: int | None = LAYERS, int8: bool = True,
+                            prefix: str = PREFIX) -> Path:
     """Write ``out``/model.onnx, tokenizer.json and encoder.json: ``encoder`` (a folder or hub id) cut to its first
     ``layers`` layers (None: all), its weights quantized to int8 (dynamic; faster and a quarter of the size — the
-    thresholds of the default card are tuned on the int8 graph, docs/scorecard.md). Returns ``out``."""
+    thresholds of the default card are tuned on the int8 graph, docs/scorecard.md); ``prefix`` is put before each
+    text the bundle embeds. Returns ``out``."""
     from transformers import AutoModel, AutoTokenizer
 
     model = AutoModel.from_pretrained(str(encoder), attn_implementation="eager").eval()
@@ -81,12 +110,12 @@ def export_sentence_encoder(encoder: str | Path, out: Path, layers: int | None =
             raise ValueError(f"layers: 1 to {len(model.encoder.layer)} for this encoder, not {layers}")
         model.encoder.layer = model.encoder.layer[:layers]
         model.config.num_hidden_layers = layers
-    write_graph(MeanPooled(model), out, int8)
+    write_graph(TurnVector(model), out, int8)
     source = Path(str(encoder)) / "tokenizer.json"
     if source.exists():
         shutil.copyfile(source, out / "tokenizer.json")
     else:
         AutoTokenizer.from_pretrained(str(encoder)).backend_tokenizer.save(str(out / "tokenizer.json"))
-    about = {"base": Path(str(encoder)).name, "layers": kept, "int8": int8}
-    (out / "encoder.json").write_text(json.dumps(about, indent=1) + "\n", encoding="utf-8")
+    about = {"base": Path(str(encoder)).name, "layers": kept, "int8": int8, "prefix": prefix}
+    (out / "encoder.json").write_text(json.dumps(about, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return out
