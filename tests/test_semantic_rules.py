@@ -265,6 +265,25 @@ def test_a_card_tuned_on_one_encoder_depth_refuses_a_bundle_encoder_of_another(e
         _card(tmp_path, OnnxSentenceEncoder(tmp_path / "old"), card=dict(CARD, sentence_layers=1, sentence_prefix=""))
 
 
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_the_turn_graph_computes_what_the_encoders_layers_compute(family):
+    # TurnVector recomputes a BERT-family layer from its weights for one unpadded text; RoBERTa numbers its positions
+    # from after its padding id. A tiny random encoder of each family, two layers, against transformers' own forward.
+    import torch
+    from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+
+    from callqa.training.export.sentence import TurnVector
+
+    config, model_class = (BertConfig, BertModel) if family == "bert" else (RobertaConfig, RobertaModel)
+    torch.manual_seed(0)
+    model = model_class(config(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                               intermediate_size=64, max_position_embeddings=40, pad_token_id=1)).eval()
+    ids = torch.tensor([[0, 17, 42, 9, 63, 2]])
+    with torch.no_grad():
+        expected = model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state.mean(1)
+        assert torch.allclose(TurnVector(model)(ids), expected, atol=1e-5)
+
+
 def test_the_exported_graph_computes_the_pretrained_layers_mean_pooled(shared_encoder, tmp_path):
     # The bundle's graph is written for one unpadded text (no mask; callqa.training.export.sentence.TurnVector), not
     # traced through transformers: it must still compute what the pretrained layers compute.
