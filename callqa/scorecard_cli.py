@@ -50,7 +50,7 @@ def scorecard_check(
     clashes = 0
     for rule in loaded.semantic if loaded.encoder is not None else ():
         matcher = rule.matcher_of_examples
-        pairs = matcher.examples @ matcher.examples.T
+        pairs = matcher.similarity(matcher.examples)
         for i in range(len(pairs)):
             pairs[i, i] = -1  # an example is not its own pair
         a, b = divmod(int(pairs.argmax()), len(pairs))
@@ -59,7 +59,7 @@ def scorecard_check(
             line += f"; closest pair {pairs[a, b]:.3f}: “{rule.examples[a]}” / “{rule.examples[b]}”"
         console.print(line, highlight=False)
         if len(matcher.counter_examples):
-            against_examples = (matcher.counter_examples @ matcher.examples.T).max(1)
+            against_examples = matcher.similarity(matcher.counter_examples).max(1)
             for text, score in zip(rule.counter_examples, against_examples, strict=True):
                 if score >= rule.spec.threshold:
                     clashes += 1

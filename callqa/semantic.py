@@ -112,12 +112,17 @@ class ExampleMatcher:
     def of(cls, encoder: SentenceEncoder, examples: list[str], counter_examples: list[str]) -> ExampleMatcher:
         return cls(encoder.encode(list(examples)), encoder.encode(list(counter_examples)))
 
+    def similarity(self, vectors: np.ndarray) -> np.ndarray:
+        """Each row of ``vectors`` against each example (rows × examples): what :meth:`match` scores from, and what
+        ``callqa scorecard check`` shows of a criterion's examples and counter-examples."""
+        return vectors @ self.examples.T
+
     def match(self, vectors: np.ndarray) -> list[Match]:
         """One :class:`Match` per row of ``vectors``. A counter-example closer than every example lowers the score by
         its lead, so "我帮您转到售后部门" stays below a 推诿 criterion's threshold when it is written as a counter-example."""
         if not len(vectors):
             return []
-        similar = vectors @ self.examples.T
+        similar = self.similarity(vectors)
         best = similar.argmax(1)
         score = similar.max(1)
         counter = None
