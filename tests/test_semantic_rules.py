@@ -265,23 +265,41 @@ def test_a_card_tuned_on_one_encoder_depth_refuses_a_bundle_encoder_of_another(e
         _card(tmp_path, OnnxSentenceEncoder(tmp_path / "old"), card=dict(CARD, sentence_layers=1, sentence_prefix=""))
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta"])
+@pytest.mark.parametrize("family", ["bert", "roberta", "ernie"])
 def test_the_turn_graph_computes_what_the_encoders_layers_compute(family):
     # TurnVector recomputes a BERT-family layer from its weights for one unpadded text; RoBERTa numbers its positions
-    # from after its padding id. A tiny random encoder of each family, two layers, against transformers' own forward.
+    # from after its padding id, ERNIE 3.0 adds a task type. A tiny random encoder of each family, two layers,
+    # against transformers' own forward.
     import torch
-    from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+    from transformers import BertConfig, BertModel, ErnieConfig, ErnieModel, RobertaConfig, RobertaModel
 
     from callqa.training.export.sentence import TurnVector
 
-    config, model_class = (BertConfig, BertModel) if family == "bert" else (RobertaConfig, RobertaModel)
+    config, model_class, extra = {"bert": (BertConfig, BertModel, {}), "roberta": (RobertaConfig, RobertaModel, {}),
+                                  "ernie": (ErnieConfig, ErnieModel, {"use_task_id": True})}[family]
     torch.manual_seed(0)
     model = model_class(config(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                               intermediate_size=64, max_position_embeddings=40, pad_token_id=1)).eval()
+                               intermediate_size=64, max_position_embeddings=40, pad_token_id=1, **extra)).eval()
+    for embedding in model.embeddings.children():  # HF initialises type embeddings alike; make them differ
+        if isinstance(embedding, torch.nn.Embedding):
+            torch.nn.init.normal_(embedding.weight)
     ids = torch.tensor([[0, 17, 42, 9, 63, 2]])
     with torch.no_grad():
         expected = model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state.mean(1)
         assert torch.allclose(TurnVector(model)(ids), expected, atol=1e-5)
+
+
+def test_an_encoder_outside_the_bert_family_is_refused_at_export_naming_what_it_lacks(tmp_path):
+    from transformers import DistilBertConfig, DistilBertModel
+
+    from callqa.training.export import ExportError
+    from callqa.training.export.sentence import export_sentence_encoder
+
+    DistilBertModel(DistilBertConfig(vocab_size=99, dim=32, n_layers=1, n_heads=4, hidden_dim=64)).save_pretrained(
+        tmp_path / "distil")
+    with pytest.raises(ExportError, match="DistilBertModel is not a BERT-family encoder \\(it has no encoder.layer\\)"):
+        export_sentence_encoder(tmp_path / "distil", tmp_path / "out")
+    assert not (tmp_path / "out" / "model.onnx").exists()
 
 
 def test_the_exported_graph_computes_the_pretrained_layers_mean_pooled(shared_encoder, tmp_path):
