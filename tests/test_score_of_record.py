@@ -183,10 +183,13 @@ verdict_steps = st.builds(lambda wrong, missed, points: ("review", wrong, missed
 steps = st.lists(st.one_of(verdict_steps, st.just(("labels",)), st.tuples(st.just("appeal"), st.integers(0, 20))),
                  min_size=1, max_size=5)
 REVIEWERS = [REVIEWER, SECOND, LEAD]  # who saves a review step: under 双评, two reviewers may differ and a lead adjudicate
+# Who saves each step: any order, or — half the time — 双评's own (a reviewer, a second reviewer, the lead), which random
+# orders reach seldom: before it, 7 % of the examples reached an adjudication.
+savers = st.one_of(st.just([0, 1, 2, 1, 2]), st.lists(st.integers(0, 2), min_size=5, max_size=5))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps=steps, seed=st.integers(0, 50), double=st.booleans(), who=st.lists(st.integers(0, 2), min_size=5, max_size=5))
+@given(steps=steps, seed=st.integers(0, 50), double=st.booleans(), who=savers)
 def test_every_reader_shows_the_score_of_record(steps, seed, double, who):
     with tempfile.TemporaryDirectory() as tmp:
         store, appeals, call, card = stored(Path(tmp), seed, double)
