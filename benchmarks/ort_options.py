@@ -25,7 +25,7 @@ import numpy as np
 import onnxruntime as ort
 
 from callqa import CallEncoder, RunDir, load_calls, read_bundle_info
-from callqa.training.bench import cpu_flags, cpu_model
+from callqa.training.bench import machine
 from callqa.training.export import quantize, window_feeds, windows_per_second
 
 METHODS = ("qint8", "qint8-per-channel", "fused-qint8", "static-u8s8", "static-s8s8")
@@ -106,8 +106,7 @@ def main() -> None:
     windows = [w for e in encoder.encode_batch(load_calls(args.data)) for w in e.windows]
     feeds = window_feeds(windows, encoder.pad_id, limit=256, batch=32)
     config = RunDir(info.run).encoder_config()
-    result = {"what": "benchmarks/ort_options.py", "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
-              "flags": cpu_flags(), "onnxruntime": ort.__version__}, "bundle": info.tag,
+    result = {"what": "benchmarks/ort_options.py", "machine": {**machine(), "onnxruntime": ort.__version__}, "bundle": info.tag,
               "windows": sum(len(f["input_ids"]) for f in feeds), "settings": {}, "operators": {}}
     served = args.bundle / info.model_file
     for name, path in {f"served ({info.model_file}, {info.quantization})": served,

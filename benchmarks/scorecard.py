@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import tempfile
@@ -30,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 from callqa import Call, Scorecard, load_calls, load_scorecard
-from callqa.training.bench import cpu_flags, cpu_model
+from callqa.training.bench import machine
 
 
 def rule_throughput(card: Scorecard, calls: list[Call], seconds: float = 3.0, kind: str | None = None) -> dict:
@@ -186,9 +185,9 @@ def main() -> None:
         from callqa.stc3 import read_stc3
 
         sets["stc3"] = list(read_stc3(args.stc3))
-    machine = {"cpu": cpu_model(), "flags": cpu_flags(), "cores": os.cpu_count(), "python": platform.python_version()}
-    print(f"{machine['cpu']}, {machine['cores']} cores: {' '.join(machine['flags'])}")
-    result = {"machine": machine,
+    cpu = {**machine(), "python": platform.python_version()}
+    print(f"{cpu['cpu']}, {cpu['cores']} cores: {' '.join(cpu['flags'])}")
+    result = {"machine": cpu,
               "scorecard": {"name": card.name, "hash": card.hash, "rules": len(card.rules)},
               "rules_throughput": {name: rule_throughput(card, calls) for name, calls in sets.items()},
               "rules_throughput_by_kind": {kind: rule_throughput(card, sets["sample"], 2.0, kind)

@@ -71,6 +71,11 @@ def cpu_flags() -> list[str]:
     return []
 
 
+def machine() -> dict:
+    """The CPU a benchmark ran on, as every results file records it: model, cores, AVX / VNNI / AMX flags."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "flags": cpu_flags()}
+
+
 def peak_rss_mb() -> float:
     # VmHWM is this process's own high-water mark; ru_maxrss would carry the parent's over fork + exec.
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -201,8 +206,8 @@ def bench(bundle: Path, run_dir: Path | None = None, data: Path | None = None, q
 
     return {
         "bundle": str(bundle), "version": info.version, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "flags": cpu_flags(), "threads": threads,
-                    "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "roof": peaks},
+        "machine": {**machine(), "threads": threads, "torch": torch.__version__,
+                    "onnxruntime": onnxruntime.__version__, "roof": peaks},
         "render": info.render.model_dump(), "repeats": repeats, "engines": results,
     }
 

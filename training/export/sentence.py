@@ -10,9 +10,9 @@ Why a graph of its own (:class:`TurnVector`) and not the pretrained model traced
 per run, unpadded, so it needs no attention mask, and a turn is ~12 tokens — at that size a run's cost is mostly
 the graph's node count, not its arithmetic. Traced through transformers, one layer is 231 nodes (the mask, the
 shape bookkeeping of its attention); written for one unpadded text, with query / key / value as one projection, it
-is 85, and the default card's semantic rules take 1.26 ms per sample call instead of 1.79 (docs/scorecard.md), for
-the same vectors. And why no ``query: `` prefix, which e5 asks for: it is three
-of a turn's ~15 tokens, and the first layer matches criteria as well without it (measured likewise).
+is 85, and the default card's semantic rules take 1.2–1.3 ms per sample call instead of 1.8–2.0
+(docs/scorecard.md), for the same vectors. And why no ``query: `` prefix, which e5 asks for: it is three of a
+turn's ~15 tokens, and the first layer matches criteria as well without it (measured likewise).
 
 ``encoder.json`` beside the graph says what it is (the base encoder, the layers kept, int8, the prefix): a semantic
 rule's threshold means something only in the space it was tuned in, so a card names the depth and prefix it was
